@@ -1,0 +1,29 @@
+"""Make any MCP server over HTTP an OAuth 2.1 resource server with one line."""
+
+from .auth_info import AuthInfo, get_auth
+from .discovery import discover_authorization_server
+from .errors import (
+    AuthError,
+    AuthorizationServerUnavailableError,
+    InsufficientScopeError,
+    InvalidRequestError,
+    InvalidTokenError,
+)
+from .middleware import MCPAuthMiddleware
+from .validators import JWKSKeys, JWTValidator, StaticKeys, TokenValidator
+
+__all__ = [
+    "AuthError",
+    "AuthInfo",
+    "AuthorizationServerUnavailableError",
+    "InsufficientScopeError",
+    "InvalidRequestError",
+    "InvalidTokenError",
+    "JWKSKeys",
+    "JWTValidator",
+    "MCPAuthMiddleware",
+    "StaticKeys",
+    "TokenValidator",
+    "discover_authorization_server",
+    "get_auth",
+]

@@ -1,0 +1,87 @@
+"""`AuthInfo`, the verified identity the middleware attaches to every request, and `get_auth`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.authentication import AuthCredentials, BaseUser
+
+__all__ = ["AuthInfo", "current_auth", "get_auth"]
+
+
+@dataclass(frozen=True)
+class AuthInfo:
+    """Who is calling, on whose behalf, with which scopes.
+
+    The raw token is not kept (the MCP spec forbids token passthrough, M12) unless the
+    middleware is built with `expose_token=True`.
+    """
+
+    sub: str | None
+    client_id: str | None
+    scopes: frozenset[str]
+    issuer: str | None = None
+    audience: tuple[str, ...] = ()
+    expires_at: int | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    token: str | None = field(default=None, repr=False, compare=False)
+
+    # Built once per verified token (the validators cache AuthInfo), so a warm request pays
+    # nothing for them. cached_property writes to __dict__, which a frozen dataclass allows.
+    @cached_property
+    def user(self) -> BaseUser:
+        """Starlette's `request.user`; an MCP SDK `AuthenticatedUser` when `mcp` is installed."""
+        from .integrations.mcp import starlette_user
+
+        return starlette_user(self)
+
+    @cached_property
+    def credentials(self) -> AuthCredentials:
+        """Starlette's `request.auth`: the granted scopes."""
+        from starlette.authentication import AuthCredentials
+
+        return AuthCredentials(sorted(self.scopes))
+
+    def has_scopes(self, *scopes: str) -> bool:
+        return self.scopes.issuperset(scopes)
+
+
+#: Set by the middleware for the duration of the request, so code without a request
+#: object (an MCP tool handler) can still find the caller.
+current_auth: ContextVar[AuthInfo | None] = ContextVar("mcp_auth_middleware.auth", default=None)
+
+
+def get_auth(source: Any = None) -> AuthInfo | None:
+    """The caller's `AuthInfo`, or None when the request was not authenticated.
+
+    `source` may be a Starlette `Request`/`HTTPConnection`, an ASGI scope, an MCP SDK or
+    FastMCP tool `Context`, or omitted (then the current request's context is used).
+    """
+    if source is None:
+        return current_auth.get()
+    scope = _scope_of(source)
+    if scope is None:
+        return current_auth.get()
+    state = scope.get("state")
+    auth = state.get("auth") if isinstance(state, Mapping) else None
+    return auth if isinstance(auth, AuthInfo) else None
+
+
+def _scope_of(source: Any) -> Mapping[str, Any] | None:
+    if isinstance(source, Mapping):
+        return source
+    scope = getattr(source, "scope", None)
+    if isinstance(scope, Mapping):
+        return scope
+    # MCP SDK and FastMCP tool contexts carry the Starlette request on their request context.
+    try:
+        request = source.request_context.request
+    except (AttributeError, LookupError, ValueError, RuntimeError):
+        return None
+    scope = getattr(request, "scope", None)
+    return scope if isinstance(scope, Mapping) else None

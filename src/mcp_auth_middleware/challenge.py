@@ -1,0 +1,108 @@
+"""`WWW-Authenticate` challenges and the error responses that carry them (RFC 6750 §3, RFC 9728 §5.1).
+
+Responses are built from our own fixed strings and the operator's configuration only, never
+from request input (B3); the handful of distinct answers are built once and reused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+from starlette.types import Send
+
+from .errors import AuthError, AuthorizationServerUnavailableError, InsufficientScopeError
+
+__all__ = ["Challenger", "RawResponse", "check_scope_token", "safe_description"]
+
+# RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E (no space, quote or backslash).
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+# RFC 6750 §3 error_description: %x20-21 / %x23-5B / %x5D-7E.
+_UNSAFE_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+RawResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def check_scope_token(scope: str) -> str:
+    """Reject configured scopes that cannot be written into a challenge."""
+    if not isinstance(scope, str) or not _SCOPE_TOKEN.fullmatch(scope):
+        raise ValueError(f"not a valid OAuth scope token: {scope!r}")
+    return scope
+
+
+def safe_description(text: str) -> str:
+    """Keep a description within the RFC 6750 character set, whatever a custom validator raised."""
+    return _UNSAFE_DESCRIPTION.sub("?", text)[:200]
+
+
+def _quoted_params(params: Iterable[tuple[str, str | None]]) -> str:
+    return ", ".join(f'{name}="{value}"' for name, value in params if value)
+
+
+class Challenger:
+    """Builds the answers for one protected resource; each distinct answer is cached."""
+
+    def __init__(self, resource_metadata_url: str, scopes: Iterable[str] = (), *, realm: str | None = None):
+        if '"' in resource_metadata_url or "\\" in resource_metadata_url:
+            raise ValueError("resource metadata URL must not contain quotes or backslashes")
+        self.resource_metadata_url = resource_metadata_url
+        self.scope = " ".join(check_scope_token(s) for s in scopes) or None
+        self.realm = realm
+        self.unauthorized: RawResponse = self._build(401, None, None, self.scope)
+        # Keyed by value, not by the exception object, so nothing request-bound is retained.
+        self._cached = lru_cache(maxsize=256)(self._for_error)
+
+    def for_error(self, error: AuthError) -> RawResponse:
+        scopes = error.scopes if isinstance(error, InsufficientScopeError) else frozenset()
+        retry_after = error.retry_after if isinstance(error, AuthorizationServerUnavailableError) else 0
+        return self._cached(type(error), error.description, scopes, retry_after)
+
+    def _for_error(
+        self, kind: type[AuthError], description: str, scopes: frozenset[str], retry_after: int
+    ) -> RawResponse:
+        if issubclass(kind, AuthorizationServerUnavailableError):
+            body = json.dumps({"error": kind.error, "error_description": safe_description(description)})
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"retry-after", str(max(1, int(retry_after))).encode()),
+                (b"cache-control", b"no-store"),
+            ]
+            return 503, headers, body.encode()
+        # A custom validator's scopes are filtered, not trusted, before they enter a header.
+        scope = " ".join(sorted(s for s in scopes if _SCOPE_TOKEN.fullmatch(s))) or self.scope
+        return self._build(kind.status, kind.error, safe_description(description), scope)
+
+    def _build(self, status: int, error: str | None, description: str | None, scope: str | None) -> RawResponse:
+        # B2: no `error` when the request carried no credentials at all.
+        challenge = "Bearer " + _quoted_params(
+            [
+                ("realm", self.realm),
+                ("error", error),
+                ("error_description", description),
+                ("scope", scope),
+                ("resource_metadata", self.resource_metadata_url),
+            ]
+        )
+        body: dict[str, str] = {"error": error or "unauthorized"}
+        if description:
+            body["error_description"] = description
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"www-authenticate", challenge.encode("latin-1")),
+            (b"cache-control", b"no-store"),
+        ]
+        return status, headers, json.dumps(body).encode()
+
+
+async def send_response(send: Send, response: RawResponse, *, head: bool = False) -> None:
+    status, headers, body = response
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if head else body})

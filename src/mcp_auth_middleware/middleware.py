@@ -1,0 +1,242 @@
+"""The request path: one pure ASGI middleware, readable top to bottom."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any, Literal
+
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .auth_info import AuthInfo, current_auth
+from .body import read_body, replay
+from .challenge import Challenger, RawResponse, send_response
+from .credentials import find_credentials, form_holds_token
+from .discovery import Discovery
+from .errors import AuthError, AuthorizationServerUnavailableError, InsufficientScopeError, InvalidRequestError
+from .integrations.mcp import reset_sdk_user, set_sdk_user
+from .resource_metadata import WELL_KNOWN, ResourceMetadata
+from .validators.base import ResourceBound, TokenValidator
+from .validators.jwt import JWTValidator
+
+__all__ = ["MCPAuthMiddleware"]
+
+logger = logging.getLogger("mcp_auth_middleware")
+
+#: Headers a browser client (MCP Inspector) must be able to read (M24).
+EXPOSED_HEADERS = ("WWW-Authenticate", "Mcp-Session-Id", "Mcp-Protocol-Version", "Retry-After")
+_METHOD_NOT_ALLOWED: RawResponse = (405, [(b"allow", b"GET, HEAD, OPTIONS")], b"")
+
+
+class MCPAuthMiddleware:
+    """Makes the wrapped ASGI app an OAuth 2.1 resource server (MCP authorization, RFC 9728).
+
+    `MCPAuthMiddleware(app, resource=..., issuer=...)` discovers the authorization server's
+    keys; pass `validator=` to choose how tokens are checked.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        resource: str,
+        authorization_servers: Iterable[str] | None = None,
+        issuer: str | None = None,
+        validator: TokenValidator | None = None,
+        required_scopes: Iterable[str] = (),
+        scopes_supported: Iterable[str] | None = None,
+        token_validation: Literal["jwt", "introspection", "both"] = "jwt",
+        jwks_uri: str | None = None,
+        public_paths: Iterable[str] = (),
+        cors_origins: Iterable[str] | None = ("*",),
+        resource_name: str | None = None,
+        resource_documentation: str | None = None,
+        expose_token: bool = False,
+        max_token_length: int = 16 * 1024,
+        max_form_body: int = 64 * 1024,
+        allow_http: bool = False,
+        realm: str | None = None,
+    ) -> None:
+        self.app = app
+        self.required_scopes = frozenset(required_scopes)
+        servers = list(authorization_servers or ([issuer] if issuer else []))
+        self.validator = validator or _validator_for(
+            issuer or (servers[0] if servers else None), token_validation, jwks_uri, allow_http
+        )
+        if isinstance(self.validator, ResourceBound):
+            self.validator.bind_resource(resource)
+        advertised = sorted(self.required_scopes) if scopes_supported is None else list(scopes_supported)
+        self.metadata = ResourceMetadata(
+            resource, servers, scopes_supported=advertised,
+            resource_name=resource_name, resource_documentation=resource_documentation,
+        )
+        self.resource = resource
+        # M03: the path-inserted URI and the root one both serve the document.
+        self._metadata_paths = {self.metadata.path, WELL_KNOWN}
+        self._public_exact = {p for p in public_paths if not p.endswith("*")}
+        self._public_prefixes = tuple(p[:-1] for p in public_paths if p.endswith("*"))
+        self.challenger = Challenger(self.metadata.url, sorted(self.required_scopes), realm=realm)
+        self.expose_token = expose_token
+        self.max_token_length = max_token_length
+        self.max_form_body = max_form_body
+        self._cors: ASGIApp | None = None
+        if cors_origins is not None:
+            # Starlette's CORS middleware, consulted only for requests that carry an Origin.
+            self._cors = CORSMiddleware(
+                self._handle, allow_origins=list(cors_origins), allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["*"], expose_headers=list(EXPOSED_HEADERS), max_age=86400,
+            )
+
+    @classmethod
+    def from_env(cls, app: ASGIApp, environ: Mapping[str, str] | None = None, **overrides: Any) -> MCPAuthMiddleware:
+        """Configuration from `MCP_AUTH_*` variables (see docs/configuration.md)."""
+        env = os.environ if environ is None else environ
+
+        def listed(name: str) -> list[str] | None:
+            value = env.get(name)
+            return value.replace(",", " ").split() if value is not None else None
+
+        options: dict[str, Any] = {
+            "resource": env.get("MCP_AUTH_RESOURCE"),
+            "issuer": env.get("MCP_AUTH_ISSUER"),
+            "authorization_servers": listed("MCP_AUTH_AUTHORIZATION_SERVERS"),
+            "jwks_uri": env.get("MCP_AUTH_JWKS_URI"),
+            "required_scopes": listed("MCP_AUTH_REQUIRED_SCOPES"),
+            "scopes_supported": listed("MCP_AUTH_SCOPES_SUPPORTED"),
+            "public_paths": listed("MCP_AUTH_PUBLIC_PATHS"),
+            "token_validation": env.get("MCP_AUTH_TOKEN_VALIDATION"),
+            "resource_name": env.get("MCP_AUTH_RESOURCE_NAME"),
+        }
+        if "MCP_AUTH_CORS_ORIGINS" in env:
+            origins = listed("MCP_AUTH_CORS_ORIGINS")
+            options["cors_origins"] = origins or None
+        options = {k: v for k, v in options.items() if v is not None} | overrides
+        if "resource" not in options:
+            raise ValueError("MCP_AUTH_RESOURCE is required")
+        return cls(app, **options)
+
+    # -- the request path --------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            # lifespan (and anything else non-HTTP) passes through untouched;
+            # websockets are refused: MCP does not use them and we fail closed.
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.app(scope, receive, send)
+            return
+        if self._cors is not None and _has_origin(scope):
+            # M24: answers preflights before authentication, adds CORS headers to answers.
+            await self._cors(scope, receive, send)
+        else:
+            await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if path in self._metadata_paths:
+            await self._serve_metadata(scope, send)
+            return
+        if path in self._public_exact or (self._public_prefixes and path.startswith(self._public_prefixes)):
+            await self.app(scope, receive, send)
+            return
+
+        token: str | None = None
+        try:
+            credentials = find_credentials(scope, max_token_length=self.max_token_length)
+            token = credentials.token
+            if credentials.form_body and scope["method"] == "POST":
+                # B1: a token in a form body is refused, alone or next to the header.
+                body, disconnect = await read_body(receive, self.max_form_body)
+                if form_holds_token(body):
+                    raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
+                receive = replay(body, disconnect, receive)
+            if token is None:
+                # No credentials (or another scheme): the plain challenge, no `error` (B2, M03).
+                self._log("challenge", "no bearer token", None)
+                await send_response(send, self.challenger.unauthorized)
+                return
+            info = await self.validator.validate(token)
+            if not self.required_scopes <= info.scopes:
+                # M14/M16: name every scope the operation needs in one challenge.
+                raise InsufficientScopeError(self.required_scopes)
+        except AuthError as error:
+            self._log("deny", error.description, token, status=error.status)
+            await send_response(send, self.challenger.for_error(error))
+            return
+        except Exception:
+            # Fail closed, but never with a 500 or a 401 that would make clients drop the token.
+            logger.exception("token validation failed unexpectedly (token %s)", _token_hash(token))
+            await send_response(send, self.challenger.for_error(AuthorizationServerUnavailableError()))
+            return
+
+        if self.expose_token:
+            info = replace(info, token=token)
+        self._log("allow", "valid token", token, info=info)
+        await self._call_app(info, scope, receive, send)
+
+    async def _call_app(self, info: AuthInfo, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["auth"] = info  # request.state.auth
+        scope["user"] = info.user  # request.user (an MCP SDK AuthenticatedUser when mcp is installed)
+        scope["auth"] = info.credentials  # request.auth
+        ours = current_auth.set(info)
+        sdk = set_sdk_user(info.user)  # the MCP SDK's get_access_token()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            reset_sdk_user(sdk)
+            current_auth.reset(ours)
+
+    async def _serve_metadata(self, scope: Scope, send: Send) -> None:
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await send_response(send, _METHOD_NOT_ALLOWED)
+            return
+        await send_response(send, self.metadata.response, head=method == "HEAD")
+
+    def _log(self, outcome: str, reason: str, token: str | None, *, status: int = 200,
+             info: AuthInfo | None = None) -> None:
+        level = logging.DEBUG if outcome == "allow" else logging.INFO
+        if not logger.isEnabledFor(level):
+            return
+        # M22: never the token itself, only a short hash to correlate log lines.
+        logger.log(
+            level, "auth %s: %s", outcome, reason,
+            extra={
+                "auth_outcome": outcome, "auth_reason": reason, "auth_status": status,
+                "auth_token_hash": _token_hash(token),
+                "auth_sub": info.sub if info else None, "auth_client_id": info.client_id if info else None,
+            },
+        )
+
+
+def _has_origin(scope: Scope) -> bool:
+    for name, _ in scope["headers"]:
+        if name == b"origin":
+            return True
+    return False
+
+
+def _token_hash(token: str | None) -> str | None:
+    return hashlib.sha256(token.encode()).hexdigest()[:12] if token else None
+
+
+def _validator_for(
+    issuer: str | None, token_validation: str, jwks_uri: str | None, allow_http: bool
+) -> TokenValidator:
+    """The one-line form: validators built from the issuer's discovered metadata."""
+    if issuer is None:
+        raise ValueError("pass `validator=`, or `issuer=` to discover the authorization server")
+    if token_validation != "jwt":
+        raise ValueError(f"token_validation={token_validation!r} is not supported yet; use 'jwt'")
+    discovery = Discovery(issuer, allow_http=allow_http)
+    resolve: Callable[[], Any] = lambda: discovery.endpoint("jwks_uri")  # noqa: E731
+    return JWTValidator(issuer=issuer, jwks_uri=jwks_uri, resolve_jwks_uri=None if jwks_uri else resolve,
+                        allow_http=allow_http)

@@ -1,0 +1,90 @@
+"""Turning token claims (JWT or introspection) into AuthInfo, and comparing audiences."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..auth_info import AuthInfo
+
+__all__ = ["DEFAULT_CLIENT_ID_CLAIMS", "DEFAULT_SCOPE_CLAIMS", "audience_matches", "canonical_uri", "to_auth_info"]
+
+#: `scope` (RFC 9068, RFC 7662) and `scp` (Okta, Entra); add e.g. "permissions" (Auth0)
+#: or "roles" (Entra app roles) with `scope_claims=`.
+DEFAULT_SCOPE_CLAIMS: tuple[str, ...] = ("scope", "scp")
+#: RFC 9068 `client_id`, then OIDC `azp`, then Okta `cid` and Entra v1 `appid`.
+DEFAULT_CLIENT_ID_CLAIMS: tuple[str, ...] = ("client_id", "azp", "cid", "appid")
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@lru_cache(maxsize=1024)
+def canonical_uri(value: str) -> str:
+    """M19: scheme and host case-insensitive, default port and a trailing slash dropped.
+
+    Values that are not http(s) URLs (`api://...`, plain client ids) are compared exactly (R6).
+    """
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return value
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return value
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = parts.path[:-1] if parts.path.endswith("/") else parts.path
+    return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+def audience_matches(aud: object, accepted: frozenset[str]) -> bool:
+    """`aud` (string or list of strings) names one of `accepted` (already canonical).
+
+    Exact or canonical equality only, never a prefix match (A1, M08).
+    """
+    values: Iterable[Any] = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else ()
+    return any(isinstance(v, str) and canonical_uri(v) in accepted for v in values)
+
+
+def scopes_from(claims: Mapping[str, Any], names: Iterable[str]) -> frozenset[str]:
+    """Space-delimited strings or lists of strings, merged over all configured claim names."""
+    scopes: set[str] = set()
+    for name in names:
+        value = claims.get(name)
+        if isinstance(value, str):
+            scopes.update(value.split())
+        elif isinstance(value, list):
+            scopes.update(v for v in value if isinstance(v, str) and v and " " not in v)
+    return frozenset(scopes)
+
+
+def to_auth_info(
+    claims: Mapping[str, Any],
+    *,
+    scope_claims: Iterable[str],
+    client_id_claims: Iterable[str],
+    token: str | None = None,
+) -> AuthInfo:
+    aud = claims.get("aud")
+    audience = (aud,) if isinstance(aud, str) else tuple(a for a in aud if isinstance(a, str)) if isinstance(
+        aud, list
+    ) else ()
+    client_id = next((v for n in client_id_claims if isinstance(v := claims.get(n), str) and v), None)
+    sub = claims.get("sub")
+    iss = claims.get("iss")
+    exp = claims.get("exp")
+    return AuthInfo(
+        sub=sub if isinstance(sub, str) else None,
+        client_id=client_id,
+        scopes=scopes_from(claims, scope_claims),
+        issuer=iss if isinstance(iss, str) else None,
+        audience=audience,
+        expires_at=int(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None,
+        claims=dict(claims),
+        token=token,
+    )

@@ -1,0 +1,247 @@
+"""Where verification keys come from: static keys, or a JWKS endpoint with a careful cache.
+
+The JWKS cache is hand-written rather than an async-lru TTL cache because its rules are not
+"expire and refetch": keep the last good keys when a refresh fails (within `max_stale`),
+refetch early on an unknown `kid` but at most once per cooldown, back off after a failure,
+and share one in-flight fetch among all waiting requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx2
+from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
+
+from ..errors import AuthorizationServerUnavailableError
+
+__all__ = ["JWKSKeys", "KeySource", "StaticKeys", "check_fetch_url", "import_keys"]
+
+logger = logging.getLogger("mcp_auth_middleware.jwks")
+
+_MAX_AGE = re.compile(r"max-age=(\d+)", re.IGNORECASE)
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_ASYMMETRIC = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
+MIN_RSA_BITS = 2048
+
+
+class KeySource(Protocol):
+    async def keys_for(self, kid: str | None, key_type: str) -> list[Key]: ...
+
+
+def check_fetch_url(url: str, *, allow_http: bool = False) -> str:
+    """Only https, except loopback (development, tests) or when explicitly allowed."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (
+        parts.scheme == "http" and (allow_http or (parts.hostname or "").lower() in _LOOPBACK)
+    ):
+        return url
+    raise ValueError(f"refusing to fetch keys or metadata over a non-https URL: {url!r}")
+
+
+def _import_one(data: Mapping[str, Any]) -> Key | None:
+    """One JWK, or None if it is not a usable signature-verification key."""
+    if not isinstance(data, Mapping) or data.get("use", "sig") != "sig":
+        return None
+    key_class = _ASYMMETRIC.get(data.get("kty"))  # type: ignore[arg-type]
+    if key_class is None:
+        return None  # unknown kty, or "oct": symmetric keys never verify our tokens
+    try:
+        key: Key = key_class.import_key(dict(data))
+    except Exception:
+        return None
+    if isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS:
+        return None
+    return key
+
+
+def import_keys(keys: Any) -> list[Key]:
+    """A PEM string, a JWK dict, a JWKS dict, a joserfc Key/KeySet, or a list of these."""
+    if isinstance(keys, KeySet):
+        return [k for k in keys.keys if k.key_type in _ASYMMETRIC]
+    if isinstance(keys, RSAKey | ECKey | OKPKey):
+        return [keys]
+    if isinstance(keys, str | bytes):
+        text = keys.decode() if isinstance(keys, bytes) else keys
+        if text.lstrip().startswith("{"):
+            return import_keys(json.loads(text))
+        for key_class in (RSAKey, ECKey, OKPKey):
+            try:
+                return import_keys(key_class.import_key(text))
+            except Exception:  # noqa: S112 - try the next key type
+                continue
+        raise ValueError("could not read the PEM key")
+    if isinstance(keys, Mapping):
+        if "keys" in keys:
+            return [k for item in keys["keys"] if (k := _import_one(item)) is not None]
+        key = _import_one(keys)
+        if key is None:
+            raise ValueError("the JWK is not an asymmetric signature key")
+        return [key]
+    if isinstance(keys, Iterable):
+        return [k for item in keys for k in import_keys(item)]
+    raise TypeError(f"unsupported key material: {type(keys).__name__}")
+
+
+def _by_kid(keys: list[Key]) -> dict[str | None, list[Key]]:
+    index: dict[str | None, list[Key]] = {None: list(keys)}
+    for key in keys:
+        if key.kid:
+            index.setdefault(key.kid, []).append(key)
+    return index
+
+
+def _select(index: dict[str | None, list[Key]], kid: str | None, key_type: str) -> list[Key]:
+    return [k for k in index.get(kid, ()) if k.key_type == key_type]
+
+
+class StaticKeys:
+    """Keys given in the configuration."""
+
+    def __init__(self, keys: Any) -> None:
+        self._index = _by_kid(import_keys(keys))
+        if not self._index[None]:
+            raise ValueError("no usable asymmetric signature key in `keys`")
+
+    async def keys_for(self, kid: str | None, key_type: str) -> list[Key]:
+        # A token whose kid we do not know may still be signed by a key configured without kid.
+        return _select(self._index, kid, key_type) or [
+            k for k in _select(self._index, None, key_type) if not k.kid
+        ]
+
+
+class JWKSKeys:
+    """Keys from a `jwks_uri`, cached per `Cache-Control: max-age` within bounds."""
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        *,
+        resolve_uri: Callable[[], Awaitable[str]] | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+        timeout: float = 5.0,
+        default_ttl: float = 300.0,
+        min_ttl: float = 60.0,
+        max_ttl: float = 3600.0,
+        refresh_cooldown: float = 30.0,
+        retry_interval: float = 5.0,
+        max_stale: float = 86400.0,
+        max_bytes: int = 512 * 1024,
+        allow_http: bool = False,
+    ) -> None:
+        if uri is None and resolve_uri is None:
+            raise ValueError("JWKSKeys needs `uri` or `resolve_uri`")
+        self._allow_http = allow_http
+        self.uri = check_fetch_url(uri, allow_http=allow_http) if uri else None
+        self._resolve_uri = resolve_uri
+        self._client = http_client
+        self._timeout = timeout
+        self.default_ttl, self.min_ttl, self.max_ttl = default_ttl, min_ttl, max_ttl
+        self.refresh_cooldown = refresh_cooldown
+        self.retry_interval = retry_interval
+        self.max_stale = max_stale
+        self.max_bytes = max_bytes
+        self._index: dict[str | None, list[Key]] = {None: []}
+        self._fetched_at: float | None = None  # monotonic time of the last good fetch
+        self._expires_at = 0.0
+        self._last_attempt = float("-inf")
+        self._last_failure = float("-inf")
+        self._inflight: asyncio.Task[None] | None = None
+        self.fetches = 0  # observable in tests and metrics
+
+    async def keys_for(self, kid: str | None, key_type: str) -> list[Key]:
+        now = time.monotonic()
+        if now >= self._expires_at:
+            await self._refresh_if_allowed(now, self.retry_interval)
+        self._check_usable(time.monotonic())
+        keys = _select(self._index, kid, key_type)
+        if not keys and kid is not None and kid not in self._index:
+            # Key rotation: an unknown kid refetches, at most once per cooldown, so a flood of
+            # random kids cannot become a flood of fetches.
+            await self._refresh_if_allowed(time.monotonic(), self.refresh_cooldown)
+            keys = _select(self._index, kid, key_type)
+        return keys
+
+    def _check_usable(self, now: float) -> None:
+        if self._fetched_at is None:
+            raise AuthorizationServerUnavailableError("The authorization server keys are unavailable")
+        if now - self._fetched_at > self.max_stale:
+            raise AuthorizationServerUnavailableError("The authorization server keys are too old")
+
+    async def _refresh_if_allowed(self, now: float, cooldown: float) -> None:
+        if self._inflight is None:
+            if now - self._last_attempt < cooldown or now - self._last_failure < self.retry_interval:
+                return
+            self._last_attempt = now
+            self._inflight = asyncio.ensure_future(self._refresh())
+        task = self._inflight
+        # shield: one waiter being cancelled must not cancel the fetch the others wait on.
+        await asyncio.shield(task)
+
+    async def _refresh(self) -> None:
+        try:
+            keys, ttl = await self._fetch()
+        except Exception as exc:
+            self._last_failure = time.monotonic()
+            logger.warning("JWKS fetch failed (%s); keeping %d cached keys", _describe(exc), len(self._index[None]))
+        else:
+            if keys or self._fetched_at is None:
+                self._index = _by_kid(keys)
+            now = time.monotonic()
+            self._fetched_at = now
+            self._expires_at = now + ttl
+            logger.info("JWKS refreshed: %d usable keys, cached %.0fs", len(keys), ttl)
+        finally:
+            self._inflight = None
+
+    async def _fetch(self) -> tuple[list[Key], float]:
+        if self.uri is None:
+            assert self._resolve_uri is not None
+            self.uri = check_fetch_url(await self._resolve_uri(), allow_http=self._allow_http)
+        if self._client is None:
+            self._client = httpx2.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        self.fetches += 1
+        async with asyncio.timeout(self._timeout):
+            body, headers = await fetch_limited(self._client, "GET", self.uri, self.max_bytes)
+        document = json.loads(body)
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError("not a JWKS document")
+        return import_keys({"keys": document["keys"]}), self._ttl(headers.get("cache-control", ""))
+
+    def _ttl(self, cache_control: str) -> float:
+        match = _MAX_AGE.search(cache_control)
+        ttl = float(match.group(1)) if match else self.default_ttl
+        return min(max(ttl, self.min_ttl), self.max_ttl)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+async def fetch_limited(
+    client: httpx2.AsyncClient, method: str, url: str, max_bytes: int, **kwargs: Any
+) -> tuple[bytes, httpx2.Headers]:
+    """A small JSON document; redirects, non-200 answers and big bodies are errors."""
+    headers = {"accept": "application/json", **kwargs.pop("headers", {})}
+    async with client.stream(method, url, headers=headers, **kwargs) as response:
+        if response.status_code != 200:
+            raise ValueError(f"HTTP {response.status_code}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise ValueError(f"response larger than {max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks), response.headers
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__

@@ -1,0 +1,202 @@
+"""Local validation of JWT access tokens (RFC 9068, J1-J3, M07-M11) on joserfc."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import httpx2
+from joserfc import jws
+from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
+from joserfc.jwt import JWTClaimsRegistry
+
+from ..auth_info import AuthInfo
+from ..errors import InvalidTokenError
+from .claims import DEFAULT_CLIENT_ID_CLAIMS, DEFAULT_SCOPE_CLAIMS, audience_matches, canonical_uri, to_auth_info
+from .jwks import JWKSKeys, KeySource, StaticKeys
+
+__all__ = ["DEFAULT_ALGORITHMS", "JWTValidator"]
+
+#: Asymmetric algorithms only: `none` and HMAC are never accepted.
+DEFAULT_ALGORITHMS: tuple[str, ...] = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519",
+)
+_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+_AT_JWT = {"at+jwt", "application/at+jwt"}
+#: RFC 9068 §2.2 claims, required in strict mode (many IdPs omit client_id or jti).
+_RFC9068_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
+#: Headers that would point us at keys chosen by the token's author; never used (J3).
+_UNTRUSTED_KEY_HEADERS = ("jku", "x5u", "jwk", "x5c")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate member in JSON object")
+    return result
+
+
+class JWTValidator:
+    """Verifies JWT access tokens with keys from `jwks_uri` or static `keys`.
+
+    A verified token is cached (key: SHA-256 of the token, bounded LRU, never past `exp`),
+    so a repeated token costs a hash and a dict lookup.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str | Iterable[str] | None = None,
+        jwks_uri: str | None = None,
+        keys: Any = None,
+        algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
+        leeway: int = 30,
+        require_at_jwt: bool = False,
+        scope_claims: Iterable[str] = DEFAULT_SCOPE_CLAIMS,
+        client_id_claims: Iterable[str] = DEFAULT_CLIENT_ID_CLAIMS,
+        cache_size: int = 10_000,
+        max_token_length: int = 16 * 1024,
+        http_client: httpx2.AsyncClient | None = None,
+        jwks_timeout: float = 5.0,
+        allow_http: bool = False,
+        resolve_jwks_uri: Callable[[], Awaitable[str]] | None = None,
+        key_source: KeySource | None = None,
+    ) -> None:
+        if not issuer:
+            raise ValueError("issuer is required: tokens are matched against it exactly (J3)")
+        self.issuer = issuer
+        self.algorithms = tuple(algorithms)
+        bad = [a for a in self.algorithms if a[:2] not in _KEY_TYPES]
+        if bad or not self.algorithms:
+            raise ValueError(f"only asymmetric algorithms are allowed, not {bad or 'none'}")
+        if not 0 <= leeway <= 60:
+            raise ValueError("leeway must be between 0 and 60 seconds")
+        self.leeway = leeway
+        self.require_at_jwt = require_at_jwt
+        self.scope_claims = tuple(scope_claims)
+        self.client_id_claims = tuple(client_id_claims)
+        self.cache_size = cache_size
+        self.max_token_length = max_token_length
+        self.audience: frozenset[str] | None = None
+        if audience is not None:
+            self._set_audience(audience)
+        if key_source is not None:
+            self.keys: KeySource = key_source
+        elif keys is not None:
+            self.keys = StaticKeys(keys)
+        elif jwks_uri is not None or resolve_jwks_uri is not None:
+            self.keys = JWKSKeys(
+                jwks_uri, resolve_uri=resolve_jwks_uri, http_client=http_client,
+                timeout=jwks_timeout, allow_http=allow_http,
+            )
+        else:
+            raise ValueError("JWTValidator needs `jwks_uri` or `keys`")
+        self._registry = jws.JWSRegistry(algorithms=self.algorithms, strict_check_header=False)
+        required = _RFC9068_CLAIMS if require_at_jwt else ("iss", "exp", "aud")
+        self._claims = JWTClaimsRegistry(
+            leeway=leeway,
+            **{name: {"essential": True} for name in required},  # type: ignore[arg-type]
+        )
+        self._claims.options["iss"] = {"essential": True, "value": issuer}
+        self._cache: OrderedDict[bytes, AuthInfo] = OrderedDict()
+
+    def _set_audience(self, audience: str | Iterable[str]) -> None:
+        values = [audience] if isinstance(audience, str) else list(audience)
+        if not values or not all(isinstance(v, str) and v for v in values):
+            raise ValueError("audience must be a non-empty string or list of strings")
+        self.audience = frozenset(canonical_uri(v) for v in values)
+
+    def bind_resource(self, resource: str) -> None:
+        """The middleware's `resource` is the audience unless one was given (M08)."""
+        if self.audience is None:
+            self._set_audience(resource)
+
+    async def validate(self, token: str) -> AuthInfo:
+        cache_key = hashlib.sha256(token.encode()).digest()
+        info = self._cache.get(cache_key)
+        if info is not None:
+            # An entry never outlives the token (I3); expires_at is always set for a JWT.
+            if info.expires_at is not None and info.expires_at > time.time():
+                self._cache.move_to_end(cache_key)
+                return info
+            del self._cache[cache_key]
+        info = await self._verify(token)
+        self._cache[cache_key] = info
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return info
+
+    async def _verify(self, token: str) -> AuthInfo:
+        if self.audience is None:
+            raise InvalidTokenError("The resource server has no audience configured")
+        if len(token) > self.max_token_length or token.count(".") != 2:
+            raise InvalidTokenError("The access token is malformed")
+        try:
+            obj = jws.extract_compact(token.encode("ascii"))
+            header = obj.headers()
+        except Exception as exc:
+            raise InvalidTokenError("The access token is malformed") from exc
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise InvalidTokenError("The access token algorithm is not accepted")
+        if "crit" in header or "b64" in header:
+            raise InvalidTokenError("The access token uses unsupported header parameters")
+        typ = header.get("typ")
+        if self.require_at_jwt and not (isinstance(typ, str) and typ.lower() in _AT_JWT):
+            raise InvalidTokenError("The token is not an RFC 9068 access token")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidTokenError("The access token is malformed")
+
+        # Keys come only from our configuration or jwks_uri, never from jku/x5u/x5c/jwk headers.
+        candidates = await self.keys.keys_for(kid, _KEY_TYPES[alg[:2]])
+        if not self._signature_ok(obj, candidates[:4]):
+            raise InvalidTokenError("The access token signature is invalid")
+
+        try:
+            claims = json.loads(obj.payload, object_pairs_hook=_no_duplicate_keys)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise InvalidTokenError("The access token is malformed") from exc
+        if not isinstance(claims, dict):
+            raise InvalidTokenError("The access token is malformed")
+        self._check_claims(claims)
+        return to_auth_info(claims, scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
+
+    def _signature_ok(self, obj: jws.CompactSignature, candidates: list[Any]) -> bool:
+        for key in candidates:
+            try:
+                jws.validate_compact(obj, key, registry=self._registry)
+            except (JoseError, ValueError, TypeError):
+                continue
+            else:
+                return True
+        return False
+
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        try:
+            self._claims.validate(claims)
+        except ExpiredTokenError as exc:
+            raise InvalidTokenError("The access token has expired") from exc
+        except MissingClaimError as exc:
+            raise InvalidTokenError("The access token lacks a required claim") from exc
+        except InvalidClaimError as exc:
+            if exc.claim == "iss":
+                raise InvalidTokenError("The access token issuer is not trusted") from exc
+            raise InvalidTokenError("The access token has an invalid claim") from exc
+        except (JoseError, ValueError, TypeError, OverflowError) as exc:
+            raise InvalidTokenError("The access token has an invalid claim") from exc
+        assert self.audience is not None
+        # M08/A1: aud must name this resource; an ID token (aud = a client id) fails here.
+        if not audience_matches(claims["aud"], self.audience):
+            raise InvalidTokenError("The access token was not issued for this resource")
+
+
+def is_jwt(token: str) -> bool:
+    """Looks like a JWS compact serialization (three dot-separated parts, JSON header)."""
+    return token.count(".") == 2 and token.startswith("eyJ")
+
