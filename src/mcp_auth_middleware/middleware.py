@@ -111,10 +111,10 @@ class MCPAuthMiddleware:
             "token_validation": env.get("MCP_AUTH_TOKEN_VALIDATION"),
             "resource_name": env.get("MCP_AUTH_RESOURCE_NAME"),
         }
-        if "MCP_AUTH_CORS_ORIGINS" in env:
-            origins = listed("MCP_AUTH_CORS_ORIGINS")
-            options["cors_origins"] = origins or None
-        options = {k: v for k, v in options.items() if v is not None} | overrides
+        options = {k: v for k, v in options.items() if v is not None}
+        if "MCP_AUTH_CORS_ORIGINS" in env:  # empty turns CORS off
+            options["cors_origins"] = listed("MCP_AUTH_CORS_ORIGINS") or None
+        options |= overrides
         if "resource" not in options:
             raise ValueError("MCP_AUTH_RESOURCE is required")
         return cls(app, **options)

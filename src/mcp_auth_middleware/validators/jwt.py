@@ -170,11 +170,11 @@ class JWTValidator:
     def _signature_ok(self, obj: jws.CompactSignature, candidates: list[Any]) -> bool:
         for key in candidates:
             try:
-                jws.validate_compact(obj, key, registry=self._registry)
+                # validate_compact answers False for a bad signature; it raises for a bad key fit.
+                if jws.validate_compact(obj, key, registry=self._registry):
+                    return True
             except (JoseError, ValueError, TypeError):
                 continue
-            else:
-                return True
         return False
 
     def _check_claims(self, claims: dict[str, Any]) -> None:

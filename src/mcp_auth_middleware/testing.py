@@ -1,0 +1,115 @@
+"""Testing kit: mint real signed tokens for your own protected MCP server's tests.
+
+Loaded as a pytest plugin (`mcp_auth_issuer` fixture) when this package is installed, and
+usable without pytest:
+
+    issuer = LocalIssuer()
+    app = MCPAuthMiddleware(mcp.http_app(), resource=URL, authorization_servers=[issuer.issuer],
+                            validator=issuer.validator())
+    token = issuer.mint_token(sub="alice", scopes=["mcp"], audience=URL)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+
+from .validators.jwt import JWTValidator
+
+__all__ = ["LocalIssuer", "mcp_auth_issuer", "serve"]
+
+
+class LocalIssuer:
+    """An issuer with a fresh signing key that mints RFC 9068 JWT access tokens."""
+
+    def __init__(self, issuer: str = "https://issuer.test", *, key: RSAKey | ECKey | None = None,
+                 kid: str | None = None, algorithm: str | None = None) -> None:
+        self.issuer = issuer
+        self.key = key or RSAKey.generate_key(2048, parameters={"kid": kid or secrets.token_hex(4)})
+        self.key.ensure_kid()
+        self.algorithm = algorithm or ("RS256" if isinstance(self.key, RSAKey) else "ES256")
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        """The public JWKS, as an authorization server would publish it."""
+        return {"keys": [{**self.key.as_dict(private=False), "use": "sig", "alg": self.algorithm}]}
+
+    def mint_token(
+        self,
+        *,
+        audience: str | list[str],
+        sub: str = "test-user",
+        scopes: Iterable[str] = (),
+        client_id: str = "test-client",
+        expires_in: int = 300,
+        typ: str = "at+jwt",
+        header: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        """A signed JWT access token; `claims` add to or override the standard ones."""
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": sub,
+            "aud": audience,
+            "client_id": client_id,
+            "iat": now,
+            "exp": now + expires_in,
+            "jti": secrets.token_urlsafe(12),
+        }
+        scope = " ".join(scopes)
+        if scope:
+            payload["scope"] = scope
+        payload.update(claims)
+        payload = {k: v for k, v in payload.items() if v is not None}
+        jose_header = {"alg": self.algorithm, "kid": self.key.kid, "typ": typ, **(header or {})}
+        return jwt.encode(jose_header, payload, self.key, algorithms=[jose_header["alg"]])
+
+    def validator(self, **options: Any) -> JWTValidator:
+        """A JWTValidator that trusts this issuer's key."""
+        return JWTValidator(issuer=self.issuer, keys=self.jwks, **options)
+
+
+@contextlib.contextmanager
+def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0) -> Iterator[str]:
+    """Run an ASGI app on a real uvicorn server in a background thread; yields its base URL.
+
+    Lifespan runs, so FastMCP and MCP SDK apps start their session managers.
+    """
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="auto")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on {host}:{port}")
+        time.sleep(0.01)
+    bound_port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - only without pytest
+    pass
+else:
+
+    @pytest.fixture
+    def mcp_auth_issuer() -> Iterator[LocalIssuer]:
+        """A LocalIssuer with a fresh key for one test."""
+        yield LocalIssuer()

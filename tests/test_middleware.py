@@ -1,0 +1,457 @@
+"""The request path, in-process: metadata, challenges, errors, attachment, CORS, pass-through."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from mcp_auth_middleware import (
+    AuthInfo,
+    AuthorizationServerUnavailableError,
+    InsufficientScopeError,
+    InvalidTokenError,
+    MCPAuthMiddleware,
+)
+from mcp_auth_middleware.testing import LocalIssuer
+
+from .conftest import ISSUER, METADATA_URL, RESOURCE, asgi_client, bearer, echo_app
+
+Factory = Callable[..., MCPAuthMiddleware]
+
+
+def parse_challenge(value: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = value.partition(" ")
+    params: dict[str, str] = {}
+    for part in rest.split('", '):
+        name, _, val = part.partition("=")
+        params[name.strip()] = val.strip('"')
+    return scheme, params
+
+
+# -- RFC 9728 metadata (M01-M03, R1-R3, M06) -------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"])
+async def test_m03_metadata_served_at_path_inserted_and_root(client: httpx2.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert "max-age" in response.headers["cache-control"]
+    assert response.json() == {
+        "resource": RESOURCE,
+        "authorization_servers": [ISSUER],
+        "bearer_methods_supported": ["header"],
+    }
+
+
+async def test_r4_resource_kept_byte_for_byte(make_app: Factory) -> None:
+    resource = "https://MCP.example.com/Mcp/"
+    app = MCPAuthMiddleware(echo_app(), resource=resource, authorization_servers=[ISSUER],
+                            validator=LocalIssuer(ISSUER).validator())
+    async with asgi_client(app) as c:
+        response = await c.get("/.well-known/oauth-protected-resource/Mcp/")
+    assert response.json()["resource"] == resource
+
+
+async def test_r3_m06_scopes_supported_never_offline_access_and_empty_members_omitted(make_app: Factory) -> None:
+    app = make_app(required_scopes=["mcp"], scopes_supported=["mcp", "offline_access", "admin"],
+                   resource_name="Demo")
+    async with asgi_client(app) as c:
+        document = (await c.get("/.well-known/oauth-protected-resource/mcp")).json()
+    assert document["scopes_supported"] == ["mcp", "admin"]
+    assert document["resource_name"] == "Demo"
+    assert "resource_documentation" not in document
+
+
+async def test_metadata_head_and_wrong_method(client: httpx2.AsyncClient) -> None:
+    head = await client.head("/.well-known/oauth-protected-resource/mcp")
+    assert head.status_code == 200
+    assert head.content == b""
+    post = await client.post("/.well-known/oauth-protected-resource/mcp")
+    assert post.status_code == 405
+
+
+def test_m02_authorization_servers_required() -> None:
+    with pytest.raises(ValueError, match="authorization_servers"):
+        MCPAuthMiddleware(echo_app(), resource=RESOURCE, validator=LocalIssuer().validator())
+
+
+@pytest.mark.parametrize("resource", ["mcp.example.com/mcp", "https://mcp.example.com/mcp#frag", "ftp://x/y"])
+def test_a1_resource_must_be_absolute_without_fragment(resource: str) -> None:
+    with pytest.raises(ValueError, match="resource"):
+        MCPAuthMiddleware(echo_app(), resource=resource, authorization_servers=[ISSUER],
+                          validator=LocalIssuer().validator())
+
+
+# -- Challenges (B1-B4, M09, M13, M14) --------------------------------------------------
+
+
+async def test_b2_no_token_gets_challenge_without_error(make_app: Factory) -> None:
+    async with asgi_client(make_app(required_scopes=["mcp"])) as c:
+        response = await c.post("/mcp", json={})
+    assert response.status_code == 401
+    scheme, params = parse_challenge(response.headers["www-authenticate"])
+    assert scheme == "Bearer"
+    assert params == {"scope": "mcp", "resource_metadata": METADATA_URL}
+
+
+async def test_b2_other_scheme_gets_plain_challenge(client: httpx2.AsyncClient) -> None:
+    response = await client.post("/mcp", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert response.status_code == 401
+    assert "error=" not in response.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer", "bEaReR"])
+async def test_b4_scheme_is_case_insensitive(client: httpx2.AsyncClient, token: str, scheme: str) -> None:
+    response = await client.post("/mcp", headers={"Authorization": f"{scheme} {token}"})
+    assert response.status_code == 200
+    assert response.json()["sub"] == "alice"
+
+
+async def test_m09_invalid_token_401_with_fixed_description(client: httpx2.AsyncClient) -> None:
+    response = await client.post("/mcp", headers=bearer("not-a-real-token"))
+    assert response.status_code == 401
+    _, params = parse_challenge(response.headers["www-authenticate"])
+    assert params["error"] == "invalid_token"
+    assert params["resource_metadata"] == METADATA_URL
+    assert "not-a-real-token" not in response.headers["www-authenticate"]
+    assert "not-a-real-token" not in response.text
+
+
+async def test_m09_expired_token_401(client: httpx2.AsyncClient, issuer: LocalIssuer) -> None:
+    expired = issuer.mint_token(audience=RESOURCE, expires_in=-120)
+    response = await client.post("/mcp", headers=bearer(expired))
+    assert response.status_code == 401
+    assert 'error_description="The access token has expired"' in response.headers["www-authenticate"]
+
+
+async def test_m10_token_for_another_resource_rejected(client: httpx2.AsyncClient, issuer: LocalIssuer) -> None:
+    other = issuer.mint_token(audience="https://other.example.com/mcp")
+    response = await client.post("/mcp", headers=bearer(other))
+    assert response.status_code == 401
+    assert "not issued for this resource" in response.headers["www-authenticate"]
+
+
+async def test_b1_two_authorization_headers_400(client: httpx2.AsyncClient, token: str) -> None:
+    response = await client.post(
+        "/mcp", headers=[("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")]
+    )
+    assert response.status_code == 400
+    _, params = parse_challenge(response.headers["www-authenticate"])
+    assert params["error"] == "invalid_request"
+    assert params["resource_metadata"] == METADATA_URL
+
+
+@pytest.mark.parametrize("with_header", [True, False])
+async def test_m20_token_in_query_never_authenticates(client: httpx2.AsyncClient, token: str, with_header: bool) -> None:
+    headers = bearer(token) if with_header else {}
+    response = await client.post("/mcp", params={"access_token": token}, headers=headers)
+    assert response.status_code == 400
+    assert token not in response.text
+
+
+async def test_query_mentioning_access_token_in_a_value_is_fine(client: httpx2.AsyncClient, token: str) -> None:
+    response = await client.post("/mcp", params={"q": "access_token"}, headers=bearer(token))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("with_header", [True, False])
+async def test_b1_token_in_form_body_400(client: httpx2.AsyncClient, token: str, with_header: bool) -> None:
+    headers = bearer(token) if with_header else {}
+    response = await client.post("/mcp", data={"access_token": token}, headers=headers)
+    assert response.status_code == 400
+    assert 'error="invalid_request"' in response.headers["www-authenticate"]
+
+
+async def test_form_body_without_token_is_replayed_untouched(client: httpx2.AsyncClient, token: str) -> None:
+    response = await client.post("/mcp", data={"a": "1", "b": "two"}, headers=bearer(token))
+    assert response.status_code == 200
+    assert response.json()["body"] == "a=1&b=two"
+
+
+async def test_oversized_form_body_413(make_app: Factory, token: str) -> None:
+    async with asgi_client(make_app(max_form_body=100)) as c:
+        response = await c.post("/mcp", data={"a": "x" * 500}, headers=bearer(token))
+    assert response.status_code == 413
+
+
+async def test_m14_missing_required_scope_403_names_all_required(make_app: Factory, issuer: LocalIssuer) -> None:
+    narrow = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
+    async with asgi_client(make_app(required_scopes=["mcp", "tools:write"])) as c:
+        response = await c.post("/mcp", headers=bearer(narrow))
+    assert response.status_code == 403
+    _, params = parse_challenge(response.headers["www-authenticate"])
+    assert params["error"] == "insufficient_scope"
+    assert params["scope"] == "mcp tools:write"
+    assert params["resource_metadata"] == METADATA_URL
+
+
+async def test_valid_token_with_required_scopes_passes(make_app: Factory, token: str) -> None:
+    async with asgi_client(make_app(required_scopes=["mcp"])) as c:
+        response = await c.post("/mcp", headers=bearer(token))
+    assert response.status_code == 200
+
+
+# -- Validator errors map to 401/403/503, never 500 -------------------------------------
+
+
+class RaisingValidator:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    async def validate(self, token: str) -> AuthInfo:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (InvalidTokenError("Revoked"), 401),
+        (InsufficientScopeError({"admin"}), 403),
+        (AuthorizationServerUnavailableError(retry_after=7), 503),
+        (RuntimeError("bug in a custom validator"), 503),
+        (InvalidTokenError('evil"\r\nSet-Cookie: x=1'), 401),
+    ],
+)
+async def test_validator_errors_map_to_statuses(make_app: Factory, error: BaseException, status: int) -> None:
+    async with asgi_client(make_app(validator=RaisingValidator(error))) as c:
+        response = await c.post("/mcp", headers=bearer("opaque-token"))
+    assert response.status_code == status
+    if status == 503:
+        assert int(response.headers["retry-after"]) >= 1
+        assert "www-authenticate" not in response.headers
+    else:
+        challenge = response.headers["www-authenticate"]
+        assert "\r" not in challenge and "\n" not in challenge
+        assert challenge.count('"') % 2 == 0
+    assert "set-cookie" not in response.headers
+
+
+async def test_custom_validator_plugs_in(make_app: Factory) -> None:
+    class Static:
+        async def validate(self, token: str) -> AuthInfo:
+            if token != "letmein":
+                raise InvalidTokenError()
+            return AuthInfo(sub="bob", client_id="cli", scopes=frozenset({"mcp"}))
+
+    async with asgi_client(make_app(validator=Static())) as c:
+        ok = await c.get("/mcp", headers=bearer("letmein"))
+        bad = await c.get("/mcp", headers=bearer("nope"))
+    assert ok.json()["sub"] == "bob"
+    assert bad.status_code == 401
+
+
+# -- AuthInfo attachment ----------------------------------------------------------------
+
+
+async def test_auth_info_attached_everywhere(client: httpx2.AsyncClient, token: str) -> None:
+    response = await client.post("/mcp", headers=bearer(token))
+    body = response.json()
+    assert body["sub"] == "alice"
+    assert body["client_id"] == "app-1"
+    assert body["scopes"] == ["mcp", "read"]
+    assert body["user"] == "app-1"  # the MCP SDK's AuthenticatedUser names the client
+    assert body["auth_scopes"] == ["mcp", "read"]
+    assert body["get_auth"] is True
+
+
+async def test_m12_raw_token_not_exposed_unless_opted_in(make_app: Factory, token: str) -> None:
+    seen: list[AuthInfo] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["state"]["auth"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    for expose in (False, True):
+        async with asgi_client(make_app(app=app, expose_token=expose)) as c:
+            await c.get("/mcp", headers=bearer(token))
+    assert seen[0].token is None
+    assert token not in repr(seen[0])
+    assert seen[1].token == token
+
+
+# -- Pass-through: public paths, lifespan, streaming, websockets ---------------------------
+
+
+async def test_public_paths_skip_auth(make_app: Factory) -> None:
+    async with asgi_client(make_app(public_paths=["/health", "/static/*"])) as c:
+        assert (await c.get("/health")).text == "ok"
+        assert (await c.get("/static/file")).text == "ok"
+        assert (await c.get("/mcp")).status_code == 401
+
+
+async def test_lifespan_passes_through(make_app: Factory) -> None:
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "lifespan"
+        while True:
+            message = await receive()
+            events.append(message["type"])
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await make_app(app=app)({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert events == ["lifespan.startup", "lifespan.shutdown"]
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+async def test_streaming_response_not_buffered(make_app: Factory, token: str) -> None:
+    """Each chunk the app sends reaches the server before the app produces the next."""
+    order: list[str] = []
+
+    async def stream() -> Any:
+        for i in range(3):
+            order.append(f"produce {i}")
+            yield f"data: {i}\n\n"
+
+    async def sse(request: Any) -> StreamingResponse:
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    app = make_app(app=Starlette(routes=[Route("/mcp", sse)]))
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            order.append("sent " + message["body"].decode().strip())
+
+    received: list[bool] = []
+
+    async def receive() -> dict[str, Any]:
+        if received:  # after the body, wait for a disconnect that never comes
+            await asyncio.Event().wait()
+        received.append(True)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {
+        "type": "http", "method": "GET", "path": "/mcp", "raw_path": b"/mcp", "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {token}".encode())], "asgi": {"version": "3.0"},
+        "scheme": "https", "server": ("mcp.example.com", 443), "root_path": "",
+    }
+    await app(scope, receive, send)
+    assert order == ["produce 0", "sent data: 0", "produce 1", "sent data: 1", "produce 2", "sent data: 2"]
+
+
+async def test_websocket_refused(make_app: Factory) -> None:
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    await make_app()({"type": "websocket", "path": "/mcp", "headers": []}, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+async def test_usable_as_starlette_middleware(issuer: LocalIssuer, token: str) -> None:
+    app = Starlette(
+        routes=echo_app().routes,
+        middleware=[Middleware(MCPAuthMiddleware, resource=RESOURCE, authorization_servers=[ISSUER],
+                               validator=issuer.validator())],
+    )
+    async with asgi_client(app) as c:
+        assert (await c.get("/mcp")).status_code == 401
+        assert (await c.get("/mcp", headers=bearer(token))).json()["sub"] == "alice"
+
+
+# -- CORS (M24) ---------------------------------------------------------------------------
+
+
+async def test_m24_preflight_answered_before_auth(client: httpx2.AsyncClient) -> None:
+    response = await client.options(
+        "/mcp",
+        headers={"Origin": "http://localhost:6274", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version"},
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "authorization" in response.headers["access-control-allow-headers"].lower()
+
+
+async def test_m24_challenge_and_metadata_carry_cors_headers(client: httpx2.AsyncClient) -> None:
+    origin = {"Origin": "http://localhost:6274"}
+    for response in (await client.post("/mcp", headers=origin),
+                     await client.get("/.well-known/oauth-protected-resource/mcp", headers=origin)):
+        assert response.headers["access-control-allow-origin"] == "*"
+        exposed = response.headers["access-control-expose-headers"].lower()
+        assert "www-authenticate" in exposed and "mcp-session-id" in exposed
+
+
+async def test_cors_origins_configurable(make_app: Factory) -> None:
+    async with asgi_client(make_app(cors_origins=["https://app.example"])) as c:
+        allowed = await c.post("/mcp", headers={"Origin": "https://app.example"})
+        other = await c.post("/mcp", headers={"Origin": "https://evil.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in other.headers
+
+
+async def test_cors_off(make_app: Factory) -> None:
+    async with asgi_client(make_app(cors_origins=None)) as c:
+        response = await c.post("/mcp", headers={"Origin": "https://app.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+# -- Configuration -------------------------------------------------------------------------
+
+
+def test_from_env(issuer: LocalIssuer) -> None:
+    env = {
+        "MCP_AUTH_RESOURCE": RESOURCE,
+        "MCP_AUTH_ISSUER": ISSUER,
+        "MCP_AUTH_JWKS_URI": "https://auth.example.com/jwks",
+        "MCP_AUTH_REQUIRED_SCOPES": "mcp read",
+        "MCP_AUTH_PUBLIC_PATHS": "/health,/metrics",
+        "MCP_AUTH_CORS_ORIGINS": "",
+    }
+    app = MCPAuthMiddleware.from_env(echo_app(), env)
+    assert app.required_scopes == {"mcp", "read"}
+    assert app.metadata.document["authorization_servers"] == [ISSUER]
+    assert app._cors is None
+    with pytest.raises(ValueError, match="MCP_AUTH_RESOURCE"):
+        MCPAuthMiddleware.from_env(echo_app(), {})
+
+
+def test_configured_scope_must_be_a_scope_token() -> None:
+    with pytest.raises(ValueError, match="scope"):
+        MCPAuthMiddleware(echo_app(), resource=RESOURCE, authorization_servers=[ISSUER],
+                          validator=LocalIssuer().validator(), required_scopes=['bad"scope'])
+
+
+# -- Logging (M22) ---------------------------------------------------------------------------
+
+
+async def test_m22_decisions_logged_without_token(client: httpx2.AsyncClient, token: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="mcp_auth_middleware")
+    await client.post("/mcp", headers=bearer(token))
+    await client.post("/mcp", headers=bearer(token + "x"))
+    outcomes = [getattr(r, "auth_outcome", None) for r in caplog.records]
+    assert "allow" in outcomes and "deny" in outcomes
+    for record in caplog.records:
+        text = record.getMessage() + json.dumps({k: str(v) for k, v in record.__dict__.items()})
+        assert token[:40] not in text and token[-16:] not in text
