@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -24,7 +25,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from .validators.jwt import JWTValidator
 
-__all__ = ["LocalIssuer", "mcp_auth_issuer", "serve"]
+__all__ = ["LocalIssuer", "free_port", "mcp_auth_issuer", "serve"]
 
 
 class LocalIssuer:
@@ -76,6 +77,13 @@ class LocalIssuer:
     def validator(self, **options: Any) -> JWTValidator:
         """A JWTValidator that trusts this issuer's key."""
         return JWTValidator(issuer=self.issuer, keys=self.jwks, **options)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago, for servers whose URL must be known before they start."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
