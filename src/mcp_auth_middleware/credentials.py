@@ -8,7 +8,7 @@ from starlette.types import Scope
 
 from .errors import InvalidRequestError, InvalidTokenError
 
-__all__ = ["Credentials", "find_credentials", "form_holds_token"]
+__all__ = ["Credentials", "check_token_syntax", "find_credentials", "form_holds_token"]
 
 _FORM = b"application/x-www-form-urlencoded"
 # RFC 6750 b64token characters (with "=" anywhere, as some opaque tokens have it).
@@ -34,10 +34,13 @@ def find_credentials(scope: Scope, *, max_token_length: int, max_headers: int = 
     the query string: M20 says it never authenticates) and InvalidTokenError for a Bearer
     value that cannot be a token. `token` is None when there is no Bearer token at all.
     """
+    headers = scope["headers"]
+    if len(headers) > max_headers:
+        raise InvalidRequestError("The request carries too many headers")
     authorization: bytes | None = None
     form_body = False
     origin: bytes | None = None
-    for index, (name, value) in enumerate(scope["headers"]):
+    for name, value in headers:
         if name == b"authorization":
             if authorization is not None:
                 raise InvalidRequestError("The request carries more than one Authorization header")
@@ -46,8 +49,6 @@ def find_credentials(scope: Scope, *, max_token_length: int, max_headers: int = 
             form_body = value[: len(_FORM)].lower() == _FORM
         elif name == b"origin":
             origin = value
-        if index >= max_headers:
-            raise InvalidRequestError("The request carries too many headers")
 
     query = scope.get("query_string")
     if query and b"access_token" in query and _query_holds_token(query):
@@ -55,14 +56,22 @@ def find_credentials(scope: Scope, *, max_token_length: int, max_headers: int = 
 
     if authorization is None:
         return Credentials(None, None, form_body, origin)
-    scheme, _, rest = authorization.partition(b" ")
-    scheme_name = scheme.decode("latin-1").lower()  # B4: the scheme is case-insensitive
-    if scheme_name != "bearer":
-        return Credentials(scheme_name, None, form_body, origin)
-    raw = rest.strip(b" ")
-    if not raw or len(raw) > max_token_length or raw.translate(None, _B64TOKEN):
+    scheme, _, raw = authorization.partition(b" ")
+    if scheme.lower() != b"bearer":  # B4: the scheme is case-insensitive
+        return Credentials(scheme.decode("latin-1").lower(), None, form_body, origin)
+    if raw[:1] == b" " or raw[-1:] == b" ":
+        raw = raw.strip(b" ")
+    # Only the cheap checks here; each validator checks the token's syntax on its cold path
+    # (see check_token_syntax), so a cached token costs no scan.
+    if not raw or len(raw) > max_token_length or not raw.isascii() or b" " in raw:
         raise InvalidTokenError("The access token is malformed")
-    return Credentials(scheme_name, raw.decode("ascii"), form_body, origin)
+    return Credentials("bearer", raw.decode("ascii"), form_body, origin)
+
+
+def check_token_syntax(token: str) -> None:
+    """RFC 6750 b64token characters only, for validators to call before any work."""
+    if token.encode("ascii", "replace").translate(None, _B64TOKEN):
+        raise InvalidTokenError("The access token is malformed")
 
 
 def _query_holds_token(query: bytes) -> bool:

@@ -18,7 +18,7 @@ from .challenge import Challenger, RawResponse, send_response
 from .credentials import find_credentials, form_holds_token
 from .discovery import Discovery
 from .errors import AuthError, AuthorizationServerUnavailableError, InsufficientScopeError, InvalidRequestError
-from .integrations.mcp import reset_sdk_user, set_sdk_user
+from .integrations.mcp import sdk_context_var
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
 from .validators.base import ResourceBound, TokenValidator
 from .validators.jwt import JWTValidator
@@ -157,7 +157,8 @@ class MCPAuthMiddleware:
                 receive = replay(body, disconnect, receive)
             if token is None:
                 # No credentials (or another scheme): the plain challenge, no `error` (B2, M03).
-                self._log("challenge", "no bearer token", None)
+                if logger.isEnabledFor(logging.INFO):
+                    self._log("challenge", "no bearer token", None)
                 await send_response(send, self.challenger.unauthorized)
                 return
             info = await self.validator.validate(token)
@@ -165,7 +166,8 @@ class MCPAuthMiddleware:
                 # M14/M16: name every scope the operation needs in one challenge.
                 raise InsufficientScopeError(self.required_scopes)
         except AuthError as error:
-            self._log("deny", error.description, token, status=error.status)
+            if logger.isEnabledFor(logging.INFO):
+                self._log("deny", error.description, token, status=error.status)
             await send_response(send, self.challenger.for_error(error))
             return
         except Exception:
@@ -176,22 +178,23 @@ class MCPAuthMiddleware:
 
         if self.expose_token:
             info = replace(info, token=token)
-        self._log("allow", "valid token", token, info=info)
-        await self._call_app(info, scope, receive, send)
+        if logger.isEnabledFor(logging.DEBUG):
+            self._log("allow", "valid token", token, info=info)
 
-    async def _call_app(self, info: AuthInfo, scope: Scope, receive: Receive, send: Send) -> None:
+        # Attach the caller where each framework looks for it.
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
         state["auth"] = info  # request.state.auth
         scope["user"] = info.user  # request.user (an MCP SDK AuthenticatedUser when mcp is installed)
         scope["auth"] = info.credentials  # request.auth
-        ours = current_auth.set(info)
-        sdk = set_sdk_user(info.user)  # the MCP SDK's get_access_token()
+        ours = current_auth.set(info)  # get_auth() without a request
+        sdk = sdk_context_var.set(info.user) if sdk_context_var is not None else None  # SDK get_access_token()
         try:
             await self.app(scope, receive, send)
         finally:
-            reset_sdk_user(sdk)
+            if sdk is not None:
+                sdk_context_var.reset(sdk)  # type: ignore[union-attr]
             current_auth.reset(ours)
 
     async def _serve_metadata(self, scope: Scope, send: Send) -> None:
@@ -204,8 +207,6 @@ class MCPAuthMiddleware:
     def _log(self, outcome: str, reason: str, token: str | None, *, status: int = 200,
              info: AuthInfo | None = None) -> None:
         level = logging.DEBUG if outcome == "allow" else logging.INFO
-        if not logger.isEnabledFor(level):
-            return
         # M22: never the token itself, only a short hash to correlate log lines.
         logger.log(
             level, "auth %s: %s", outcome, reason,

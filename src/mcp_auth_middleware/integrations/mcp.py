@@ -8,7 +8,8 @@ plain Starlette user.
 
 from __future__ import annotations
 
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from starlette.authentication import BaseUser
@@ -38,45 +39,45 @@ class AuthUser(BaseUser):
         return self.display_name
 
 
-def _load_sdk() -> tuple[Any, Any, ContextVar[Any] | None]:
+def _sdk_user_class() -> tuple[type[BaseUser] | None, ContextVar[Any] | None]:
     try:
         from mcp.server.auth.middleware.auth_context import auth_context_var
         from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
         from mcp.server.auth.provider import AccessToken
     except ImportError:
-        return None, None, None
-    return AccessToken, AuthenticatedUser, auth_context_var
+        return None, None
+
+    class SDKUser(AuthenticatedUser):
+        """The SDK's user type, built lazily: the pydantic AccessToken is made only if read."""
+
+        def __init__(self, info: AuthInfo) -> None:  # no super().__init__: see access_token
+            self.auth_info = info
+            self.username = info.client_id or ""
+
+        @cached_property
+        def access_token(self) -> AccessToken:  # type: ignore[override]
+            info = self.auth_info
+            return AccessToken(
+                # The SDK model requires a token string; the raw token is not passed on (M12)
+                # unless the operator opted in with expose_token=True.
+                token=info.token or "",
+                client_id=info.client_id or "",
+                scopes=sorted(info.scopes),
+                expires_at=info.expires_at,
+                resource=info.audience[0] if info.audience else None,
+                subject=info.sub,
+                claims=dict(info.claims),
+            )
+
+        @cached_property
+        def scopes(self) -> list[str]:  # type: ignore[override]
+            return sorted(self.auth_info.scopes)
+
+    return SDKUser, auth_context_var
 
 
-_AccessToken, _AuthenticatedUser, sdk_context_var = _load_sdk()
+_SDKUser, sdk_context_var = _sdk_user_class()
 
 
 def starlette_user(info: AuthInfo) -> BaseUser:
-    if _AuthenticatedUser is None:
-        return AuthUser(info)
-    access_token = _AccessToken(
-        # The SDK model requires a token string; we do not pass the raw token on (M12)
-        # unless the operator opted in with expose_token=True.
-        token=info.token or "",
-        client_id=info.client_id or "",
-        scopes=sorted(info.scopes),
-        expires_at=info.expires_at,
-        resource=info.audience[0] if info.audience else None,
-        subject=info.sub,
-        claims=dict(info.claims),
-    )
-    user: BaseUser = _AuthenticatedUser(access_token)
-    user.auth_info = info  # type: ignore[attr-defined]
-    return user
-
-
-def set_sdk_user(user: BaseUser) -> Token[Any] | None:
-    """Set the MCP SDK's `get_access_token()` context for this request."""
-    if sdk_context_var is None or not isinstance(user, _AuthenticatedUser):
-        return None
-    return sdk_context_var.set(user)
-
-
-def reset_sdk_user(token: Token[Any] | None) -> None:
-    if token is not None and sdk_context_var is not None:
-        sdk_context_var.reset(token)
+    return _SDKUser(info) if _SDKUser is not None else AuthUser(info)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -85,6 +86,6 @@ def to_auth_info(
         issuer=iss if isinstance(iss, str) else None,
         audience=audience,
         expires_at=int(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None,
-        claims=dict(claims),
+        claims=MappingProxyType(claims),  # read-only: one AuthInfo serves many requests
         token=token,
     )

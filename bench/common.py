@@ -1,0 +1,82 @@
+"""Helpers shared by the benchmarks: in-process ASGI calls and interleaved, repeated timing."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+Scope = dict[str, Any]
+
+
+def http_scope(path: str = "/mcp", headers: Sequence[tuple[bytes, bytes]] = (), method: str = "POST") -> Scope:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "https", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": list(headers), "server": ("mcp.example.com", 443), "client": ("127.0.0.1", 50000),
+    }
+
+
+class Call:
+    """Calls an ASGI app in-process and records the response status."""
+
+    def __init__(self, app: Any, body: bytes = b"") -> None:
+        self.app = app
+        self.status = 0
+        self._message = {"type": "http.request", "body": body, "more_body": False}
+
+    async def receive(self) -> dict[str, Any]:
+        return self._message
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+
+    async def __call__(self, scope: Scope) -> int:
+        # Middleware may write into the scope (state, user): every call gets a fresh copy.
+        await self.app(dict(scope, headers=list(scope["headers"])), self.receive, self.send)
+        return self.status
+
+
+async def per_call_us(fn: Callable[[int], Awaitable[None]], n: int) -> float:
+    """CPU microseconds per call of `fn(i)` over n calls (CPU time, not wall time: on a
+    shared VM, time spent descheduled would otherwise land on whichever variant was running)."""
+    started = time.process_time_ns()
+    for i in range(n):
+        await fn(i)
+    return (time.process_time_ns() - started) / n / 1000
+
+
+async def compare(variants: dict[str, Callable[[int], Awaitable[None]]], n: int, rounds: int) -> dict[str, list[float]]:
+    """µs per call for each variant, one sample per round; rounds are interleaved so that
+    drift on a shared machine hits every variant alike."""
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for fn in variants.values():  # warm-up
+        await per_call_us(fn, max(50, n // 10))
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            samples[name].append(await per_call_us(fn, n))
+    return samples
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def added(samples: dict[str, list[float]], name: str, base: str = "bare") -> float:
+    """Median over rounds of (variant - base) in the same round."""
+    return statistics.median(a - b for a, b in zip(samples[name], samples[base], strict=True))
+
+
+def ratio(samples: dict[str, list[float]], name: str, over: str, base: str = "bare") -> float:
+    """Median over rounds of (variant - base) / over, all from the same round."""
+    return statistics.median(
+        (a - b) / c for a, b, c in zip(samples[name], samples[base], samples[over], strict=True)
+    )
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
