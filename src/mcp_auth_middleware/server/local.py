@@ -29,7 +29,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from joserfc.jwk import RSAKey
+from joserfc.jwk import KeySet, RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -324,8 +324,8 @@ class _JWTTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
         super().__init__(owner.issuer, refresh_token_generator=_opaque, expires_generator=owner._expires_in)
         self.owner = owner
 
-    def get_jwks(self) -> dict[str, Any]:
-        return {"keys": [self.owner.key.as_dict(private=True)]}
+    def get_jwks(self) -> KeySet:
+        return KeySet([self.owner.key])
 
     def get_audiences(self, client: Client, user: User | None, scope: str) -> str | list[str]:
         audience = _audience.get()

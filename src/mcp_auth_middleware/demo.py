@@ -1,0 +1,140 @@
+"""`mcp-auth-middleware demo`: a local authorization server and a protected FastMCP server.
+
+Everything binds 127.0.0.1. Needs the `demo` extra (FastMCP, uvicorn).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastmcp import Context, FastMCP
+
+from .auth_info import get_auth
+from .middleware import MCPAuthMiddleware
+from .server.local import LocalAuthorizationServer
+
+__all__ = ["DemoStack", "build_demo", "demo_stack", "run_demo"]
+
+#: Which scope unlocks which tool (every tool also needs the global "mcp" scope).
+TOOL_SCOPES: dict[str, list[str]] = {"whoami": [], "add": [], "read_notes": ["notes:read"],
+                                     "delete_notes": ["notes:admin"]}
+SCOPES = ["mcp", "notes:read", "notes:admin"]
+
+
+@dataclass
+class DemoStack:
+    authorization_server: LocalAuthorizationServer
+    mcp_app: Any
+    resource: str
+    issuer: str
+
+
+def build_demo(host: str = "127.0.0.1", port: int = 8000, as_port: int = 9000,
+               token_format: str = "jwt") -> DemoStack:
+    issuer = f"http://{host}:{as_port}"
+    resource = f"http://{host}:{port}/mcp"
+    authorization_server = LocalAuthorizationServer(
+        issuer, user="demo-user", token_format=token_format,  # type: ignore[arg-type]
+        scopes_supported=SCOPES, default_resource=resource,
+    )
+    authorization_server.register_resource_server("demo-resource-server", "demo-secret", [resource])
+    mcp = FastMCP("mcp-auth-middleware demo")
+
+    @mcp.tool
+    async def whoami(ctx: Context) -> dict[str, Any]:
+        """Who is calling: the identity from the verified access token."""
+        auth = get_auth(ctx)
+        assert auth is not None
+        return {"sub": auth.sub, "client_id": auth.client_id, "scopes": sorted(auth.scopes)}
+
+    @mcp.tool
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    @mcp.tool
+    def read_notes() -> list[str]:
+        """Read the notes (needs notes:read)."""
+        return ["buy milk", "ship the release"]
+
+    @mcp.tool
+    def delete_notes() -> str:
+        """Delete all notes (needs notes:admin)."""
+        return "deleted"
+
+    validation: dict[str, Any] = {"issuer": issuer}
+    if token_format == "opaque":
+        validation.update(token_validation="introspection", client_id="demo-resource-server",
+                          client_secret="demo-secret")
+    app = MCPAuthMiddleware(
+        mcp.http_app(stateless_http=True), resource=resource, required_scopes=["mcp"],
+        scopes_supported=SCOPES, resource_name="mcp-auth-middleware demo", **validation,
+    )
+    return DemoStack(authorization_server, app, resource, issuer)
+
+
+@contextmanager
+def demo_stack(**options: Any) -> Iterator[DemoStack]:
+    """Both servers running in background threads (for tests)."""
+    from .testing import serve
+
+    stack = build_demo(**options)
+    host = stack.resource.split("//")[1].split(":")[0]
+    as_port = int(stack.issuer.rsplit(":", 1)[1])
+    mcp_port = int(stack.resource.rsplit(":", 1)[1].split("/")[0])
+    with serve(stack.authorization_server.app, host=host, port=as_port), serve(stack.mcp_app, host=host, port=mcp_port):
+        yield stack
+
+
+def instructions(stack: DemoStack, token: str) -> str:
+    call = ('{"jsonrpc":"2.0","id":1,"method":"tools/call",'
+            '"params":{"name":"whoami","arguments":{}}}')
+    curl = (f"curl -s {stack.resource} -H 'Authorization: Bearer {token}' "
+            "-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' "
+            f"-d {shlex.quote(call)}")
+    scopes = "\n".join(f"  {tool:14s} needs {' '.join(['mcp', *needs])}" for tool, needs in TOOL_SCOPES.items())
+    return f"""
+mcp-auth-middleware demo (development only; everything on 127.0.0.1)
+
+  authorization server  {stack.issuer}   (metadata: {stack.issuer}/.well-known/oauth-authorization-server)
+  protected MCP server  {stack.resource}
+  resource metadata     {stack.resource.rsplit('/mcp', 1)[0]}/.well-known/oauth-protected-resource/mcp
+
+An access token for demo-user (scope "mcp", valid for an hour):
+
+  {token}
+
+Call a tool with it:
+
+  {curl}
+
+Without a token you get the 401 challenge that starts an MCP client's OAuth flow:
+
+  curl -si {stack.resource} -X POST -H 'Content-Type: application/json' -d '{{}}' | grep -i www-authenticate
+
+MCP Inspector: npx @modelcontextprotocol/inspector, transport "Streamable HTTP", URL
+{stack.resource}, and either the header "Authorization: Bearer <token above>" or its OAuth flow
+(dynamic registration, PKCE, automatic approval as demo-user).
+
+Tools and the scopes they need:
+{scopes}
+
+Ctrl-C stops both servers.
+"""
+
+
+def run_demo(host: str = "127.0.0.1", port: int = 8000, as_port: int = 9000, token_format: str = "jwt") -> None:
+    import uvicorn
+
+    from .testing import serve
+
+    stack = build_demo(host, port, as_port, token_format)
+    token = stack.authorization_server.mint_token(sub="demo-user", scopes=["mcp"], audience=stack.resource,
+                                                  client_id="demo-cli")
+    with serve(stack.authorization_server.app, host=host, port=as_port):
+        print(instructions(stack, token), flush=True)
+        uvicorn.run(stack.mcp_app, host=host, port=port, log_level="warning")
