@@ -10,13 +10,22 @@ from .errors import (
     InvalidTokenError,
 )
 from .middleware import MCPAuthMiddleware
-from .validators import JWKSKeys, JWTValidator, StaticKeys, TokenValidator
+from .validators import (
+    FallbackValidator,
+    IntrospectionValidator,
+    JWKSKeys,
+    JWTValidator,
+    StaticKeys,
+    TokenValidator,
+)
 
 __all__ = [
     "AuthError",
     "AuthInfo",
     "AuthorizationServerUnavailableError",
+    "FallbackValidator",
     "InsufficientScopeError",
+    "IntrospectionValidator",
     "InvalidRequestError",
     "InvalidTokenError",
     "JWKSKeys",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any, Literal
 
 from starlette.middleware.cors import CORSMiddleware
@@ -21,6 +22,8 @@ from .errors import AuthError, AuthorizationServerUnavailableError, Insufficient
 from .integrations.mcp import sdk_context_var
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
 from .validators.base import ResourceBound, TokenValidator
+from .validators.fallback import FallbackValidator
+from .validators.introspection import IntrospectionValidator
 from .validators.jwt import JWTValidator
 
 __all__ = ["MCPAuthMiddleware"]
@@ -51,6 +54,9 @@ class MCPAuthMiddleware:
         scopes_supported: Iterable[str] | None = None,
         token_validation: Literal["jwt", "introspection", "both"] = "jwt",
         jwks_uri: str | None = None,
+        introspection_endpoint: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
         public_paths: Iterable[str] = (),
         cors_origins: Iterable[str] | None = ("*",),
         resource_name: str | None = None,
@@ -65,7 +71,9 @@ class MCPAuthMiddleware:
         self.required_scopes = frozenset(required_scopes)
         servers = list(authorization_servers or ([issuer] if issuer else []))
         self.validator = validator or _validator_for(
-            issuer or (servers[0] if servers else None), token_validation, jwks_uri, allow_http
+            issuer or (servers[0] if servers else None), token_validation, jwks_uri=jwks_uri,
+            introspection_endpoint=introspection_endpoint, client_id=client_id, client_secret=client_secret,
+            allow_http=allow_http,
         )
         if isinstance(self.validator, ResourceBound):
             self.validator.bind_resource(resource)
@@ -105,6 +113,9 @@ class MCPAuthMiddleware:
             "issuer": env.get("MCP_AUTH_ISSUER"),
             "authorization_servers": listed("MCP_AUTH_AUTHORIZATION_SERVERS"),
             "jwks_uri": env.get("MCP_AUTH_JWKS_URI"),
+            "introspection_endpoint": env.get("MCP_AUTH_INTROSPECTION_ENDPOINT"),
+            "client_id": env.get("MCP_AUTH_CLIENT_ID"),
+            "client_secret": env.get("MCP_AUTH_CLIENT_SECRET"),
             "required_scopes": listed("MCP_AUTH_REQUIRED_SCOPES"),
             "scopes_supported": listed("MCP_AUTH_SCOPES_SUPPORTED"),
             "public_paths": listed("MCP_AUTH_PUBLIC_PATHS"),
@@ -230,14 +241,27 @@ def _token_hash(token: str | None) -> str | None:
 
 
 def _validator_for(
-    issuer: str | None, token_validation: str, jwks_uri: str | None, allow_http: bool
+    issuer: str | None, token_validation: str, *, jwks_uri: str | None, introspection_endpoint: str | None,
+    client_id: str | None, client_secret: str | None, allow_http: bool,
 ) -> TokenValidator:
-    """The one-line form: validators built from the issuer's discovered metadata."""
+    """The one-line form: validators built from the issuer's metadata, discovered lazily on the
+    first request that needs it (the app starts even if the AS is down; requests get 503)."""
     if issuer is None:
         raise ValueError("pass `validator=`, or `issuer=` to discover the authorization server")
-    if token_validation != "jwt":
-        raise ValueError(f"token_validation={token_validation!r} is not supported yet; use 'jwt'")
+    if token_validation not in ("jwt", "introspection", "both"):
+        raise ValueError(f"token_validation must be 'jwt', 'introspection' or 'both', not {token_validation!r}")
     discovery = Discovery(issuer, allow_http=allow_http)
-    resolve: Callable[[], Any] = lambda: discovery.endpoint("jwks_uri")  # noqa: E731
-    return JWTValidator(issuer=issuer, jwks_uri=jwks_uri, resolve_jwks_uri=None if jwks_uri else resolve,
-                        allow_http=allow_http)
+    jwt = JWTValidator(
+        issuer=issuer, jwks_uri=jwks_uri, allow_http=allow_http,
+        resolve_jwks_uri=None if jwks_uri else partial(discovery.endpoint, "jwks_uri"),
+    )
+    if token_validation == "jwt":
+        return jwt
+    if not client_id or not client_secret:
+        raise ValueError("token introspection needs `client_id` and `client_secret`")
+    introspection = IntrospectionValidator(
+        introspection_endpoint, client_id=client_id, client_secret=client_secret, issuer=issuer,
+        allow_http=allow_http,
+        resolve_endpoint=None if introspection_endpoint else partial(discovery.endpoint, "introspection_endpoint"),
+    )
+    return introspection if token_validation == "introspection" else FallbackValidator(jwt, introspection)

@@ -245,9 +245,3 @@ class JWTValidator:
         # M08/A1: aud must name this resource; an ID token (aud = a client id) fails here.
         if not audience_matches(claims["aud"], self.audience):
             raise InvalidTokenError("The access token was not issued for this resource")
-
-
-def is_jwt(token: str) -> bool:
-    """Looks like a JWS compact serialization (three dot-separated parts, JSON header)."""
-    return token.count(".") == 2 and token.startswith("eyJ")
-

@@ -1,0 +1,35 @@
+"""JWT first; only tokens that are not JWTs are introspected."""
+
+from __future__ import annotations
+
+from ..auth_info import AuthInfo
+from .base import ResourceBound, TokenValidator
+
+__all__ = ["FallbackValidator", "looks_like_jwt"]
+
+
+def looks_like_jwt(token: str) -> bool:
+    """Three dot-separated parts with a JSON header ("eyJ" is base64url for '{"')."""
+    return token.startswith("eyJ") and token.count(".") == 2
+
+
+class FallbackValidator:
+    """Validates JWTs locally and sends only opaque tokens to introspection.
+
+    A JWT that fails (bad signature, expired, wrong audience) is rejected without asking the
+    authorization server, so garbage JWTs cannot be turned into load on the IdP.
+    """
+
+    def __init__(self, jwt_validator: TokenValidator, introspection_validator: TokenValidator) -> None:
+        self.jwt_validator = jwt_validator
+        self.introspection_validator = introspection_validator
+
+    def bind_resource(self, resource: str) -> None:
+        for validator in (self.jwt_validator, self.introspection_validator):
+            if isinstance(validator, ResourceBound):
+                validator.bind_resource(resource)
+
+    async def validate(self, token: str) -> AuthInfo:
+        if looks_like_jwt(token):
+            return await self.jwt_validator.validate(token)
+        return await self.introspection_validator.validate(token)

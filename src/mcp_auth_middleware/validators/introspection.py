@@ -1,0 +1,217 @@
+"""Remote validation with RFC 7662 token introspection (I1-I3), cached with async-lru."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from async_lru import alru_cache
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+
+from ..auth_info import AuthInfo
+from ..credentials import check_token_syntax
+from ..errors import AuthorizationServerUnavailableError, InvalidTokenError
+from .claims import DEFAULT_CLIENT_ID_CLAIMS, audience_matches, canonical_uri, to_auth_info
+from .jwks import check_fetch_url, fetch_limited
+
+__all__ = ["IntrospectionValidator"]
+
+logger = logging.getLogger("mcp_auth_middleware.introspection")
+
+AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+@dataclass(frozen=True)
+class _Result:
+    info: AuthInfo | None  # None: not active
+    reason: str
+    until: float  # monotonic time after which the cached result is not used
+
+
+class _TokenKey:
+    """Cache key: equal and hashed by the token's SHA-256; the token itself is dropped from
+    the key as soon as its introspection is done, so the cache holds no raw tokens."""
+
+    __slots__ = ("digest", "token")
+
+    def __init__(self, token: str) -> None:
+        self.token: str | None = token
+        self.digest = hashlib.sha256(token.encode()).digest()
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _TokenKey) and other.digest == self.digest
+
+
+class IntrospectionValidator:
+    """Asks the authorization server about each (uncached) token.
+
+    Concurrent requests with the same uncached token share one introspection call. Positive
+    results are cached until min(token `exp`, `cache_ttl`), negative ones for
+    `negative_cache_ttl`; `cache_ttl=0` turns caching off for instant revocation.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        client_id: str,
+        client_secret: str | None = None,
+        auth_method: AuthMethod = "client_secret_basic",
+        private_key: Any = None,
+        audience: str | Iterable[str] | None = None,
+        issuer: str | None = None,
+        allow_missing_audience: bool = False,
+        cache_ttl: float = 60.0,
+        negative_cache_ttl: float = 5.0,
+        cache_size: int = 10_000,
+        timeout: float = 3.0,
+        max_bytes: int = 64 * 1024,
+        leeway: int = 30,
+        scope_claims: Iterable[str] = ("scope",),
+        client_id_claims: Iterable[str] = DEFAULT_CLIENT_ID_CLAIMS,
+        retry_after: int = 5,
+        allow_http: bool = False,
+        resolve_endpoint: Callable[[], Awaitable[str]] | None = None,
+        http_client: AsyncOAuth2Client | None = None,
+    ) -> None:
+        if endpoint is None and resolve_endpoint is None:
+            raise ValueError("IntrospectionValidator needs `endpoint` (or discovery through the middleware)")
+        if auth_method == "private_key_jwt" and private_key is None:
+            raise ValueError("private_key_jwt needs `private_key`")
+        if auth_method != "private_key_jwt" and not client_secret:
+            raise ValueError(f"{auth_method} needs `client_secret`")
+        self._allow_http = allow_http
+        self.endpoint = check_fetch_url(endpoint, allow_http=allow_http) if endpoint else None
+        self._resolve_endpoint = resolve_endpoint
+        self.issuer = issuer
+        self.allow_missing_audience = allow_missing_audience
+        self.audience: frozenset[str] | None = None
+        if audience is not None:
+            self._set_audience(audience)
+        self.cache_ttl = cache_ttl
+        self.negative_cache_ttl = negative_cache_ttl
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.leeway = leeway
+        self.scope_claims = tuple(scope_claims)
+        self.client_id_claims = tuple(client_id_claims)
+        self.retry_after = retry_after
+        # One long-lived pooled client; Authlib does the client authentication.
+        self._client = http_client or AsyncOAuth2Client(
+            client_id=client_id,
+            client_secret=private_key if auth_method == "private_key_jwt" else client_secret,
+            token_endpoint_auth_method=auth_method, timeout=timeout, follow_redirects=False,
+        )
+        if auth_method == "private_key_jwt":
+            self._client.register_client_auth_method(PrivateKeyJWT())
+        self._auth_method = auth_method
+        self.calls = 0  # introspection requests sent; observable in tests and metrics
+        self._cached = alru_cache(maxsize=cache_size, ttl=max(cache_ttl, negative_cache_ttl))(self._introspect)
+
+    def _set_audience(self, audience: str | Iterable[str]) -> None:
+        values = [audience] if isinstance(audience, str) else list(audience)
+        self.audience = frozenset(canonical_uri(v) for v in values)
+
+    def bind_resource(self, resource: str) -> None:
+        if self.audience is None:
+            self._set_audience(resource)
+
+    async def validate(self, token: str) -> AuthInfo:
+        check_token_syntax(token)
+        if self.cache_ttl <= 0:
+            result = await self._introspect(_TokenKey(token))
+        else:
+            key = _TokenKey(token)
+            result = await self._cached(key)
+            if result.until < time.monotonic():  # past its own lifetime: ask again
+                self._cached.cache_invalidate(key)
+                result = await self._cached(_TokenKey(token))
+        if result.info is None:
+            raise InvalidTokenError(result.reason)
+        return result.info
+
+    async def _introspect(self, key: _TokenKey) -> _Result:
+        token, key.token = key.token, None
+        assert token is not None
+        try:
+            document = await self._ask(token)
+        finally:
+            del token
+        return self._judge(document)
+
+    async def _ask(self, token: str) -> Any:
+        try:
+            if self.endpoint is None:
+                assert self._resolve_endpoint is not None
+                self.endpoint = check_fetch_url(await self._resolve_endpoint(), allow_http=self._allow_http)
+            self.calls += 1
+            async with asyncio.timeout(self.timeout):
+                body, _ = await fetch_limited(
+                    self._client, "POST", self.endpoint, self.max_bytes,
+                    data={"token": token, "token_type_hint": "access_token"},
+                    auth=self._client.client_auth(self._auth_method),
+                )
+            return json.loads(body)
+        except AuthorizationServerUnavailableError:
+            raise
+        except Exception as exc:
+            # I3: fail closed, but as 503: a 401 would make the client drop a good token.
+            logger.warning("introspection at %s failed: %s", self.endpoint, f"{type(exc).__name__}: {exc}"[:200])
+            raise AuthorizationServerUnavailableError(
+                "The authorization server could not be asked about the token", retry_after=self.retry_after
+            ) from None
+
+    def _judge(self, document: Any) -> _Result:
+        now, clock = time.time(), time.monotonic()
+
+        def inactive(reason: str) -> _Result:
+            return _Result(None, reason, clock + self.negative_cache_ttl)
+
+        # I2: only the JSON value true is active; a non-object body is not active either.
+        if not isinstance(document, Mapping) or document.get("active") is not True:
+            return inactive("The access token is not active")
+        exp, nbf = document.get("exp"), document.get("nbf")
+        for value in (exp, nbf):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                return inactive("The introspection response is malformed")
+        if exp is not None and exp <= now - self.leeway:
+            return inactive("The access token has expired")
+        if nbf is not None and nbf > now + self.leeway:
+            return inactive("The access token is not yet valid")
+        if self.issuer is not None and document.get("iss") != self.issuer:
+            return inactive("The access token issuer is not trusted")
+        token_type = document.get("token_type")
+        if isinstance(token_type, str) and token_type.lower().replace("-", "_") in ("refresh_token", "refresh"):
+            return inactive("A refresh token is not an access token")
+        aud = document.get("aud")
+        if aud is None:
+            if not self.allow_missing_audience:
+                return inactive("The access token has no audience")
+        elif self.audience is None or not audience_matches(aud, self.audience):
+            return inactive("The access token was not issued for this resource")
+        scope = document.get("scope")
+        if scope is not None and not isinstance(scope, str):
+            return inactive("The introspection response is malformed")
+        info = to_auth_info(dict(document), scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
+        if info.sub is None and isinstance(document.get("username"), str):
+            info = AuthInfo(sub=document["username"], client_id=info.client_id, scopes=info.scopes,
+                            issuer=info.issuer, audience=info.audience, expires_at=info.expires_at,
+                            claims=info.claims)
+        # A cached result never outlives the token's exp (I3).
+        until = clock + self.cache_ttl
+        if exp is not None:
+            until = min(until, clock + (exp - now))
+        return _Result(info, "", until)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
