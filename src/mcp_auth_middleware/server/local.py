@@ -253,6 +253,13 @@ class _S256Only(CodeChallenge):  # type: ignore[misc]
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
 
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        # Authlib lets an authorization request without PKCE through and fails it only at the
+        # token endpoint; refusing it here tells the client at once.
+        if not grant.request.payload.data.get("code_challenge"):
+            raise InvalidRequestError(description="Missing 'code_challenge' (PKCE S256 is required)")
+        super().validate_code_challenge(grant, redirect_uri)
+
     def get_authorization_code_challenge(self, authorization_code: AuthorizationCode) -> str | None:
         return authorization_code.code_challenge
 
@@ -487,9 +494,9 @@ class LocalAuthorizationServer:
         try:
             oauth_request = await _oauth_request(request)
             oauth_request.resource = self._resources(oauth_request, None)
+            grant = self.server.get_authorization_grant(oauth_request)
         except OAuth2Error as error:
             return self.server.handle_error_response(None, error)  # type: ignore[no-any-return]
-        grant = self.server.get_authorization_grant(oauth_request)
         response = self.server.create_authorization_response(oauth_request, grant_user=self.user, grant=grant)
         if isinstance(response, Response) and response.status_code == 302:
             # RFC 9207: every redirected authorization response names its issuer.

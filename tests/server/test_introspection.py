@@ -1,0 +1,158 @@
+"""IntrospectionEndpoint: RFC 7662 rules (I1, I2, I4), client authentication, rate limiting."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import httpx2
+import pytest
+
+from mcp_auth_middleware.server import IntrospectionClient, IntrospectionEndpoint, hash_secret
+
+RESOURCE = "https://mcp.example.com/mcp"
+NOW = int(time.time())
+TOKENS: dict[str, dict[str, Any]] = {
+    "good": {"scope": "mcp read", "client_id": "app", "sub": "alice", "username": "alice", "aud": RESOURCE,
+             "exp": NOW + 600, "iat": NOW, "iss": "https://as.example", "jti": "j1", "token_type": "Bearer"},
+    "expired": {"scope": "mcp", "client_id": "app", "aud": RESOURCE, "exp": NOW - 10},
+    "other-aud": {"scope": "mcp", "client_id": "app", "aud": "https://other.example/api", "exp": NOW + 600},
+    "own": {"scope": "x", "client_id": "rs", "aud": "https://other.example/api", "exp": NOW + 600},
+}
+REFRESH = {"refresh-1": {"client_id": "app", "aud": RESOURCE, "token_type": "refresh_token", "sub": "alice"}}
+lookups: list[tuple[str, str | None]] = []
+
+
+async def lookup(token: str, hint: str | None) -> dict[str, Any] | None:
+    lookups.append((token, hint))
+    return TOKENS.get(token) or REFRESH.get(token)
+
+
+def endpoint(**options: Any) -> IntrospectionEndpoint:
+    clients = {"rs": IntrospectionClient.with_secret("rs", "s3cret", [RESOURCE]),
+               "rs2": IntrospectionClient.with_secret("rs2", "other", [RESOURCE])}
+    return IntrospectionEndpoint(lookup, clients, **options)
+
+
+def client(app: Any, address: str = "10.0.0.1") -> httpx2.AsyncClient:
+    transport = httpx2.ASGITransport(app=app, client=(address, 1234))
+    return httpx2.AsyncClient(transport=transport, base_url="https://as.example")
+
+
+BASIC = {"Authorization": "Basic " + base64.b64encode(b"rs:s3cret").decode()}
+
+
+async def test_i2_active_token_full_response() -> None:
+    async with client(endpoint()) as c:
+        response = await c.post("/introspect", data={"token": "good"}, headers=BASIC)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["active"] is True
+    assert body["scope"] == "mcp read" and body["sub"] == "alice" and body["aud"] == RESOURCE
+
+
+@pytest.mark.parametrize("token", ["unknown", "expired", "other-aud"])
+async def test_i2_inactive_tokens_all_look_the_same(token: str) -> None:
+    async with client(endpoint()) as c:
+        response = await c.post("/introspect", data={"token": token}, headers=BASIC)
+    assert response.status_code == 200
+    assert response.content == b'{"active": false}'
+
+
+async def test_i4_own_tokens_visible_to_their_client() -> None:
+    async with client(endpoint()) as c:
+        response = await c.post("/introspect", data={"token": "own"}, headers=BASIC)
+    assert response.json()["active"] is True
+
+
+async def test_client_secret_post() -> None:
+    async with client(endpoint()) as c:
+        response = await c.post("/introspect", data={"token": "good", "client_id": "rs", "client_secret": "s3cret"})
+    assert response.json()["active"] is True
+
+
+@pytest.mark.parametrize(
+    ("headers", "data"),
+    [
+        ({}, {"token": "good"}),
+        ({"Authorization": "Basic " + base64.b64encode(b"rs:wrong").decode()}, {"token": "good"}),
+        ({"Authorization": "Basic " + base64.b64encode(b"nobody:s3cret").decode()}, {"token": "good"}),
+        ({"Authorization": "Basic !!!notbase64"}, {"token": "good"}),
+        ({"Authorization": "Bearer good"}, {"token": "good"}),
+        ({}, {"token": "good", "client_id": "rs"}),
+        (BASIC, {"token": "good", "client_id": "rs", "client_secret": "s3cret"}),
+    ],
+)
+async def test_i1_client_authentication_required(headers: dict[str, str], data: dict[str, str]) -> None:
+    async with client(endpoint()) as c:
+        response = await c.post("/introspect", data=data, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response.headers["www-authenticate"].startswith("Basic")
+
+
+async def test_secrets_stored_hashed_and_compared_in_constant_time() -> None:
+    stored = IntrospectionClient.with_secret("rs", "s3cret")
+    assert stored.secret_hash == hash_secret("s3cret") and "s3cret" not in repr(stored)
+    assert stored.check_secret("s3cret") and not stored.check_secret("s3cre")
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+async def test_i1_post_only(method: str) -> None:
+    async with client(endpoint()) as c:
+        response = await c.request(method, "/introspect", headers=BASIC)
+    assert response.status_code == 405
+
+
+async def test_i1_form_encoding_only() -> None:
+    async with client(endpoint()) as c:
+        response = await c.post("/introspect", json={"token": "good"}, headers=BASIC)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("body", [b"token_type_hint=access_token", b"token=", b"token=a&token=b", b"\xff\xfe=1"])
+async def test_i1_token_required_once(body: bytes) -> None:
+    async with client(endpoint()) as c:
+        response = await c.post("/introspect", content=body, headers={
+            **BASIC, "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+
+
+async def test_oversized_body_413() -> None:
+    async with client(endpoint(max_body=1000)) as c:
+        response = await c.post("/introspect", data={"token": "x" * 5000}, headers=BASIC)
+    assert response.status_code == 413
+
+
+async def test_wrong_hint_still_finds_the_token() -> None:
+    lookups.clear()
+    async with client(endpoint()) as c:
+        response = await c.post("/introspect", data={"token": "refresh-1", "token_type_hint": "access_token"},
+                                headers=BASIC)
+    body = response.json()
+    assert body["active"] is True and body["token_type"] == "refresh_token"
+    assert lookups == [("refresh-1", "access_token")]
+
+
+async def test_i4_scanning_client_is_limited_and_others_are_not() -> None:
+    app = endpoint(client_limit="5/minute", address_limit="1000/minute")
+    async with client(app, "10.0.0.7") as scanner, client(app, "10.0.0.8") as honest:
+        statuses = [(await scanner.post("/introspect", data={"token": f"guess-{i}"}, headers=BASIC)).status_code
+                    for i in range(8)]
+        assert statuses[:5] == [200] * 5 and statuses[-1] == 429
+        blocked = await scanner.post("/introspect", data={"token": "good"}, headers=BASIC)
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+        other_client = {"Authorization": "Basic " + base64.b64encode(b"rs2:other").decode()}
+        assert (await honest.post("/introspect", data={"token": "good"}, headers=other_client)).json()["active"]
+
+
+async def test_i4_address_limit_covers_failed_client_auth() -> None:
+    app = endpoint(address_limit="3/minute")
+    async with client(app, "10.0.0.9") as c, client(app, "10.0.0.10") as other:
+        wrong = {"Authorization": "Basic " + base64.b64encode(b"rs:nope").decode()}
+        statuses = [(await c.post("/introspect", data={"token": "t"}, headers=wrong)).status_code for _ in range(5)]
+        assert statuses[:3] == [401] * 3 and statuses[-1] == 429
+        assert (await other.post("/introspect", data={"token": "good"}, headers=BASIC)).status_code == 200

@@ -1,0 +1,226 @@
+"""LocalAuthorizationServer: every endpoint, the OAuth 2.1 rules, and bad input (RFC 6749 §5.2 errors)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+
+from mcp_auth_middleware import JWTValidator
+from mcp_auth_middleware.server import LocalAuthorizationServer
+
+ISSUER = "https://as.example"
+RESOURCE = "https://mcp.example.com/mcp"
+REDIRECT = "http://127.0.0.1:5555/callback"
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+@pytest.fixture
+def server() -> LocalAuthorizationServer:
+    return LocalAuthorizationServer(ISSUER, user="alice", scopes_supported=["mcp", "admin"])
+
+
+@pytest.fixture
+async def http(server: LocalAuthorizationServer) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=server.app), base_url=ISSUER) as c:
+        yield c
+
+
+async def register(http: httpx2.AsyncClient, **metadata: Any) -> dict[str, Any]:
+    body = {"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "t",
+            "grant_types": ["authorization_code", "refresh_token"], **metadata}
+    response = await http.post("/register", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def authorize(http: httpx2.AsyncClient, client_id: str, challenge: str, **params: str) -> httpx2.Response:
+    query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "scope": "mcp",
+             "state": "st", "code_challenge": challenge, "code_challenge_method": "S256", "resource": RESOURCE,
+             **params}
+    return await http.get("/authorize", params={k: v for k, v in query.items() if v is not None})
+
+
+async def code_flow(http: httpx2.AsyncClient, **authorize_params: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    client = await register(http)
+    verifier, challenge = pkce()
+    response = await authorize(http, client["client_id"], challenge, **authorize_params)
+    assert response.status_code == 302, response.text
+    query = parse_qs(urlsplit(response.headers["location"]).query)
+    assert query["state"] == ["st"] and query["iss"] == [ISSUER]  # RFC 9207
+    token = await http.post("/token", data={"grant_type": "authorization_code", "code": query["code"][0],
+                                            "redirect_uri": REDIRECT, "client_id": client["client_id"],
+                                            "code_verifier": verifier, "resource": RESOURCE})
+    assert token.status_code == 200, token.text
+    return client, token.json(), query["code"][0]
+
+
+async def test_metadata_and_openid_configuration(http: httpx2.AsyncClient) -> None:
+    for path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
+        document = (await http.get(path)).json()
+        assert document["issuer"] == ISSUER
+        assert document["code_challenge_methods_supported"] == ["S256"]
+        assert document["introspection_endpoint"] == f"{ISSUER}/introspect"
+
+
+async def test_full_code_flow_issues_rfc9068_token_for_the_resource(http: httpx2.AsyncClient,
+                                                                     server: LocalAuthorizationServer) -> None:
+    client, tokens, _ = await code_flow(http)
+    assert tokens["token_type"].lower() == "bearer" and tokens["refresh_token"]
+    jwks = (await http.get("/jwks")).json()
+    validator = JWTValidator(issuer=ISSUER, audience=RESOURCE, keys=jwks, require_at_jwt=True)
+    info = await validator.validate(tokens["access_token"])
+    assert info.sub == "alice" and info.client_id == client["client_id"] and info.scopes == {"mcp"}
+    assert info.audience == (RESOURCE,)
+
+
+async def test_pkce_required(http: httpx2.AsyncClient) -> None:
+    client = await register(http)
+    response = await authorize(http, client["client_id"], None, code_challenge_method=None)  # type: ignore[arg-type]
+    assert response.status_code == 302
+    assert parse_qs(urlsplit(response.headers["location"]).query)["error"] == ["invalid_request"]
+
+
+async def test_pkce_plain_refused(http: httpx2.AsyncClient) -> None:
+    client = await register(http)
+    response = await authorize(http, client["client_id"], "x" * 43, code_challenge_method="plain")
+    assert parse_qs(urlsplit(response.headers["location"]).query)["error"] == ["invalid_request"]
+
+
+async def test_wrong_code_verifier_rejected(http: httpx2.AsyncClient) -> None:
+    client = await register(http)
+    _, challenge = pkce()
+    response = await authorize(http, client["client_id"], challenge)
+    code = parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
+    token = await http.post("/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                            "client_id": client["client_id"], "code_verifier": "w" * 50})
+    assert token.status_code == 400 and token.json()["error"] == "invalid_grant"
+
+
+async def test_reused_code_rejected_and_its_tokens_revoked(http: httpx2.AsyncClient,
+                                                            server: LocalAuthorizationServer) -> None:
+    client, tokens, code = await code_flow(http)
+    again = await http.post("/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                            "client_id": client["client_id"], "code_verifier": "x" * 50})
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert await server._lookup(tokens["access_token"], None) is None
+    assert await server._lookup(tokens["refresh_token"], "refresh_token") is None
+
+
+async def test_unregistered_redirect_uri_is_not_redirected_to(http: httpx2.AsyncClient) -> None:
+    client = await register(http)
+    _, challenge = pkce()
+    response = await authorize(http, client["client_id"], challenge, redirect_uri="https://evil.example/cb")
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+async def test_unknown_client_is_not_redirected_to(http: httpx2.AsyncClient) -> None:
+    _, challenge = pkce()
+    response = await authorize(http, "nobody", challenge)
+    assert response.status_code in (400, 401) and "location" not in response.headers
+
+
+@pytest.mark.parametrize("resource", ["not-a-uri", "https://mcp.example.com/mcp#frag"])
+async def test_rfc8707_invalid_resource(http: httpx2.AsyncClient, resource: str) -> None:
+    client = await register(http)
+    _, challenge = pkce()
+    response = await authorize(http, client["client_id"], challenge, resource=resource)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_target"
+
+
+async def test_rfc8707_token_request_cannot_widen_resource(http: httpx2.AsyncClient) -> None:
+    client = await register(http)
+    verifier, challenge = pkce()
+    response = await authorize(http, client["client_id"], challenge)
+    code = parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
+    token = await http.post("/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                            "client_id": client["client_id"], "code_verifier": verifier,
+                                            "resource": "https://other.example/api"})
+    assert token.status_code == 400 and token.json()["error"] == "invalid_target"
+
+
+async def test_refresh_rotates_and_old_refresh_token_dies(http: httpx2.AsyncClient) -> None:
+    client, tokens, _ = await code_flow(http)
+    refreshed = await http.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+                                                "client_id": client["client_id"]})
+    assert refreshed.status_code == 200, refreshed.text
+    new = refreshed.json()
+    assert new["refresh_token"] != tokens["refresh_token"]
+    jwks = (await http.get("/jwks")).json()
+    info = await JWTValidator(issuer=ISSUER, audience=RESOURCE, keys=jwks).validate(new["access_token"])
+    assert info.audience == (RESOURCE,)  # the resource survives the refresh
+    reused = await http.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+                                             "client_id": client["client_id"]})
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+
+
+async def test_client_credentials(http: httpx2.AsyncClient, server: LocalAuthorizationServer) -> None:
+    server.register_client(client_id="svc", client_secret="svc-secret", grant_types=["client_credentials"])
+    response = await http.post("/token", data={"grant_type": "client_credentials", "scope": "mcp",
+                                               "resource": RESOURCE}, auth=("svc", "svc-secret"))
+    assert response.status_code == 200, response.text
+    jwks = (await http.get("/jwks")).json()
+    info = await JWTValidator(issuer=ISSUER, audience=RESOURCE, keys=jwks).validate(response.json()["access_token"])
+    assert info.sub == "svc" and info.client_id == "svc"
+    wrong = await http.post("/token", data={"grant_type": "client_credentials"}, auth=("svc", "nope"))
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+
+
+async def test_revocation_then_introspection_inactive(http: httpx2.AsyncClient,
+                                                     server: LocalAuthorizationServer) -> None:
+    client, tokens, _ = await code_flow(http)
+    server.register_resource_server("rs", "rs-secret", [RESOURCE])
+    active = await http.post("/introspect", data={"token": tokens["access_token"]}, auth=("rs", "rs-secret"))
+    assert active.json()["active"] is True and active.json()["aud"] == RESOURCE
+    revoked = await http.post("/revoke", data={"token": tokens["access_token"], "client_id": client["client_id"]})
+    assert revoked.status_code == 200
+    inactive = await http.post("/introspect", data={"token": tokens["access_token"]}, auth=("rs", "rs-secret"))
+    assert inactive.json() == {"active": False}
+
+
+async def test_opaque_tokens(server: LocalAuthorizationServer) -> None:
+    opaque = LocalAuthorizationServer(ISSUER, token_format="opaque", default_resource=RESOURCE)
+    token = opaque.mint_token(sub="bob", scopes=["mcp"])
+    assert token.count(".") == 0
+    record = await opaque._lookup(token, None)
+    assert record is not None and record["sub"] == "bob" and record["aud"] == RESOURCE
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "error"),
+    [
+        ("GET", "/token", {}, 405, None),
+        ("POST", "/token", {"json": {"grant_type": "client_credentials"}}, 400, "invalid_request"),
+        ("POST", "/token", {"data": {"grant_type": "password", "username": "a", "password": "b"}}, 400,
+         "unsupported_grant_type"),
+        ("POST", "/token", {"data": {}}, 400, "invalid_request"),
+        ("POST", "/token", {"content": b"grant_type=a&grant_type=b",
+                            "headers": {"content-type": "application/x-www-form-urlencoded"}}, 400, "invalid_request"),
+        ("POST", "/token", {"content": b"grant_type=" + b"x" * 70000,
+                            "headers": {"content-type": "application/x-www-form-urlencoded"}}, 400, "invalid_request"),
+        ("POST", "/register", {"content": b"not json"}, 400, "invalid_client_metadata"),
+        ("POST", "/register", {"json": [1, 2]}, 400, "invalid_client_metadata"),
+        ("GET", "/register", {}, 405, None),
+        ("POST", "/authorize", {}, 405, None),
+        ("GET", "/authorize", {"params": {"response_type": "token", "client_id": "x"}}, 400, None),
+        ("POST", "/revoke", {"json": {"token": "x"}}, 400, "invalid_request"),
+    ],
+)
+async def test_bad_requests_get_oauth_errors(http: httpx2.AsyncClient, method: str, path: str, kwargs: dict[str, Any],
+                                             status: int, error: str | None) -> None:
+    response = await http.request(method, path, **kwargs)
+    assert response.status_code == status, response.text
+    if error:
+        assert response.json()["error"] == error
