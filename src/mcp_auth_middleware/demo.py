@@ -34,12 +34,12 @@ class DemoStack:
 
 
 def build_demo(host: str = "127.0.0.1", port: int = 8000, as_port: int = 9000,
-               token_format: str = "jwt") -> DemoStack:
+               token_format: str = "jwt", access_token_ttl: int = 3600) -> DemoStack:
     issuer = f"http://{host}:{as_port}"
     resource = f"http://{host}:{port}/mcp"
     authorization_server = LocalAuthorizationServer(
         issuer, user="demo-user", token_format=token_format,  # type: ignore[arg-type]
-        scopes_supported=SCOPES, default_resource=resource,
+        scopes_supported=SCOPES, default_resource=resource, access_token_ttl=access_token_ttl,
     )
     authorization_server.register_resource_server("demo-resource-server", "demo-secret", [resource])
     mcp = FastMCP("mcp-auth-middleware demo")

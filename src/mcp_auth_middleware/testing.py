@@ -18,14 +18,25 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from .validators.jwt import JWTValidator
 
-__all__ = ["LocalIssuer", "free_port", "mcp_auth_issuer", "serve"]
+if TYPE_CHECKING:
+    from .server.local import LocalAuthorizationServer
+
+__all__ = [
+    "LocalIssuer",
+    "free_port",
+    "mcp_auth_issuer",
+    "mcp_auth_server",
+    "mcp_auth_server_opaque",
+    "running_authorization_server",
+    "serve",
+]
 
 
 class LocalIssuer:
@@ -111,6 +122,17 @@ def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 
         thread.join(timeout)
 
 
+@contextlib.contextmanager
+def running_authorization_server(**options: Any) -> Iterator[LocalAuthorizationServer]:
+    """A LocalAuthorizationServer on a free loopback port, for the duration of the block."""
+    from .server.local import LocalAuthorizationServer
+
+    port = free_port()
+    server = LocalAuthorizationServer(f"http://127.0.0.1:{port}", **options)
+    with serve(server.app, port=port):
+        yield server
+
+
 try:
     import pytest
 except ImportError:  # pragma: no cover - only without pytest
@@ -119,5 +141,18 @@ else:
 
     @pytest.fixture
     def mcp_auth_issuer() -> Iterator[LocalIssuer]:
-        """A LocalIssuer with a fresh key for one test."""
+        """A LocalIssuer with a fresh key for one test (no server: validate with its `.validator()`)."""
         yield LocalIssuer()
+
+    @pytest.fixture(scope="session")
+    def mcp_auth_server() -> Iterator[LocalAuthorizationServer]:
+        """A running local authorization server issuing JWT access tokens (one per test session)."""
+        with running_authorization_server(user="test-user", scopes_supported=["mcp"]) as server:
+            yield server
+
+    @pytest.fixture(scope="session")
+    def mcp_auth_server_opaque() -> Iterator[LocalAuthorizationServer]:
+        """The same, issuing opaque tokens: validate them with token_validation="introspection"
+        after `register_resource_server(client_id, secret, [resource])`."""
+        with running_authorization_server(user="test-user", scopes_supported=["mcp"], token_format="opaque") as server:
+            yield server
