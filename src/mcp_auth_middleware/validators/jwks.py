@@ -134,7 +134,7 @@ class JWKSKeys:
         min_ttl: float = 60.0,
         max_ttl: float = 3600.0,
         refresh_cooldown: float = 30.0,
-        retry_interval: float = 5.0,
+        retry_interval: float = 2.0,
         max_stale: float = 86400.0,
         max_bytes: int = 512 * 1024,
         allow_http: bool = False,
