@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from starlette.types import Send
 
-from .errors import AuthError, AuthorizationServerUnavailableError, InsufficientScopeError
+from .errors import AuthError, AuthorizationServerUnavailableError, InsufficientScopeError, TooManyFailuresError
 
 __all__ = ["Challenger", "RawResponse", "check_scope_token", "safe_description"]
 
@@ -56,20 +56,22 @@ class Challenger:
 
     def for_error(self, error: AuthError) -> RawResponse:
         scopes = error.scopes if isinstance(error, InsufficientScopeError) else frozenset()
-        retry_after = error.retry_after if isinstance(error, AuthorizationServerUnavailableError) else 0
+        retry_after = (error.retry_after if isinstance(error, AuthorizationServerUnavailableError | TooManyFailuresError)
+                       else 0)
         return self._cached(type(error), error.description, scopes, retry_after)
 
     def _for_error(
         self, kind: type[AuthError], description: str, scopes: frozenset[str], retry_after: int
     ) -> RawResponse:
-        if issubclass(kind, AuthorizationServerUnavailableError):
+        if issubclass(kind, AuthorizationServerUnavailableError | TooManyFailuresError):
+            # 503 and 429 are not challenges: the token may be fine, come back later.
             body = json.dumps({"error": kind.error, "error_description": safe_description(description)})
             headers = [
                 (b"content-type", b"application/json"),
                 (b"retry-after", str(max(1, int(retry_after))).encode()),
                 (b"cache-control", b"no-store"),
             ]
-            return 503, headers, body.encode()
+            return kind.status, headers, body.encode()
         # A custom validator's scopes are filtered, not trusted, before they enter a header.
         scope = " ".join(sorted(s for s in scopes if _SCOPE_TOKEN.fullmatch(s))) or self.scope
         return self._build(kind.status, kind.error, safe_description(description), scope)

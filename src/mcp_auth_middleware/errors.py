@@ -12,6 +12,7 @@ __all__ = [
     "InsufficientScopeError",
     "InvalidRequestError",
     "InvalidTokenError",
+    "TooManyFailuresError",
 ]
 
 
@@ -49,6 +50,17 @@ class InsufficientScopeError(AuthError):
     ) -> None:
         super().__init__(description)
         self.scopes = frozenset(scopes)
+
+
+class TooManyFailuresError(AuthError):
+    """This caller failed authentication too often (token guessing): 429 + `Retry-After`."""
+
+    error = "too_many_requests"
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many failed authentication attempts")
+        self.retry_after = retry_after
 
 
 class AuthorizationServerUnavailableError(AuthError):

@@ -18,8 +18,17 @@ from .body import read_body, replay
 from .challenge import Challenger, RawResponse, send_response
 from .credentials import find_credentials, form_holds_token
 from .discovery import Discovery
-from .errors import AuthError, AuthorizationServerUnavailableError, InsufficientScopeError, InvalidRequestError
+from .errors import (
+    AuthError,
+    AuthorizationServerUnavailableError,
+    InsufficientScopeError,
+    InvalidRequestError,
+    InvalidTokenError,
+    TooManyFailuresError,
+)
 from .integrations.mcp import sdk_context_var
+from .policy import Rule, ScopePolicy, parse_messages
+from .rate_limit import FailureLimiter, client_address, parse_networks
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
 from .validators.base import ResourceBound, TokenValidator
 from .validators.fallback import FallbackValidator
@@ -66,9 +75,35 @@ class MCPAuthMiddleware:
         max_form_body: int = 64 * 1024,
         allow_http: bool = False,
         realm: str | None = None,
+        tool_scopes: Mapping[str, Iterable[str]] | None = None,
+        method_scopes: Mapping[str, Iterable[str]] | None = None,
+        resource_scopes: Mapping[str, Iterable[str]] | None = None,
+        prompt_scopes: Mapping[str, Iterable[str]] | None = None,
+        scope_rule: Rule | None = None,
+        implied_scopes: Mapping[str, Iterable[str]] | None = None,
+        prefix_implies: bool = False,
+        challenge_granted_scopes: bool = False,
+        max_body: int = 1024 * 1024,
+        failure_limit: str | None = "60/minute",
+        rate_limit_storage: str = "memory://",
+        trusted_proxies: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.required_scopes = frozenset(required_scopes)
+        self.policy: ScopePolicy | None = None
+        if tool_scopes or method_scopes or resource_scopes or prompt_scopes or scope_rule or implied_scopes or \
+                prefix_implies:
+            self.policy = ScopePolicy(
+                tool_scopes=tool_scopes, method_scopes=method_scopes, resource_scopes=resource_scopes,
+                prompt_scopes=prompt_scopes, rule=scope_rule, implied_scopes=implied_scopes,
+                prefix_implies=prefix_implies,
+            )
+        self._inspects_messages = self.policy is not None and self.policy.inspects_messages
+        self.challenge_granted_scopes = challenge_granted_scopes
+        self.max_body = max_body
+        # Guard against token guessing: failed validations per address (see rate_limit.py).
+        self.guard = FailureLimiter(failure_limit, storage_uri=rate_limit_storage) if failure_limit else None
+        self._trusted_proxies = parse_networks(trusted_proxies)
         servers = list(authorization_servers or ([issuer] if issuer else []))
         self.validator = validator or _validator_for(
             issuer or (servers[0] if servers else None), token_validation, jwks_uri=jwks_uri,
@@ -77,7 +112,8 @@ class MCPAuthMiddleware:
         )
         if isinstance(self.validator, ResourceBound):
             self.validator.bind_resource(resource)
-        advertised = sorted(self.required_scopes) if scopes_supported is None else list(scopes_supported)
+        mentioned = self.required_scopes | (self.policy.mentioned_scopes() if self.policy else frozenset())
+        advertised = sorted(mentioned) if scopes_supported is None else list(scopes_supported)
         self.metadata = ResourceMetadata(
             resource, servers, scopes_supported=advertised,
             resource_name=resource_name, resource_documentation=resource_documentation,
@@ -157,6 +193,7 @@ class MCPAuthMiddleware:
             return
 
         token: str | None = None
+        body: bytes | None = None
         try:
             credentials = find_credentials(scope, max_token_length=self.max_token_length)
             token = credentials.token
@@ -172,11 +209,30 @@ class MCPAuthMiddleware:
                     self._log("challenge", "no bearer token", None)
                 await send_response(send, self.challenger.unauthorized)
                 return
+            if self.guard is not None:
+                address = client_address(scope, self._trusted_proxies)
+                retry_after = await self.guard.retry_after(address)
+                if retry_after is not None:  # before any validation work
+                    raise TooManyFailuresError(retry_after)
             info = await self.validator.validate(token)
-            if not self.required_scopes <= info.scopes:
-                # M14/M16: name every scope the operation needs in one challenge.
-                raise InsufficientScopeError(self.required_scopes)
+
+            needed = self.required_scopes
+            if self._inspects_messages and scope["method"] == "POST":
+                # Per-tool rules: read the JSON-RPC message (only now, for an authenticated
+                # caller), then replay it to the app byte for byte.
+                if body is None:
+                    body, disconnect = await read_body(receive, self.max_body)
+                    receive = replay(body, disconnect, receive)
+                messages = parse_messages(body)
+                if messages is not None:
+                    needed = needed | self.policy.required_for(messages)
+            if needed and (self.policy.missing(info.scopes, needed) if self.policy else not needed <= info.scopes):
+                # M14/M16: name every scope the operation needs in one challenge; optionally
+                # (2025-11-25 style) also the scopes already granted.
+                raise InsufficientScopeError(needed | info.scopes if self.challenge_granted_scopes else needed)
         except AuthError as error:
+            if self.guard is not None and isinstance(error, InvalidTokenError):
+                await self.guard.record_failure(client_address(scope, self._trusted_proxies))
             if logger.isEnabledFor(logging.INFO):
                 self._log("deny", error.description, token, status=error.status)
             await send_response(send, self.challenger.for_error(error))

@@ -1,0 +1,126 @@
+"""Scope rules: per JSON-RPC method, per tool, per resource URI, per prompt; scope hierarchy (M18)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from .challenge import check_scope_token
+from .errors import InvalidRequestError
+
+__all__ = ["ScopePolicy", "parse_messages"]
+
+#: `rule(method, params)` -> extra scopes this message needs (or None), for dynamic policy.
+Rule = Callable[[str, Mapping[str, Any] | None], Iterable[str] | None]
+
+
+def _scopes(values: Iterable[str]) -> frozenset[str]:
+    if isinstance(values, str):
+        values = values.split()
+    return frozenset(check_scope_token(v) for v in values)
+
+
+class ScopePolicy:
+    """Which scopes an MCP request needs, and whether granted scopes cover them.
+
+    Hierarchy: `implied_scopes={"files": ["files:read", "files:write"]}` (transitive), and with
+    `prefix_implies=True` a granted `files` covers any `files:...` scope.
+    """
+
+    def __init__(
+        self,
+        *,
+        method_scopes: Mapping[str, Iterable[str]] | None = None,
+        tool_scopes: Mapping[str, Iterable[str]] | None = None,
+        resource_scopes: Mapping[str, Iterable[str]] | None = None,
+        prompt_scopes: Mapping[str, Iterable[str]] | None = None,
+        rule: Rule | None = None,
+        implied_scopes: Mapping[str, Iterable[str]] | None = None,
+        prefix_implies: bool = False,
+    ) -> None:
+        self.method_scopes = {m: _scopes(s) for m, s in (method_scopes or {}).items()}
+        self.tool_scopes = {t: _scopes(s) for t, s in (tool_scopes or {}).items()}
+        self.resource_scopes = [(pattern, _scopes(s)) for pattern, s in (resource_scopes or {}).items()]
+        self.prompt_scopes = {p: _scopes(s) for p, s in (prompt_scopes or {}).items()}
+        self.rule = rule
+        self.implied = {k: _scopes(v) for k, v in (implied_scopes or {}).items()}
+        self.prefix_implies = prefix_implies
+        self.expand = lru_cache(maxsize=1024)(self._expand)
+
+    @property
+    def inspects_messages(self) -> bool:
+        """Whether any rule looks at the JSON-RPC message (else the body is never read)."""
+        return bool(self.method_scopes or self.tool_scopes or self.resource_scopes or self.prompt_scopes
+                    or self.rule)
+
+    def mentioned_scopes(self) -> frozenset[str]:
+        """Every scope the rules name: advertised in `scopes_supported`."""
+        groups = [*self.method_scopes.values(), *self.tool_scopes.values(), *self.prompt_scopes.values(),
+                  *(s for _, s in self.resource_scopes), *self.implied.values(), frozenset(self.implied)]
+        return frozenset().union(*groups)
+
+    def required_for(self, messages: Iterable[Any]) -> frozenset[str]:
+        """The union over all messages (a JSON-RPC batch needs everything its parts need)."""
+        needed: set[str] = set()
+        for message in messages:
+            if not isinstance(message, Mapping):
+                continue
+            method = message.get("method")
+            if not isinstance(method, str):
+                continue  # a response or malformed message: the MCP server answers it
+            params = message.get("params")
+            params = params if isinstance(params, Mapping) else None
+            needed |= self.method_scopes.get(method, frozenset())
+            name = params.get("name") if params else None
+            if method == "tools/call" and isinstance(name, str):
+                needed |= self.tool_scopes.get(name, frozenset())
+            elif method == "prompts/get" and isinstance(name, str):
+                needed |= self.prompt_scopes.get(name, frozenset())
+            elif method == "resources/read" and params and isinstance(uri := params.get("uri"), str):
+                for pattern, scopes in self.resource_scopes:
+                    if fnmatch.fnmatchcase(uri, pattern):
+                        needed |= scopes
+            if self.rule is not None:
+                needed |= _scopes(self.rule(method, params) or ())
+        return frozenset(needed)
+
+    def missing(self, granted: frozenset[str], needed: frozenset[str]) -> frozenset[str]:
+        if needed <= granted:
+            return frozenset()
+        covered = self.expand(granted)
+        left = needed - covered
+        if self.prefix_implies and left:
+            left = frozenset(s for s in left if not any(s.startswith(g + ":") for g in covered))
+        return left
+
+    def _expand(self, granted: frozenset[str]) -> frozenset[str]:
+        """Granted scopes plus everything they imply, transitively."""
+        result, todo = set(granted), list(granted)
+        while todo:
+            for implied in self.implied.get(todo.pop(), ()):
+                if implied not in result:
+                    result.add(implied)
+                    todo.append(implied)
+        return frozenset(result)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        # Parsers disagree on which duplicate wins; a policy must not guess (fail closed).
+        raise InvalidRequestError("The JSON-RPC message repeats a member")
+    return result
+
+
+def parse_messages(body: bytes) -> list[Any] | None:
+    """The JSON-RPC message(s) in a body, or None if it is not JSON at all (the app answers that)."""
+    try:
+        document = json.loads(body, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError as exc:
+        raise InvalidRequestError("The JSON-RPC message is nested too deeply") from exc
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+    return document if isinstance(document, list) else [document]
