@@ -72,7 +72,8 @@ def build_demo(host: str = "127.0.0.1", port: int = 8000, as_port: int = 9000,
                           client_secret="demo-secret")
     app = MCPAuthMiddleware(
         mcp.http_app(stateless_http=True), resource=resource, required_scopes=["mcp"],
-        scopes_supported=SCOPES, resource_name="mcp-auth-middleware demo", **validation,
+        tool_scopes={tool: needs for tool, needs in TOOL_SCOPES.items() if needs},
+        resource_name="mcp-auth-middleware demo", **validation,
     )
     return DemoStack(authorization_server, app, resource, issuer)
 

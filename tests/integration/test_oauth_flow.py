@@ -115,3 +115,22 @@ async def test_client_credentials_flow(stack: DemoStack) -> None:
     identity = await whoami(stack, provider)
     assert identity["client_id"] == "batch-job"
     assert identity["scopes"] == ["mcp"]
+
+
+async def test_step_up_on_403_insufficient_scope(stack: DemoStack) -> None:
+    """M14-M16: a narrow token calls a privileged tool, the SDK client re-authorizes for the
+    challenged scope by itself (SEP-2350 step-up), and the retried call succeeds."""
+    browser, storage = Browser(), MemoryStorage()
+    provider = oauth_provider(stack, browser, storage, scope="mcp")
+    async with httpx2.AsyncClient(auth=provider, timeout=20) as http, \
+            Client(streamable_http_client(stack.resource, http_client=http)) as client:
+        before = (await client.call_tool("whoami", {})).structured_content
+        deleted = await client.call_tool("delete_notes", {})
+        after = (await client.call_tool("whoami", {})).structured_content
+    assert before is not None and after is not None
+    assert before["scopes"] == ["mcp"]
+    assert not deleted.is_error and "deleted" in str(deleted.content)
+    assert "notes:admin" in after["scopes"] and "mcp" in after["scopes"]
+    assert len(browser.authorize_urls) == 2
+    second = parse_qs(urlsplit(browser.authorize_urls[1]).query)
+    assert set(second["scope"][0].split()) >= {"mcp", "notes:admin"}

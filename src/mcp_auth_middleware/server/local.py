@@ -320,7 +320,9 @@ class _Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
             client_id=client_info["client_id"], client_secret=client_info.get("client_secret"),
             redirect_uris=client_metadata.get("redirect_uris", []),
             grant_types=client_metadata.get("grant_types", ["authorization_code", "refresh_token"]),
-            scope=client_metadata.get("scope") or " ".join(self.server.owner.scopes_supported),
+            # A registered client may later ask for any supported scope (step-up, M15-M16);
+            # its registration `scope` is only what it asks for first.
+            scope=" ".join(self.server.owner.scopes_supported),
             token_endpoint_auth_method=client_metadata.get("token_endpoint_auth_method", "client_secret_basic"),
             client_name=client_metadata.get("client_name"),
         )
