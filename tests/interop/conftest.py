@@ -1,0 +1,117 @@
+"""Starts and stops the external components the interop tests need.
+
+They are real: oidc-provider (from the npm registry, installed by `make test`) and Redis
+(Debian's redis-server). A component that cannot start fails the tests; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from joserfc.jwk import RSAKey
+
+from mcp_auth_middleware.testing import free_port
+
+HERE = Path(__file__).parent
+OIDC_DIR = HERE / "oidc_provider"
+RESOURCE_JWT = "https://mcp.example.com/mcp"
+RESOURCE_OPAQUE = "https://opaque.example.com/mcp"
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            pytest.fail(f"{what} exited with {process.returncode}:\n{output[-2000:]}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s")
+
+
+@dataclass
+class OIDCProvider:
+    port: int
+    keys: list[RSAKey]
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        node = shutil.which("node")
+        if node is None:
+            pytest.fail("node is not installed: `make test` installs what the interop tests need")
+        if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
+            pytest.fail("oidc-provider is not installed: run `make test` (it runs npm ci in tests/interop/oidc_provider)")
+        env = {**os.environ, "PORT": str(self.port), "RESOURCE_JWT": RESOURCE_JWT, "RESOURCE_OPAQUE": RESOURCE_OPAQUE,
+               "JWKS": json.dumps({"keys": [k.as_dict(private=True) for k in self.keys]}), "NODE_ENV": "test"}
+        self.process = subprocess.Popen([node, "server.mjs"], cwd=OIDC_DIR, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT)
+        _wait_for_port(self.port, self.process, "oidc-provider")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+    def rotate(self) -> RSAKey:
+        """Restart with a new signing key first (the old one stays published, as IdPs do)."""
+        new = RSAKey.generate_key(2048, parameters={"kid": f"key-{len(self.keys) + 1}", "use": "sig", "alg": "RS256"})
+        self.keys = [new, *self.keys]
+        self.stop()
+        self.start()
+        return new
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OIDCProvider]:
+    key = RSAKey.generate_key(2048, parameters={"kid": "key-1", "use": "sig", "alg": "RS256"})
+    provider = OIDCProvider(free_port(), [key])
+    provider.start()
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
+@dataclass
+class Redis:
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: `make test` installs Debian's redis-server")
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _wait_for_port(port, process, "redis-server")
+    try:
+        yield Redis(port)
+    finally:
+        process.terminate()
+        process.wait(10)
