@@ -158,9 +158,14 @@ class MCPAuthMiddleware:
             "token_validation": env.get("MCP_AUTH_TOKEN_VALIDATION"),
             "resource_name": env.get("MCP_AUTH_RESOURCE_NAME"),
         }
+        options["rate_limit_storage"] = env.get("MCP_AUTH_RATE_LIMIT_STORAGE")
+        options["trusted_proxies"] = listed("MCP_AUTH_TRUSTED_PROXIES")
         options = {k: v for k, v in options.items() if v is not None}
         if "MCP_AUTH_CORS_ORIGINS" in env:  # empty turns CORS off
             options["cors_origins"] = listed("MCP_AUTH_CORS_ORIGINS") or None
+        if "MCP_AUTH_FAILURE_LIMIT" in env:  # empty or "off" turns the guard off
+            limit = env["MCP_AUTH_FAILURE_LIMIT"].strip()
+            options["failure_limit"] = None if limit in ("", "off") else limit
         options |= overrides
         if "resource" not in options:
             raise ValueError("MCP_AUTH_RESOURCE is required")

@@ -51,6 +51,9 @@ def _storage(uri: str) -> Storage:
         return LazySweepMemoryStorage()
     if not uri.startswith("async+"):
         uri = "async+" + uri  # "redis://..." means the async Redis storage here
+    if uri.startswith(("async+redis://", "async+rediss://", "async+redis+")):
+        # The `redis` extra installs redis-py (limits' default async client is coredis).
+        return storage_from_string(uri, implementation="redispy")
     return storage_from_string(uri)
 
 
