@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test test-services lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,18 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	$(BIN)/mcp-auth-middleware demo
 
-test: $(VENV)/.dev-installed
+# What the interop tests start (the tests start and stop them; this only installs them).
+OIDC_DIR := tests/interop/oidc_provider
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package-lock.json
+	@command -v npm >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm; }
+	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+test-services: $(OIDC_DIR)/node_modules/.package-lock.json
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
+
+test: $(VENV)/.dev-installed test-services
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed
