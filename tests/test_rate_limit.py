@@ -1,0 +1,95 @@
+"""The token-guessing guard in memory: counting failures only, 429 before validation, proxies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import pytest
+
+from mcp_auth_middleware import AuthInfo, InvalidTokenError, MCPAuthMiddleware
+from mcp_auth_middleware.rate_limit import FailureLimiter, client_address, parse_networks
+from mcp_auth_middleware.testing import LocalIssuer
+
+from .conftest import RESOURCE, bearer
+
+Factory = Callable[..., MCPAuthMiddleware]
+
+
+def client_from(app: Any, address: str) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app, client=(address, 4000)),
+                              base_url="https://mcp.example.com")
+
+
+async def test_guesser_blocked_after_the_limit_with_retry_after(make_app: Factory, issuer: LocalIssuer) -> None:
+    app = make_app(failure_limit="3/minute")
+    good = issuer.mint_token(audience=RESOURCE)
+    async with client_from(app, "10.1.1.1") as guesser, client_from(app, "10.1.1.2") as honest:
+        statuses = [(await guesser.post("/mcp", headers=bearer(f"guess-{i}"))).status_code for i in range(5)]
+        assert statuses == [401, 401, 401, 429, 429]
+        blocked = await guesser.post("/mcp", headers=bearer(good))
+        assert blocked.status_code == 429 and 1 <= int(blocked.headers["retry-after"]) <= 61
+        assert "www-authenticate" not in blocked.headers  # not a challenge: the token is not the problem
+        assert (await honest.post("/mcp", headers=bearer(good))).status_code == 200
+
+
+async def test_blocked_requests_do_no_validation_work(make_app: Factory) -> None:
+    calls: list[str] = []
+
+    class Counting:
+        async def validate(self, token: str) -> AuthInfo:
+            calls.append(token)
+            raise InvalidTokenError()
+
+    app = make_app(validator=Counting(), failure_limit="2/minute")
+    async with client_from(app, "10.2.2.2") as guesser:
+        for i in range(6):
+            await guesser.post("/mcp", headers=bearer(f"guess-{i}"))
+    assert calls == ["guess-0", "guess-1"]
+
+
+async def test_successes_and_missing_tokens_are_never_counted(make_app: Factory, issuer: LocalIssuer) -> None:
+    app = make_app(failure_limit="2/minute")
+    good = issuer.mint_token(audience=RESOURCE)
+    async with client_from(app, "10.3.3.3") as client:
+        for _ in range(20):
+            assert (await client.post("/mcp", headers=bearer(good))).status_code == 200
+            assert (await client.post("/mcp")).status_code == 401  # the OAuth discovery probe
+        assert app.guard is not None and not app.guard.is_suspect("10.3.3.3")
+
+
+async def test_guard_can_be_turned_off(make_app: Factory) -> None:
+    app = make_app(failure_limit=None)
+    async with client_from(app, "10.4.4.4") as client:
+        assert {(await client.post("/mcp", headers=bearer(f"g{i}"))).status_code for i in range(30)} == {401}
+
+
+def test_client_address_trusts_forwarded_headers_only_from_trusted_proxies() -> None:
+    proxies = parse_networks(["10.0.0.0/8"])
+
+    def scope(peer: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
+        return {"client": (peer, 1), "headers": list(headers)}
+
+    xff = (b"x-forwarded-for", b"198.51.100.9, 10.0.0.5")
+    assert client_address(scope("10.0.0.1", xff), proxies) == "198.51.100.9"
+    assert client_address(scope("203.0.113.1", xff), proxies) == "203.0.113.1"  # untrusted peer: ignored
+    assert client_address(scope("10.0.0.1", xff), ()) == "10.0.0.1"
+    spoofed = (b"x-forwarded-for", b"1.2.3.4, 198.51.100.9")  # the client wrote the leftmost hop itself
+    assert client_address(scope("10.0.0.1", spoofed), proxies) == "198.51.100.9"
+    forwarded = (b"forwarded", b'for="[2001:db8::1]";proto=https')
+    assert client_address(scope("10.0.0.1", forwarded), proxies) == "2001:db8::1"
+
+
+async def test_memory_storage_sweeps_lazily() -> None:
+    limiter = FailureLimiter("100/minute")
+    for i in range(2000):
+        await limiter.record_failure(f"10.9.{i // 250}.{i % 250}")
+    assert limiter.is_suspect("10.9.0.1") and not limiter.is_suspect("10.8.0.1")
+    assert await limiter.retry_after("10.9.0.1") is None  # one failure is far below the limit
+
+
+@pytest.mark.parametrize("limit", ["nonsense", "5/fortnight"])
+def test_bad_limit_is_a_configuration_error(limit: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - limits raises a plain ValueError subclass
+        FailureLimiter(limit)
