@@ -27,6 +27,7 @@ from .errors import (
     TooManyFailuresError,
 )
 from .integrations.mcp import sdk_context_var
+from .metrics import AuthMetrics
 from .policy import Rule, ScopePolicy, parse_messages
 from .rate_limit import FailureLimiter, client_address, parse_networks
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
@@ -42,6 +43,8 @@ logger = logging.getLogger("mcp_auth_middleware")
 #: Headers a browser client (MCP Inspector) must be able to read (M24).
 EXPOSED_HEADERS = ("WWW-Authenticate", "Mcp-Session-Id", "Mcp-Protocol-Version", "Retry-After")
 _METHOD_NOT_ALLOWED: RawResponse = (405, [(b"allow", b"GET, HEAD, OPTIONS")], b"")
+_ALLOW, _CHALLENGE = ("allow", "valid token"), ("challenge", "no bearer token")
+_OUTCOMES = {429: "limited", 503: "unavailable"}
 
 
 class MCPAuthMiddleware:
@@ -87,6 +90,7 @@ class MCPAuthMiddleware:
         failure_limit: str | None = "60/minute",
         rate_limit_storage: str = "memory://",
         trusted_proxies: Iterable[str] = (),
+        meter_provider: Any = None,
     ) -> None:
         self.app = app
         self.required_scopes = frozenset(required_scopes)
@@ -124,6 +128,10 @@ class MCPAuthMiddleware:
         self._public_exact = {p for p in public_paths if not p.endswith("*")}
         self._public_prefixes = tuple(p[:-1] for p in public_paths if p.endswith("*"))
         self.challenger = Challenger(self.metadata.url, sorted(self.required_scopes), realm=realm)
+        self.metrics = AuthMetrics()
+        validators = [self.validator, *(getattr(self.validator, name) for name in ("jwt_validator",
+                                        "introspection_validator") if hasattr(self.validator, name))]
+        self.metrics.bind(validators, self.guard, meter_provider)
         self.expose_token = expose_token
         self.max_token_length = max_token_length
         self.max_form_body = max_form_body
@@ -210,6 +218,7 @@ class MCPAuthMiddleware:
                 receive = replay(body, disconnect, receive)
             if token is None:
                 # No credentials (or another scheme): the plain challenge, no `error` (B2, M03).
+                self.metrics.decisions[_CHALLENGE] += 1
                 if logger.isEnabledFor(logging.INFO):
                     self._log("challenge", "no bearer token", None)
                 await send_response(send, self.challenger.unauthorized)
@@ -236,6 +245,7 @@ class MCPAuthMiddleware:
                 # (2025-11-25 style) also the scopes already granted.
                 raise InsufficientScopeError(needed | info.scopes if self.challenge_granted_scopes else needed)
         except AuthError as error:
+            self.metrics.decisions[(_OUTCOMES.get(error.status, "deny"), error.description)] += 1
             if self.guard is not None and isinstance(error, InvalidTokenError):
                 await self.guard.record_failure(client_address(scope, self._trusted_proxies))
             if logger.isEnabledFor(logging.INFO):
@@ -248,6 +258,7 @@ class MCPAuthMiddleware:
             await send_response(send, self.challenger.for_error(AuthorizationServerUnavailableError()))
             return
 
+        self.metrics.decisions[_ALLOW] += 1
         if self.expose_token:
             info = replace(info, token=token)
         if logger.isEnabledFor(logging.DEBUG):

@@ -115,7 +115,9 @@ class IntrospectionValidator:
         if auth_method == "private_key_jwt":
             self._client.register_client_auth_method(PrivateKeyJWT())
         self._auth_method = auth_method
-        self.calls = 0  # introspection requests sent; observable in tests and metrics
+        # Read by tests and metrics: requests sent, failed, cache lookups; on_duration(seconds).
+        self.calls = self.errors = self.lookups = self.cache_misses = 0
+        self.on_duration: Callable[[float], object] | None = None
         self._cached = alru_cache(maxsize=cache_size, ttl=max(cache_ttl, negative_cache_ttl))(self._introspect)
 
     def _set_audience(self, audience: str | Iterable[str]) -> None:
@@ -126,8 +128,13 @@ class IntrospectionValidator:
         if self.audience is None:
             self._set_audience(resource)
 
+    @property
+    def cache_hits(self) -> int:
+        return self.lookups - self.cache_misses
+
     async def validate(self, token: str) -> AuthInfo:
         check_token_syntax(token)
+        self.lookups += 1
         if self.cache_ttl <= 0:
             result = await self._introspect(_TokenKey(token))
         else:
@@ -141,6 +148,7 @@ class IntrospectionValidator:
         return result.info
 
     async def _introspect(self, key: _TokenKey) -> _Result:
+        self.cache_misses += 1
         token, key.token = key.token, None
         assert token is not None
         try:
@@ -155,16 +163,21 @@ class IntrospectionValidator:
                 assert self._resolve_endpoint is not None
                 self.endpoint = check_fetch_url(await self._resolve_endpoint(), allow_http=self._allow_http)
             self.calls += 1
+            started = time.perf_counter()
             async with asyncio.timeout(self.timeout):
                 body, _ = await fetch_limited(
                     self._client, "POST", self.endpoint, self.max_bytes,
                     data={"token": token, "token_type_hint": "access_token"},
                     auth=self._client.client_auth(self._auth_method),
                 )
+            if self.on_duration is not None:
+                self.on_duration(time.perf_counter() - started)
             return json.loads(body)
         except AuthorizationServerUnavailableError:
+            self.errors += 1
             raise
         except Exception as exc:
+            self.errors += 1
             # I3: fail closed, but as 503: a 401 would make the client drop a good token.
             logger.warning("introspection at %s failed: %s", self.endpoint, f"{type(exc).__name__}: {exc}"[:200])
             raise AuthorizationServerUnavailableError(

@@ -158,6 +158,7 @@ class JWTValidator:
         ]
         self._headers: dict[bytes, dict[str, Any]] = {}
         self._cache: OrderedDict[bytes, AuthInfo] = OrderedDict()
+        self.cache_hits = self.cache_misses = 0  # read by metrics
 
     def _set_audience(self, audience: str | Iterable[str]) -> None:
         values = [audience] if isinstance(audience, str) else list(audience)
@@ -177,8 +178,10 @@ class JWTValidator:
             # An entry never outlives the token (I3); expires_at is always set for a JWT.
             if info.expires_at is not None and info.expires_at > time.time():
                 self._cache.move_to_end(cache_key)
+                self.cache_hits += 1
                 return info
             del self._cache[cache_key]
+        self.cache_misses += 1
         info = await self._verify(token)
         self._cache[cache_key] = info
         if len(self._cache) > self.cache_size:

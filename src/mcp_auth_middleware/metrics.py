@@ -1,0 +1,79 @@
+"""Counters and timings through the OpenTelemetry API: a no-op unless a provider is configured.
+
+Hot-path counts are plain integers, read by observable instruments only when metrics are
+collected: a request pays an integer increment, never an OpenTelemetry call. Only the remote
+call (introspection) records a histogram directly.
+
+Instruments (meter "mcp_auth_middleware"):
+  mcp_auth.decisions              counter   outcome=allow|deny|challenge|limited, reason
+  mcp_auth.token_cache            counter   validator=jwt|introspection, result=hit|miss
+  mcp_auth.jwks.fetches           counter
+  mcp_auth.introspection.requests counter   result=ok|error
+  mcp_auth.introspection.duration histogram seconds
+  mcp_auth.rate_limit.blocks      counter
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["AuthMetrics"]
+
+
+class AuthMetrics:
+    """Decision counts of one middleware, and the bridge to OpenTelemetry."""
+
+    def __init__(self) -> None:
+        self.decisions: Counter[tuple[str, str]] = Counter()  # (outcome, reason) -> count
+
+    def bind(self, validators: Iterable[Any], guard: Any, meter_provider: Any = None) -> bool:
+        """Create the instruments; False when `opentelemetry-api` is not installed."""
+        try:
+            from opentelemetry import metrics
+            from opentelemetry.metrics import CallbackOptions, Observation
+        except ImportError:
+            return False
+        meter = (meter_provider or metrics.get_meter_provider()).get_meter("mcp_auth_middleware")
+        validators = list(validators)
+
+        def decisions(options: CallbackOptions) -> Iterable[Observation]:
+            for (outcome, reason), count in list(self.decisions.items()):
+                yield Observation(count, {"outcome": outcome, "reason": reason})
+
+        def cache(options: CallbackOptions) -> Iterable[Observation]:
+            for v in validators:
+                if hasattr(v, "cache_hits"):
+                    kind = "jwt" if hasattr(v, "keys") else "introspection"
+                    yield Observation(v.cache_hits, {"validator": kind, "result": "hit"})
+                    yield Observation(v.cache_misses, {"validator": kind, "result": "miss"})
+
+        def jwks(options: CallbackOptions) -> Iterable[Observation]:
+            for v in validators:
+                if hasattr(getattr(v, "keys", None), "fetches"):
+                    yield Observation(v.keys.fetches)
+
+        def introspection(options: CallbackOptions) -> Iterable[Observation]:
+            for v in validators:
+                if hasattr(v, "errors"):
+                    yield Observation(v.calls - v.errors, {"result": "ok"})
+                    yield Observation(v.errors, {"result": "error"})
+
+        def blocks(options: CallbackOptions) -> Iterable[Observation]:
+            if guard is not None:
+                yield Observation(guard.blocked)
+
+        meter.create_observable_counter("mcp_auth.decisions", [decisions], description="Authentication decisions")
+        meter.create_observable_counter("mcp_auth.token_cache", [cache], description="Verified-token cache lookups")
+        meter.create_observable_counter("mcp_auth.jwks.fetches", [jwks], description="JWKS documents fetched")
+        meter.create_observable_counter("mcp_auth.introspection.requests", [introspection],
+                                        description="Introspection requests sent")
+        meter.create_observable_counter("mcp_auth.rate_limit.blocks", [blocks],
+                                        description="Requests refused for too many failed authentications")
+        duration = meter.create_histogram("mcp_auth.introspection.duration", unit="s",
+                                          description="Time to ask the authorization server about a token")
+        for v in validators:
+            if hasattr(v, "on_duration"):
+                v.on_duration = duration.record
+        return True
