@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx2
@@ -81,3 +82,79 @@ def asgi_client(app: Any) -> httpx2.AsyncClient:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# -- M22: no token ever reaches a log line -------------------------------------------------
+
+ISSUED_TOKENS: set[str] = set()
+
+
+def remember_token(token: str) -> str:
+    ISSUED_TOKENS.add(token)
+    return token
+
+
+class _Capture(logging.Handler):
+    """Every record, with every structured field, as text."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.parts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(("httpx2", "httpcore2")):
+            # The test clients' own request lines: the M20 tests put a token in the URL on
+            # purpose. Our outbound calls carry tokens only in bodies (see test_introspection).
+            return
+        try:
+            text = record.getMessage()
+        except Exception:  # a record whose args do not format is still text to check
+            text = f"{record.msg!r} {record.args!r}"
+        self.parts.append(text + " " + " ".join(f"{k}={v}" for k, v in record.__dict__.items()
+                                                if k not in ("msg", "args")))
+        if record.exc_info:
+            self.parts.append(logging.Formatter().formatException(record.exc_info))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_token_in_any_log_line() -> Iterator[None]:
+    """Captures all log output of the whole suite (ours at DEBUG, everything else at INFO) and,
+    at the end, asserts that no issued token, nor any 16-character piece of one, appears."""
+    from mcp_auth_middleware.server.local import LocalAuthorizationServer
+
+    capture = _Capture()
+    root, ours = logging.getLogger(), logging.getLogger("mcp_auth_middleware")
+    saved = (root.level, ours.level)
+    root.addHandler(capture)
+    root.setLevel(logging.INFO)
+    ours.setLevel(logging.DEBUG)
+    mint, save = LocalIssuer.mint_token, LocalAuthorizationServer._save_token
+
+    def mint_and_remember(self: LocalIssuer, **kwargs: Any) -> str:
+        return remember_token(mint(self, **kwargs))
+
+    def save_and_remember(self: LocalAuthorizationServer, token: dict[str, Any], request: Any) -> None:
+        remember_token(token["access_token"])
+        if token.get("refresh_token"):
+            remember_token(token["refresh_token"])
+        save(self, token, request)
+
+    LocalIssuer.mint_token = mint_and_remember  # type: ignore[method-assign]
+    LocalAuthorizationServer._save_token = save_and_remember  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        LocalIssuer.mint_token = mint  # type: ignore[method-assign]
+        LocalAuthorizationServer._save_token = save  # type: ignore[method-assign]
+        root.removeHandler(capture)
+        root.setLevel(saved[0])
+        ours.setLevel(saved[1])
+    text = "\n".join(capture.parts)
+    windows = {text[i:i + 16] for i in range(len(text) - 15)}
+    # A JWT's header segment is public and shared by every token of a key, so the pieces
+    # checked are those of its payload and signature; an opaque token is checked whole.
+    secret_parts = [t.partition(".")[2] if t.count(".") == 2 else t for t in ISSUED_TOKENS]
+    leaked = [p[:8] + "..." for p in secret_parts if len(p) >= 16
+              and any(p[i:i + 16] in windows for i in range(len(p) - 15))]
+    assert len(ISSUED_TOKENS) > 100 and len(capture.parts) > 100, "the capture saw too little to prove anything"
+    assert not leaked, f"{len(leaked)} tokens appeared in log output: {leaked[:5]}"

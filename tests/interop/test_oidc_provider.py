@@ -22,7 +22,7 @@ from mcp_auth_middleware import (
     discover_authorization_server,
 )
 
-from ..conftest import asgi_client, bearer, echo_app
+from ..conftest import asgi_client, bearer, echo_app, remember_token
 from .conftest import RESOURCE_JWT, RESOURCE_OPAQUE, OIDCProvider
 
 pytestmark = pytest.mark.interop
@@ -33,7 +33,7 @@ async def get_token(provider: OIDCProvider, resource: str, scope: str = "mcp") -
         response = await http.post(f"{provider.issuer}/token", auth=("mcp-client", "mcp-client-secret"),
                                    data={"grant_type": "client_credentials", "scope": scope, "resource": resource})
     assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
+    return remember_token(str(response.json()["access_token"]))
 
 
 async def test_discovery(oidc_provider: OIDCProvider) -> None:
