@@ -237,3 +237,17 @@ async def test_no_rules_never_touches_the_body(make_app: Factory, issuer: LocalI
              "scheme": "https", "server": ("mcp.example.com", 443), "root_path": "", "asgi": {"version": "3.0"}}
     await app(scope, receive, send)
     assert reads == []
+
+
+async def test_duplicate_spelled_with_escapes_rejected(app: MCPAuthMiddleware, issuer: LocalIssuer) -> None:
+    token = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
+    body = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"safe","\\u006eame":"delete_repo"}}'
+    assert (await post(app, token, body)).status_code == 400
+
+
+async def test_name_inside_arguments_is_not_a_duplicate(app: MCPAuthMiddleware, issuer: LocalIssuer) -> None:
+    token = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "read_file", "arguments": {"name": "x", "uri": "y", "method": "z"}}}
+    response = await post(app, token, message)
+    assert response.status_code == 403  # read_file needs files:read: parsed, not mistaken for a duplicate

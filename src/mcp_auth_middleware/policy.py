@@ -115,12 +115,35 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+#: Members whose value decides the policy; a duplicate of any of them is refused.
+_DECIDING = (b'"method"', b'"params"', b'"name"', b'"uri"')
+
+
 def parse_messages(body: bytes) -> list[Any] | None:
     """The JSON-RPC message(s) in a body, or None if it is not JSON at all (the app answers that)."""
     try:
-        document = json.loads(body, object_pairs_hook=_no_duplicate_keys)
+        document = json.loads(body)
     except RecursionError as exc:
         raise InvalidRequestError("The JSON-RPC message is nested too deeply") from exc
     except ValueError:  # includes UnicodeDecodeError
         return None
-    return document if isinstance(document, list) else [document]
+    messages = document if isinstance(document, list) else [document]
+    if _may_repeat_members(body, messages):
+        # Rare: a deciding member name occurs more often than the parsed messages account for
+        # (e.g. a "name" argument). Only then pay for the duplicate-checking parse.
+        json.loads(body, object_pairs_hook=_no_duplicate_keys)
+    return messages
+
+
+def _may_repeat_members(body: bytes, messages: list[Any]) -> bool:
+    expected = {name: 0 for name in _DECIDING}
+    for message in messages:
+        if isinstance(message, dict):
+            expected[b'"method"'] += "method" in message
+            params = message.get("params")
+            expected[b'"params"'] += "params" in message
+            if isinstance(params, dict):
+                expected[b'"name"'] += "name" in params
+                expected[b'"uri"'] += "uri" in params
+    # A member name may also be spelled with escapes ("\\u006eame"): then always check.
+    return b"\\u" in body or any(body.count(name) > count for name, count in expected.items())
