@@ -12,9 +12,18 @@ Scope = dict[str, Any]
 
 def http_scope(path: str = "/mcp", headers: Sequence[tuple[bytes, bytes]] = (), method: str = "POST") -> Scope:
     return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "scheme": "https", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": list(headers), "server": ("mcp.example.com", 443), "client": ("127.0.0.1", 50000),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": list(headers),
+        "server": ("mcp.example.com", 443),
+        "client": ("127.0.0.1", 50000),
     }
 
 
@@ -71,9 +80,7 @@ def added(samples: dict[str, list[float]], name: str, base: str = "bare") -> flo
 
 def ratio(samples: dict[str, list[float]], name: str, over: str, base: str = "bare") -> float:
     """Median over rounds of (variant - base) / over, all from the same round."""
-    return statistics.median(
-        (a - b) / c for a, b, c in zip(samples[name], samples[base], samples[over], strict=True)
-    )
+    return statistics.median((a - b) / c for a, b, c in zip(samples[name], samples[base], samples[over], strict=True))
 
 
 def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:

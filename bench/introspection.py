@@ -1,6 +1,6 @@
 """Introspection: the cost of a cached hit, and how many calls a burst of one new token makes.
 
-    python bench/introspection.py [--n 3000] [--rounds 7] [--burst 500]
+python bench/introspection.py [--n 3000] [--rounds 7] [--burst 500]
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import argparse
 import asyncio
 import gc
 
+from common import Call, added, compare, http_scope, median, table
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from common import Call, added, compare, http_scope, median, table
 from mcp_auth_middleware import IntrospectionValidator, MCPAuthMiddleware
 from mcp_auth_middleware.testing import running_authorization_server
 
@@ -27,8 +27,9 @@ async def endpoint(request: Request) -> Response:
 
 async def run(n: int, rounds: int, burst: int, issuer: str, mint: object) -> str:
     bare = Starlette(routes=[Route("/mcp", endpoint, methods=["POST"])])
-    validator = IntrospectionValidator(f"{issuer}/introspect", client_id="rs", client_secret="rs-secret",
-                                       audience=RESOURCE, cache_ttl=3600)
+    validator = IntrospectionValidator(
+        f"{issuer}/introspect", client_id="rs", client_secret="rs-secret", audience=RESOURCE, cache_ttl=3600
+    )
     ours = MCPAuthMiddleware(bare, resource=RESOURCE, authorization_servers=[issuer], validator=validator)
     token = mint()  # type: ignore[operator]
     scope = http_scope(headers=[(b"authorization", f"Bearer {token}".encode())])
@@ -47,17 +48,20 @@ async def run(n: int, rounds: int, burst: int, issuer: str, mint: object) -> str
     rows = [(name, f"{median(v):.1f}", f"{added(samples, name):+.1f}") for name, v in samples.items()]
 
     # A burst: `burst` concurrent requests carrying one new token.
-    burst_validator = IntrospectionValidator(f"{issuer}/introspect", client_id="rs", client_secret="rs-secret",
-                                             audience=RESOURCE)
+    burst_validator = IntrospectionValidator(
+        f"{issuer}/introspect", client_id="rs", client_secret="rs-secret", audience=RESOURCE
+    )
     burst_app = MCPAuthMiddleware(bare, resource=RESOURCE, authorization_servers=[issuer], validator=burst_validator)
     new_scope = http_scope(headers=[(b"authorization", f"Bearer {mint()}".encode())])  # type: ignore[operator]
     statuses = await asyncio.gather(*(Call(burst_app)(new_scope) for _ in range(burst)))
     assert set(statuses) == {200}
-    return "\n".join([
-        table(rows, ("stack", "µs/req", "added vs bare")),
-        f"\ncached introspection hit adds {added(samples, 'ours (cached introspection)'):.1f} µs (target <= 5 µs)",
-        f"{burst} concurrent requests with one new token -> {burst_validator.calls} introspection call(s)",
-    ])
+    return "\n".join(
+        [
+            table(rows, ("stack", "µs/req", "added vs bare")),
+            f"\ncached introspection hit adds {added(samples, 'ours (cached introspection)'):.1f} µs (target <= 5 µs)",
+            f"{burst} concurrent requests with one new token -> {burst_validator.calls} introspection call(s)",
+        ]
+    )
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ import gc
 from typing import Any
 
 import jwt as pyjwt
+from common import Call, added, compare, http_scope, median, ratio, table
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from fastmcp.server.auth import RemoteAuthProvider
@@ -36,7 +37,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, request_response
 
-from common import Call, added, compare, http_scope, median, ratio, table
 from mcp_auth_middleware import MCPAuthMiddleware
 from mcp_auth_middleware.testing import LocalIssuer
 
@@ -53,16 +53,28 @@ def bare_app() -> Starlette:
 
 
 def ours(issuer: LocalIssuer) -> Any:
-    return MCPAuthMiddleware(bare_app(), resource=RESOURCE, authorization_servers=[ISSUER],
-                             validator=issuer.validator(), required_scopes=["mcp"])
+    return MCPAuthMiddleware(
+        bare_app(),
+        resource=RESOURCE,
+        authorization_servers=[ISSUER],
+        validator=issuer.validator(),
+        required_scopes=["mcp"],
+    )
 
 
 def fastmcp(issuer: LocalIssuer) -> Any:
-    verifier = JWTVerifier(public_key=issuer.key.as_pem(private=False).decode(), issuer=ISSUER,
-                           audience=RESOURCE, algorithm="RS256", required_scopes=["mcp"])
+    verifier = JWTVerifier(
+        public_key=issuer.key.as_pem(private=False).decode(),
+        issuer=ISSUER,
+        audience=RESOURCE,
+        algorithm="RS256",
+        required_scopes=["mcp"],
+    )
     auth = RemoteAuthProvider(verifier, authorization_servers=[ISSUER], base_url="https://mcp.example.com")
-    routes = [*auth.get_routes(mcp_path="/mcp"),
-              Route("/mcp", FastMCPRequireAuth(request_response(endpoint), ["mcp"], None), methods=["POST"])]
+    routes = [
+        *auth.get_routes(mcp_path="/mcp"),
+        Route("/mcp", FastMCPRequireAuth(request_response(endpoint), ["mcp"], None), methods=["POST"]),
+    ]
     return Starlette(routes=routes, middleware=auth.get_middleware())
 
 
@@ -77,14 +89,22 @@ class PyJWTVerifier:
             claims = pyjwt.decode(token, self.key, algorithms=["RS256"], audience=RESOURCE, issuer=ISSUER)
         except pyjwt.PyJWTError:
             return None
-        return AccessToken(token=token, client_id=claims.get("client_id", ""), scopes=claims.get("scope", "").split(),
-                           expires_at=claims.get("exp"), resource=RESOURCE, subject=claims.get("sub"))
+        return AccessToken(
+            token=token,
+            client_id=claims.get("client_id", ""),
+            scopes=claims.get("scope", "").split(),
+            expires_at=claims.get("exp"),
+            resource=RESOURCE,
+            subject=claims.get("sub"),
+        )
 
 
 def mcp_sdk(issuer: LocalIssuer) -> Any:
     route = Route("/mcp", RequireAuthMiddleware(request_response(endpoint), ["mcp"], None), methods=["POST"])
-    middleware = [Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(PyJWTVerifier(issuer))),
-                  Middleware(AuthContextMiddleware)]
+    middleware = [
+        Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(PyJWTVerifier(issuer))),
+        Middleware(AuthContextMiddleware),
+    ]
     return Starlette(routes=[route], middleware=middleware)
 
 
@@ -93,8 +113,10 @@ async def run(n: int, rounds: int) -> str:
     apps = {"bare": bare_app(), "ours": ours(issuer), "fastmcp": fastmcp(issuer), "mcp-sdk": mcp_sdk(issuer)}
     warm_token = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
     cold_n = max(100, n // 4)
-    cold_tokens = [issuer.mint_token(audience=RESOURCE, scopes=["mcp"], sub=f"user-{i}")
-                   for i in range(cold_n * rounds + max(50, cold_n // 10))]
+    cold_tokens = [
+        issuer.mint_token(audience=RESOURCE, scopes=["mcp"], sub=f"user-{i}")
+        for i in range(cold_n * rounds + max(50, cold_n // 10))
+    ]
 
     def warm(app: Any) -> Any:
         call, scope = Call(app), http_scope(headers=[(b"authorization", f"Bearer {warm_token}".encode())])
@@ -139,8 +161,16 @@ async def run(n: int, rounds: int) -> str:
     rows = []
     for name in apps:
         cold_ratio = f"{ratio(cold_s, name, 'floor'):.2f}x" if name != "bare" else "-"
-        rows.append((name, f"{median(warm_s[name]):.1f}", f"{added(warm_s, name):+.1f}",
-                     f"{median(cold_s[name]):.1f}", f"{added(cold_s, name):+.1f}", cold_ratio))
+        rows.append(
+            (
+                name,
+                f"{median(warm_s[name]):.1f}",
+                f"{added(warm_s, name):+.1f}",
+                f"{median(cold_s[name]):.1f}",
+                f"{added(cold_s, name):+.1f}",
+                cold_ratio,
+            )
+        )
     out = [table(rows, ("stack", "warm µs/req", "warm added", "cold µs/req", "cold added", "cold added / RS256"))]
     ours_w, ours_c = added(warm_s, "ours"), ratio(cold_s, "ours", "floor")
     out.append(f"\nraw RS256 verify (cryptography), same run: {median(cold_s['floor']):.1f} µs")
@@ -148,8 +178,10 @@ async def run(n: int, rounds: int) -> str:
     out.append(f"target cold added <= 2.5x RS256: {ours_c:.2f}x -> {'PASS' if ours_c <= 2.5 else 'FAIL'}")
     for peer in ("fastmcp", "mcp-sdk"):
         for label, samples in (("warm", warm_s), ("cold", cold_s)):
-            out.append(f"{label}: {peer} adds {added(samples, peer):.1f} µs, ours {added(samples, 'ours'):.1f} µs"
-                       f" -> ours is {added(samples, peer) / added(samples, 'ours'):.1f}x cheaper")
+            out.append(
+                f"{label}: {peer} adds {added(samples, peer):.1f} µs, ours {added(samples, 'ours'):.1f} µs"
+                f" -> ours is {added(samples, peer) / added(samples, 'ours'):.1f}x cheaper"
+            )
     return "\n".join(out)
 
 
@@ -174,4 +206,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

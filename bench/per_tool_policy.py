@@ -15,12 +15,12 @@ import asyncio
 import gc
 import json
 
+from common import Call, added, compare, http_scope, median, table
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from common import Call, added, compare, http_scope, median, table
 from mcp_auth_middleware import MCPAuthMiddleware
 from mcp_auth_middleware.testing import LocalIssuer
 
@@ -33,8 +33,12 @@ async def endpoint(request: Request) -> Response:
 
 
 def body_1kb() -> bytes:
-    message = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-               "params": {"name": "search_docs", "arguments": {"query": "", "limit": 10}}}
+    message = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": "search_docs", "arguments": {"query": "", "limit": 10}},
+    }
     pad = 1024 - len(json.dumps(message))
     message["params"]["arguments"]["query"] = "x" * pad  # type: ignore[index]
     raw = json.dumps(message).encode()
@@ -46,17 +50,27 @@ async def run(n: int, rounds: int) -> str:
     issuer = LocalIssuer(ISSUER)
     token = issuer.mint_token(audience=RESOURCE, scopes=["mcp", "docs:read"])
     bare = Starlette(routes=[Route("/mcp", endpoint, methods=["POST"])])
-    common = {"resource": RESOURCE, "authorization_servers": [ISSUER], "validator": issuer.validator(),
-              "required_scopes": ["mcp"]}
+    common = {
+        "resource": RESOURCE,
+        "authorization_servers": [ISSUER],
+        "validator": issuer.validator(),
+        "required_scopes": ["mcp"],
+    }
     apps = {
         "bare": bare,
         "no-rules": MCPAuthMiddleware(bare, **common),
-        "tool-rules": MCPAuthMiddleware(bare, tool_scopes={"search_docs": ["docs:read"], "drop_db": ["admin"]},
-                                        **common),
+        "tool-rules": MCPAuthMiddleware(
+            bare, tool_scopes={"search_docs": ["docs:read"], "drop_db": ["admin"]}, **common
+        ),
     }
     body = body_1kb()
-    scope = http_scope(headers=[(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json"),
-                                (b"content-length", b"1024")])
+    scope = http_scope(
+        headers=[
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"1024"),
+        ]
+    )
 
     def variant(app: object) -> object:
         call = Call(app, body)
@@ -72,8 +86,12 @@ async def run(n: int, rounds: int) -> str:
     samples = await compare(variants, n, rounds)  # type: ignore[arg-type]
     rows = [(name, f"{median(samples[name]):.1f}", f"{added(samples, name):+.1f}") for name in apps]
     rules_cost = added(samples, "tool-rules", "no-rules")
-    return "\n".join([table(rows, ("stack", "µs/req", "added vs bare")),
-                      f"\nper-tool rules add {rules_cost:.1f} µs per 1 KB tools/call over the middleware without rules"])
+    return "\n".join(
+        [
+            table(rows, ("stack", "µs/req", "added vs bare")),
+            f"\nper-tool rules add {rules_cost:.1f} µs per 1 KB tools/call over the middleware without rules",
+        ]
+    )
 
 
 def main() -> None:

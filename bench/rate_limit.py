@@ -12,12 +12,12 @@ import argparse
 import asyncio
 import gc
 
+from common import Call, added, http_scope, median, per_call_us, table
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from common import Call, added, http_scope, median, per_call_us, table
 from mcp_auth_middleware import MCPAuthMiddleware
 from mcp_auth_middleware.testing import LocalIssuer
 
@@ -52,8 +52,12 @@ async def run(attackers: int, n: int, rounds: int) -> str:
         """Untimed: the attack goes on between timed batches, keeping limits' storage busy."""
         for _ in range(size):
             i = next(attack_counter)
-            status = await attack_call(dict(http_scope(headers=[(b"authorization", f"Bearer guess-{i}".encode())]),
-                                            client=(attacker(i % 1000), 1)))  # repeat offenders
+            status = await attack_call(
+                dict(
+                    http_scope(headers=[(b"authorization", f"Bearer guess-{i}".encode())]),
+                    client=(attacker(i % 1000), 1),
+                )
+            )  # repeat offenders
             assert status in (401, 429)
 
     async def with_guard(i: int) -> None:
@@ -74,10 +78,14 @@ async def run(attackers: int, n: int, rounds: int) -> str:
         samples["no guard"].append(await per_call_us(without_guard, n))
     rows = [(name, f"{median(v):.2f}") for name, v in samples.items()]
     cost = added(samples, "guard", "no guard")
-    return "\n".join([table(rows, ("legitimate request", "µs")),
-                      f"\nwith {attackers} attacking addresses counted (and the attack going on between batches), "
-                      f"the guard adds {cost:.2f} µs to a legitimate request (target <= 10 µs); "
-                      f"attack requests refused with 429 so far: {guarded.guard.blocked}"])
+    return "\n".join(
+        [
+            table(rows, ("legitimate request", "µs")),
+            f"\nwith {attackers} attacking addresses counted (and the attack going on between batches), "
+            f"the guard adds {cost:.2f} µs to a legitimate request (target <= 10 µs); "
+            f"attack requests refused with 429 so far: {guarded.guard.blocked}",
+        ]
+    )
 
 
 def main() -> None:

@@ -14,13 +14,11 @@ import json
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx2
 
@@ -53,12 +51,34 @@ def _rss_kb(pid: int) -> int:
 
 
 def start_server(middleware: bool, issuer: LocalIssuer, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SOAK_MIDDLEWARE": "1" if middleware else "0", "SOAK_ISSUER": ISSUER,
-           "SOAK_RESOURCE": f"http://127.0.0.1:{port}/mcp", "SOAK_JWKS": json.dumps(issuer.jwks),
-           "PYTHONPATH": str(HERE)}
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "soak_app:create_app", "--factory", "--host",
-                                "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
-                               env=env, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "SOAK_MIDDLEWARE": "1" if middleware else "0",
+        "SOAK_ISSUER": ISSUER,
+        "SOAK_RESOURCE": f"http://127.0.0.1:{port}/mcp",
+        "SOAK_JWKS": json.dumps(issuer.jwks),
+        "PYTHONPATH": str(HERE),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "soak_app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=HERE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -73,13 +93,16 @@ def start_server(middleware: bool, issuer: LocalIssuer, port: int) -> subprocess
 
 async def load(url: str, issuer: LocalIssuer, seconds: float, clients: int, pid: int, middleware: bool) -> Report:
     report = Report()
-    valid = [(f"user-{i}", issuer.mint_token(audience=url, sub=f"user-{i}", scopes=["mcp"], expires_in=3600))
-             for i in range(300)]
+    valid = [
+        (f"user-{i}", issuer.mint_token(audience=url, sub=f"user-{i}", scopes=["mcp"], expires_in=3600))
+        for i in range(300)
+    ]
     expired = [issuer.mint_token(audience=url, scopes=["mcp"], expires_in=-120) for _ in range(50)]
     forger = LocalIssuer(ISSUER, kid=issuer.key.kid)
     forged = [forger.mint_token(audience=url, scopes=["mcp"]) for _ in range(50)]
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                       "params": {"name": "whoami", "arguments": {}}}).encode()
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+    ).encode()
     base_headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
     deadline = time.monotonic() + seconds
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -138,12 +161,16 @@ def describe(name: str, report: Report) -> list[str]:
     lines = [f"{name}: {report.requests} requests, {report.server_errors} 5xx, {report.wrong} wrong decisions"]
     for kind in KINDS:
         if report.latencies[kind]:
-            lines.append(f"  {kind:8s} n={len(report.latencies[kind]):6d} p50={report.percentile(kind, 0.5):7.1f} ms"
-                         f"  p99={report.percentile(kind, 0.99):7.1f} ms")
+            lines.append(
+                f"  {kind:8s} n={len(report.latencies[kind]):6d} p50={report.percentile(kind, 0.5):7.1f} ms"
+                f"  p99={report.percentile(kind, 0.99):7.1f} ms"
+            )
     if report.rss_kb:
-        settled = report.rss_kb[len(report.rss_kb) // 4:]  # after warm-up: caches full
-        lines.append(f"  server RSS: start {report.rss_kb[0] / 1024:.1f} MiB, after warm-up "
-                     f"{settled[0] / 1024:.1f} MiB, end {settled[-1] / 1024:.1f} MiB, max {max(settled) / 1024:.1f} MiB")
+        settled = report.rss_kb[len(report.rss_kb) // 4 :]  # after warm-up: caches full
+        lines.append(
+            f"  server RSS: start {report.rss_kb[0] / 1024:.1f} MiB, after warm-up "
+            f"{settled[0] / 1024:.1f} MiB, end {settled[-1] / 1024:.1f} MiB, max {max(settled) / 1024:.1f} MiB"
+        )
     lines.extend(f"  example: {e}" for e in report.examples)
     return lines
 

@@ -23,7 +23,10 @@ def create_app() -> object:
     if os.environ.get("SOAK_MIDDLEWARE", "1") == "0":
         return inner
     return MCPAuthMiddleware(
-        inner, resource=os.environ["SOAK_RESOURCE"], authorization_servers=[os.environ["SOAK_ISSUER"]],
+        inner,
+        resource=os.environ["SOAK_RESOURCE"],
+        authorization_servers=[os.environ["SOAK_ISSUER"]],
         validator=JWTValidator(issuer=os.environ["SOAK_ISSUER"], keys=json.loads(os.environ["SOAK_JWKS"])),
-        required_scopes=["mcp"], failure_limit=None,
+        required_scopes=["mcp"],
+        failure_limit=None,
     )

@@ -1,6 +1,6 @@
 """A FastMCP server protected by mcp-auth-middleware in one line.
 
-    MCP_RESOURCE=http://127.0.0.1:8000/mcp MCP_ISSUER=https://auth.example.com python examples/fastmcp_server.py
+MCP_RESOURCE=http://127.0.0.1:8000/mcp MCP_ISSUER=https://auth.example.com python examples/fastmcp_server.py
 """
 
 from __future__ import annotations

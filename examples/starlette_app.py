@@ -1,6 +1,6 @@
 """A plain Starlette app: the middleware in Starlette's own `middleware=[...]` style.
 
-    MCP_RESOURCE=http://127.0.0.1:8000/api MCP_ISSUER=https://auth.example.com python examples/starlette_app.py
+MCP_RESOURCE=http://127.0.0.1:8000/api MCP_ISSUER=https://auth.example.com python examples/starlette_app.py
 """
 
 from __future__ import annotations

@@ -110,8 +110,9 @@ class _Capture(logging.Handler):
             text = record.getMessage()
         except Exception:  # a record whose args do not format is still text to check
             text = f"{record.msg!r} {record.args!r}"
-        self.parts.append(text + " " + " ".join(f"{k}={v}" for k, v in record.__dict__.items()
-                                                if k not in ("msg", "args")))
+        self.parts.append(
+            text + " " + " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in ("msg", "args"))
+        )
         if record.exc_info:
             self.parts.append(logging.Formatter().formatException(record.exc_info))
 
@@ -150,10 +151,13 @@ def no_token_in_any_log_line() -> Iterator[None]:
         root.setLevel(saved[0])
         ours.setLevel(saved[1])
     text = "\n".join(capture.parts)
-    windows = {text[i:i + 16] for i in range(len(text) - 15)}
+    windows = {text[i : i + 16] for i in range(len(text) - 15)}
     # A JWT's header segment is public and shared by every token of a key, so the pieces
     # checked are those of its payload and signature; an opaque token is checked whole.
     secret_parts = [t.partition(".")[2] if t.count(".") == 2 else t for t in ISSUED_TOKENS]
-    leaked = [p[:8] + "..." for p in secret_parts if len(p) >= 16
-              and any(p[i:i + 16] in windows for i in range(len(p) - 15))]
+    leaked = [
+        p[:8] + "..."
+        for p in secret_parts
+        if len(p) >= 16 and any(p[i : i + 16] in windows for i in range(len(p) - 15))
+    ]
     assert not leaked, f"{len(leaked)} tokens appeared in log output: {leaked[:5]}"

@@ -35,8 +35,9 @@ def test_discover(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_console_script_installed() -> None:
-    result = subprocess.run([sys.executable, "-m", "mcp_auth_middleware.cli", "--help"], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mcp_auth_middleware.cli", "--help"], capture_output=True, text=True, check=True
+    )
     assert "demo" in result.stdout and "check" in result.stdout
 
 

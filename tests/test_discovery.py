@@ -56,9 +56,11 @@ async def test_d1_oidc_appended_form_found_last(host: tuple[MetadataHost, str]) 
     metadata.documents["/realms/mcp/.well-known/openid-configuration"] = {"issuer": issuer, "jwks_uri": "x"}
     document = await discover_authorization_server(issuer)
     assert document["jwks_uri"] == "x"
-    assert metadata.hits == ["/.well-known/oauth-authorization-server/realms/mcp",
-                             "/.well-known/openid-configuration/realms/mcp",
-                             "/realms/mcp/.well-known/openid-configuration"]
+    assert metadata.hits == [
+        "/.well-known/oauth-authorization-server/realms/mcp",
+        "/.well-known/openid-configuration/realms/mcp",
+        "/realms/mcp/.well-known/openid-configuration",
+    ]
 
 
 async def test_d2_issuer_mismatch_is_an_error(host: tuple[MetadataHost, str]) -> None:
@@ -104,8 +106,8 @@ async def test_one_line_form_with_as_down_answers_503_then_recovers() -> None:
 
 def test_one_line_introspection_needs_credentials() -> None:
     with pytest.raises(ValueError, match="client_id"):
-        MCPAuthMiddleware(echo_app(), resource="https://x/mcp", issuer="https://as.example",
-                          token_validation="introspection")
+        MCPAuthMiddleware(
+            echo_app(), resource="https://x/mcp", issuer="https://as.example", token_validation="introspection"
+        )
     with pytest.raises(ValueError, match="token_validation"):
-        MCPAuthMiddleware(echo_app(), resource="https://x/mcp", issuer="https://as.example",
-                          token_validation="magic")  # type: ignore[arg-type]
+        MCPAuthMiddleware(echo_app(), resource="https://x/mcp", issuer="https://as.example", token_validation="magic")  # type: ignore[arg-type]

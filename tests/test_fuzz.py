@@ -57,7 +57,7 @@ def run(coro: Any) -> Any:
 
 @given(position=st.integers(0, len(GOOD) - 1), replacement=st.characters(codec="ascii"))
 def test_any_single_character_change_is_rejected(position: int, replacement: str) -> None:
-    mutated = GOOD[:position] + replacement + GOOD[position + 1:]
+    mutated = GOOD[:position] + replacement + GOOD[position + 1 :]
     if mutated == GOOD:
         return
     try:
@@ -72,8 +72,7 @@ def test_any_single_character_change_is_rejected(position: int, replacement: str
 
 header_, payload_, signature_ = GOOD.split(".")
 HEADER, CLAIMS = json.loads(b64decode(header_)), json.loads(b64decode(payload_))
-INTROSPECTION = IntrospectionValidator("https://as.example/introspect", client_id="rs", client_secret="s",
-                                       audience=AUD)
+INTROSPECTION = IntrospectionValidator("https://as.example/introspect", client_id="rs", client_secret="s", audience=AUD)
 
 
 @given(key=st.sampled_from(["alg", "kid", "typ", "crit", "jku", "jwk", "x5u", "b64", "cty", "zip"]), value=json_values)
@@ -86,8 +85,9 @@ def test_mutated_header_with_the_original_signature_is_rejected(key: str, value:
         run(fresh_validator().validate(token))
 
 
-@given(key=st.sampled_from(["iss", "aud", "exp", "nbf", "iat", "sub", "scope", "client_id", "extra"]),
-       value=json_values)
+@given(
+    key=st.sampled_from(["iss", "aud", "exp", "nbf", "iat", "sub", "scope", "client_id", "extra"]), value=json_values
+)
 def test_mutated_claims_with_the_original_signature_are_rejected(key: str, value: Any) -> None:
     claims = {**CLAIMS, key: value}
     if claims == CLAIMS:
@@ -97,8 +97,7 @@ def test_mutated_claims_with_the_original_signature_are_rejected(key: str, value
         run(fresh_validator().validate(token))
 
 
-@given(key=st.sampled_from(["iss", "aud", "exp", "nbf", "iat", "sub", "scope", "client_id", "scp"]),
-       value=json_values)
+@given(key=st.sampled_from(["iss", "aud", "exp", "nbf", "iat", "sub", "scope", "client_id", "scp"]), value=json_values)
 def test_validly_signed_odd_claims_never_crash(key: str, value: Any) -> None:
     """Signed by the real key, so only the claim rules decide: a clean answer either way."""
     token = ISSUER.mint_token(audience=AUD, **{key: value})
@@ -127,8 +126,11 @@ def test_any_introspection_response_is_judged_without_crashing(document: Any) ->
         assert document.get("aud") == AUD or AUD in document.get("aud", [])
 
 
-@given(answer=st.dictionaries(st.sampled_from(["active", "aud", "exp", "nbf", "scope", "token_type", "iss", "sub"]),
-                              json_values, max_size=8))
+@given(
+    answer=st.dictionaries(
+        st.sampled_from(["active", "aud", "exp", "nbf", "scope", "token_type", "iss", "sub"]), json_values, max_size=8
+    )
+)
 def test_introspection_positive_only_for_true_active_and_our_audience(answer: dict[str, Any]) -> None:
     info = INTROSPECTION._judge(answer).info
     if info is not None:

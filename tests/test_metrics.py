@@ -58,9 +58,15 @@ async def test_introspection_requests_and_duration(make_app: Factory) -> None:
     reader = InMemoryMetricReader()
     with running_authorization_server(token_format="opaque", default_resource=RESOURCE) as server:
         server.register_resource_server("rs", "rs-secret", [RESOURCE])
-        app = MCPAuthMiddleware(make_app().app, resource=RESOURCE, issuer=server.issuer,
-                                token_validation="introspection", client_id="rs", client_secret="rs-secret",
-                                meter_provider=MeterProvider(metric_readers=[reader]))
+        app = MCPAuthMiddleware(
+            make_app().app,
+            resource=RESOURCE,
+            issuer=server.issuer,
+            token_validation="introspection",
+            client_id="rs",
+            client_secret="rs-secret",
+            meter_provider=MeterProvider(metric_readers=[reader]),
+        )
         token = server.mint_token(sub="eve")
         async with asgi_client(app) as client:
             for _ in range(3):

@@ -57,16 +57,16 @@ async def test_m03_metadata_served_at_path_inserted_and_root(client: httpx2.Asyn
 
 async def test_r4_resource_kept_byte_for_byte(make_app: Factory) -> None:
     resource = "https://MCP.example.com/Mcp/"
-    app = MCPAuthMiddleware(echo_app(), resource=resource, authorization_servers=[ISSUER],
-                            validator=LocalIssuer(ISSUER).validator())
+    app = MCPAuthMiddleware(
+        echo_app(), resource=resource, authorization_servers=[ISSUER], validator=LocalIssuer(ISSUER).validator()
+    )
     async with asgi_client(app) as c:
         response = await c.get("/.well-known/oauth-protected-resource/Mcp/")
     assert response.json()["resource"] == resource
 
 
 async def test_r3_m06_scopes_supported_never_offline_access_and_empty_members_omitted(make_app: Factory) -> None:
-    app = make_app(required_scopes=["mcp"], scopes_supported=["mcp", "offline_access", "admin"],
-                   resource_name="Demo")
+    app = make_app(required_scopes=["mcp"], scopes_supported=["mcp", "offline_access", "admin"], resource_name="Demo")
     async with asgi_client(app) as c:
         document = (await c.get("/.well-known/oauth-protected-resource/mcp")).json()
     assert document["scopes_supported"] == ["mcp", "admin"]
@@ -90,8 +90,9 @@ def test_m02_authorization_servers_required() -> None:
 @pytest.mark.parametrize("resource", ["mcp.example.com/mcp", "https://mcp.example.com/mcp#frag", "ftp://x/y"])
 def test_a1_resource_must_be_absolute_without_fragment(resource: str) -> None:
     with pytest.raises(ValueError, match="resource"):
-        MCPAuthMiddleware(echo_app(), resource=resource, authorization_servers=[ISSUER],
-                          validator=LocalIssuer().validator())
+        MCPAuthMiddleware(
+            echo_app(), resource=resource, authorization_servers=[ISSUER], validator=LocalIssuer().validator()
+        )
 
 
 # -- Challenges (B1-B4, M09, M13, M14) --------------------------------------------------
@@ -154,7 +155,9 @@ async def test_b1_two_authorization_headers_400(client: httpx2.AsyncClient, toke
 
 
 @pytest.mark.parametrize("with_header", [True, False])
-async def test_m20_token_in_query_never_authenticates(client: httpx2.AsyncClient, token: str, with_header: bool) -> None:
+async def test_m20_token_in_query_never_authenticates(
+    client: httpx2.AsyncClient, token: str, with_header: bool
+) -> None:
     headers = bearer(token) if with_header else {}
     response = await client.post("/mcp", params={"access_token": token}, headers=headers)
     assert response.status_code == 400
@@ -347,9 +350,16 @@ async def test_streaming_response_not_buffered(make_app: Factory, token: str) ->
         return {"type": "http.request", "body": b"", "more_body": False}
 
     scope = {
-        "type": "http", "method": "GET", "path": "/mcp", "raw_path": b"/mcp", "query_string": b"",
-        "headers": [(b"authorization", f"Bearer {token}".encode())], "asgi": {"version": "3.0"},
-        "scheme": "https", "server": ("mcp.example.com", 443), "root_path": "",
+        "type": "http",
+        "method": "GET",
+        "path": "/mcp",
+        "raw_path": b"/mcp",
+        "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {token}".encode())],
+        "asgi": {"version": "3.0"},
+        "scheme": "https",
+        "server": ("mcp.example.com", 443),
+        "root_path": "",
     }
     await app(scope, receive, send)
     assert order == ["produce 0", "sent data: 0", "produce 1", "sent data: 1", "produce 2", "sent data: 2"]
@@ -371,8 +381,11 @@ async def test_websocket_refused(make_app: Factory) -> None:
 async def test_usable_as_starlette_middleware(issuer: LocalIssuer, token: str) -> None:
     app = Starlette(
         routes=echo_app().routes,
-        middleware=[Middleware(MCPAuthMiddleware, resource=RESOURCE, authorization_servers=[ISSUER],
-                               validator=issuer.validator())],
+        middleware=[
+            Middleware(
+                MCPAuthMiddleware, resource=RESOURCE, authorization_servers=[ISSUER], validator=issuer.validator()
+            )
+        ],
     )
     async with asgi_client(app) as c:
         assert (await c.get("/mcp")).status_code == 401
@@ -385,8 +398,11 @@ async def test_usable_as_starlette_middleware(issuer: LocalIssuer, token: str) -
 async def test_m24_preflight_answered_before_auth(client: httpx2.AsyncClient) -> None:
     response = await client.options(
         "/mcp",
-        headers={"Origin": "http://localhost:6274", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version"},
+        headers={
+            "Origin": "http://localhost:6274",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version",
+        },
     )
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"
@@ -395,8 +411,10 @@ async def test_m24_preflight_answered_before_auth(client: httpx2.AsyncClient) ->
 
 async def test_m24_challenge_and_metadata_carry_cors_headers(client: httpx2.AsyncClient) -> None:
     origin = {"Origin": "http://localhost:6274"}
-    for response in (await client.post("/mcp", headers=origin),
-                     await client.get("/.well-known/oauth-protected-resource/mcp", headers=origin)):
+    for response in (
+        await client.post("/mcp", headers=origin),
+        await client.get("/.well-known/oauth-protected-resource/mcp", headers=origin),
+    ):
         assert response.headers["access-control-allow-origin"] == "*"
         exposed = response.headers["access-control-expose-headers"].lower()
         assert "www-authenticate" in exposed and "mcp-session-id" in exposed
@@ -438,15 +456,21 @@ def test_from_env(issuer: LocalIssuer) -> None:
 
 def test_configured_scope_must_be_a_scope_token() -> None:
     with pytest.raises(ValueError, match="scope"):
-        MCPAuthMiddleware(echo_app(), resource=RESOURCE, authorization_servers=[ISSUER],
-                          validator=LocalIssuer().validator(), required_scopes=['bad"scope'])
+        MCPAuthMiddleware(
+            echo_app(),
+            resource=RESOURCE,
+            authorization_servers=[ISSUER],
+            validator=LocalIssuer().validator(),
+            required_scopes=['bad"scope'],
+        )
 
 
 # -- Logging (M22) ---------------------------------------------------------------------------
 
 
-async def test_m22_decisions_logged_without_token(client: httpx2.AsyncClient, token: str,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+async def test_m22_decisions_logged_without_token(
+    client: httpx2.AsyncClient, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="mcp_auth_middleware")
     await client.post("/mcp", headers=bearer(token))
     await client.post("/mcp", headers=bearer(token + "x"))

@@ -76,12 +76,14 @@ def app(make_app: Factory) -> MCPAuthMiddleware:
 async def post(app: MCPAuthMiddleware, token: str, body: bytes | Any, **headers: str) -> Any:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     async with asgi_client(app) as client:
-        return await client.post("/mcp", content=content, headers={**bearer(token), "content-type": "application/json",
-                                                                    **headers})
+        return await client.post(
+            "/mcp", content=content, headers={**bearer(token), "content-type": "application/json", **headers}
+        )
 
 
-async def test_m14_m16_tool_needing_more_gets_403_naming_all_needed(app: MCPAuthMiddleware,
-                                                                   issuer: LocalIssuer) -> None:
+async def test_m14_m16_tool_needing_more_gets_403_naming_all_needed(
+    app: MCPAuthMiddleware, issuer: LocalIssuer
+) -> None:
     token = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
     response = await post(app, token, call("delete_repo"))
     assert response.status_code == 403
@@ -139,8 +141,7 @@ async def test_m18_hierarchy_through_the_middleware(make_app: Factory, issuer: L
         b'"a string"',
     ],
 )
-async def test_not_json_rpc_passes_through_untouched(app: MCPAuthMiddleware, issuer: LocalIssuer,
-                                                     body: bytes) -> None:
+async def test_not_json_rpc_passes_through_untouched(app: MCPAuthMiddleware, issuer: LocalIssuer, body: bytes) -> None:
     token = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
     response = await post(app, token, body)
     assert response.status_code == 200
@@ -158,8 +159,9 @@ async def test_not_json_rpc_passes_through_untouched(app: MCPAuthMiddleware, iss
         call(None),
     ],
 )
-async def test_malformed_json_rpc_is_left_to_the_server(app: MCPAuthMiddleware, issuer: LocalIssuer,
-                                                        message: Any) -> None:
+async def test_malformed_json_rpc_is_left_to_the_server(
+    app: MCPAuthMiddleware, issuer: LocalIssuer, message: Any
+) -> None:
     """No tool can be named by these, so no tool rule applies; the MCP server rejects them."""
     token = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
     assert (await post(app, token, message)).status_code == 200
@@ -196,7 +198,7 @@ async def test_other_content_types_are_still_checked(app: MCPAuthMiddleware, iss
 async def test_slow_chunked_body_is_reassembled(app: MCPAuthMiddleware, issuer: LocalIssuer) -> None:
     token = issuer.mint_token(audience=RESOURCE, scopes=["mcp", "repo:admin"])
     raw = json.dumps(call("delete_repo")).encode()
-    chunks = [raw[i:i + 7] for i in range(0, len(raw), 7)]
+    chunks = [raw[i : i + 7] for i in range(0, len(raw), 7)]
     messages = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
     messages[-1]["more_body"] = False
     sent: list[dict[str, Any]] = []
@@ -207,9 +209,18 @@ async def test_slow_chunked_body_is_reassembled(app: MCPAuthMiddleware, issuer: 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/mcp", "raw_path": b"/mcp", "query_string": b"",
-             "headers": [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")],
-             "scheme": "https", "server": ("mcp.example.com", 443), "root_path": "", "asgi": {"version": "3.0"}}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/mcp",
+        "raw_path": b"/mcp",
+        "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")],
+        "scheme": "https",
+        "server": ("mcp.example.com", 443),
+        "root_path": "",
+        "asgi": {"version": "3.0"},
+    }
     await app(scope, receive, send)
     assert sent[0]["status"] == 200
     assert json.loads(sent[1]["body"])["body"].encode("latin-1") == raw
@@ -232,9 +243,18 @@ async def test_no_rules_never_touches_the_body(make_app: Factory, issuer: LocalI
     async def send(message: dict[str, Any]) -> None:
         pass
 
-    scope = {"type": "http", "method": "POST", "path": "/mcp", "raw_path": b"/mcp", "query_string": b"",
-             "headers": [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")],
-             "scheme": "https", "server": ("mcp.example.com", 443), "root_path": "", "asgi": {"version": "3.0"}}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/mcp",
+        "raw_path": b"/mcp",
+        "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")],
+        "scheme": "https",
+        "server": ("mcp.example.com", 443),
+        "root_path": "",
+        "asgi": {"version": "3.0"},
+    }
     await app(scope, receive, send)
     assert reads == []
 
@@ -247,7 +267,11 @@ async def test_duplicate_spelled_with_escapes_rejected(app: MCPAuthMiddleware, i
 
 async def test_name_inside_arguments_is_not_a_duplicate(app: MCPAuthMiddleware, issuer: LocalIssuer) -> None:
     token = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
-    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-               "params": {"name": "read_file", "arguments": {"name": "x", "uri": "y", "method": "z"}}}
+    message = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "read_file", "arguments": {"name": "x", "uri": "y", "method": "z"}},
+    }
     response = await post(app, token, message)
     assert response.status_code == 403  # read_file needs files:read: parsed, not mistaken for a duplicate

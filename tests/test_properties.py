@@ -16,9 +16,14 @@ from mcp_auth_middleware.testing import LocalIssuer
 from .conftest import ISSUER, RESOURCE, echo_app
 
 ISSUER_KEYS = LocalIssuer(ISSUER)
-APP = MCPAuthMiddleware(echo_app(), resource=RESOURCE, authorization_servers=[ISSUER],
-                        validator=ISSUER_KEYS.validator(), required_scopes=["mcp"],
-                        failure_limit=None)  # the guard has its own tests; here every answer is a 400/401
+APP = MCPAuthMiddleware(
+    echo_app(),
+    resource=RESOURCE,
+    authorization_servers=[ISSUER],
+    validator=ISSUER_KEYS.validator(),
+    required_scopes=["mcp"],
+    failure_limit=None,
+)  # the guard has its own tests; here every answer is a 400/401
 GOOD = ISSUER_KEYS.mint_token(audience=RESOURCE, scopes=["mcp"])
 # RFC 6750 §3: auth-param values are quoted strings without raw quotes, backslashes or CR/LF.
 CHALLENGE = re.compile(r'^Bearer( [a-z_]+="[\x20\x21\x23-\x5b\x5d-\x7e]*",?)*$')
@@ -26,18 +31,34 @@ CHALLENGE = re.compile(r'^Bearer( [a-z_]+="[\x20\x21\x23-\x5b\x5d-\x7e]*",?)*$')
 header_bytes = st.binary(max_size=300).filter(lambda b: b"\r" not in b and b"\n" not in b)
 auth_values = st.one_of(
     header_bytes,
-    st.builds(lambda s, t: s + b" " + t, st.sampled_from([b"Bearer", b"bearer", b"BEARER", b"Basic", b"DPoP", b""]),
-              header_bytes),
+    st.builds(
+        lambda s, t: s + b" " + t,
+        st.sampled_from([b"Bearer", b"bearer", b"BEARER", b"Basic", b"DPoP", b""]),
+        header_bytes,
+    ),
     st.builds(lambda t: b"Bearer " + t, st.text(max_size=200).map(lambda s: s.encode("utf-8", "replace"))),
-    st.builds(lambda i, c: b"Bearer " + GOOD[:i].encode() + c + GOOD[i + 1:].encode(),
-              st.integers(0, len(GOOD) - 1), st.binary(min_size=0, max_size=3)),
+    st.builds(
+        lambda i, c: b"Bearer " + GOOD[:i].encode() + c + GOOD[i + 1 :].encode(),
+        st.integers(0, len(GOOD) - 1),
+        st.binary(min_size=0, max_size=3),
+    ),
 )
 
 
 def call(headers: list[tuple[bytes, bytes]], path: str = "/mcp", query: bytes = b"") -> dict[str, Any]:
-    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "query_string": query,
-             "headers": headers, "scheme": "https", "server": ("mcp.example.com", 443), "root_path": "",
-             "asgi": {"version": "3.0"}, "http_version": "1.1"}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "headers": headers,
+        "scheme": "https",
+        "server": ("mcp.example.com", 443),
+        "root_path": "",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+    }
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -48,8 +69,11 @@ def call(headers: list[tuple[bytes, bytes]], path: str = "/mcp", query: bytes = 
 
     asyncio.run(APP(scope, receive, send))
     start = sent[0]
-    return {"status": start["status"], "headers": dict(start["headers"]),
-            "body": b"".join(m.get("body", b"") for m in sent[1:])}
+    return {
+        "status": start["status"],
+        "headers": dict(start["headers"]),
+        "body": b"".join(m.get("body", b"") for m in sent[1:]),
+    }
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -18,8 +18,9 @@ Factory = Callable[..., MCPAuthMiddleware]
 
 
 def client_from(app: Any, address: str) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app, client=(address, 4000)),
-                              base_url="https://mcp.example.com")
+    return httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app, client=(address, 4000)), base_url="https://mcp.example.com"
+    )
 
 
 async def test_guesser_blocked_after_the_limit_with_retry_after(make_app: Factory, issuer: LocalIssuer) -> None:

@@ -26,8 +26,10 @@ async def test_my_server_with_a_real_authorization_server(mcp_auth_server: Local
     app = MCPAuthMiddleware(mcp.http_app(), resource=url, issuer=mcp_auth_server.issuer)
     token = mcp_auth_server.mint_token(sub="alice", scopes=["mcp"], audience=url)
     with serve(app, port=port):
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http, \
-                Client(streamable_http_client(url, http_client=http)) as client:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+            Client(streamable_http_client(url, http_client=http)) as client,
+        ):
             result = await client.call_tool("whoami", {})
     assert result.content[0].text == "alice"  # type: ignore[union-attr]
 
@@ -36,12 +38,20 @@ async def test_my_server_with_opaque_tokens(mcp_auth_server_opaque: LocalAuthori
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
     mcp_auth_server_opaque.register_resource_server("my-server", "my-secret", [url])
-    app = MCPAuthMiddleware(mcp.http_app(), resource=url, issuer=mcp_auth_server_opaque.issuer,
-                            token_validation="introspection", client_id="my-server", client_secret="my-secret")
+    app = MCPAuthMiddleware(
+        mcp.http_app(),
+        resource=url,
+        issuer=mcp_auth_server_opaque.issuer,
+        token_validation="introspection",
+        client_id="my-server",
+        client_secret="my-secret",
+    )
     token = mcp_auth_server_opaque.mint_token(sub="bob", scopes=["mcp"], audience=url)
     with serve(app, port=port):
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http, \
-                Client(streamable_http_client(url, http_client=http)) as client:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+            Client(streamable_http_client(url, http_client=http)) as client,
+        ):
             result = await client.call_tool("whoami", {})
     assert result.content[0].text == "bob"  # type: ignore[union-attr]
 
@@ -51,8 +61,12 @@ async def test_in_process_without_any_server(mcp_auth_issuer: LocalIssuer) -> No
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": scope["state"]["auth"].sub.encode()})
 
-    app = MCPAuthMiddleware(hello, resource="https://mcp.test/mcp", authorization_servers=[mcp_auth_issuer.issuer],
-                            validator=mcp_auth_issuer.validator())
+    app = MCPAuthMiddleware(
+        hello,
+        resource="https://mcp.test/mcp",
+        authorization_servers=[mcp_auth_issuer.issuer],
+        validator=mcp_auth_issuer.validator(),
+    )
     token = mcp_auth_issuer.mint_token(sub="carol", audience="https://mcp.test/mcp")
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="https://mcp.test") as client:
         assert (await client.get("/mcp", headers={"Authorization": f"Bearer {token}"})).text == "carol"

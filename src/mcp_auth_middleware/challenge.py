@@ -56,8 +56,9 @@ class Challenger:
 
     def for_error(self, error: AuthError) -> RawResponse:
         scopes = error.scopes if isinstance(error, InsufficientScopeError) else frozenset()
-        retry_after = (error.retry_after if isinstance(error, AuthorizationServerUnavailableError | TooManyFailuresError)
-                       else 0)
+        retry_after = (
+            error.retry_after if isinstance(error, AuthorizationServerUnavailableError | TooManyFailuresError) else 0
+        )
         return self._cached(type(error), error.description, scopes, retry_after)
 
     def _for_error(

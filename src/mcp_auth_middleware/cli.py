@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -36,10 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the demo ends
             run_demo(args.host, args.port, args.as_port, args.token_format)
-        except KeyboardInterrupt:
-            pass
         return 0
     if args.command == "discover":
         return asyncio.run(_discover(args.issuer))
@@ -73,8 +72,9 @@ async def _check(args: argparse.Namespace) -> int:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    middleware = MCPAuthMiddleware(app, resource=args.resource, issuer=args.issuer, jwks_uri=args.jwks_uri,
-                                   required_scopes=args.scope)
+    middleware = MCPAuthMiddleware(
+        app, resource=args.resource, issuer=args.issuer, jwks_uri=args.jwks_uri, required_scopes=args.scope
+    )
     messages: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -84,9 +84,18 @@ async def _check(args: argparse.Namespace) -> int:
         messages.append(message)
 
     path = "/" + args.resource.split("//", 1)[-1].partition("/")[2]
-    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "query_string": b"",
-             "headers": [(b"authorization", f"Bearer {args.token}".encode())], "scheme": "https",
-             "asgi": {"version": "3.0"}, "root_path": "", "server": ("localhost", 443)}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {args.token}".encode())],
+        "scheme": "https",
+        "asgi": {"version": "3.0"},
+        "root_path": "",
+        "server": ("localhost", 443),
+    }
     await middleware(scope, receive, send)
     status = messages[0]["status"]
     headers = {k.decode(): v.decode("latin-1") for k, v in messages[0]["headers"]}

@@ -20,8 +20,12 @@ from .server.local import LocalAuthorizationServer
 __all__ = ["DemoStack", "build_demo", "demo_stack", "run_demo"]
 
 #: Which scope unlocks which tool (every tool also needs the global "mcp" scope).
-TOOL_SCOPES: dict[str, list[str]] = {"whoami": [], "add": [], "read_notes": ["notes:read"],
-                                     "delete_notes": ["notes:admin"]}
+TOOL_SCOPES: dict[str, list[str]] = {
+    "whoami": [],
+    "add": [],
+    "read_notes": ["notes:read"],
+    "delete_notes": ["notes:admin"],
+}
 SCOPES = ["mcp", "notes:read", "notes:admin"]
 
 
@@ -33,13 +37,22 @@ class DemoStack:
     issuer: str
 
 
-def build_demo(host: str = "127.0.0.1", port: int = 8000, as_port: int = 9000,
-               token_format: str = "jwt", access_token_ttl: int = 3600) -> DemoStack:
+def build_demo(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    as_port: int = 9000,
+    token_format: str = "jwt",
+    access_token_ttl: int = 3600,
+) -> DemoStack:
     issuer = f"http://{host}:{as_port}"
     resource = f"http://{host}:{port}/mcp"
     authorization_server = LocalAuthorizationServer(
-        issuer, user="demo-user", token_format=token_format,  # type: ignore[arg-type]
-        scopes_supported=SCOPES, default_resource=resource, access_token_ttl=access_token_ttl,
+        issuer,
+        user="demo-user",
+        token_format=token_format,  # type: ignore[arg-type]
+        scopes_supported=SCOPES,
+        default_resource=resource,
+        access_token_ttl=access_token_ttl,
     )
     authorization_server.register_resource_server("demo-resource-server", "demo-secret", [resource])
     mcp = FastMCP("mcp-auth-middleware demo")
@@ -68,12 +81,16 @@ def build_demo(host: str = "127.0.0.1", port: int = 8000, as_port: int = 9000,
 
     validation: dict[str, Any] = {"issuer": issuer}
     if token_format == "opaque":
-        validation.update(token_validation="introspection", client_id="demo-resource-server",
-                          client_secret="demo-secret")
+        validation.update(
+            token_validation="introspection", client_id="demo-resource-server", client_secret="demo-secret"
+        )
     app = MCPAuthMiddleware(
-        mcp.http_app(stateless_http=True), resource=resource, required_scopes=["mcp"],
+        mcp.http_app(stateless_http=True),
+        resource=resource,
+        required_scopes=["mcp"],
         tool_scopes={tool: needs for tool, needs in TOOL_SCOPES.items() if needs},
-        resource_name="mcp-auth-middleware demo", **validation,
+        resource_name="mcp-auth-middleware demo",
+        **validation,
     )
     return DemoStack(authorization_server, app, resource, issuer)
 
@@ -92,18 +109,19 @@ def demo_stack(**options: Any) -> Iterator[DemoStack]:
 
 
 def instructions(stack: DemoStack, token: str) -> str:
-    call = ('{"jsonrpc":"2.0","id":1,"method":"tools/call",'
-            '"params":{"name":"whoami","arguments":{}}}')
-    curl = (f"curl -s {stack.resource} -H 'Authorization: Bearer {token}' "
-            "-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' "
-            f"-d {shlex.quote(call)}")
+    call = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
+    curl = (
+        f"curl -s {stack.resource} -H 'Authorization: Bearer {token}' "
+        "-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' "
+        f"-d {shlex.quote(call)}"
+    )
     scopes = "\n".join(f"  {tool:14s} needs {' '.join(['mcp', *needs])}" for tool, needs in TOOL_SCOPES.items())
     return f"""
 mcp-auth-middleware demo (development only; everything on 127.0.0.1)
 
   authorization server  {stack.issuer}   (metadata: {stack.issuer}/.well-known/oauth-authorization-server)
   protected MCP server  {stack.resource}
-  resource metadata     {stack.resource.rsplit('/mcp', 1)[0]}/.well-known/oauth-protected-resource/mcp
+  resource metadata     {stack.resource.rsplit("/mcp", 1)[0]}/.well-known/oauth-protected-resource/mcp
 
 An access token for demo-user (scope "mcp", valid for an hour):
 
@@ -134,8 +152,9 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, as_port: int = 9000, tok
     from .testing import serve
 
     stack = build_demo(host, port, as_port, token_format)
-    token = stack.authorization_server.mint_token(sub="demo-user", scopes=["mcp"], audience=stack.resource,
-                                                  client_id="demo-cli")
+    token = stack.authorization_server.mint_token(
+        sub="demo-user", scopes=["mcp"], audience=stack.resource, client_id="demo-cli"
+    )
     with serve(stack.authorization_server.app, host=host, port=as_port):
         print(instructions(stack, token), flush=True)
         uvicorn.run(stack.mcp_app, host=host, port=port, log_level="warning")

@@ -13,7 +13,7 @@ import httpx2
 from .errors import AuthorizationServerUnavailableError
 from .validators.jwks import check_fetch_url, fetch_limited
 
-__all__ = ["DiscoveryError", "Discovery", "discover_authorization_server", "metadata_urls"]
+__all__ = ["Discovery", "DiscoveryError", "discover_authorization_server", "metadata_urls"]
 
 logger = logging.getLogger("mcp_auth_middleware.discovery")
 
@@ -40,7 +40,7 @@ async def discover_authorization_server(
     issuer: str,
     *,
     http_client: httpx2.AsyncClient | None = None,
-    timeout: float = 5.0,
+    timeout: float = 5.0,  # noqa: ASYNC109 - per URL tried, not for the whole discovery
     allow_http: bool = False,
     max_bytes: int = 256 * 1024,
 ) -> dict[str, Any]:
@@ -74,8 +74,14 @@ async def discover_authorization_server(
 class Discovery:
     """Discovers once, lazily and without blocking startup; failures are retried on later calls."""
 
-    def __init__(self, issuer: str, *, http_client: httpx2.AsyncClient | None = None,
-                 timeout: float = 5.0, allow_http: bool = False) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        http_client: httpx2.AsyncClient | None = None,
+        timeout: float = 5.0,
+        allow_http: bool = False,
+    ) -> None:
         self.issuer = issuer
         self._http_client = http_client
         self._timeout = timeout
@@ -88,7 +94,9 @@ class Discovery:
             async with self._lock:
                 if self._document is None:
                     self._document = await discover_authorization_server(
-                        self.issuer, http_client=self._http_client, timeout=self._timeout,
+                        self.issuer,
+                        http_client=self._http_client,
+                        timeout=self._timeout,
                         allow_http=self._allow_http,
                     )
         return self._document

@@ -45,7 +45,8 @@ class InsufficientScopeError(AuthError):
     status = 403
 
     def __init__(
-        self, scopes: frozenset[str] | set[str] | tuple[str, ...],
+        self,
+        scopes: frozenset[str] | set[str] | tuple[str, ...],
         description: str = "The access token lacks a required scope",
     ) -> None:
         super().__init__(description)
@@ -72,8 +73,6 @@ class AuthorizationServerUnavailableError(AuthError):
     error = "temporarily_unavailable"
     status = 503
 
-    def __init__(
-        self, description: str = "The authorization server is unavailable", retry_after: int = 5
-    ) -> None:
+    def __init__(self, description: str = "The authorization server is unavailable", retry_after: int = 5) -> None:
         super().__init__(description)
         self.retry_after = retry_after

@@ -67,12 +67,17 @@ class AuthMetrics:
         meter.create_observable_counter("mcp_auth.decisions", [decisions], description="Authentication decisions")
         meter.create_observable_counter("mcp_auth.token_cache", [cache], description="Verified-token cache lookups")
         meter.create_observable_counter("mcp_auth.jwks.fetches", [jwks], description="JWKS documents fetched")
-        meter.create_observable_counter("mcp_auth.introspection.requests", [introspection],
-                                        description="Introspection requests sent")
-        meter.create_observable_counter("mcp_auth.rate_limit.blocks", [blocks],
-                                        description="Requests refused for too many failed authentications")
-        duration = meter.create_histogram("mcp_auth.introspection.duration", unit="s",
-                                          description="Time to ask the authorization server about a token")
+        meter.create_observable_counter(
+            "mcp_auth.introspection.requests", [introspection], description="Introspection requests sent"
+        )
+        meter.create_observable_counter(
+            "mcp_auth.rate_limit.blocks", [blocks], description="Requests refused for too many failed authentications"
+        )
+        duration = meter.create_histogram(
+            "mcp_auth.introspection.duration",
+            unit="s",
+            description="Time to ask the authorization server about a token",
+        )
         for v in validators:
             if hasattr(v, "on_duration"):
                 v.on_duration = duration.record

@@ -95,11 +95,22 @@ class MCPAuthMiddleware:
         self.app = app
         self.required_scopes = frozenset(required_scopes)
         self.policy: ScopePolicy | None = None
-        if tool_scopes or method_scopes or resource_scopes or prompt_scopes or scope_rule or implied_scopes or \
-                prefix_implies:
+        if (
+            tool_scopes
+            or method_scopes
+            or resource_scopes
+            or prompt_scopes
+            or scope_rule
+            or implied_scopes
+            or prefix_implies
+        ):
             self.policy = ScopePolicy(
-                tool_scopes=tool_scopes, method_scopes=method_scopes, resource_scopes=resource_scopes,
-                prompt_scopes=prompt_scopes, rule=scope_rule, implied_scopes=implied_scopes,
+                tool_scopes=tool_scopes,
+                method_scopes=method_scopes,
+                resource_scopes=resource_scopes,
+                prompt_scopes=prompt_scopes,
+                rule=scope_rule,
+                implied_scopes=implied_scopes,
                 prefix_implies=prefix_implies,
             )
         self._inspects_messages = self.policy is not None and self.policy.inspects_messages
@@ -110,8 +121,12 @@ class MCPAuthMiddleware:
         self._trusted_proxies = parse_networks(trusted_proxies)
         servers = list(authorization_servers or ([issuer] if issuer else []))
         self.validator = validator or _validator_for(
-            issuer or (servers[0] if servers else None), token_validation, jwks_uri=jwks_uri,
-            introspection_endpoint=introspection_endpoint, client_id=client_id, client_secret=client_secret,
+            issuer or (servers[0] if servers else None),
+            token_validation,
+            jwks_uri=jwks_uri,
+            introspection_endpoint=introspection_endpoint,
+            client_id=client_id,
+            client_secret=client_secret,
             allow_http=allow_http,
         )
         if isinstance(self.validator, ResourceBound):
@@ -119,8 +134,11 @@ class MCPAuthMiddleware:
         mentioned = self.required_scopes | (self.policy.mentioned_scopes() if self.policy else frozenset())
         advertised = sorted(mentioned) if scopes_supported is None else list(scopes_supported)
         self.metadata = ResourceMetadata(
-            resource, servers, scopes_supported=advertised,
-            resource_name=resource_name, resource_documentation=resource_documentation,
+            resource,
+            servers,
+            scopes_supported=advertised,
+            resource_name=resource_name,
+            resource_documentation=resource_documentation,
         )
         self.resource = resource
         # M03: the path-inserted URI and the root one both serve the document.
@@ -129,8 +147,14 @@ class MCPAuthMiddleware:
         self._public_prefixes = tuple(p[:-1] for p in public_paths if p.endswith("*"))
         self.challenger = Challenger(self.metadata.url, sorted(self.required_scopes), realm=realm)
         self.metrics = AuthMetrics()
-        validators = [self.validator, *(getattr(self.validator, name) for name in ("jwt_validator",
-                                        "introspection_validator") if hasattr(self.validator, name))]
+        validators = [
+            self.validator,
+            *(
+                getattr(self.validator, name)
+                for name in ("jwt_validator", "introspection_validator")
+                if hasattr(self.validator, name)
+            ),
+        ]
         self.metrics.bind(validators, self.guard, meter_provider)
         self.expose_token = expose_token
         self.max_token_length = max_token_length
@@ -139,8 +163,12 @@ class MCPAuthMiddleware:
         if cors_origins is not None:
             # Starlette's CORS middleware, consulted only for requests that carry an Origin.
             self._cors = CORSMiddleware(
-                self._handle, allow_origins=list(cors_origins), allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-                allow_headers=["*"], expose_headers=list(EXPOSED_HEADERS), max_age=86400,
+                self._handle,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["*"],
+                expose_headers=list(EXPOSED_HEADERS),
+                max_age=86400,
             )
 
     @classmethod
@@ -287,25 +315,29 @@ class MCPAuthMiddleware:
             return
         await send_response(send, self.metadata.response, head=method == "HEAD")
 
-    def _log(self, outcome: str, reason: str, token: str | None, *, status: int = 200,
-             info: AuthInfo | None = None) -> None:
+    def _log(
+        self, outcome: str, reason: str, token: str | None, *, status: int = 200, info: AuthInfo | None = None
+    ) -> None:
         level = logging.DEBUG if outcome == "allow" else logging.INFO
         # M22: never the token itself, only a short hash to correlate log lines.
         logger.log(
-            level, "auth %s: %s", outcome, reason,
+            level,
+            "auth %s: %s",
+            outcome,
+            reason,
             extra={
-                "auth_outcome": outcome, "auth_reason": reason, "auth_status": status,
+                "auth_outcome": outcome,
+                "auth_reason": reason,
+                "auth_status": status,
                 "auth_token_hash": _token_hash(token),
-                "auth_sub": info.sub if info else None, "auth_client_id": info.client_id if info else None,
+                "auth_sub": info.sub if info else None,
+                "auth_client_id": info.client_id if info else None,
             },
         )
 
 
 def _has_origin(scope: Scope) -> bool:
-    for name, _ in scope["headers"]:
-        if name == b"origin":
-            return True
-    return False
+    return any(name == b"origin" for name, _ in scope["headers"])
 
 
 def _token_hash(token: str | None) -> str | None:
@@ -313,8 +345,14 @@ def _token_hash(token: str | None) -> str | None:
 
 
 def _validator_for(
-    issuer: str | None, token_validation: str, *, jwks_uri: str | None, introspection_endpoint: str | None,
-    client_id: str | None, client_secret: str | None, allow_http: bool,
+    issuer: str | None,
+    token_validation: str,
+    *,
+    jwks_uri: str | None,
+    introspection_endpoint: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    allow_http: bool,
 ) -> TokenValidator:
     """The one-line form: validators built from the issuer's metadata, discovered lazily on the
     first request that needs it (the app starts even if the AS is down; requests get 503)."""
@@ -324,7 +362,9 @@ def _validator_for(
         raise ValueError(f"token_validation must be 'jwt', 'introspection' or 'both', not {token_validation!r}")
     discovery = Discovery(issuer, allow_http=allow_http)
     jwt = JWTValidator(
-        issuer=issuer, jwks_uri=jwks_uri, allow_http=allow_http,
+        issuer=issuer,
+        jwks_uri=jwks_uri,
+        allow_http=allow_http,
         resolve_jwks_uri=None if jwks_uri else partial(discovery.endpoint, "jwks_uri"),
     )
     if token_validation == "jwt":
@@ -332,7 +372,10 @@ def _validator_for(
     if not client_id or not client_secret:
         raise ValueError("token introspection needs `client_id` and `client_secret`")
     introspection = IntrospectionValidator(
-        introspection_endpoint, client_id=client_id, client_secret=client_secret, issuer=issuer,
+        introspection_endpoint,
+        client_id=client_id,
+        client_secret=client_secret,
+        issuer=issuer,
         allow_http=allow_http,
         resolve_endpoint=None if introspection_endpoint else partial(discovery.endpoint, "introspection_endpoint"),
     )

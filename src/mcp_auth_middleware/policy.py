@@ -53,13 +53,18 @@ class ScopePolicy:
     @property
     def inspects_messages(self) -> bool:
         """Whether any rule looks at the JSON-RPC message (else the body is never read)."""
-        return bool(self.method_scopes or self.tool_scopes or self.resource_scopes or self.prompt_scopes
-                    or self.rule)
+        return bool(self.method_scopes or self.tool_scopes or self.resource_scopes or self.prompt_scopes or self.rule)
 
     def mentioned_scopes(self) -> frozenset[str]:
         """Every scope the rules name: advertised in `scopes_supported`."""
-        groups = [*self.method_scopes.values(), *self.tool_scopes.values(), *self.prompt_scopes.values(),
-                  *(s for _, s in self.resource_scopes), *self.implied.values(), frozenset(self.implied)]
+        groups = [
+            *self.method_scopes.values(),
+            *self.tool_scopes.values(),
+            *self.prompt_scopes.values(),
+            *(s for _, s in self.resource_scopes),
+            *self.implied.values(),
+            frozenset(self.implied),
+        ]
         return frozenset().union(*groups)
 
     def required_for(self, messages: Iterable[Any]) -> frozenset[str]:

@@ -21,8 +21,8 @@ from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
-from limits.storage import storage_from_string
 from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
 
 __all__ = ["FailureLimiter", "client_address", "parse_networks"]
 
@@ -60,8 +60,14 @@ def _storage(uri: str) -> Storage:
 class FailureLimiter:
     """Counts failures per key (an address, a client id) and blocks keys past `limit`."""
 
-    def __init__(self, limit: str = "20/minute", *, storage_uri: str = "memory://",
-                 key_prefix: str = "mcp-auth-middleware", max_suspects: int = 100_000) -> None:
+    def __init__(
+        self,
+        limit: str = "20/minute",
+        *,
+        storage_uri: str = "memory://",
+        key_prefix: str = "mcp-auth-middleware",
+        max_suspects: int = 100_000,
+    ) -> None:
         self.item: RateLimitItem = parse(limit)
         self.storage = _storage(storage_uri)
         self.limiter = FixedWindowRateLimiter(self.storage)

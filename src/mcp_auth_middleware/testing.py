@@ -42,8 +42,14 @@ __all__ = [
 class LocalIssuer:
     """An issuer with a fresh signing key that mints RFC 9068 JWT access tokens."""
 
-    def __init__(self, issuer: str = "https://issuer.test", *, key: RSAKey | ECKey | None = None,
-                 kid: str | None = None, algorithm: str | None = None) -> None:
+    def __init__(
+        self,
+        issuer: str = "https://issuer.test",
+        *,
+        key: RSAKey | ECKey | None = None,
+        kid: str | None = None,
+        algorithm: str | None = None,
+    ) -> None:
         self.issuer = issuer
         self.key = key or RSAKey.generate_key(2048, parameters={"kid": kid or secrets.token_hex(4)})
         self.key.ensure_kid()
@@ -140,9 +146,9 @@ except ImportError:  # pragma: no cover - only without pytest
 else:
 
     @pytest.fixture
-    def mcp_auth_issuer() -> Iterator[LocalIssuer]:
+    def mcp_auth_issuer() -> LocalIssuer:
         """A LocalIssuer with a fresh key for one test (no server: validate with its `.validator()`)."""
-        yield LocalIssuer()
+        return LocalIssuer()
 
     @pytest.fixture(scope="session")
     def mcp_auth_server() -> Iterator[LocalAuthorizationServer]:

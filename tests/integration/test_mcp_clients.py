@@ -18,8 +18,8 @@ from mcp.client.auth.utils import (
     handle_protected_resource_response,
 )
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
 from mcp.shared.auth_utils import check_resource_allowed, resource_url_from_server_url
+from mcp.shared.exceptions import MCPError
 
 from mcp_auth_middleware.testing import LocalIssuer, free_port, serve
 
@@ -46,7 +46,10 @@ def server(request: pytest.FixtureRequest, issuer: LocalIssuer) -> Iterator[str]
     port = free_port()
     resource = f"http://127.0.0.1:{port}/mcp"
     app = load_example(request.param).create_app(
-        resource, authorization_servers=[issuer.issuer], validator=issuer.validator(), required_scopes=["mcp"],
+        resource,
+        authorization_servers=[issuer.issuer],
+        validator=issuer.validator(),
+        required_scopes=["mcp"],
     )
     with serve(app, port=port):
         yield resource

@@ -58,19 +58,21 @@ class Browser:
         self.callback = {k: v[0] for k, v in parse_qs(urlsplit(response.headers["location"]).query).items()}
 
     async def callback_handler(self) -> AuthorizationCodeResult:
-        return AuthorizationCodeResult(code=self.callback["code"], state=self.callback.get("state"),
-                                       iss=self.callback.get("iss"))
+        return AuthorizationCodeResult(
+            code=self.callback["code"], state=self.callback.get("state"), iss=self.callback.get("iss")
+        )
 
 
 def oauth_provider(stack: DemoStack, browser: Browser, storage: MemoryStorage, scope: str = "mcp") -> Any:
-    metadata = OAuthClientMetadata(redirect_uris=["http://127.0.0.1:33418/callback"], client_name="e2e",
-                                   scope=scope)
+    metadata = OAuthClientMetadata(redirect_uris=["http://127.0.0.1:33418/callback"], client_name="e2e", scope=scope)
     return OAuthClientProvider(stack.resource, metadata, storage, browser.redirect_handler, browser.callback_handler)
 
 
 async def whoami(stack: DemoStack, auth: Any) -> dict[str, Any]:
-    async with httpx2.AsyncClient(auth=auth, timeout=20) as http, \
-            Client(streamable_http_client(stack.resource, http_client=http)) as client:
+    async with (
+        httpx2.AsyncClient(auth=auth, timeout=20) as http,
+        Client(streamable_http_client(stack.resource, http_client=http)) as client,
+    ):
         result = await client.call_tool("whoami", {})
     assert result.structured_content is not None
     return result.structured_content
@@ -108,10 +110,12 @@ async def test_refresh_after_the_access_token_expires(stack: DemoStack) -> None:
 
 
 async def test_client_credentials_flow(stack: DemoStack) -> None:
-    stack.authorization_server.register_client(client_id="batch-job", client_secret="batch-secret",
-                                               grant_types=["client_credentials"])
-    provider = ClientCredentialsOAuthProvider(stack.resource, MemoryStorage(), "batch-job", "batch-secret",
-                                              scope="mcp", issuer=stack.issuer)
+    stack.authorization_server.register_client(
+        client_id="batch-job", client_secret="batch-secret", grant_types=["client_credentials"]
+    )
+    provider = ClientCredentialsOAuthProvider(
+        stack.resource, MemoryStorage(), "batch-job", "batch-secret", scope="mcp", issuer=stack.issuer
+    )
     identity = await whoami(stack, provider)
     assert identity["client_id"] == "batch-job"
     assert identity["scopes"] == ["mcp"]
@@ -122,8 +126,10 @@ async def test_step_up_on_403_insufficient_scope(stack: DemoStack) -> None:
     challenged scope by itself (SEP-2350 step-up), and the retried call succeeds."""
     browser, storage = Browser(), MemoryStorage()
     provider = oauth_provider(stack, browser, storage, scope="mcp")
-    async with httpx2.AsyncClient(auth=provider, timeout=20) as http, \
-            Client(streamable_http_client(stack.resource, http_client=http)) as client:
+    async with (
+        httpx2.AsyncClient(auth=provider, timeout=20) as http,
+        Client(streamable_http_client(stack.resource, http_client=http)) as client,
+    ):
         before = (await client.call_tool("whoami", {})).structured_content
         deleted = await client.call_tool("delete_notes", {})
         after = (await client.call_tool("whoami", {})).structured_content

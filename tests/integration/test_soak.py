@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from soak import run  # noqa: E402
+from soak import run
 
 pytestmark = pytest.mark.integration
 
@@ -20,5 +20,5 @@ def test_mixed_traffic_zero_5xx_zero_wrong_decisions_flat_memory() -> None:
     assert report.server_errors == 0
     assert report.wrong == 0, report.examples
     assert all(report.latencies[kind] for kind in ("valid", "expired", "forged", "missing"))
-    settled = report.rss_kb[len(report.rss_kb) // 3:]
+    settled = report.rss_kb[len(report.rss_kb) // 3 :]
     assert max(settled) - settled[0] < 20 * 1024, f"RSS grew from {settled[0]} KiB to {max(settled)} KiB"

@@ -56,11 +56,20 @@ class OIDCProvider:
         if node is None:
             pytest.fail("node is not installed: `make test` installs what the interop tests need")
         if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
-            pytest.fail("oidc-provider is not installed: run `make test` (it runs npm ci in tests/interop/oidc_provider)")
-        env = {**os.environ, "PORT": str(self.port), "RESOURCE_JWT": RESOURCE_JWT, "RESOURCE_OPAQUE": RESOURCE_OPAQUE,
-               "JWKS": json.dumps({"keys": [k.as_dict(private=True) for k in self.keys]}), "NODE_ENV": "test"}
-        self.process = subprocess.Popen([node, "server.mjs"], cwd=OIDC_DIR, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT)
+            pytest.fail(
+                "oidc-provider is not installed: run `make test` (it runs npm ci in tests/interop/oidc_provider)"
+            )
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "RESOURCE_JWT": RESOURCE_JWT,
+            "RESOURCE_OPAQUE": RESOURCE_OPAQUE,
+            "JWKS": json.dumps({"keys": [k.as_dict(private=True) for k in self.keys]}),
+            "NODE_ENV": "test",
+        }
+        self.process = subprocess.Popen(
+            [node, "server.mjs"], cwd=OIDC_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         _wait_for_port(self.port, self.process, "oidc-provider")
 
     def stop(self) -> None:
@@ -107,8 +116,11 @@ def redis_server() -> Iterator[Redis]:
     if binary is None:
         pytest.fail("redis-server is not installed: `make test` installs Debian's redis-server")
     port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     _wait_for_port(port, process, "redis-server")
     try:
         yield Redis(port)

@@ -30,8 +30,11 @@ pytestmark = pytest.mark.interop
 
 async def get_token(provider: OIDCProvider, resource: str, scope: str = "mcp") -> str:
     async with httpx2.AsyncClient() as http:
-        response = await http.post(f"{provider.issuer}/token", auth=("mcp-client", "mcp-client-secret"),
-                                   data={"grant_type": "client_credentials", "scope": scope, "resource": resource})
+        response = await http.post(
+            f"{provider.issuer}/token",
+            auth=("mcp-client", "mcp-client-secret"),
+            data={"grant_type": "client_credentials", "scope": scope, "resource": resource},
+        )
     assert response.status_code == 200, response.text
     return remember_token(str(response.json()["access_token"]))
 
@@ -57,8 +60,9 @@ async def test_jwt_access_token_through_the_one_line_form(oidc_provider: OIDCPro
 async def test_jwt_strict_rfc9068_mode(oidc_provider: OIDCProvider) -> None:
     token = await get_token(oidc_provider, RESOURCE_JWT)
     document = await discover_authorization_server(oidc_provider.issuer)
-    validator = JWTValidator(issuer=oidc_provider.issuer, audience=RESOURCE_JWT, jwks_uri=document["jwks_uri"],
-                             require_at_jwt=True)
+    validator = JWTValidator(
+        issuer=oidc_provider.issuer, audience=RESOURCE_JWT, jwks_uri=document["jwks_uri"], require_at_jwt=True
+    )
     assert (await validator.validate(token)).client_id == "mcp-client"
 
 
@@ -71,9 +75,14 @@ async def test_token_for_the_other_resource_rejected(oidc_provider: OIDCProvider
 
 
 def introspection(provider: OIDCProvider, **options: Any) -> IntrospectionValidator:
-    return IntrospectionValidator(f"{provider.issuer}/token/introspection", client_id="resource-server",
-                                  client_secret="resource-server-secret", audience=RESOURCE_OPAQUE,
-                                  issuer=provider.issuer, **options)
+    return IntrospectionValidator(
+        f"{provider.issuer}/token/introspection",
+        client_id="resource-server",
+        client_secret="resource-server-secret",
+        audience=RESOURCE_OPAQUE,
+        issuer=provider.issuer,
+        **options,
+    )
 
 
 @pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
@@ -86,9 +95,14 @@ async def test_opaque_token_introspected(oidc_provider: OIDCProvider, auth_metho
 
 async def test_one_line_introspection_with_discovery(oidc_provider: OIDCProvider) -> None:
     token = await get_token(oidc_provider, RESOURCE_OPAQUE)
-    app = MCPAuthMiddleware(echo_app(), resource=RESOURCE_OPAQUE, issuer=oidc_provider.issuer,
-                            token_validation="introspection", client_id="resource-server",
-                            client_secret="resource-server-secret")
+    app = MCPAuthMiddleware(
+        echo_app(),
+        resource=RESOURCE_OPAQUE,
+        issuer=oidc_provider.issuer,
+        token_validation="introspection",
+        client_id="resource-server",
+        client_secret="resource-server-secret",
+    )
     async with asgi_client(app) as client:
         assert (await client.post("/mcp", headers=bearer(token))).json()["client_id"] == "mcp-client"
         assert (await client.post("/mcp", headers=bearer("not-a-token"))).status_code == 401
@@ -96,8 +110,12 @@ async def test_one_line_introspection_with_discovery(oidc_provider: OIDCProvider
 
 async def test_wrong_introspection_credentials_are_503_not_401(oidc_provider: OIDCProvider) -> None:
     token = await get_token(oidc_provider, RESOURCE_OPAQUE)
-    validator = IntrospectionValidator(f"{oidc_provider.issuer}/token/introspection", client_id="resource-server",
-                                       client_secret="wrong", audience=RESOURCE_OPAQUE)
+    validator = IntrospectionValidator(
+        f"{oidc_provider.issuer}/token/introspection",
+        client_id="resource-server",
+        client_secret="wrong",
+        audience=RESOURCE_OPAQUE,
+    )
     from mcp_auth_middleware import AuthorizationServerUnavailableError
 
     with pytest.raises(AuthorizationServerUnavailableError):
@@ -109,8 +127,11 @@ async def test_revoked_token_inactive_after_cache_ttl(oidc_provider: OIDCProvide
     validator = introspection(oidc_provider, cache_ttl=1.0)
     assert await validator.validate(token)
     async with httpx2.AsyncClient() as http:
-        revoked = await http.post(f"{oidc_provider.issuer}/token/revocation", auth=("mcp-client", "mcp-client-secret"),
-                                  data={"token": token, "token_type_hint": "access_token"})
+        revoked = await http.post(
+            f"{oidc_provider.issuer}/token/revocation",
+            auth=("mcp-client", "mcp-client-secret"),
+            data={"token": token, "token_type_hint": "access_token"},
+        )
     assert revoked.status_code == 200, revoked.text
     assert await validator.validate(token)  # cached: still allowed within the TTL
     await asyncio.sleep(1.1)
@@ -120,8 +141,9 @@ async def test_revoked_token_inactive_after_cache_ttl(oidc_provider: OIDCProvide
 
 async def test_fallback_jwt_first_then_introspection(oidc_provider: OIDCProvider) -> None:
     document = await discover_authorization_server(oidc_provider.issuer)
-    jwt = JWTValidator(issuer=oidc_provider.issuer, audience=[RESOURCE_JWT, RESOURCE_OPAQUE],
-                       jwks_uri=document["jwks_uri"])
+    jwt = JWTValidator(
+        issuer=oidc_provider.issuer, audience=[RESOURCE_JWT, RESOURCE_OPAQUE], jwks_uri=document["jwks_uri"]
+    )
     remote = introspection(oidc_provider)
     remote.bind_resource(RESOURCE_OPAQUE)
     fallback = FallbackValidator(jwt, remote)

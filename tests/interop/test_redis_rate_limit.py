@@ -31,13 +31,34 @@ def replica(issuer: str, storage: str, limit: str = "5/minute") -> Iterator[tupl
     """A separate uvicorn process running the middleware; yields its URL and log file."""
     port = free_port()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"replica-{port}.log"
-    env = {**os.environ, "MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUER": issuer,
-           "MCP_AUTH_FAILURE_LIMIT": limit, "MCP_AUTH_RATE_LIMIT_STORAGE": storage,
-           "MCP_AUTH_TRUSTED_PROXIES": "127.0.0.1/32", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "MCP_AUTH_RESOURCE": RESOURCE,
+        "MCP_AUTH_ISSUER": issuer,
+        "MCP_AUTH_FAILURE_LIMIT": limit,
+        "MCP_AUTH_RATE_LIMIT_STORAGE": storage,
+        "MCP_AUTH_TRUSTED_PROXIES": "127.0.0.1/32",
+        "PYTHONPATH": str(ROOT),
+    }
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "uvicorn", "tests.interop.replica_app:app", "--host",
-                                    "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "tests.interop.replica_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         try:
             _wait_for_port(port, process, "replica")
             yield f"http://127.0.0.1:{port}/mcp", log
@@ -76,8 +97,11 @@ def test_redis_down_fails_open_for_valid_tokens(issuer: LocalAuthorizationServer
     binary = shutil.which("redis-server")
     assert binary is not None, "redis-server is not installed: run `make test`"
     port = free_port()
-    redis = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    redis = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _wait_for_port(port, redis, "redis-server")
     good = issuer.mint_token(sub="honest", audience=RESOURCE)
     with replica(issuer.issuer, f"redis://127.0.0.1:{port}/0") as (url, log):

@@ -14,8 +14,18 @@ from mcp_auth_middleware.server import IntrospectionClient, IntrospectionEndpoin
 RESOURCE = "https://mcp.example.com/mcp"
 NOW = int(time.time())
 TOKENS: dict[str, dict[str, Any]] = {
-    "good": {"scope": "mcp read", "client_id": "app", "sub": "alice", "username": "alice", "aud": RESOURCE,
-             "exp": NOW + 600, "iat": NOW, "iss": "https://as.example", "jti": "j1", "token_type": "Bearer"},
+    "good": {
+        "scope": "mcp read",
+        "client_id": "app",
+        "sub": "alice",
+        "username": "alice",
+        "aud": RESOURCE,
+        "exp": NOW + 600,
+        "iat": NOW,
+        "iss": "https://as.example",
+        "jti": "j1",
+        "token_type": "Bearer",
+    },
     "expired": {"scope": "mcp", "client_id": "app", "aud": RESOURCE, "exp": NOW - 10},
     "other-aud": {"scope": "mcp", "client_id": "app", "aud": "https://other.example/api", "exp": NOW + 600},
     "own": {"scope": "x", "client_id": "rs", "aud": "https://other.example/api", "exp": NOW + 600},
@@ -30,8 +40,10 @@ async def lookup(token: str, hint: str | None) -> dict[str, Any] | None:
 
 
 def endpoint(**options: Any) -> IntrospectionEndpoint:
-    clients = {"rs": IntrospectionClient.with_secret("rs", "s3cret", [RESOURCE]),
-               "rs2": IntrospectionClient.with_secret("rs2", "other", [RESOURCE])}
+    clients = {
+        "rs": IntrospectionClient.with_secret("rs", "s3cret", [RESOURCE]),
+        "rs2": IntrospectionClient.with_secret("rs2", "other", [RESOURCE]),
+    }
     return IntrospectionEndpoint(lookup, clients, **options)
 
 
@@ -116,8 +128,9 @@ async def test_i1_form_encoding_only() -> None:
 @pytest.mark.parametrize("body", [b"token_type_hint=access_token", b"token=", b"token=a&token=b", b"\xff\xfe=1"])
 async def test_i1_token_required_once(body: bytes) -> None:
     async with client(endpoint()) as c:
-        response = await c.post("/introspect", content=body, headers={
-            **BASIC, "Content-Type": "application/x-www-form-urlencoded"})
+        response = await c.post(
+            "/introspect", content=body, headers={**BASIC, "Content-Type": "application/x-www-form-urlencoded"}
+        )
     assert response.status_code == 400
 
 
@@ -130,8 +143,9 @@ async def test_oversized_body_413() -> None:
 async def test_wrong_hint_still_finds_the_token() -> None:
     lookups.clear()
     async with client(endpoint()) as c:
-        response = await c.post("/introspect", data={"token": "refresh-1", "token_type_hint": "access_token"},
-                                headers=BASIC)
+        response = await c.post(
+            "/introspect", data={"token": "refresh-1", "token_type_hint": "access_token"}, headers=BASIC
+        )
     body = response.json()
     assert body["active"] is True and body["token_type"] == "refresh_token"
     assert lookups == [("refresh-1", "access_token")]
@@ -140,8 +154,10 @@ async def test_wrong_hint_still_finds_the_token() -> None:
 async def test_i4_scanning_client_is_limited_and_others_are_not() -> None:
     app = endpoint(client_limit="5/minute", address_limit="1000/minute")
     async with client(app, "10.0.0.7") as scanner, client(app, "10.0.0.8") as honest:
-        statuses = [(await scanner.post("/introspect", data={"token": f"guess-{i}"}, headers=BASIC)).status_code
-                    for i in range(8)]
+        statuses = [
+            (await scanner.post("/introspect", data={"token": f"guess-{i}"}, headers=BASIC)).status_code
+            for i in range(8)
+        ]
         assert statuses[:5] == [200] * 5 and statuses[-1] == 429
         blocked = await scanner.post("/introspect", data={"token": "good"}, headers=BASIC)
         assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1

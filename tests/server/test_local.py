@@ -38,17 +38,30 @@ async def http(server: LocalAuthorizationServer) -> AsyncIterator[httpx2.AsyncCl
 
 
 async def register(http: httpx2.AsyncClient, **metadata: Any) -> dict[str, Any]:
-    body = {"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "t",
-            "grant_types": ["authorization_code", "refresh_token"], **metadata}
+    body = {
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
+        "client_name": "t",
+        "grant_types": ["authorization_code", "refresh_token"],
+        **metadata,
+    }
     response = await http.post("/register", json=body)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 
 
 async def authorize(http: httpx2.AsyncClient, client_id: str, challenge: str, **params: str) -> httpx2.Response:
-    query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "scope": "mcp",
-             "state": "st", "code_challenge": challenge, "code_challenge_method": "S256", "resource": RESOURCE,
-             **params}
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "mcp",
+        "state": "st",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "resource": RESOURCE,
+        **params,
+    }
     return await http.get("/authorize", params={k: v for k, v in query.items() if v is not None})
 
 
@@ -59,9 +72,17 @@ async def code_flow(http: httpx2.AsyncClient, **authorize_params: str) -> tuple[
     assert response.status_code == 302, response.text
     query = parse_qs(urlsplit(response.headers["location"]).query)
     assert query["state"] == ["st"] and query["iss"] == [ISSUER]  # RFC 9207
-    token = await http.post("/token", data={"grant_type": "authorization_code", "code": query["code"][0],
-                                            "redirect_uri": REDIRECT, "client_id": client["client_id"],
-                                            "code_verifier": verifier, "resource": RESOURCE})
+    token = await http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": query["code"][0],
+            "redirect_uri": REDIRECT,
+            "client_id": client["client_id"],
+            "code_verifier": verifier,
+            "resource": RESOURCE,
+        },
+    )
     assert token.status_code == 200, token.text
     return client, token.json(), query["code"][0]
 
@@ -74,8 +95,9 @@ async def test_metadata_and_openid_configuration(http: httpx2.AsyncClient) -> No
         assert document["introspection_endpoint"] == f"{ISSUER}/introspect"
 
 
-async def test_full_code_flow_issues_rfc9068_token_for_the_resource(http: httpx2.AsyncClient,
-                                                                     server: LocalAuthorizationServer) -> None:
+async def test_full_code_flow_issues_rfc9068_token_for_the_resource(
+    http: httpx2.AsyncClient, server: LocalAuthorizationServer
+) -> None:
     client, tokens, _ = await code_flow(http)
     assert tokens["token_type"].lower() == "bearer" and tokens["refresh_token"]
     jwks = (await http.get("/jwks")).json()
@@ -103,16 +125,33 @@ async def test_wrong_code_verifier_rejected(http: httpx2.AsyncClient) -> None:
     _, challenge = pkce()
     response = await authorize(http, client["client_id"], challenge)
     code = parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
-    token = await http.post("/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                                            "client_id": client["client_id"], "code_verifier": "w" * 50})
+    token = await http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": client["client_id"],
+            "code_verifier": "w" * 50,
+        },
+    )
     assert token.status_code == 400 and token.json()["error"] == "invalid_grant"
 
 
-async def test_reused_code_rejected_and_its_tokens_revoked(http: httpx2.AsyncClient,
-                                                            server: LocalAuthorizationServer) -> None:
+async def test_reused_code_rejected_and_its_tokens_revoked(
+    http: httpx2.AsyncClient, server: LocalAuthorizationServer
+) -> None:
     client, tokens, code = await code_flow(http)
-    again = await http.post("/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                                            "client_id": client["client_id"], "code_verifier": "x" * 50})
+    again = await http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": client["client_id"],
+            "code_verifier": "x" * 50,
+        },
+    )
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     assert await server._lookup(tokens["access_token"], None) is None
     assert await server._lookup(tokens["refresh_token"], "refresh_token") is None
@@ -145,31 +184,54 @@ async def test_rfc8707_token_request_cannot_widen_resource(http: httpx2.AsyncCli
     verifier, challenge = pkce()
     response = await authorize(http, client["client_id"], challenge)
     code = parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
-    token = await http.post("/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                                            "client_id": client["client_id"], "code_verifier": verifier,
-                                            "resource": "https://other.example/api"})
+    token = await http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": client["client_id"],
+            "code_verifier": verifier,
+            "resource": "https://other.example/api",
+        },
+    )
     assert token.status_code == 400 and token.json()["error"] == "invalid_target"
 
 
 async def test_refresh_rotates_and_old_refresh_token_dies(http: httpx2.AsyncClient) -> None:
     client, tokens, _ = await code_flow(http)
-    refreshed = await http.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                                "client_id": client["client_id"]})
+    refreshed = await http.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": client["client_id"],
+        },
+    )
     assert refreshed.status_code == 200, refreshed.text
     new = refreshed.json()
     assert new["refresh_token"] != tokens["refresh_token"]
     jwks = (await http.get("/jwks")).json()
     info = await JWTValidator(issuer=ISSUER, audience=RESOURCE, keys=jwks).validate(new["access_token"])
     assert info.audience == (RESOURCE,)  # the resource survives the refresh
-    reused = await http.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                             "client_id": client["client_id"]})
+    reused = await http.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": client["client_id"],
+        },
+    )
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
 
 
 async def test_client_credentials(http: httpx2.AsyncClient, server: LocalAuthorizationServer) -> None:
     server.register_client(client_id="svc", client_secret="svc-secret", grant_types=["client_credentials"])
-    response = await http.post("/token", data={"grant_type": "client_credentials", "scope": "mcp",
-                                               "resource": RESOURCE}, auth=("svc", "svc-secret"))
+    response = await http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "mcp", "resource": RESOURCE},
+        auth=("svc", "svc-secret"),
+    )
     assert response.status_code == 200, response.text
     jwks = (await http.get("/jwks")).json()
     info = await JWTValidator(issuer=ISSUER, audience=RESOURCE, keys=jwks).validate(response.json()["access_token"])
@@ -178,8 +240,9 @@ async def test_client_credentials(http: httpx2.AsyncClient, server: LocalAuthori
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
 
 
-async def test_revocation_then_introspection_inactive(http: httpx2.AsyncClient,
-                                                     server: LocalAuthorizationServer) -> None:
+async def test_revocation_then_introspection_inactive(
+    http: httpx2.AsyncClient, server: LocalAuthorizationServer
+) -> None:
     client, tokens, _ = await code_flow(http)
     server.register_resource_server("rs", "rs-secret", [RESOURCE])
     active = await http.post("/introspect", data={"token": tokens["access_token"]}, auth=("rs", "rs-secret"))
@@ -203,13 +266,31 @@ async def test_opaque_tokens(server: LocalAuthorizationServer) -> None:
     [
         ("GET", "/token", {}, 405, None),
         ("POST", "/token", {"json": {"grant_type": "client_credentials"}}, 400, "invalid_request"),
-        ("POST", "/token", {"data": {"grant_type": "password", "username": "a", "password": "b"}}, 400,
-         "unsupported_grant_type"),
+        (
+            "POST",
+            "/token",
+            {"data": {"grant_type": "password", "username": "a", "password": "b"}},
+            400,
+            "unsupported_grant_type",
+        ),
         ("POST", "/token", {"data": {}}, 400, "invalid_request"),
-        ("POST", "/token", {"content": b"grant_type=a&grant_type=b",
-                            "headers": {"content-type": "application/x-www-form-urlencoded"}}, 400, "invalid_request"),
-        ("POST", "/token", {"content": b"grant_type=" + b"x" * 70000,
-                            "headers": {"content-type": "application/x-www-form-urlencoded"}}, 400, "invalid_request"),
+        (
+            "POST",
+            "/token",
+            {"content": b"grant_type=a&grant_type=b", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/token",
+            {
+                "content": b"grant_type=" + b"x" * 70000,
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
+            400,
+            "invalid_request",
+        ),
         ("POST", "/register", {"content": b"not json"}, 400, "invalid_client_metadata"),
         ("POST", "/register", {"json": [1, 2]}, 400, "invalid_client_metadata"),
         ("GET", "/register", {}, 405, None),
@@ -218,8 +299,9 @@ async def test_opaque_tokens(server: LocalAuthorizationServer) -> None:
         ("POST", "/revoke", {"json": {"token": "x"}}, 400, "invalid_request"),
     ],
 )
-async def test_bad_requests_get_oauth_errors(http: httpx2.AsyncClient, method: str, path: str, kwargs: dict[str, Any],
-                                             status: int, error: str | None) -> None:
+async def test_bad_requests_get_oauth_errors(
+    http: httpx2.AsyncClient, method: str, path: str, kwargs: dict[str, Any], status: int, error: str | None
+) -> None:
     response = await http.request(method, path, **kwargs)
     assert response.status_code == status, response.text
     if error:

@@ -58,8 +58,15 @@ def fake_server() -> Iterator[FakeAS]:
 
 @pytest.fixture
 def fake(fake_server: FakeAS) -> FakeAS:
-    fake_server.answer = {"active": True, "aud": RESOURCE, "scope": "mcp read", "sub": "alice", "client_id": "app",
-                          "exp": int(time.time()) + 600, "iss": "https://as.example"}
+    fake_server.answer = {
+        "active": True,
+        "aud": RESOURCE,
+        "scope": "mcp read",
+        "sub": "alice",
+        "client_id": "app",
+        "exp": int(time.time()) + 600,
+        "iss": "https://as.example",
+    }
     fake_server.status, fake_server.raw, fake_server.delay, fake_server.calls = 200, None, 0.0, 0
     fake_server.requests.clear()
     return fake_server
@@ -87,8 +94,9 @@ async def test_client_secret_post(fake: FakeAS) -> None:
 
 async def test_private_key_jwt(fake: FakeAS) -> None:
     key = RSAKey.generate_key(2048, parameters={"kid": "rs-key"})
-    await validator(fake, auth_method="private_key_jwt", client_secret=None,
-                    private_key=key.as_pem(private=True).decode()).validate("t")
+    await validator(
+        fake, auth_method="private_key_jwt", client_secret=None, private_key=key.as_pem(private=True).decode()
+    ).validate("t")
     _, form = fake.requests[0]
     assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
     assert form["client_assertion"].count(".") == 2
@@ -126,8 +134,17 @@ async def test_missing_audience_allowed_only_when_opted_in(fake: FakeAS) -> None
     assert (await validator(fake, allow_missing_audience=True).validate("t")).sub == "alice"
 
 
-@pytest.mark.parametrize(("status", "raw"), [(500, b"oops"), (200, b"<html>"), (401, b'{"error":"invalid_client"}'),
-                                             (403, b"{}"), (302, b""), (200, b"{" + b" " * 100_000 + b"}")])
+@pytest.mark.parametrize(
+    ("status", "raw"),
+    [
+        (500, b"oops"),
+        (200, b"<html>"),
+        (401, b'{"error":"invalid_client"}'),
+        (403, b"{}"),
+        (302, b""),
+        (200, b"{" + b" " * 100_000 + b"}"),
+    ],
+)
 async def test_as_failures_are_503_never_401(fake: FakeAS, status: int, raw: bytes) -> None:
     fake.status, fake.raw = status, raw
     with pytest.raises(AuthorizationServerUnavailableError) as caught:
@@ -226,8 +243,14 @@ def test_configuration_errors() -> None:
 async def test_against_the_local_authorization_server_with_revocation() -> None:
     with running_authorization_server(token_format="opaque", default_resource=RESOURCE) as server:
         server.register_resource_server("rs", "rs-secret", [RESOURCE])
-        v = IntrospectionValidator(f"{server.issuer}/introspect", client_id="rs", client_secret="rs-secret",
-                                   audience=RESOURCE, issuer=server.issuer, cache_ttl=0.5)
+        v = IntrospectionValidator(
+            f"{server.issuer}/introspect",
+            client_id="rs",
+            client_secret="rs-secret",
+            audience=RESOURCE,
+            issuer=server.issuer,
+            cache_ttl=0.5,
+        )
         token = server.mint_token(sub="bob", scopes=["mcp"])
         assert (await v.validate(token)).sub == "bob"
         server.revoke_tokens([token])

@@ -43,8 +43,9 @@ class JWKSServer:
         import json
 
         body = self.body if self.body is not None else json.dumps(self.jwks).encode()
-        return Response(body, status_code=self.status, media_type="application/json",
-                        headers={"cache-control": self.cache_control})
+        return Response(
+            body, status_code=self.status, media_type="application/json", headers={"cache-control": self.cache_control}
+        )
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def make_validator(url: str, **options: Any) -> tuple[JWTValidator, JWKSKeys]:
 async def test_keys_fetched_once_and_cached(jwks: JWKSServer) -> None:
     issuer = LocalIssuer(ISS)
     jwks.jwks = issuer.jwks
-    validator, keys = make_validator(jwks.url)
+    validator, _ = make_validator(jwks.url)
     for i in range(5):
         assert (await validator.validate(issuer.mint_token(audience=AUD, sub=f"u{i}"))).sub == f"u{i}"
     assert jwks.hits == 1
@@ -111,7 +112,7 @@ async def test_flood_of_random_kids_is_one_fetch_per_cooldown(jwks: JWKSServer) 
 async def test_failed_refresh_keeps_last_good_keys(jwks: JWKSServer) -> None:
     issuer = LocalIssuer(ISS)
     jwks.jwks = issuer.jwks
-    validator, keys = make_validator(jwks.url, min_ttl=0.0, retry_interval=0.0)
+    validator, _ = make_validator(jwks.url, min_ttl=0.0, retry_interval=0.0)
     jwks.cache_control = "max-age=0"
     assert await validator.validate(issuer.mint_token(audience=AUD))
     jwks.status = 500

@@ -117,8 +117,9 @@ async def test_unknown_crit_rejected(validator: JWTValidator, rsa: RSAKey) -> No
 
 
 async def test_b64_false_rejected(validator: JWTValidator, rsa: RSAKey) -> None:
-    token = sign_raw({"alg": "RS256", "kid": "rsa-1", "b64": False, "crit": ["b64"]},
-                     json.dumps(claims()).encode(), rsa)
+    token = sign_raw(
+        {"alg": "RS256", "kid": "rsa-1", "b64": False, "crit": ["b64"]}, json.dumps(claims()).encode(), rsa
+    )
     await rejects(validator, token)
 
 
@@ -185,8 +186,9 @@ async def test_id_token_never_passes(validator: JWTValidator, rsa: RSAKey) -> No
         ({"sub": 42}, "invalid claim"),
     ],
 )
-async def test_j3_time_and_type_checks(validator: JWTValidator, rsa: RSAKey, overrides: dict[str, Any],
-                                        reason: str | None) -> None:
+async def test_j3_time_and_type_checks(
+    validator: JWTValidator, rsa: RSAKey, overrides: dict[str, Any], reason: str | None
+) -> None:
     token = sign(rsa, claims(**overrides))
     if overrides.get("exp") == 10**400:
         # A far-future exp is the AS's choice; it must not crash anything.
@@ -273,8 +275,9 @@ def _rsa1024_pem() -> str:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption()).decode()
+    return private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 async def test_static_keys_accept_pem_jwk_and_joserfc_keys(rsa: RSAKey) -> None:
@@ -286,8 +289,9 @@ async def test_static_keys_accept_pem_jwk_and_joserfc_keys(rsa: RSAKey) -> None:
 async def test_ec_and_eddsa_tokens(rsa: RSAKey) -> None:
     ec = ECKey.generate_key("P-256", parameters={"kid": "ec"})
     ed = OKPKey.generate_key("Ed25519", parameters={"kid": "ed"})
-    validator = JWTValidator(issuer=ISS, audience=AUD,
-                             keys={"keys": [ec.as_dict(private=False), ed.as_dict(private=False)]})
+    validator = JWTValidator(
+        issuer=ISS, audience=AUD, keys={"keys": [ec.as_dict(private=False), ed.as_dict(private=False)]}
+    )
     assert await validator.validate(sign(ec, claims(), alg="ES256"))
     assert await validator.validate(sign(ed, claims(), alg="EdDSA"))
 
@@ -302,8 +306,9 @@ async def test_no_keys_is_a_configuration_error() -> None:
 # -- The verified-token cache -------------------------------------------------------------
 
 
-async def test_cache_hit_returns_same_info_without_reverifying(validator: JWTValidator, rsa: RSAKey,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cache_hit_returns_same_info_without_reverifying(
+    validator: JWTValidator, rsa: RSAKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = sign(rsa, claims())
     first = await validator.validate(token)
 
@@ -314,8 +319,9 @@ async def test_cache_hit_returns_same_info_without_reverifying(validator: JWTVal
     assert await validator.validate(token) is first
 
 
-async def test_i3_cache_entry_never_outlives_exp(validator: JWTValidator, rsa: RSAKey,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_i3_cache_entry_never_outlives_exp(
+    validator: JWTValidator, rsa: RSAKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = sign(rsa, claims(exp=int(time.time()) + 5))
     await validator.validate(token)
     real_time = time.time
@@ -340,34 +346,63 @@ async def test_rejections_are_not_cached(validator: JWTValidator, rsa: RSAKey) -
 
 IDP_TOKENS: dict[str, tuple[dict[str, Any], dict[str, Any], tuple[str | None, str | None, set[str]]]] = {
     "keycloak": (
-        {"iss": "https://kc.example.com/realms/mcp", "aud": ["https://mcp.example.com/mcp", "account"],
-         "typ": "Bearer", "azp": "mcp-inspector", "sid": "s1", "scope": "openid profile mcp:tools email",
-         "preferred_username": "alice", "realm_access": {"roles": ["user"]}},
+        {
+            "iss": "https://kc.example.com/realms/mcp",
+            "aud": ["https://mcp.example.com/mcp", "account"],
+            "typ": "Bearer",
+            "azp": "mcp-inspector",
+            "sid": "s1",
+            "scope": "openid profile mcp:tools email",
+            "preferred_username": "alice",
+            "realm_access": {"roles": ["user"]},
+        },
         {},
         ("f:kc:alice", "mcp-inspector", {"openid", "profile", "mcp:tools", "email"}),
     ),
     "auth0": (
-        {"iss": "https://tenant.eu.auth0.com/", "aud": ["https://mcp.example.com/mcp",
-                                                       "https://tenant.eu.auth0.com/userinfo"],
-         "azp": "AbCdEf123", "scope": "openid read:tools", "permissions": ["read:tools", "write:tools"]},
+        {
+            "iss": "https://tenant.eu.auth0.com/",
+            "aud": ["https://mcp.example.com/mcp", "https://tenant.eu.auth0.com/userinfo"],
+            "azp": "AbCdEf123",
+            "scope": "openid read:tools",
+            "permissions": ["read:tools", "write:tools"],
+        },
         {"scope_claims": ("scope", "permissions")},
         ("auth0|abc", "AbCdEf123", {"openid", "read:tools", "write:tools"}),
     ),
     "entra_v1": (
-        {"iss": "https://sts.windows.net/tid/", "aud": "api://mcp-server", "appid": "11111111-aaaa",
-         "scp": "Tools.Read Tools.Write", "roles": ["Admin"], "ver": "1.0", "oid": "oid-1"},
+        {
+            "iss": "https://sts.windows.net/tid/",
+            "aud": "api://mcp-server",
+            "appid": "11111111-aaaa",
+            "scp": "Tools.Read Tools.Write",
+            "roles": ["Admin"],
+            "ver": "1.0",
+            "oid": "oid-1",
+        },
         {"scope_claims": ("scp", "roles"), "audience": "api://mcp-server"},
         ("entra-sub", "11111111-aaaa", {"Tools.Read", "Tools.Write", "Admin"}),
     ),
     "entra_v2": (
-        {"iss": "https://login.microsoftonline.com/tid/v2.0", "aud": "22222222-bbbb", "azp": "33333333-cccc",
-         "scp": "Tools.Read", "ver": "2.0"},
+        {
+            "iss": "https://login.microsoftonline.com/tid/v2.0",
+            "aud": "22222222-bbbb",
+            "azp": "33333333-cccc",
+            "scp": "Tools.Read",
+            "ver": "2.0",
+        },
         {"audience": "22222222-bbbb"},
         ("entra-sub", "33333333-cccc", {"Tools.Read"}),
     ),
     "okta": (
-        {"iss": "https://dev-1.okta.com/oauth2/default", "aud": "https://mcp.example.com/mcp",
-         "cid": "0oa1okta", "uid": "00u1", "scp": ["mcp.read", "mcp.write"], "ver": 1},
+        {
+            "iss": "https://dev-1.okta.com/oauth2/default",
+            "aud": "https://mcp.example.com/mcp",
+            "cid": "0oa1okta",
+            "uid": "00u1",
+            "scp": ["mcp.read", "mcp.write"],
+            "ver": 1,
+        },
         {},
         ("alice@example.com", "0oa1okta", {"mcp.read", "mcp.write"}),
     ),

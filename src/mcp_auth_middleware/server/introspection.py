@@ -90,9 +90,18 @@ class IntrospectionEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, headers, body = await self._respond(scope, receive)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
-                                (b"content-length", str(len(body)).encode()), *headers]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"cache-control", b"no-store"),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _respond(self, scope: Scope, receive: Receive) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -116,8 +125,11 @@ class IntrospectionEndpoint:
         client = await self._authenticate(headers.get(b"authorization"), form)
         if client is None:
             await self.address_misses.record_failure(address)
-            return 401, [(b"www-authenticate", b'Basic realm="introspection"')], _error(
-                "invalid_client", "Client authentication failed")
+            return (
+                401,
+                [(b"www-authenticate", b'Basic realm="introspection"')],
+                _error("invalid_client", "Client authentication failed"),
+            )
         if (retry := await self.client_misses.retry_after(client.client_id)) is not None:
             return 429, [(b"retry-after", str(retry).encode())], _error("slow_down", "Too many requests")
 
@@ -144,8 +156,7 @@ class IntrospectionEndpoint:
                 return None
             credentials = (client_id, secret)
         client_id, secret = credentials
-        client = (self._clients.get(client_id) if isinstance(self._clients, Mapping)
-                  else await self._clients(client_id))
+        client = self._clients.get(client_id) if isinstance(self._clients, Mapping) else await self._clients(client_id)
         # Hash the secret even for an unknown client, so timing does not reveal which ids exist.
         if client is None:
             hash_secret(secret)

@@ -157,10 +157,16 @@ class Token:
 
     def introspection(self, issuer: str) -> dict[str, Any]:
         return {
-            "scope": self.scope, "client_id": self.client_id, "username": self.sub, "sub": self.sub,
-            "token_type": "Bearer", "exp": self.issued_at + self.expires_in, "iat": self.issued_at,
+            "scope": self.scope,
+            "client_id": self.client_id,
+            "username": self.sub,
+            "sub": self.sub,
+            "token_type": "Bearer",
+            "exp": self.issued_at + self.expires_in,
+            "iat": self.issued_at,
             "aud": self.resource[0] if len(self.resource) == 1 else self.resource or None,
-            "iss": issuer, "jti": self.jti,
+            "iss": issuer,
+            "jti": self.jti,
         }
 
 
@@ -218,8 +224,12 @@ class _AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mi
     def save_authorization_code(self, code: str, request: _Request) -> None:
         payload = request.payload
         self.server.owner.codes[code] = AuthorizationCode(
-            code=code, client_id=request.client.client_id, redirect_uri=payload.redirect_uri or "",
-            scope=request.scope or "", user=request.user, resource=request.resource,
+            code=code,
+            client_id=request.client.client_id,
+            redirect_uri=payload.redirect_uri or "",
+            scope=request.scope or "",
+            user=request.user,
+            resource=request.resource,
             code_challenge=payload.data.get("code_challenge"),
             code_challenge_method=payload.data.get("code_challenge_method"),
             expires_at=time.time() + 300,
@@ -317,7 +327,8 @@ class _Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
 
     def save_client(self, client_info: dict[str, Any], client_metadata: dict[str, Any], request: Any) -> Client:
         return self.server.owner.register_client(
-            client_id=client_info["client_id"], client_secret=client_info.get("client_secret"),
+            client_id=client_info["client_id"],
+            client_secret=client_info.get("client_secret"),
             redirect_uris=client_metadata.get("redirect_uris", []),
             grant_types=client_metadata.get("grant_types", ["authorization_code", "refresh_token"]),
             # A registered client may later ask for any supported scope (step-up, M15-M16);
@@ -379,8 +390,9 @@ class LocalAuthorizationServer:
         self.resource_servers: dict[str, IntrospectionClient] = {}
 
         self.server = _Server(self)
-        generator = _JWTTokens(self) if token_format == "jwt" else BearerTokenGenerator(
-            _opaque, _opaque, self._expires_in)
+        generator = (
+            _JWTTokens(self) if token_format == "jwt" else BearerTokenGenerator(_opaque, _opaque, self._expires_in)
+        )
         self.server.register_token_generator("default", generator)
         self.server.register_grant(_AuthorizationCodeGrant, [_S256Only(required=True)])
         self.server.register_grant(_RefreshTokenGrant)
@@ -389,30 +401,41 @@ class LocalAuthorizationServer:
         self.server.register_endpoint(_Registration)
         self.introspection = IntrospectionEndpoint(self._lookup, self.resource_servers)
         self.metadata = self._metadata()
-        self.app = Starlette(routes=[
-            Route("/.well-known/oauth-authorization-server", self._serve_metadata),
-            Route("/.well-known/openid-configuration", self._serve_metadata),
-            Route("/jwks", self._jwks),
-            Route("/authorize", self._authorize, methods=["GET"]),
-            Route("/token", self._token, methods=["POST"]),
-            Route("/register", self._register, methods=["POST"]),
-            Route("/revoke", self._revoke, methods=["POST"]),
-            Route("/introspect", self.introspection, methods=["GET", "POST", "PUT", "DELETE"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/.well-known/oauth-authorization-server", self._serve_metadata),
+                Route("/.well-known/openid-configuration", self._serve_metadata),
+                Route("/jwks", self._jwks),
+                Route("/authorize", self._authorize, methods=["GET"]),
+                Route("/token", self._token, methods=["POST"]),
+                Route("/register", self._register, methods=["POST"]),
+                Route("/revoke", self._revoke, methods=["POST"]),
+                Route("/introspect", self.introspection, methods=["GET", "POST", "PUT", "DELETE"]),
+            ]
+        )
 
     # -- configuration --------------------------------------------------------------------
 
     def register_client(
-        self, *, client_id: str | None = None, client_secret: str | None = None,
-        redirect_uris: Iterable[str] = (), grant_types: Iterable[str] = ("authorization_code", "refresh_token"),
-        scope: str | None = None, token_endpoint_auth_method: str | None = None, client_name: str | None = None,
+        self,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        redirect_uris: Iterable[str] = (),
+        grant_types: Iterable[str] = ("authorization_code", "refresh_token"),
+        scope: str | None = None,
+        token_endpoint_auth_method: str | None = None,
+        client_name: str | None = None,
     ) -> Client:
         method = token_endpoint_auth_method or ("client_secret_basic" if client_secret else "none")
         client = Client(
-            client_id=client_id or secrets.token_urlsafe(16), client_secret=client_secret,
-            redirect_uris=list(redirect_uris), grant_types=list(grant_types),
+            client_id=client_id or secrets.token_urlsafe(16),
+            client_secret=client_secret,
+            redirect_uris=list(redirect_uris),
+            grant_types=list(grant_types),
             scope=scope if scope is not None else " ".join(self.scopes_supported),
-            token_endpoint_auth_method=method, client_name=client_name,
+            token_endpoint_auth_method=method,
+            client_name=client_name,
         )
         self.clients[client.client_id] = client
         return client
@@ -454,10 +477,14 @@ class LocalAuthorizationServer:
     def _save_token(self, token: dict[str, Any], request: _Request) -> None:
         user = request.user
         record = Token(
-            access_token=token["access_token"], refresh_token=token.get("refresh_token"),
-            client_id=request.client.client_id, scope=token.get("scope", ""),
-            sub=user.sub if user else request.client.client_id, resource=request.resource,
-            issued_at=int(time.time()), expires_in=int(token.get("expires_in", self.access_token_ttl)),
+            access_token=token["access_token"],
+            refresh_token=token.get("refresh_token"),
+            client_id=request.client.client_id,
+            scope=token.get("scope", ""),
+            sub=user.sub if user else request.client.client_id,
+            resource=request.resource,
+            issued_at=int(time.time()),
+            expires_in=int(token.get("expires_in", self.access_token_ttl)),
             jti=secrets.token_urlsafe(12),
         )
         self.by_access[record.access_token] = record
@@ -475,7 +502,7 @@ class LocalAuthorizationServer:
             if record is None:
                 continue
             is_refresh = store is self.by_refresh
-            if (record.refresh_revoked if is_refresh else record.revoked or record.is_expired()):
+            if record.refresh_revoked if is_refresh else record.revoked or record.is_expired():
                 return None
             answer = record.introspection(self.issuer)
             if is_refresh:
@@ -529,8 +556,10 @@ class LocalAuthorizationServer:
         except ValueError:
             parsed = None
         if not isinstance(parsed, dict):
-            return JSONResponse({"error": "invalid_client_metadata",
-                                 "error_description": "The body must be a JSON object"}, status_code=400)
+            return JSONResponse(
+                {"error": "invalid_client_metadata", "error_description": "The body must be a JSON object"},
+                status_code=400,
+            )
         json_request = JsonRequest(request.method, str(request.url), request.headers)
         json_request.payload = _StaticJson(parsed)
         return self.server.create_endpoint_response("client_registration", json_request)  # type: ignore[no-any-return]
@@ -571,12 +600,20 @@ class LocalAuthorizationServer:
 
     # -- for tests and the demo -------------------------------------------------------------
 
-    def mint_token(self, *, sub: str | None = None, scopes: Iterable[str] = ("mcp",),
-                   audience: str | None = None, client_id: str = "test-client", expires_in: int | None = None) -> str:
+    def mint_token(
+        self,
+        *,
+        sub: str | None = None,
+        scopes: Iterable[str] = ("mcp",),
+        audience: str | None = None,
+        client_id: str = "test-client",
+        expires_in: int | None = None,
+    ) -> str:
         """Issue an access token directly, as if a grant had happened; stored, so it can be
         introspected and revoked like any other."""
         client = self.clients.get(client_id) or self.register_client(
-            client_id=client_id, client_secret=secrets.token_urlsafe(16), grant_types=["client_credentials"])
+            client_id=client_id, client_secret=secrets.token_urlsafe(16), grant_types=["client_credentials"]
+        )
         resource = [audience] if audience else ([self.default_resource] if self.default_resource else [])
         request = _Request.__new__(_Request)
         OAuth2Request.__init__(request, "POST", f"{self.issuer}/token")
@@ -586,8 +623,14 @@ class LocalAuthorizationServer:
         reset = _audience.set(resource[0] if len(resource) == 1 else resource or None)
         try:
             generator = self.server._token_generators["default"]
-            token = generator(grant_type="client_credentials", client=client, user=request.user,
-                              scope=" ".join(scopes), expires_in=ttl, include_refresh_token=False)
+            token = generator(
+                grant_type="client_credentials",
+                client=client,
+                user=request.user,
+                scope=" ".join(scopes),
+                expires_in=ttl,
+                include_refresh_token=False,
+            )
         finally:
             _audience.reset(reset)
         self._save_token(token, request)
@@ -623,4 +666,3 @@ async def _oauth_request(request: Request, *, form: bool = False) -> _Request:
             raise InvalidRequestError(description="A parameter is repeated")
         values[key] = value_list[0]
     return _Request(request, values if form else {}, datalist)
-

@@ -72,9 +72,9 @@ def to_auth_info(
     token: str | None = None,
 ) -> AuthInfo:
     aud = claims.get("aud")
-    audience = (aud,) if isinstance(aud, str) else tuple(a for a in aud if isinstance(a, str)) if isinstance(
-        aud, list
-    ) else ()
+    audience = (
+        (aud,) if isinstance(aud, str) else tuple(a for a in aud if isinstance(a, str)) if isinstance(aud, list) else ()
+    )
     client_id = next((v for n in client_id_claims if isinstance(v := claims.get(n), str) and v), None)
     sub = claims.get("sub")
     iss = claims.get("iss")

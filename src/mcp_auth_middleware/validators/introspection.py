@@ -110,7 +110,9 @@ class IntrospectionValidator:
         self._client = http_client or AsyncOAuth2Client(
             client_id=client_id,
             client_secret=private_key if auth_method == "private_key_jwt" else client_secret,
-            token_endpoint_auth_method=auth_method, timeout=timeout, follow_redirects=False,
+            token_endpoint_auth_method=auth_method,
+            timeout=timeout,
+            follow_redirects=False,
         )
         if auth_method == "private_key_jwt":
             self._client.register_client_auth_method(PrivateKeyJWT())
@@ -166,7 +168,10 @@ class IntrospectionValidator:
             started = time.perf_counter()
             async with asyncio.timeout(self.timeout):
                 body, _ = await fetch_limited(
-                    self._client, "POST", self.endpoint, self.max_bytes,
+                    self._client,
+                    "POST",
+                    self.endpoint,
+                    self.max_bytes,
                     data={"token": token, "token_type_hint": "access_token"},
                     auth=self._client.client_auth(self._auth_method),
                 )
@@ -217,9 +222,15 @@ class IntrospectionValidator:
             return inactive("The introspection response is malformed")
         info = to_auth_info(dict(document), scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
         if info.sub is None and isinstance(document.get("username"), str):
-            info = AuthInfo(sub=document["username"], client_id=info.client_id, scopes=info.scopes,
-                            issuer=info.issuer, audience=info.audience, expires_at=info.expires_at,
-                            claims=info.claims)
+            info = AuthInfo(
+                sub=document["username"],
+                client_id=info.client_id,
+                scopes=info.scopes,
+                issuer=info.issuer,
+                audience=info.audience,
+                expires_at=info.expires_at,
+                claims=info.claims,
+            )
         # A cached result never outlives the token's exp (I3).
         until = clock + self.cache_ttl
         if exp is not None:

@@ -115,9 +115,7 @@ class StaticKeys:
 
     async def keys_for(self, kid: str | None, key_type: str) -> list[Key]:
         # A token whose kid we do not know may still be signed by a key configured without kid.
-        return _select(self._index, kid, key_type) or [
-            k for k in _select(self._index, None, key_type) if not k.kid
-        ]
+        return _select(self._index, kid, key_type) or [k for k in _select(self._index, None, key_type) if not k.kid]
 
 
 class JWKSKeys:

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx2
 from joserfc import jws
-from joserfc.jws import JWSAlgModel
 from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError
+from joserfc.jws import JWSAlgModel
 from joserfc.jwt import JWTClaimsRegistry
 
 from ..auth_info import AuthInfo
@@ -26,7 +26,17 @@ __all__ = ["DEFAULT_ALGORITHMS", "JWTValidator"]
 
 #: Asymmetric algorithms only: `none` and HMAC are never accepted.
 DEFAULT_ALGORITHMS: tuple[str, ...] = (
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+    "Ed25519",
 )
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 _AT_JWT = {"at+jwt", "application/at+jwt"}
@@ -38,8 +48,7 @@ _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
 
 
 def _b64url(segment: bytes) -> bytes:
-    return binascii.a2b_base64(segment.translate(_TO_STANDARD_ALPHABET) + b"=" * (-len(segment) % 4),
-                               strict_mode=True)
+    return binascii.a2b_base64(segment.translate(_TO_STANDARD_ALPHABET) + b"=" * (-len(segment) % 4), strict_mode=True)
 
 
 def _split_compact(token: str, max_length: int) -> tuple[bytes, bytes, bytes, bytes]:
@@ -139,8 +148,11 @@ class JWTValidator:
             self.keys = StaticKeys(keys)
         elif jwks_uri is not None or resolve_jwks_uri is not None:
             self.keys = JWKSKeys(
-                jwks_uri, resolve_uri=resolve_jwks_uri, http_client=http_client,
-                timeout=jwks_timeout, allow_http=allow_http,
+                jwks_uri,
+                resolve_uri=resolve_jwks_uri,
+                http_client=http_client,
+                timeout=jwks_timeout,
+                allow_http=allow_http,
             )
         else:
             raise ValueError("JWTValidator needs `jwks_uri` or `keys`")
@@ -152,8 +164,12 @@ class JWTValidator:
         self._required_claims = _RFC9068_CLAIMS if require_at_jwt else ("iss", "exp", "aud")
         registry = JWTClaimsRegistry(leeway=leeway, iss={"essential": True, "value": issuer})
         self._claim_checks = [
-            ("iss", registry.validate_iss), ("exp", registry.validate_exp), ("nbf", registry.validate_nbf),
-            ("iat", registry.validate_iat), ("sub", registry.validate_sub), ("jti", registry.validate_jti),
+            ("iss", registry.validate_iss),
+            ("exp", registry.validate_exp),
+            ("nbf", registry.validate_nbf),
+            ("iat", registry.validate_iat),
+            ("sub", registry.validate_sub),
+            ("jti", registry.validate_jti),
             ("aud", registry.validate_aud),
         ]
         self._headers: dict[bytes, dict[str, Any]] = {}
