@@ -59,23 +59,23 @@ class Challenger:
         retry_after = (
             error.retry_after if isinstance(error, AuthorizationServerUnavailableError | TooManyFailuresError) else 0
         )
-        return self._cached(type(error), error.description, scopes, retry_after)
+        return self._cached(error.status, error.error, error.description, scopes, retry_after)
 
     def _for_error(
-        self, kind: type[AuthError], description: str, scopes: frozenset[str], retry_after: int
+        self, status: int, error: str, description: str, scopes: frozenset[str], retry_after: int
     ) -> RawResponse:
-        if issubclass(kind, AuthorizationServerUnavailableError | TooManyFailuresError):
+        if status in (429, 503):
             # 503 and 429 are not challenges: the token may be fine, come back later.
-            body = json.dumps({"error": kind.error, "error_description": safe_description(description)})
+            body = json.dumps({"error": error, "error_description": safe_description(description)})
             headers = [
                 (b"content-type", b"application/json"),
                 (b"retry-after", str(max(1, int(retry_after))).encode()),
                 (b"cache-control", b"no-store"),
             ]
-            return kind.status, headers, body.encode()
+            return status, headers, body.encode()
         # A custom validator's scopes are filtered, not trusted, before they enter a header.
         scope = " ".join(sorted(s for s in scopes if _SCOPE_TOKEN.fullmatch(s))) or self.scope
-        return self._build(kind.status, kind.error, safe_description(description), scope)
+        return self._build(status, error, safe_description(description), scope)
 
     def _build(self, status: int, error: str | None, description: str | None, scope: str | None) -> RawResponse:
         # B2: no `error` when the request carried no credentials at all.

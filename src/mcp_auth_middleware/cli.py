@@ -63,11 +63,13 @@ async def _discover(issuer: str) -> int:
 
 async def _check(args: argparse.Namespace) -> int:
     """Runs the real request path in-process, so the answer is exactly the middleware's."""
+    from starlette.types import Message, Receive, Scope, Send
+
     from .middleware import MCPAuthMiddleware
 
     seen: dict[str, Any] = {}
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         seen["auth"] = scope["state"]["auth"]
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -75,12 +77,12 @@ async def _check(args: argparse.Namespace) -> int:
     middleware = MCPAuthMiddleware(
         app, resource=args.resource, issuer=args.issuer, jwks_uri=args.jwks_uri, required_scopes=args.scope
     )
-    messages: list[dict[str, Any]] = []
+    messages: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         messages.append(message)
 
     path = "/" + args.resource.split("//", 1)[-1].partition("/")[2]

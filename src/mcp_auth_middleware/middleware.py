@@ -94,26 +94,17 @@ class MCPAuthMiddleware:
     ) -> None:
         self.app = app
         self.required_scopes = frozenset(required_scopes)
-        self.policy: ScopePolicy | None = None
-        if (
-            tool_scopes
-            or method_scopes
-            or resource_scopes
-            or prompt_scopes
-            or scope_rule
-            or implied_scopes
-            or prefix_implies
-        ):
-            self.policy = ScopePolicy(
-                tool_scopes=tool_scopes,
-                method_scopes=method_scopes,
-                resource_scopes=resource_scopes,
-                prompt_scopes=prompt_scopes,
-                rule=scope_rule,
-                implied_scopes=implied_scopes,
-                prefix_implies=prefix_implies,
-            )
-        self._inspects_messages = self.policy is not None and self.policy.inspects_messages
+        # Scope rules beyond the global ones (per method, tool, resource, prompt; hierarchy).
+        self.policy = ScopePolicy(
+            tool_scopes=tool_scopes,
+            method_scopes=method_scopes,
+            resource_scopes=resource_scopes,
+            prompt_scopes=prompt_scopes,
+            rule=scope_rule,
+            implied_scopes=implied_scopes,
+            prefix_implies=prefix_implies,
+        )
+        self._inspects_messages = self.policy.inspects_messages
         self.challenge_granted_scopes = challenge_granted_scopes
         self.max_body = max_body
         # Guard against token guessing: failed validations per address (see rate_limit.py).
@@ -131,7 +122,7 @@ class MCPAuthMiddleware:
         )
         if isinstance(self.validator, ResourceBound):
             self.validator.bind_resource(resource)
-        mentioned = self.required_scopes | (self.policy.mentioned_scopes() if self.policy else frozenset())
+        mentioned = self.required_scopes | self.policy.mentioned_scopes()
         advertised = sorted(mentioned) if scopes_supported is None else list(scopes_supported)
         self.metadata = ResourceMetadata(
             resource,
@@ -268,7 +259,7 @@ class MCPAuthMiddleware:
                 messages = parse_messages(body)
                 if messages is not None:
                     needed = needed | self.policy.required_for(messages)
-            if needed and (self.policy.missing(info.scopes, needed) if self.policy else not needed <= info.scopes):
+            if needed and self.policy.missing(info.scopes, needed):
                 # M14/M16: name every scope the operation needs in one challenge; optionally
                 # (2025-11-25 style) also the scopes already granted.
                 raise InsufficientScopeError(needed | info.scopes if self.challenge_granted_scopes else needed)

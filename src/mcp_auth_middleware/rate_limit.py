@@ -16,8 +16,8 @@ import ipaddress
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
@@ -53,8 +53,8 @@ def _storage(uri: str) -> Storage:
         uri = "async+" + uri  # "redis://..." means the async Redis storage here
     if uri.startswith(("async+redis://", "async+rediss://", "async+redis+")):
         # The `redis` extra installs redis-py (limits' default async client is coredis).
-        return storage_from_string(uri, implementation="redispy")
-    return storage_from_string(uri)
+        return cast(Storage, storage_from_string(uri, implementation="redispy"))
+    return cast(Storage, storage_from_string(uri))
 
 
 class FailureLimiter:
@@ -128,7 +128,7 @@ def parse_networks(trusted_proxies: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
 
 
-def client_address(scope: dict[str, Any], networks: tuple[Network, ...] = ()) -> str:
+def client_address(scope: Mapping[str, Any], networks: tuple[Network, ...] = ()) -> str:
     """The caller's address; `X-Forwarded-For`/`Forwarded` only from a trusted proxy peer."""
     client = scope.get("client")
     peer = client[0] if client else "unknown"
@@ -136,13 +136,13 @@ def client_address(scope: dict[str, Any], networks: tuple[Network, ...] = ()) ->
         return str(peer)
     for name, value in scope["headers"]:
         if name == b"x-forwarded-for":
-            hops = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
+            hops = [h.strip() for h in str(value.decode("latin-1")).split(",") if h.strip()]
             # The rightmost hop that is not one of our proxies is the client.
             for hop in reversed(hops):
                 if not _in(hop, networks):
                     return hop
         elif name == b"forwarded":
-            for part in value.decode("latin-1").replace(",", ";").split(";"):
+            for part in str(value.decode("latin-1")).replace(",", ";").split(";"):
                 key, _, val = part.strip().partition("=")
                 if key.lower() == "for" and val:
                     return val.strip('"[]')

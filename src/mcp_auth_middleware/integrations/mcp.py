@@ -8,6 +8,7 @@ plain Starlette user.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ class AuthUser(BaseUser):
         return self.display_name
 
 
-def _sdk_user_class() -> tuple[type[BaseUser] | None, ContextVar[Any] | None]:
+def _sdk_user_class() -> tuple[Callable[[AuthInfo], BaseUser] | None, ContextVar[Any] | None]:
     try:
         from mcp.server.auth.middleware.auth_context import auth_context_var
         from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser

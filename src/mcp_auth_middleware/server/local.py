@@ -43,7 +43,7 @@ MAX_BODY = 64 * 1024
 _audience: ContextVar[str | list[str] | None] = ContextVar("local_as_audience", default=None)
 
 
-class InvalidTargetError(OAuth2Error):
+class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
     """RFC 8707 §2: the requested resource is invalid or not allowed."""
 
     error = "invalid_target"
@@ -190,6 +190,12 @@ class _Request(OAuth2Request):  # type: ignore[misc]
         return self._form
 
 
+def _owner(component: Any) -> LocalAuthorizationServer:
+    """The LocalAuthorizationServer behind an Authlib grant or endpoint (Authlib is untyped)."""
+    owner: LocalAuthorizationServer = component.server.owner
+    return owner
+
+
 class _Server(AuthlibServer):  # type: ignore[misc]
     def __init__(self, owner: LocalAuthorizationServer) -> None:
         super().__init__(scopes_supported=owner.scopes_supported)
@@ -208,11 +214,11 @@ class _Server(AuthlibServer):  # type: ignore[misc]
         return request
 
     def handle_response(self, status: int, body: Any, headers: Iterable[tuple[str, str]]) -> Response:
-        headers = dict(headers)
+        header_map = dict(headers)
         if isinstance(body, dict):
-            headers.pop("Content-Type", None)
-            return JSONResponse(body, status_code=status, headers=headers)
-        return Response(body or b"", status_code=status, headers=headers)
+            header_map.pop("Content-Type", None)
+            return JSONResponse(body, status_code=status, headers=header_map)
+        return Response(body or b"", status_code=status, headers=header_map)
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         pass
@@ -223,7 +229,7 @@ class _AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mi
 
     def save_authorization_code(self, code: str, request: _Request) -> None:
         payload = request.payload
-        self.server.owner.codes[code] = AuthorizationCode(
+        _owner(self).codes[code] = AuthorizationCode(
             code=code,
             client_id=request.client.client_id,
             redirect_uri=payload.redirect_uri or "",
@@ -236,7 +242,7 @@ class _AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mi
         )
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
-        owner = self.server.owner
+        owner = _owner(self)
         used = owner.used_codes.get(code)
         if used is not None:
             # RFC 6749 §4.1.2 / OAuth 2.1: a reused code revokes what it issued.
@@ -248,7 +254,7 @@ class _AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mi
         return item
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
-        owner = self.server.owner
+        owner = _owner(self)
         owner.codes.pop(authorization_code.code, None)
         owner.used_codes[authorization_code.code] = authorization_code
         owner.last_code = authorization_code
@@ -282,7 +288,7 @@ class _RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
-        token = self.server.owner.by_refresh.get(refresh_token)
+        token = _owner(self).by_refresh.get(refresh_token)
         if token is None or token.refresh_revoked:
             return None
         return token
@@ -302,7 +308,7 @@ class _Revocation(RevocationEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        owner = self.server.owner
+        owner = _owner(self)
         return owner.by_access.get(token_string) or owner.by_refresh.get(token_string)
 
     def revoke_token(self, token: Token, request: Any) -> None:
@@ -318,7 +324,7 @@ class _Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
         return None
 
     def get_server_metadata(self) -> dict[str, Any]:
-        return self.server.owner.metadata
+        return _owner(self).metadata
 
     def generate_client_secret(self, request: Any) -> str | None:
         if request.payload.data.get("token_endpoint_auth_method") == "none":
@@ -326,14 +332,14 @@ class _Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
         return secrets.token_urlsafe(32)
 
     def save_client(self, client_info: dict[str, Any], client_metadata: dict[str, Any], request: Any) -> Client:
-        return self.server.owner.register_client(
+        return _owner(self).register_client(
             client_id=client_info["client_id"],
             client_secret=client_info.get("client_secret"),
             redirect_uris=client_metadata.get("redirect_uris", []),
             grant_types=client_metadata.get("grant_types", ["authorization_code", "refresh_token"]),
             # A registered client may later ask for any supported scope (step-up, M15-M16);
             # its registration `scope` is only what it asks for first.
-            scope=" ".join(self.server.owner.scopes_supported),
+            scope=" ".join(_owner(self).scopes_supported),
             token_endpoint_auth_method=client_metadata.get("token_endpoint_auth_method", "client_secret_basic"),
             client_name=client_metadata.get("client_name"),
         )
@@ -353,7 +359,7 @@ class _JWTTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
 
 
 def _opaque(*args: Any, **kwargs: Any) -> str:
-    return generate_token(48)
+    return str(generate_token(48))
 
 
 class LocalAuthorizationServer:

@@ -29,7 +29,7 @@ logger = logging.getLogger("mcp_auth_middleware.jwks")
 
 _MAX_AGE = re.compile(r"max-age=(\d+)", re.IGNORECASE)
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-_ASYMMETRIC = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
+_ASYMMETRIC: dict[str, type[RSAKey] | type[ECKey] | type[OKPKey]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
 MIN_RSA_BITS = 2048
 
 
@@ -51,7 +51,7 @@ def _import_one(data: Mapping[str, Any]) -> Key | None:
     """One JWK, or None if it is not a usable signature-verification key."""
     if not isinstance(data, Mapping) or data.get("use", "sig") != "sig":
         return None
-    key_class = _ASYMMETRIC.get(data.get("kty"))  # type: ignore[arg-type]
+    key_class = _ASYMMETRIC.get(str(data.get("kty")))
     if key_class is None:
         return None  # unknown kty, or "oct": symmetric keys never verify our tokens
     try:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx2
 from joserfc import jws
 from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError
-from joserfc.jws import JWSAlgModel
+from joserfc.jwa import JWSAlgModel
 from joserfc.jwt import JWTClaimsRegistry
 
 from ..auth_info import AuthInfo
