@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -51,9 +50,12 @@ class AuthInfo:
         return self.scopes.issuperset(scopes)
 
 
-#: Set by the middleware for the duration of the request, so code without a request
-#: object (an MCP tool handler) can still find the caller.
-current_auth: ContextVar[AuthInfo | None] = ContextVar("mcp_auth_middleware.auth", default=None)
+def current_auth() -> AuthInfo | None:
+    """The caller of the request being handled (set by the middleware for its duration)."""
+    from .integrations.mcp import user_context_var
+
+    info = getattr(user_context_var.get(), "auth_info", None)
+    return info if isinstance(info, AuthInfo) else None
 
 
 def get_auth(source: Any = None) -> AuthInfo | None:
@@ -63,10 +65,10 @@ def get_auth(source: Any = None) -> AuthInfo | None:
     FastMCP tool `Context`, or omitted (then the current request's context is used).
     """
     if source is None:
-        return current_auth.get()
+        return current_auth()
     scope = _scope_of(source)
     if scope is None:
-        return current_auth.get()
+        return current_auth()
     state = scope.get("state")
     auth = state.get("auth") if isinstance(state, Mapping) else None
     return auth if isinstance(auth, AuthInfo) else None

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .auth_info import AuthInfo, current_auth
+from .auth_info import AuthInfo
 from .body import read_body, replay
 from .challenge import Challenger, RawResponse, send_response
 from .credentials import find_credentials, form_holds_token
@@ -26,7 +26,7 @@ from .errors import (
     InvalidTokenError,
     TooManyFailuresError,
 )
-from .integrations.mcp import sdk_context_var
+from .integrations.mcp import user_context_var
 from .metrics import AuthMetrics
 from .policy import Rule, ScopePolicy, parse_messages
 from .rate_limit import FailureLimiter, client_address, parse_networks
@@ -244,9 +244,9 @@ class MCPAuthMiddleware:
                 return
             if self.guard is not None:
                 address = client_address(scope, self._trusted_proxies)
-                retry_after = await self.guard.retry_after(address)
-                if retry_after is not None:  # before any validation work
-                    raise TooManyFailuresError(retry_after)
+                # A dict lookup for everyone; the limiter's storage only for recent failers.
+                if self.guard.is_suspect(address) and (retry_after := await self.guard.retry_after(address)):
+                    raise TooManyFailuresError(retry_after)  # before any validation work
             info = await self.validator.validate(token)
 
             needed = self.required_scopes
@@ -259,7 +259,7 @@ class MCPAuthMiddleware:
                 messages = parse_messages(body)
                 if messages is not None:
                     needed = needed | self.policy.required_for(messages)
-            if needed and self.policy.missing(info.scopes, needed):
+            if needed and not needed <= info.scopes and self.policy.missing(info.scopes, needed):
                 # M14/M16: name every scope the operation needs in one challenge; optionally
                 # (2025-11-25 style) also the scopes already granted.
                 raise InsufficientScopeError(needed | info.scopes if self.challenge_granted_scopes else needed)
@@ -288,16 +288,13 @@ class MCPAuthMiddleware:
         if state is None:
             state = scope["state"] = {}
         state["auth"] = info  # request.state.auth
-        scope["user"] = info.user  # request.user (an MCP SDK AuthenticatedUser when mcp is installed)
+        scope["user"] = user = info.user  # request.user (an MCP SDK AuthenticatedUser when mcp is installed)
         scope["auth"] = info.credentials  # request.auth
-        ours = current_auth.set(info)  # get_auth() without a request
-        sdk = sdk_context_var.set(info.user) if sdk_context_var is not None else None  # SDK get_access_token()
+        reset = user_context_var.set(user)  # get_auth() in a tool; the MCP SDK's get_access_token()
         try:
             await self.app(scope, receive, send)
         finally:
-            if sdk is not None:
-                sdk_context_var.reset(sdk)  # type: ignore[union-attr]
-            current_auth.reset(ours)
+            user_context_var.reset(reset)
 
     async def _serve_metadata(self, scope: Scope, send: Send) -> None:
         method = scope["method"]
@@ -328,7 +325,10 @@ class MCPAuthMiddleware:
 
 
 def _has_origin(scope: Scope) -> bool:
-    return any(name == b"origin" for name, _ in scope["headers"])
+    for name, _ in scope["headers"]:  # noqa: SIM110 - a plain loop: this runs on every request
+        if name == b"origin":
+            return True
+    return False
 
 
 def _token_hash(token: str | None) -> str | None:

@@ -18,7 +18,7 @@ from starlette.authentication import BaseUser
 if TYPE_CHECKING:
     from ..auth_info import AuthInfo
 
-__all__ = ["AuthUser", "sdk_context_var", "starlette_user"]
+__all__ = ["AuthUser", "starlette_user", "user_context_var"]
 
 
 class AuthUser(BaseUser):
@@ -78,6 +78,11 @@ def _sdk_user_class() -> tuple[Callable[[AuthInfo], BaseUser] | None, ContextVar
 
 
 _SDKUser, sdk_context_var = _sdk_user_class()
+
+#: The caller of the current request, for code without a request object (an MCP tool).
+#: One variable, set once per request: the MCP SDK's own when it is installed (so its
+#: get_access_token() works too), ours otherwise.
+user_context_var: ContextVar[Any] = sdk_context_var or ContextVar("mcp_auth_middleware.user", default=None)
 
 
 def starlette_user(info: AuthInfo) -> BaseUser:
