@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from starlette.authentication import AuthCredentials, BaseUser
+from starlette.authentication import AuthCredentials, BaseUser
+
+from .lazy import computed_once
 
 __all__ = ["AuthInfo", "current_auth", "get_auth"]
 
@@ -31,19 +31,17 @@ class AuthInfo:
     token: str | None = field(default=None, repr=False, compare=False)
 
     # Built once per verified token (the validators cache AuthInfo), so a warm request pays
-    # nothing for them. cached_property writes to __dict__, which a frozen dataclass allows.
-    @cached_property
+    # nothing for them.
+    @computed_once
     def user(self) -> BaseUser:
         """Starlette's `request.user`; an MCP SDK `AuthenticatedUser` when `mcp` is installed."""
         from .integrations.mcp import starlette_user
 
         return starlette_user(self)
 
-    @cached_property
+    @computed_once
     def credentials(self) -> AuthCredentials:
         """Starlette's `request.auth`: the granted scopes."""
-        from starlette.authentication import AuthCredentials
-
         return AuthCredentials(sorted(self.scopes))
 
     def has_scopes(self, *scopes: str) -> bool:

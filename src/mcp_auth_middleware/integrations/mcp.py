@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from starlette.authentication import BaseUser
+
+from ..lazy import computed_once
 
 if TYPE_CHECKING:
     from ..auth_info import AuthInfo
@@ -55,8 +56,8 @@ def _sdk_user_class() -> tuple[Callable[[AuthInfo], BaseUser] | None, ContextVar
             self.auth_info = info
             self.username = info.client_id or ""
 
-        @cached_property
-        def access_token(self) -> AccessToken:  # type: ignore[override]
+        @computed_once
+        def access_token(self) -> AccessToken:
             info = self.auth_info
             return AccessToken(
                 # The SDK model requires a token string; the raw token is not passed on (M12)
@@ -70,8 +71,8 @@ def _sdk_user_class() -> tuple[Callable[[AuthInfo], BaseUser] | None, ContextVar
                 claims=dict(info.claims),
             )
 
-        @cached_property
-        def scopes(self) -> list[str]:  # type: ignore[override]
+        @computed_once
+        def scopes(self) -> list[str]:
             return sorted(self.auth_info.scopes)
 
     return SDKUser, auth_context_var
