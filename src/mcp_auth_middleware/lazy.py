@@ -14,7 +14,7 @@ __all__ = ["computed_once"]
 T = TypeVar("T")
 
 
-class computed_once(Generic[T]):  # noqa: N801 - used like @property
+class computed_once(Generic[T]):
     def __init__(self, compute: Callable[[Any], T]) -> None:
         self.compute = compute
         self.name = compute.__name__
