@@ -1,0 +1,28 @@
+"""Runs every benchmark in one go (`make bench`); each script also runs alone with its own flags."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = [
+    ("Local JWT validation vs. FastMCP's and the MCP SDK's auth", "jwt_validation.py"),
+    ("Cached introspection and burst deduplication", "introspection.py"),
+    ("Per-tool scope rules on a 1 KB tools/call", "per_tool_policy.py"),
+    ("Token-guessing guard under a 10,000-address attack", "rate_limit.py"),
+    ("Load and soak: real uvicorn + FastMCP, mixed traffic", "soak.py"),
+]
+
+
+def main() -> int:
+    failed = 0
+    for title, script in SCRIPTS:
+        print(f"\n## {title}\n\n$ python bench/{script}\n", flush=True)
+        failed |= subprocess.call([sys.executable, str(HERE / script), *sys.argv[1:]], cwd=HERE)
+    return failed
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
