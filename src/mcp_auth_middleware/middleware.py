@@ -290,6 +290,7 @@ class MCPAuthMiddleware:
         state["auth"] = info  # request.state.auth
         scope["user"] = user = info.user  # request.user (an MCP SDK AuthenticatedUser when mcp is installed)
         scope["auth"] = info.credentials  # request.auth
+        scope["mcp_auth_middleware"] = self  # for per-route checks (integrations.fastapi)
         reset = user_context_var.set(user)  # get_auth() in a tool; the MCP SDK's get_access_token()
         try:
             await self.app(scope, receive, send)

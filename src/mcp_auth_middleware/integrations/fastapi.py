@@ -1,0 +1,49 @@
+"""FastAPI dependencies: the caller's AuthInfo, and per-route scopes with a proper 403 challenge.
+
+    from fastapi import Depends, FastAPI
+    from mcp_auth_middleware.integrations.fastapi import require_auth
+
+    app = FastAPI()
+    app.add_middleware(MCPAuthMiddleware, resource=..., issuer=...)
+
+    @app.delete("/repos/{name}")
+    async def delete_repo(name: str, auth: AuthInfo = Depends(require_auth("repo:admin"))): ...
+
+Only Starlette is imported: FastAPI recognises the `Request` parameter and Starlette's
+`HTTPException`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from ..auth_info import AuthInfo, get_auth
+from ..errors import InsufficientScopeError
+
+__all__ = ["require_auth"]
+
+
+def require_auth(*scopes: str) -> Callable[[Request], AuthInfo]:
+    """A dependency returning the caller's AuthInfo; 403 `insufficient_scope` naming all of
+    `scopes` (and the middleware's own required scopes) when the token lacks any of them."""
+
+    def dependency(request: Request) -> AuthInfo:
+        auth = get_auth(request)
+        middleware = request.scope.get("mcp_auth_middleware")
+        if auth is None or middleware is None:
+            # The route is not behind the middleware (a public path?): refuse, never guess.
+            raise HTTPException(status_code=401, detail="Authentication required")
+        needed = frozenset(scopes) | middleware.required_scopes
+        if middleware.policy.missing(auth.scopes, needed):
+            status, headers, _ = middleware.challenger.for_error(InsufficientScopeError(needed))
+            raise HTTPException(
+                status_code=status,
+                detail="insufficient_scope",
+                headers={k.decode(): v.decode("latin-1") for k, v in headers},
+            )
+        return auth
+
+    return dependency
