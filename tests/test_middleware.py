@@ -479,3 +479,22 @@ async def test_m22_decisions_logged_without_token(
     for record in caplog.records:
         text = record.getMessage() + json.dumps({k: str(v) for k, v in record.__dict__.items()})
         assert token[:40] not in text and token[-16:] not in text
+
+
+# -- Origin validation (M23, off by default) -----------------------------------------------
+
+
+async def test_m23_origin_validation(make_app: Factory, token: str) -> None:
+    app = make_app(allowed_origins=["https://app.example"], cors_origins=["https://app.example"])
+    async with asgi_client(app) as c:
+        evil = await c.post("/mcp", headers={**bearer(token), "Origin": "https://evil.example"})
+        good = await c.post("/mcp", headers={**bearer(token), "Origin": "https://app.example"})
+        no_origin = await c.post("/mcp", headers=bearer(token))  # non-browser clients send none
+    assert evil.status_code == 403 and evil.json()["error"] == "forbidden_origin"
+    assert good.status_code == 200 and good.headers["access-control-allow-origin"] == "https://app.example"
+    assert no_origin.status_code == 200
+
+
+async def test_m23_off_by_default(client: httpx2.AsyncClient, token: str) -> None:
+    response = await client.post("/mcp", headers={**bearer(token), "Origin": "https://anything.example"})
+    assert response.status_code == 200

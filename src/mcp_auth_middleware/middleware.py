@@ -43,6 +43,11 @@ logger = logging.getLogger("mcp_auth_middleware")
 #: Headers a browser client (MCP Inspector) must be able to read (M24).
 EXPOSED_HEADERS = ("WWW-Authenticate", "Mcp-Session-Id", "Mcp-Protocol-Version", "Retry-After")
 _METHOD_NOT_ALLOWED: RawResponse = (405, [(b"allow", b"GET, HEAD, OPTIONS")], b"")
+_FORBIDDEN_ORIGIN: RawResponse = (
+    403,
+    [(b"content-type", b"application/json")],
+    b'{"error": "forbidden_origin", "error_description": "This Origin is not allowed"}',
+)
 _ALLOW, _CHALLENGE = ("allow", "valid token"), ("challenge", "no bearer token")
 _OUTCOMES = {429: "limited", 503: "unavailable"}
 
@@ -71,6 +76,7 @@ class MCPAuthMiddleware:
         client_secret: str | None = None,
         public_paths: Iterable[str] = (),
         cors_origins: Iterable[str] | None = ("*",),
+        allowed_origins: Iterable[str] | None = None,
         resource_name: str | None = None,
         resource_documentation: str | None = None,
         expose_token: bool = False,
@@ -150,6 +156,8 @@ class MCPAuthMiddleware:
         self.expose_token = expose_token
         self.max_token_length = max_token_length
         self.max_form_body = max_form_body
+        # M23 (off by default): requests from any other browser origin get 403.
+        self._allowed_origins = {o.encode() for o in allowed_origins} if allowed_origins is not None else None
         self._cors: ASGIApp | None = None
         if cors_origins is not None:
             # Starlette's CORS middleware, consulted only for requests that carry an Origin.
@@ -209,11 +217,18 @@ class MCPAuthMiddleware:
                 return
             await self.app(scope, receive, send)
             return
-        if self._cors is not None and _has_origin(scope):
-            # M24: answers preflights before authentication, adds CORS headers to answers.
-            await self._cors(scope, receive, send)
-        else:
-            await self._handle(scope, receive, send)
+        if self._cors is not None or self._allowed_origins is not None:
+            origin = _origin(scope)
+            if origin is not None:
+                if self._allowed_origins is not None and origin not in self._allowed_origins:
+                    # M23: an unexpected Origin (DNS rebinding) is refused outright.
+                    await send_response(send, _FORBIDDEN_ORIGIN)
+                    return
+                if self._cors is not None:
+                    # M24: answers preflights before authentication, adds CORS headers to answers.
+                    await self._cors(scope, receive, send)
+                    return
+        await self._handle(scope, receive, send)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -325,11 +340,11 @@ class MCPAuthMiddleware:
         )
 
 
-def _has_origin(scope: Scope) -> bool:
-    for name, _ in scope["headers"]:  # noqa: SIM110 - a plain loop: this runs on every request
+def _origin(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
         if name == b"origin":
-            return True
-    return False
+            return value  # type: ignore[no-any-return]
+    return None
 
 
 def _token_hash(token: str | None) -> str | None:
