@@ -84,6 +84,23 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def http_scope(*headers: tuple[bytes, bytes], method: str = "POST", path: str = "/mcp") -> dict[str, Any]:
+    """A raw ASGI HTTP scope, for tests that drive the middleware message by message."""
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": list(headers),
+        "scheme": "https",
+        "server": ("mcp.example.com", 443),
+        "root_path": "",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+    }
+
+
 # -- M22: no token ever reaches a log line -------------------------------------------------
 
 ISSUED_TOKENS: set[str] = set()

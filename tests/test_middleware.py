@@ -25,7 +25,7 @@ from mcp_auth_middleware import (
 )
 from mcp_auth_middleware.testing import LocalIssuer
 
-from .conftest import ISSUER, METADATA_URL, RESOURCE, asgi_client, bearer, echo_app
+from .conftest import ISSUER, METADATA_URL, RESOURCE, asgi_client, bearer, echo_app, http_scope
 
 Factory = Callable[..., MCPAuthMiddleware]
 
@@ -349,19 +349,7 @@ async def test_streaming_response_not_buffered(make_app: Factory, token: str) ->
         received.append(True)
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": "/mcp",
-        "raw_path": b"/mcp",
-        "query_string": b"",
-        "headers": [(b"authorization", f"Bearer {token}".encode())],
-        "asgi": {"version": "3.0"},
-        "scheme": "https",
-        "server": ("mcp.example.com", 443),
-        "root_path": "",
-    }
-    await app(scope, receive, send)
+    await app(http_scope((b"authorization", f"Bearer {token}".encode()), method="GET"), receive, send)
     assert order == ["produce 0", "sent data: 0", "produce 1", "sent data: 1", "produce 2", "sent data: 2"]
 
 

@@ -12,7 +12,7 @@ from mcp_auth_middleware import MCPAuthMiddleware
 from mcp_auth_middleware.policy import ScopePolicy
 from mcp_auth_middleware.testing import LocalIssuer
 
-from .conftest import RESOURCE, asgi_client, bearer
+from .conftest import RESOURCE, asgi_client, bearer, http_scope
 from .test_middleware import parse_challenge
 
 Factory = Callable[..., MCPAuthMiddleware]
@@ -209,18 +209,7 @@ async def test_slow_chunked_body_is_reassembled(app: MCPAuthMiddleware, issuer: 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/mcp",
-        "raw_path": b"/mcp",
-        "query_string": b"",
-        "headers": [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")],
-        "scheme": "https",
-        "server": ("mcp.example.com", 443),
-        "root_path": "",
-        "asgi": {"version": "3.0"},
-    }
+    scope = http_scope((b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json"))
     await app(scope, receive, send)
     assert sent[0]["status"] == 200
     assert json.loads(sent[1]["body"])["body"].encode("latin-1") == raw
@@ -243,18 +232,7 @@ async def test_no_rules_never_touches_the_body(make_app: Factory, issuer: LocalI
     async def send(message: dict[str, Any]) -> None:
         pass
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/mcp",
-        "raw_path": b"/mcp",
-        "query_string": b"",
-        "headers": [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")],
-        "scheme": "https",
-        "server": ("mcp.example.com", 443),
-        "root_path": "",
-        "asgi": {"version": "3.0"},
-    }
+    scope = http_scope((b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json"))
     await app(scope, receive, send)
     assert reads == []
 

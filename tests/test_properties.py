@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mcp_auth_middleware import MCPAuthMiddleware
 from mcp_auth_middleware.testing import LocalIssuer
 
-from .conftest import ISSUER, RESOURCE, echo_app
+from .conftest import ISSUER, RESOURCE, echo_app, http_scope
 
 ISSUER_KEYS = LocalIssuer(ISSUER)
 APP = MCPAuthMiddleware(
@@ -46,19 +46,7 @@ auth_values = st.one_of(
 
 
 def call(headers: list[tuple[bytes, bytes]], path: str = "/mcp", query: bytes = b"") -> dict[str, Any]:
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "headers": headers,
-        "scheme": "https",
-        "server": ("mcp.example.com", 443),
-        "root_path": "",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-    }
+    scope = http_scope(*headers, path=path) | {"query_string": query}
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:

@@ -65,6 +65,19 @@ async def authorize(http: httpx2.AsyncClient, client_id: str, challenge: str, **
     return await http.get("/authorize", params={k: v for k, v in query.items() if v is not None})
 
 
+async def exchange(http: httpx2.AsyncClient, client_id: str, code: str, verifier: str, **extra: str) -> httpx2.Response:
+    """The token request of the authorization code grant."""
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": client_id,
+        "code_verifier": verifier,
+        **extra,
+    }
+    return await http.post("/token", data=data)
+
+
 async def code_flow(http: httpx2.AsyncClient, **authorize_params: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     client = await register(http)
     verifier, challenge = pkce()
@@ -72,17 +85,7 @@ async def code_flow(http: httpx2.AsyncClient, **authorize_params: str) -> tuple[
     assert response.status_code == 302, response.text
     query = parse_qs(urlsplit(response.headers["location"]).query)
     assert query["state"] == ["st"] and query["iss"] == [ISSUER]  # RFC 9207
-    token = await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": query["code"][0],
-            "redirect_uri": REDIRECT,
-            "client_id": client["client_id"],
-            "code_verifier": verifier,
-            "resource": RESOURCE,
-        },
-    )
+    token = await exchange(http, client["client_id"], query["code"][0], verifier, resource=RESOURCE)
     assert token.status_code == 200, token.text
     return client, token.json(), query["code"][0]
 
@@ -125,16 +128,7 @@ async def test_wrong_code_verifier_rejected(http: httpx2.AsyncClient) -> None:
     _, challenge = pkce()
     response = await authorize(http, client["client_id"], challenge)
     code = parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
-    token = await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "client_id": client["client_id"],
-            "code_verifier": "w" * 50,
-        },
-    )
+    token = await exchange(http, client["client_id"], code, "w" * 50)
     assert token.status_code == 400 and token.json()["error"] == "invalid_grant"
 
 
@@ -142,16 +136,7 @@ async def test_reused_code_rejected_and_its_tokens_revoked(
     http: httpx2.AsyncClient, server: LocalAuthorizationServer
 ) -> None:
     client, tokens, code = await code_flow(http)
-    again = await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "client_id": client["client_id"],
-            "code_verifier": "x" * 50,
-        },
-    )
+    again = await exchange(http, client["client_id"], code, "x" * 50)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     assert await server._lookup(tokens["access_token"], None) is None
     assert await server._lookup(tokens["refresh_token"], "refresh_token") is None
@@ -184,17 +169,7 @@ async def test_rfc8707_token_request_cannot_widen_resource(http: httpx2.AsyncCli
     verifier, challenge = pkce()
     response = await authorize(http, client["client_id"], challenge)
     code = parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
-    token = await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "client_id": client["client_id"],
-            "code_verifier": verifier,
-            "resource": "https://other.example/api",
-        },
-    )
+    token = await exchange(http, client["client_id"], code, verifier, resource="https://other.example/api")
     assert token.status_code == 400 and token.json()["error"] == "invalid_target"
 
 
