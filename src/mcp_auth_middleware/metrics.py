@@ -25,8 +25,17 @@ __all__ = ["AuthMetrics"]
 class AuthMetrics:
     """Decision counts of one middleware, and the bridge to OpenTelemetry."""
 
+    #: Distinct (outcome, reason) pairs kept; a custom validator's descriptions could vary.
+    max_reasons = 256
+
     def __init__(self) -> None:
         self.decisions: Counter[tuple[str, str]] = Counter()  # (outcome, reason) -> count
+
+    def denied(self, outcome: str, reason: str) -> None:
+        key = (outcome, reason)
+        if key not in self.decisions and len(self.decisions) >= self.max_reasons:
+            key = (outcome, "other")
+        self.decisions[key] += 1
 
     def bind(self, validators: Iterable[Any], guard: Any, meter_provider: Any = None) -> bool:
         """Create the instruments; False when `opentelemetry-api` is not installed."""

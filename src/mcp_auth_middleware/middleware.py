@@ -192,9 +192,9 @@ class MCPAuthMiddleware:
             "public_paths": listed("MCP_AUTH_PUBLIC_PATHS"),
             "token_validation": env.get("MCP_AUTH_TOKEN_VALIDATION"),
             "resource_name": env.get("MCP_AUTH_RESOURCE_NAME"),
+            "rate_limit_storage": env.get("MCP_AUTH_RATE_LIMIT_STORAGE"),
+            "trusted_proxies": listed("MCP_AUTH_TRUSTED_PROXIES"),
         }
-        options["rate_limit_storage"] = env.get("MCP_AUTH_RATE_LIMIT_STORAGE")
-        options["trusted_proxies"] = listed("MCP_AUTH_TRUSTED_PROXIES")
         options = {k: v for k, v in options.items() if v is not None}
         if "MCP_AUTH_CORS_ORIGINS" in env:  # empty turns CORS off
             options["cors_origins"] = listed("MCP_AUTH_CORS_ORIGINS") or None
@@ -279,7 +279,7 @@ class MCPAuthMiddleware:
                 # (2025-11-25 style) also the scopes already granted.
                 raise InsufficientScopeError(needed | info.scopes if self.challenge_granted_scopes else needed)
         except AuthError as error:
-            self.metrics.decisions[(_OUTCOMES.get(error.status, "deny"), error.description)] += 1
+            self.metrics.denied(_OUTCOMES.get(error.status, "deny"), error.description)
             if self.guard is not None and isinstance(error, InvalidTokenError):
                 await self.guard.record_failure(client_address(scope, self._trusted_proxies))
             if logger.isEnabledFor(logging.INFO):
