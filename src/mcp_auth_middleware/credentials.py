@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.types import Scope
@@ -15,16 +16,12 @@ _FORM = b"application/x-www-form-urlencoded"
 _B64TOKEN = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
 
 
-class Credentials:
+class Credentials(NamedTuple):
     """What one pass over the headers found."""
 
-    __slots__ = ("form_body", "origin", "scheme", "token")
-
-    def __init__(self, scheme: str | None, token: str | None, form_body: bool, origin: bytes | None) -> None:
-        self.scheme = scheme
-        self.token = token
-        self.form_body = form_body
-        self.origin = origin
+    scheme: str | None  # lower-cased; None without an Authorization header
+    token: str | None  # None unless the scheme is Bearer
+    form_body: bool  # a form-encoded body, which could hold a token (B1)
 
 
 def find_credentials(scope: Scope, *, max_token_length: int, max_headers: int = 200) -> Credentials:
@@ -39,7 +36,6 @@ def find_credentials(scope: Scope, *, max_token_length: int, max_headers: int = 
         raise InvalidRequestError("The request carries too many headers")
     authorization: bytes | None = None
     form_body = False
-    origin: bytes | None = None
     for name, value in headers:
         if name == b"authorization":
             if authorization is not None:
@@ -47,25 +43,23 @@ def find_credentials(scope: Scope, *, max_token_length: int, max_headers: int = 
             authorization = value
         elif name == b"content-type":
             form_body = value[: len(_FORM)].lower() == _FORM
-        elif name == b"origin":
-            origin = value
 
     query = scope.get("query_string")
     if query and b"access_token" in query and _query_holds_token(query):
         raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
 
     if authorization is None:
-        return Credentials(None, None, form_body, origin)
+        return Credentials(None, None, form_body)
     scheme, _, raw = authorization.partition(b" ")
     if scheme.lower() != b"bearer":  # B4: the scheme is case-insensitive
-        return Credentials(scheme.decode("latin-1").lower(), None, form_body, origin)
+        return Credentials(scheme.decode("latin-1").lower(), None, form_body)
     if raw[:1] == b" " or raw[-1:] == b" ":
         raw = raw.strip(b" ")
     # Only the cheap checks here; each validator checks the token's syntax on its cold path
     # (see check_token_syntax), so a cached token costs no scan.
     if not raw or len(raw) > max_token_length or not raw.isascii() or b" " in raw:
         raise InvalidTokenError("The access token is malformed")
-    return Credentials("bearer", raw.decode("ascii"), form_body, origin)
+    return Credentials("bearer", raw.decode("ascii"), form_body)
 
 
 def check_token_syntax(token: str) -> None:
