@@ -267,6 +267,7 @@ async def test_opaque_tokens(server: LocalAuthorizationServer) -> None:
             "invalid_request",
         ),
         ("POST", "/register", {"content": b"not json"}, 400, "invalid_client_metadata"),
+        ("POST", "/register", {"content": b'{"a": "' + b"x" * 70000 + b'"}'}, 413, "invalid_client_metadata"),
         ("POST", "/register", {"json": [1, 2]}, 400, "invalid_client_metadata"),
         ("GET", "/register", {}, 405, None),
         ("POST", "/authorize", {}, 405, None),

@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..body import BodyTooLargeError, read_body
 from .introspection import IntrospectionClient, IntrospectionEndpoint
 
 __all__ = ["LocalAuthorizationServer"]
@@ -554,9 +555,13 @@ class LocalAuthorizationServer:
             _audience.reset(reset)
 
     async def _register(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": "invalid_request"}, status_code=413)
+        try:
+            body, _ = await read_body(request.receive, MAX_BODY)  # bounded: never buffer a huge body
+        except BodyTooLargeError:
+            return JSONResponse(
+                {"error": "invalid_client_metadata", "error_description": "The request body is too large"},
+                status_code=413,
+            )
         try:
             parsed = json.loads(body or b"null")
         except ValueError:
@@ -659,9 +664,10 @@ async def _oauth_request(request: Request, *, form: bool = False) -> _Request:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
             raise InvalidRequestError(description="Use application/x-www-form-urlencoded")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise InvalidRequestError(description="The request body is too large")
+        try:
+            body, _ = await read_body(request.receive, MAX_BODY)  # bounded: never buffer a huge body
+        except BodyTooLargeError as exc:
+            raise InvalidRequestError(description="The request body is too large") from exc
         for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
             datalist.setdefault(key, []).append(value)
     for key, value in request.query_params.multi_items():
