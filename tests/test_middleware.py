@@ -486,3 +486,20 @@ async def test_m23_origin_validation(make_app: Factory, token: str) -> None:
 async def test_m23_off_by_default(client: httpx2.AsyncClient, token: str) -> None:
     response = await client.post("/mcp", headers={**bearer(token), "Origin": "https://anything.example"})
     assert response.status_code == 200
+
+
+# -- Input limits -----------------------------------------------------------------------------
+
+
+async def test_too_many_headers_400(client: httpx2.AsyncClient, token: str) -> None:
+    headers = [("Authorization", f"Bearer {token}")] + [(f"x-h{i}", "v") for i in range(250)]
+    response = await client.post("/mcp", headers=headers)
+    assert response.status_code == 400
+    assert 'error="invalid_request"' in response.headers["www-authenticate"]
+
+
+async def test_overlong_token_401(make_app: Factory) -> None:
+    async with asgi_client(make_app(max_token_length=100)) as c:
+        response = await c.post("/mcp", headers=bearer("a" * 101))
+    assert response.status_code == 401
+    assert "a" * 101 not in response.text

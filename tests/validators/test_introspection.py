@@ -258,3 +258,15 @@ async def test_against_the_local_authorization_server_with_revocation() -> None:
         await asyncio.sleep(0.6)
         with pytest.raises(InvalidTokenError):
             await v.validate(token)
+
+
+async def test_as_outage_mid_traffic(fake: FakeAS) -> None:
+    """Cached tokens keep working through an outage; new ones get 503 (not 401) until it ends."""
+    v = validator(fake)
+    assert (await v.validate("known-token")).sub == "alice"
+    fake.status = 503
+    assert (await v.validate("known-token")).sub == "alice"  # from the cache
+    with pytest.raises(AuthorizationServerUnavailableError):
+        await v.validate("new-token")
+    fake.status = 200
+    assert (await v.validate("new-token")).sub == "alice"
