@@ -1,0 +1,45 @@
+"""What the MCP SDK and FastMCP see of the caller, and the fallback without the SDK."""
+
+from __future__ import annotations
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+
+from mcp_auth_middleware import AuthInfo, get_auth
+from mcp_auth_middleware.integrations.mcp import AuthUser, starlette_user
+
+INFO = AuthInfo(
+    sub="alice",
+    client_id="app",
+    scopes=frozenset({"b", "a"}),
+    issuer="https://as",
+    audience=("https://mcp.example.com/mcp",),
+    expires_at=2_000_000_000,
+    claims={"iss": "https://as"},
+)
+
+
+def test_sdk_user_carries_an_access_token_without_the_raw_token() -> None:
+    user = starlette_user(INFO)
+    assert isinstance(user, AuthenticatedUser)
+    token = user.access_token
+    assert (token.client_id, token.subject, token.scopes, token.expires_at) == (
+        "app",
+        "alice",
+        ["a", "b"],
+        2_000_000_000,
+    )
+    assert token.token == ""  # M12: no passthrough unless expose_token
+    assert token.resource == "https://mcp.example.com/mcp"
+    # The SDK binds sessions to this principal.
+    assert authorization_context(user) == {"client_id": "app", "issuer": "https://as", "subject": "alice"}
+
+
+def test_plain_starlette_user_without_the_sdk() -> None:
+    user = AuthUser(INFO)
+    assert user.is_authenticated and user.display_name == "alice" and user.auth_info is INFO
+
+
+def test_get_auth_from_a_scope_or_nothing() -> None:
+    assert get_auth({"state": {"auth": INFO}}) is INFO
+    assert get_auth({"state": {}}) is None
+    assert get_auth() is None  # outside a request
