@@ -9,7 +9,7 @@ import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from fastmcp import Context, FastMCP
 
@@ -18,6 +18,8 @@ from .middleware import MCPAuthMiddleware
 from .server.local import LocalAuthorizationServer
 
 __all__ = ["DemoStack", "build_demo", "demo_stack", "run_demo"]
+
+TokenFormat = Literal["jwt", "opaque"]
 
 #: Which scope unlocks which tool (every tool also needs the global "mcp" scope).
 TOOL_SCOPES: dict[str, list[str]] = {
@@ -41,7 +43,7 @@ def build_demo(
     host: str = "127.0.0.1",
     port: int = 8000,
     as_port: int = 9000,
-    token_format: str = "jwt",
+    token_format: TokenFormat = "jwt",
     access_token_ttl: int = 3600,
 ) -> DemoStack:
     issuer = f"http://{host}:{as_port}"
@@ -49,7 +51,7 @@ def build_demo(
     authorization_server = LocalAuthorizationServer(
         issuer,
         user="demo-user",
-        token_format=token_format,  # type: ignore[arg-type]
+        token_format=token_format,
         scopes_supported=SCOPES,
         default_resource=resource,
         access_token_ttl=access_token_ttl,
@@ -146,7 +148,7 @@ Ctrl-C stops both servers.
 """
 
 
-def run_demo(host: str = "127.0.0.1", port: int = 8000, as_port: int = 9000, token_format: str = "jwt") -> None:
+def run_demo(host: str = "127.0.0.1", port: int = 8000, as_port: int = 9000, token_format: TokenFormat = "jwt") -> None:
     import uvicorn
 
     from .testing import serve
