@@ -27,7 +27,7 @@ class AuthInfo:
     issuer: str | None = None
     audience: tuple[str, ...] = ()
     expires_at: int | None = None
-    claims: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    claims: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False)
     token: str | None = field(default=None, repr=False, compare=False)
 
     # Built once per verified token (the validators cache AuthInfo), so a warm request pays

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 
-from mcp_auth_middleware import AuthInfo, get_auth
+from mcp_auth_middleware import AuthInfo
 from mcp_auth_middleware.integrations.mcp import AuthUser, starlette_user
 
 INFO = AuthInfo(
@@ -37,9 +37,3 @@ def test_sdk_user_carries_an_access_token_without_the_raw_token() -> None:
 def test_plain_starlette_user_without_the_sdk() -> None:
     user = AuthUser(INFO)
     assert user.is_authenticated and user.display_name == "alice" and user.auth_info is INFO
-
-
-def test_get_auth_from_a_scope_or_nothing() -> None:
-    assert get_auth({"state": {"auth": INFO}}) is INFO
-    assert get_auth({"state": {}}) is None
-    assert get_auth() is None  # outside a request
