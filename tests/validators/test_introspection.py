@@ -270,3 +270,9 @@ async def test_as_outage_mid_traffic(fake: FakeAS) -> None:
         await v.validate("new-token")
     fake.status = 200
     assert (await v.validate("new-token")).sub == "alice"
+
+
+async def test_p2_dpop_bound_token_refused(fake: FakeAS) -> None:
+    fake.answer["cnf"] = {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+    with pytest.raises(InvalidTokenError, match="sender-constrained"):
+        await validator(fake).validate("t")

@@ -442,3 +442,16 @@ def test_jwks_uri_must_be_https_except_loopback() -> None:
         JWTValidator(issuer=ISS, audience=AUD, jwks_uri="http://auth.example.com/jwks")
     JWTValidator(issuer=ISS, audience=AUD, jwks_uri="http://127.0.0.1:8080/jwks")
     JWTValidator(issuer=ISS, audience=AUD, jwks_uri="http://auth.internal/jwks", allow_http=True)
+
+
+@pytest.mark.parametrize(
+    "cnf",
+    [
+        {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
+        {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"},
+    ],
+)
+async def test_p2_sender_constrained_token_refused_as_bearer(
+    validator: JWTValidator, rsa: RSAKey, cnf: dict[str, str]
+) -> None:
+    await rejects(validator, sign(rsa, claims(cnf=cnf)), "bearer token")

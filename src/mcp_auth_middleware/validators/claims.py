@@ -10,7 +10,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..auth_info import AuthInfo
 
-__all__ = ["DEFAULT_CLIENT_ID_CLAIMS", "DEFAULT_SCOPE_CLAIMS", "audience_matches", "canonical_uri", "to_auth_info"]
+__all__ = [
+    "DEFAULT_CLIENT_ID_CLAIMS",
+    "DEFAULT_SCOPE_CLAIMS",
+    "audience_matches",
+    "canonical_uri",
+    "is_sender_constrained",
+    "to_auth_info",
+]
 
 #: `scope` (RFC 9068, RFC 7662) and `scp` (Okta, Entra); add e.g. "permissions" (Auth0)
 #: or "roles" (Entra app roles) with `scope_claims=`.
@@ -50,6 +57,13 @@ def audience_matches(aud: object, accepted: frozenset[str]) -> bool:
     """
     values: Iterable[Any] = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else ()
     return any(isinstance(v, str) and canonical_uri(v) in accepted for v in values)
+
+
+def is_sender_constrained(claims: Mapping[str, Any]) -> bool:
+    """A `cnf` claim binds the token to a key (DPoP `jkt`, RFC 9449) or certificate
+    (`x5t#S256`, RFC 8705): presented as a plain bearer token, it must be refused (P2)."""
+    cnf = claims.get("cnf")
+    return cnf is not None and not (isinstance(cnf, Mapping) and not cnf)
 
 
 def scopes_from(claims: Mapping[str, Any], names: Iterable[str]) -> frozenset[str]:

@@ -18,7 +18,7 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from ..auth_info import AuthInfo
 from ..credentials import check_token_syntax
 from ..errors import AuthorizationServerUnavailableError, InvalidTokenError
-from .claims import DEFAULT_CLIENT_ID_CLAIMS, audience_matches, canonical_uri, to_auth_info
+from .claims import DEFAULT_CLIENT_ID_CLAIMS, audience_matches, canonical_uri, is_sender_constrained, to_auth_info
 from .jwks import check_fetch_url, fetch_limited
 
 __all__ = ["IntrospectionValidator"]
@@ -217,6 +217,8 @@ class IntrospectionValidator:
                 return inactive("The access token has no audience")
         elif self.audience is None or not audience_matches(aud, self.audience):
             return inactive("The access token was not issued for this resource")
+        if is_sender_constrained(document):  # P2: bound to a DPoP key or a certificate
+            return inactive("A sender-constrained token cannot be used as a bearer token")
         scope = document.get("scope")
         if scope is not None and not isinstance(scope, str):
             return inactive("The introspection response is malformed")

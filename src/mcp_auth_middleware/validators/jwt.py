@@ -19,7 +19,14 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from ..auth_info import AuthInfo
 from ..errors import InvalidTokenError
-from .claims import DEFAULT_CLIENT_ID_CLAIMS, DEFAULT_SCOPE_CLAIMS, audience_matches, canonical_uri, to_auth_info
+from .claims import (
+    DEFAULT_CLIENT_ID_CLAIMS,
+    DEFAULT_SCOPE_CLAIMS,
+    audience_matches,
+    canonical_uri,
+    is_sender_constrained,
+    to_auth_info,
+)
 from .jwks import JWKSKeys, KeySource, StaticKeys
 
 __all__ = ["DEFAULT_ALGORITHMS", "JWTValidator"]
@@ -264,3 +271,6 @@ class JWTValidator:
         # M08/A1: aud must name this resource; an ID token (aud = a client id) fails here.
         if not audience_matches(claims["aud"], self.audience):
             raise InvalidTokenError("The access token was not issued for this resource")
+        if is_sender_constrained(claims):
+            # P2: a DPoP-bound token is only good with its proof; DPoP is not supported here.
+            raise InvalidTokenError("A DPoP-bound token cannot be used as a bearer token")
