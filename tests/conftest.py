@@ -151,11 +151,11 @@ def no_token_in_any_log_line() -> Iterator[None]:
     def mint_and_remember(self: LocalIssuer, **kwargs: Any) -> str:
         return remember_token(mint(self, **kwargs))
 
-    def save_and_remember(self: LocalAuthorizationServer, token: dict[str, Any], request: Any) -> None:
+    def save_and_remember(self: LocalAuthorizationServer, token: dict[str, Any], **record: Any) -> None:
         remember_token(token["access_token"])
         if token.get("refresh_token"):
             remember_token(token["refresh_token"])
-        save(self, token, request)
+        save(self, token, **record)
 
     LocalIssuer.mint_token = mint_and_remember  # type: ignore[method-assign]
     LocalAuthorizationServer._save_token = save_and_remember  # type: ignore[method-assign]

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx2
 
 from .errors import AuthorizationServerUnavailableError
-from .validators.jwks import check_fetch_url, fetch_limited
+from .fetch import check_fetch_url, fetch_limited
 
 __all__ = ["Discovery", "DiscoveryError", "discover_authorization_server", "metadata_urls"]
 

@@ -40,8 +40,6 @@ class ResourceMetadata:
         scopes_supported: Iterable[str] = (),
         resource_name: str | None = None,
         resource_documentation: str | None = None,
-        jwks_uri: str | None = None,
-        extra: dict[str, object] | None = None,
         max_age: int = 3600,
     ) -> None:
         self.resource = check_resource(resource)
@@ -56,12 +54,10 @@ class ResourceMetadata:
         document: dict[str, object] = {
             "resource": self.resource,
             "authorization_servers": self.authorization_servers,
-            "jwks_uri": jwks_uri,
             "scopes_supported": scopes,
             "bearer_methods_supported": ["header"],
             "resource_name": resource_name,
             "resource_documentation": resource_documentation,
-            **(extra or {}),
         }
         # R3: members with no value are omitted.
         self.document = {k: v for k, v in document.items() if v not in (None, "", [], {})}

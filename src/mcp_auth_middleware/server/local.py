@@ -206,7 +206,14 @@ class _Server(AuthlibServer):  # type: ignore[misc]
         return self.owner.clients.get(client_id)
 
     def save_token(self, token: dict[str, Any], request: _Request) -> None:
-        self.owner._save_token(token, request)
+        user = request.user
+        self.owner._save_token(
+            token,
+            client_id=request.client.client_id,
+            sub=user.sub if user else request.client.client_id,
+            resource=request.resource,
+            code=request.authorization_code,
+        )
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         return request  # built by the route handlers, which read the body asynchronously
@@ -481,15 +488,22 @@ class LocalAuthorizationServer:
 
     # -- storage ----------------------------------------------------------------------------
 
-    def _save_token(self, token: dict[str, Any], request: _Request) -> None:
-        user = request.user
+    def _save_token(
+        self,
+        token: dict[str, Any],
+        *,
+        client_id: str,
+        sub: str,
+        resource: list[str],
+        code: AuthorizationCode | None = None,
+    ) -> None:
         record = Token(
             access_token=token["access_token"],
             refresh_token=token.get("refresh_token"),
-            client_id=request.client.client_id,
+            client_id=client_id,
             scope=token.get("scope", ""),
-            sub=user.sub if user else request.client.client_id,
-            resource=request.resource,
+            sub=sub,
+            resource=resource,
             issued_at=int(time.time()),
             expires_in=int(token.get("expires_in", self.access_token_ttl)),
             jti=secrets.token_urlsafe(12),
@@ -497,7 +511,6 @@ class LocalAuthorizationServer:
         self.by_access[record.access_token] = record
         if record.refresh_token:
             self.by_refresh[record.refresh_token] = record
-        code = request.authorization_code
         if code is not None:
             code.issued.append(record.access_token)
 
@@ -626,25 +639,20 @@ class LocalAuthorizationServer:
             client_id=client_id, client_secret=secrets.token_urlsafe(16), grant_types=["client_credentials"]
         )
         resource = [audience] if audience else ([self.default_resource] if self.default_resource else [])
-        request = _Request.__new__(_Request)
-        OAuth2Request.__init__(request, "POST", f"{self.issuer}/token")
-        request.client, request.user, request.resource = client, User(sub) if sub else None, resource
-        request.authorization_code = None
         ttl = self.access_token_ttl if expires_in is None else expires_in
         reset = _audience.set(resource[0] if len(resource) == 1 else resource or None)
         try:
-            generator = self.server._token_generators["default"]
-            token = generator(
+            token = self.server.generate_token(
                 grant_type="client_credentials",
                 client=client,
-                user=request.user,
+                user=User(sub) if sub else None,
                 scope=" ".join(scopes),
                 expires_in=ttl,
                 include_refresh_token=False,
             )
         finally:
             _audience.reset(reset)
-        self._save_token(token, request)
+        self._save_token(token, client_id=client.client_id, sub=sub or client.client_id, resource=resource)
         return str(token["access_token"])
 
 

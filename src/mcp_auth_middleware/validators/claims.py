@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_CLIENT_ID_CLAIMS",
     "DEFAULT_SCOPE_CLAIMS",
     "audience_matches",
+    "canonical_audiences",
     "canonical_uri",
     "is_sender_constrained",
     "to_auth_info",
@@ -48,6 +49,14 @@ def canonical_uri(value: str) -> str:
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = parts.path[:-1] if parts.path.endswith("/") else parts.path
     return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+def canonical_audiences(audience: str | Iterable[str]) -> frozenset[str]:
+    """The accepted audiences, canonical, from one value or several (configuration)."""
+    values = [audience] if isinstance(audience, str) else list(audience)
+    if not values or not all(isinstance(v, str) and v for v in values):
+        raise ValueError("audience must be a non-empty string or list of strings")
+    return frozenset(canonical_uri(v) for v in values)
 
 
 def audience_matches(aud: object, accepted: frozenset[str]) -> bool:

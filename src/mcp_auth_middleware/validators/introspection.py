@@ -8,7 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from async_lru import alru_cache
@@ -18,8 +18,14 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from ..auth_info import AuthInfo
 from ..credentials import check_token_syntax
 from ..errors import AuthorizationServerUnavailableError, InvalidTokenError
-from .claims import DEFAULT_CLIENT_ID_CLAIMS, audience_matches, canonical_uri, is_sender_constrained, to_auth_info
-from .jwks import check_fetch_url, fetch_limited
+from ..fetch import check_fetch_url, fetch_limited
+from .claims import (
+    DEFAULT_CLIENT_ID_CLAIMS,
+    audience_matches,
+    canonical_audiences,
+    is_sender_constrained,
+    to_auth_info,
+)
 
 __all__ = ["IntrospectionValidator"]
 
@@ -97,7 +103,7 @@ class IntrospectionValidator:
         self.allow_missing_audience = allow_missing_audience
         self.audience: frozenset[str] | None = None
         if audience is not None:
-            self._set_audience(audience)
+            self.audience = canonical_audiences(audience)
         self.cache_ttl = cache_ttl
         self.negative_cache_ttl = negative_cache_ttl
         self.timeout = timeout
@@ -122,13 +128,9 @@ class IntrospectionValidator:
         self.on_duration: Callable[[float], object] | None = None
         self._cached = alru_cache(maxsize=cache_size, ttl=max(cache_ttl, negative_cache_ttl))(self._introspect)
 
-    def _set_audience(self, audience: str | Iterable[str]) -> None:
-        values = [audience] if isinstance(audience, str) else list(audience)
-        self.audience = frozenset(canonical_uri(v) for v in values)
-
     def bind_resource(self, resource: str) -> None:
         if self.audience is None:
-            self._set_audience(resource)
+            self.audience = canonical_audiences(resource)
 
     @property
     def cache_hits(self) -> int:
@@ -224,15 +226,7 @@ class IntrospectionValidator:
             return inactive("The introspection response is malformed")
         info = to_auth_info(dict(document), scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
         if info.sub is None and isinstance(document.get("username"), str):
-            info = AuthInfo(
-                sub=document["username"],
-                client_id=info.client_id,
-                scopes=info.scopes,
-                issuer=info.issuer,
-                audience=info.audience,
-                expires_at=info.expires_at,
-                claims=info.claims,
-            )
+            info = replace(info, sub=document["username"])  # RFC 7662 `username` when there is no `sub`
         # A cached result never outlives the token's exp (I3).
         until = clock + self.cache_ttl
         if exp is not None:

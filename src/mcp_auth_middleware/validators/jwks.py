@@ -16,35 +16,24 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import httpx2
 from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
 
 from ..errors import AuthorizationServerUnavailableError
+from ..fetch import check_fetch_url, fetch_limited
 
-__all__ = ["JWKSKeys", "KeySource", "StaticKeys", "check_fetch_url", "import_keys"]
+__all__ = ["JWKSKeys", "KeySource", "StaticKeys", "import_keys"]
 
 logger = logging.getLogger("mcp_auth_middleware.jwks")
 
 _MAX_AGE = re.compile(r"max-age=(\d+)", re.IGNORECASE)
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _ASYMMETRIC: dict[str, type[RSAKey] | type[ECKey] | type[OKPKey]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
 MIN_RSA_BITS = 2048
 
 
 class KeySource(Protocol):
     async def keys_for(self, kid: str | None, key_type: str) -> list[Key]: ...
-
-
-def check_fetch_url(url: str, *, allow_http: bool = False) -> str:
-    """Only https, except loopback (development, tests) or when explicitly allowed."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" or (
-        parts.scheme == "http" and (allow_http or (parts.hostname or "").lower() in _LOOPBACK)
-    ):
-        return url
-    raise ValueError(f"refusing to fetch keys or metadata over a non-https URL: {url!r}")
 
 
 def _import_one(data: Mapping[str, Any]) -> Key | None:
@@ -224,24 +213,6 @@ class JWKSKeys:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
-
-
-async def fetch_limited(
-    client: httpx2.AsyncClient, method: str, url: str, max_bytes: int, **kwargs: Any
-) -> tuple[bytes, httpx2.Headers]:
-    """A small JSON document; redirects, non-200 answers and big bodies are errors."""
-    headers = {"accept": "application/json", **kwargs.pop("headers", {})}
-    async with client.stream(method, url, headers=headers, **kwargs) as response:
-        if response.status_code != 200:
-            raise ValueError(f"HTTP {response.status_code}")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise ValueError(f"response larger than {max_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks), response.headers
 
 
 def _describe(exc: BaseException) -> str:

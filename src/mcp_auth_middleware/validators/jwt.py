@@ -23,7 +23,7 @@ from .claims import (
     DEFAULT_CLIENT_ID_CLAIMS,
     DEFAULT_SCOPE_CLAIMS,
     audience_matches,
-    canonical_uri,
+    canonical_audiences,
     is_sender_constrained,
     to_auth_info,
 )
@@ -148,7 +148,7 @@ class JWTValidator:
         self.max_token_length = max_token_length
         self.audience: frozenset[str] | None = None
         if audience is not None:
-            self._set_audience(audience)
+            self.audience = canonical_audiences(audience)
         if key_source is not None:
             self.keys: KeySource = key_source
         elif keys is not None:
@@ -183,16 +183,10 @@ class JWTValidator:
         self._cache: OrderedDict[bytes, AuthInfo] = OrderedDict()
         self.cache_hits = self.cache_misses = 0  # read by metrics
 
-    def _set_audience(self, audience: str | Iterable[str]) -> None:
-        values = [audience] if isinstance(audience, str) else list(audience)
-        if not values or not all(isinstance(v, str) and v for v in values):
-            raise ValueError("audience must be a non-empty string or list of strings")
-        self.audience = frozenset(canonical_uri(v) for v in values)
-
     def bind_resource(self, resource: str) -> None:
         """The middleware's `resource` is the audience unless one was given (M08)."""
         if self.audience is None:
-            self._set_audience(resource)
+            self.audience = canonical_audiences(resource)
 
     async def validate(self, token: str) -> AuthInfo:
         cache_key = hashlib.sha256(token.encode()).digest()

@@ -1,0 +1,40 @@
+"""Fetching small JSON documents from an authorization server: https only, bounded in size."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+
+__all__ = ["check_fetch_url", "fetch_limited"]
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def check_fetch_url(url: str, *, allow_http: bool = False) -> str:
+    """Only https, except loopback (development, tests) or when explicitly allowed."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (
+        parts.scheme == "http" and (allow_http or (parts.hostname or "").lower() in _LOOPBACK)
+    ):
+        return url
+    raise ValueError(f"refusing to fetch keys or metadata over a non-https URL: {url!r}")
+
+
+async def fetch_limited(
+    client: httpx2.AsyncClient, method: str, url: str, max_bytes: int, **kwargs: Any
+) -> tuple[bytes, httpx2.Headers]:
+    """A small JSON document; redirects, non-200 answers and big bodies are errors."""
+    headers = {"accept": "application/json", **kwargs.pop("headers", {})}
+    async with client.stream(method, url, headers=headers, **kwargs) as response:
+        if response.status_code != 200:
+            raise ValueError(f"HTTP {response.status_code}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise ValueError(f"response larger than {max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks), response.headers
