@@ -151,6 +151,7 @@ async def test_m19_audience_canonical_match(validator: JWTValidator, rsa: RSAKey
         "https://mcp.example.com",
         "https://mcp.example.com/mc",
         "https://mcp.example.com.evil.example/mcp",
+        "https://evil@mcp.example.com/mcp",
         "http://mcp.example.com/mcp",
         [],
         7,

@@ -41,8 +41,8 @@ def canonical_uri(value: str) -> str:
     except ValueError:
         return value
     scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        return value
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        return value  # userinfo is never normalised away: such a value matches only itself
     host = parts.hostname.lower()
     if ":" in host:
         host = f"[{host}]"
