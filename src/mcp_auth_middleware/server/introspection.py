@@ -190,6 +190,8 @@ def _parse_form(body: bytes) -> dict[str, str]:
 
 
 def _basic(authorization: bytes) -> tuple[str, str] | None:
+    # Not Authlib's extract_basic_authorization: it lets non-UTF-8 credentials raise and does
+    # not undo the form-encoding of RFC 6749 §2.3.1 ("+" for space).
     scheme, _, encoded = authorization.partition(b" ")
     if scheme.lower() != b"basic":
         return None
