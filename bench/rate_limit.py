@@ -42,7 +42,7 @@ async def run(attackers: int, n: int, rounds: int) -> str:
     attack_call = Call(guarded)
     for i in range(attackers):  # every attacker fails once: 10,000 keys in limits' storage
         await attack_call(dict(http_scope(headers=[(b"authorization", b"Bearer guess")]), client=(attacker(i), 1)))
-    assert guarded.guard is not None and len(guarded.guard._suspects) == attackers
+    assert guarded.guard is not None and len(guarded.guard.suspects) == attackers
 
     legit = http_scope(headers=[(b"authorization", f"Bearer {token}".encode())])
     call_guarded, call_unguarded = Call(guarded), Call(unguarded)

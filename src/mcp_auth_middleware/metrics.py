@@ -27,15 +27,26 @@ class AuthMetrics:
 
     #: Distinct (outcome, reason) pairs kept; a custom validator's descriptions could vary.
     max_reasons = 256
+    ALLOW = ("allow", "valid token")
 
     def __init__(self) -> None:
-        self.decisions: Counter[tuple[str, str]] = Counter()  # (outcome, reason) -> count
+        self.allowed = 0  # the common case, a plain integer
+        self._others: Counter[tuple[str, str]] = Counter()  # (outcome, reason) -> count
 
-    def denied(self, outcome: str, reason: str) -> None:
+    @property
+    def decisions(self) -> Counter[tuple[str, str]]:
+        """Every decision so far: (outcome, reason) -> count."""
+        decisions = self._others.copy()
+        if self.allowed:
+            decisions[self.ALLOW] = self.allowed
+        return decisions
+
+    def record(self, outcome: str, reason: str) -> None:
+        """A decision other than a plain allow (those are counted in `allowed`)."""
         key = (outcome, reason)
-        if key not in self.decisions and len(self.decisions) >= self.max_reasons:
+        if key not in self._others and len(self._others) >= self.max_reasons:
             key = (outcome, "other")
-        self.decisions[key] += 1
+        self._others[key] += 1
 
     def bind(self, validators: Iterable[Any], guard: Any, meter_provider: Any = None) -> bool:
         """Create the instruments; False when `opentelemetry-api` is not installed."""
@@ -48,7 +59,7 @@ class AuthMetrics:
         validators = list(validators)
 
         def decisions(options: CallbackOptions) -> Iterable[Observation]:
-            for (outcome, reason), count in list(self.decisions.items()):
+            for (outcome, reason), count in self.decisions.items():
                 yield Observation(count, {"outcome": outcome, "reason": reason})
 
         def cache(options: CallbackOptions) -> Iterable[Observation]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -10,13 +9,14 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, Literal
 
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth_info import AuthInfo
 from .body import read_body, replay
 from .challenge import Challenger, RawResponse, send_response
-from .credentials import find_credentials, form_holds_token
+from .credentials import MAX_HEADERS, bearer_token, form_holds_token, is_form, query_holds_token, token_text
 from .discovery import Discovery
 from .errors import (
     AuthError,
@@ -31,7 +31,8 @@ from .metrics import AuthMetrics
 from .policy import Rule, ScopePolicy, parse_messages
 from .rate_limit import FailureLimiter, client_address, parse_networks
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
-from .validators.base import ResourceBound, TokenValidator
+from .validators.base import CachingValidator, ResourceBound, TokenValidator
+from .validators.cache import token_key
 from .validators.fallback import FallbackValidator
 from .validators.introspection import IntrospectionValidator
 from .validators.jwt import JWTValidator
@@ -48,7 +49,6 @@ _FORBIDDEN_ORIGIN: RawResponse = (
     [(b"content-type", b"application/json")],
     b'{"error": "forbidden_origin", "error_description": "This Origin is not allowed"}',
 )
-_ALLOW, _CHALLENGE = ("allow", "valid token"), ("challenge", "no bearer token")
 _OUTCOMES = {429: "limited", 503: "unavailable"}
 
 
@@ -128,6 +128,7 @@ class MCPAuthMiddleware:
         )
         if isinstance(self.validator, ResourceBound):
             self.validator.bind_resource(resource)
+        self._cached = self.validator.cached if isinstance(self.validator, CachingValidator) else None
         mentioned = self.required_scopes | self.policy.mentioned_scopes()
         advertised = sorted(mentioned) if scopes_supported is None else list(scopes_supported)
         self.metadata = ResourceMetadata(
@@ -158,11 +159,12 @@ class MCPAuthMiddleware:
         self.max_form_body = max_form_body
         # M23 (off by default): requests from any other browser origin get 403.
         self._allowed_origins = {o.encode() for o in allowed_origins} if allowed_origins is not None else None
-        self._cors: ASGIApp | None = None
+        self._checks_origin = allowed_origins is not None or cors_origins is not None
+        self._cors: CORSMiddleware | None = None
         if cors_origins is not None:
             # Starlette's CORS middleware, consulted only for requests that carry an Origin.
             self._cors = CORSMiddleware(
-                self._handle,
+                app,
                 allow_origins=list(cors_origins),
                 allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=["*"],
@@ -217,20 +219,39 @@ class MCPAuthMiddleware:
                 return
             await self.app(scope, receive, send)
             return
-        if self._cors is not None or self._allowed_origins is not None:
-            origin = _origin(scope)
-            if origin is not None:
-                if self._allowed_origins is not None and origin not in self._allowed_origins:
-                    # M23: an unexpected Origin (DNS rebinding) is refused outright.
-                    await send_response(send, _FORBIDDEN_ORIGIN)
-                    return
-                if self._cors is not None:
-                    # M24: answers preflights before authentication, adds CORS headers to answers.
-                    await self._cors(scope, receive, send)
-                    return
-        await self._handle(scope, receive, send)
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # One pass over the headers finds everything the request path reads from them.
+        headers = scope["headers"]
+        authorization: bytes | None = None
+        content_type: bytes | None = None
+        origin: bytes | None = None
+        problem: str | None = None
+        if len(headers) > MAX_HEADERS:
+            problem = "The request carries too many headers"
+        else:
+            for name, value in headers:
+                if name == b"authorization":
+                    if authorization is not None:
+                        problem = "The request carries more than one Authorization header"
+                    authorization = value
+                elif name == b"content-type":
+                    content_type = value
+                elif name == b"origin":
+                    origin = value
+        if origin is not None and self._checks_origin:
+            if self._allowed_origins is not None and origin not in self._allowed_origins:
+                # M23: an unexpected Origin (DNS rebinding) is refused outright.
+                await send_response(send, _FORBIDDEN_ORIGIN)
+                return
+            if self._cors is not None:
+                # M24: Starlette's CORS middleware answers preflights before authentication
+                # and adds its headers to every answer (what its own __call__ does).
+                request_headers = Headers(scope=scope)
+                if scope["method"] == "OPTIONS" and "access-control-request-method" in request_headers:
+                    await self._cors.preflight_response(request_headers)(scope, receive, send)
+                    return
+                send = partial(self._cors.send, send=send, request_headers=request_headers)
+
         path: str = scope["path"]
         if path in self._metadata_paths:
             await self._serve_metadata(scope, send)
@@ -239,30 +260,38 @@ class MCPAuthMiddleware:
             await self.app(scope, receive, send)
             return
 
-        token: str | None = None
+        key: bytes | None = None  # the token's SHA-256: the cache key, and its name in logs
         body: bytes | None = None
         try:
-            credentials = find_credentials(scope, max_token_length=self.max_token_length)
-            token = credentials.token
-            if credentials.form_body and scope["method"] == "POST":
+            if problem is not None:
+                raise InvalidRequestError(problem)
+            query = scope.get("query_string")
+            if query and query_holds_token(query):  # M20: never from the query string
+                raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
+            if content_type is not None and scope["method"] == "POST" and is_form(content_type):
                 # B1: a token in a form body is refused, alone or next to the header.
                 body, disconnect = await read_body(receive, self.max_form_body)
                 if form_holds_token(body):
                     raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
                 receive = replay(body, disconnect, receive)
+            token = bearer_token(authorization, self.max_token_length)
             if token is None:
                 # No credentials (or another scheme): the plain challenge, no `error` (B2, M03).
-                self.metrics.decisions[_CHALLENGE] += 1
+                self.metrics.record("challenge", "no bearer token")
                 if logger.isEnabledFor(logging.INFO):
                     self._log("challenge", "no bearer token", None)
                 await send_response(send, self.challenger.unauthorized)
                 return
-            if self.guard is not None:
+            key = token_key(token)
+            if self.guard is not None and self.guard.suspects:
+                # Only while someone is failing: is this caller one of them? (before any work)
                 address = client_address(scope, self._trusted_proxies)
-                # A dict lookup for everyone; the limiter's storage only for recent failers.
                 if self.guard.is_suspect(address) and (retry_after := await self.guard.retry_after(address)):
-                    raise TooManyFailuresError(retry_after)  # before any validation work
-            info = await self.validator.validate(token)
+                    raise TooManyFailuresError(retry_after)
+            # A token verified before costs the hash above and this lookup; a new one, the validator.
+            info = self._cached(key) if self._cached is not None else None
+            if info is None:
+                info = await self.validator.validate(token_text(token))
 
             needed = self.required_scopes
             if self._inspects_messages and scope["method"] == "POST":
@@ -279,24 +308,24 @@ class MCPAuthMiddleware:
                 # (2025-11-25 style) also the scopes already granted.
                 raise InsufficientScopeError(needed | info.scopes if self.challenge_granted_scopes else needed)
         except AuthError as error:
-            self.metrics.denied(_OUTCOMES.get(error.status, "deny"), error.description)
+            self.metrics.record(_OUTCOMES.get(error.status, "deny"), error.description)
             if self.guard is not None and isinstance(error, InvalidTokenError):
                 await self.guard.record_failure(client_address(scope, self._trusted_proxies))
             if logger.isEnabledFor(logging.INFO):
-                self._log("deny", error.description, token, status=error.status)
+                self._log("deny", error.description, key, status=error.status)
             await send_response(send, self.challenger.for_error(error))
             return
         except Exception:
             # Fail closed, but never with a 500 or a 401 that would make clients drop the token.
-            logger.exception("token validation failed unexpectedly (token %s)", _token_hash(token))
+            logger.exception("token validation failed unexpectedly (token %s)", _token_hash(key))
             await send_response(send, self.challenger.for_error(AuthorizationServerUnavailableError()))
             return
 
-        self.metrics.decisions[_ALLOW] += 1
+        self.metrics.allowed += 1
         if self.expose_token:
-            info = replace(info, token=token)
+            info = replace(info, token=token.decode("ascii"))
         if logger.isEnabledFor(logging.DEBUG):
-            self._log("allow", "valid token", token, info=info)
+            self._log("allow", "valid token", key, info=info)
 
         # Attach the caller where each framework looks for it.
         state = scope.get("state")
@@ -320,7 +349,7 @@ class MCPAuthMiddleware:
         await send_response(send, self.metadata.response, head=method == "HEAD")
 
     def _log(
-        self, outcome: str, reason: str, token: str | None, *, status: int = 200, info: AuthInfo | None = None
+        self, outcome: str, reason: str, key: bytes | None, *, status: int = 200, info: AuthInfo | None = None
     ) -> None:
         level = logging.DEBUG if outcome == "allow" else logging.INFO
         # M22: never the token itself, only a short hash to correlate log lines.
@@ -333,22 +362,16 @@ class MCPAuthMiddleware:
                 "auth_outcome": outcome,
                 "auth_reason": reason,
                 "auth_status": status,
-                "auth_token_hash": _token_hash(token),
+                "auth_token_hash": _token_hash(key),
                 "auth_sub": info.sub if info else None,
                 "auth_client_id": info.client_id if info else None,
             },
         )
 
 
-def _origin(scope: Scope) -> bytes | None:
-    for name, value in scope["headers"]:
-        if name == b"origin":
-            return value  # type: ignore[no-any-return]
-    return None
-
-
-def _token_hash(token: str | None) -> str | None:
-    return hashlib.sha256(token.encode()).hexdigest()[:12] if token else None
+def _token_hash(key: bytes | None) -> str | None:
+    """A short name for a token in logs: the start of its SHA-256, never the token (M22)."""
+    return key.hex()[:12] if key else None
 
 
 def _validator_for(

@@ -73,17 +73,17 @@ class FailureLimiter:
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.key_prefix = key_prefix
         self.max_suspects = max_suspects
-        self._suspects: OrderedDict[str, float] = OrderedDict()  # key -> monotonic expiry
+        self.suspects: OrderedDict[str, float] = OrderedDict()  # key -> monotonic expiry
         self._warned_at = 0.0
         self.blocked = 0  # observable in tests and metrics
 
     def is_suspect(self, key: str) -> bool:
         """Has this key failed within the window? A dict lookup: the fast path for everyone."""
-        expiry = self._suspects.get(key)
+        expiry = self.suspects.get(key)
         if expiry is None:
             return False
         if expiry < time.monotonic():
-            del self._suspects[key]
+            del self.suspects[key]
             return False
         return True
 
@@ -104,14 +104,14 @@ class FailureLimiter:
     async def record_failure(self, *keys: str) -> None:
         expiry = time.monotonic() + self.item.get_expiry()
         for key in keys:
-            self._suspects[key] = expiry
-            self._suspects.move_to_end(key)
+            self.suspects[key] = expiry
+            self.suspects.move_to_end(key)
             try:
                 await self.limiter.hit(self.item, self.key_prefix, key)
             except Exception as exc:
                 self._storage_failed(exc)
-        while len(self._suspects) > self.max_suspects:
-            self._suspects.popitem(last=False)
+        while len(self.suspects) > self.max_suspects:
+            self.suspects.popitem(last=False)
 
     def _storage_failed(self, exc: BaseException) -> None:
         # Fail open: valid tokens keep working while the shared storage is down.

@@ -1,17 +1,21 @@
 """Token validators: local JWT, remote introspection, and JWT-first with a fallback."""
 
-from .base import ResourceBound, TokenValidator
+from .base import CachingValidator, ResourceBound, TokenValidator
+from .cache import TokenCache, token_key
 from .fallback import FallbackValidator
 from .introspection import IntrospectionValidator
 from .jwks import JWKSKeys, StaticKeys
 from .jwt import JWTValidator
 
 __all__ = [
+    "CachingValidator",
     "FallbackValidator",
     "IntrospectionValidator",
     "JWKSKeys",
     "JWTValidator",
     "ResourceBound",
     "StaticKeys",
+    "TokenCache",
     "TokenValidator",
+    "token_key",
 ]

@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from ..auth_info import AuthInfo
 
-__all__ = ["ResourceBound", "TokenValidator"]
+__all__ = ["CachingValidator", "ResourceBound", "TokenValidator"]
 
 
 @runtime_checkable
@@ -15,6 +15,15 @@ class TokenValidator(Protocol):
     InsufficientScopeError (403) or AuthorizationServerUnavailableError (503)."""
 
     async def validate(self, token: str) -> AuthInfo: ...
+
+
+@runtime_checkable
+class CachingValidator(Protocol):
+    """A validator that remembers verified tokens. The middleware asks `cached` first, with the
+    `token_key` (SHA-256) of the token, so a repeated token never costs a coroutine; it calls
+    `validate` only when `cached` returns None."""
+
+    def cached(self, key: bytes) -> AuthInfo | None: ...
 
 
 @runtime_checkable

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit, urlunsplit
 
 from ..auth_info import AuthInfo
@@ -16,6 +17,7 @@ __all__ = [
     "audience_matches",
     "canonical_audiences",
     "canonical_uri",
+    "is_numeric_date",
     "is_sender_constrained",
     "to_auth_info",
 ]
@@ -68,6 +70,11 @@ def audience_matches(aud: object, accepted: frozenset[str]) -> bool:
     return any(isinstance(v, str) and canonical_uri(v) in accepted for v in values)
 
 
+def is_numeric_date(value: object) -> TypeGuard[int | float]:
+    """A JSON number that is a usable NumericDate: not a bool, not NaN or infinite."""
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
 def is_sender_constrained(claims: Mapping[str, Any]) -> bool:
     """A `cnf` claim binds the token to a key (DPoP `jkt`, RFC 9449) or certificate
     (`x5t#S256`, RFC 8705): presented as a plain bearer token, it must be refused (P2)."""
@@ -94,21 +101,28 @@ def to_auth_info(
     client_id_claims: Iterable[str],
     token: str | None = None,
 ) -> AuthInfo:
+    # Plain loops and `type(...) is` checks: this runs once for every new token.
     aud = claims.get("aud")
-    audience = (
-        (aud,) if isinstance(aud, str) else tuple(a for a in aud if isinstance(a, str)) if isinstance(aud, list) else ()
-    )
-    client_id = next((v for n in client_id_claims if isinstance(v := claims.get(n), str) and v), None)
-    sub = claims.get("sub")
-    iss = claims.get("iss")
-    exp = claims.get("exp")
+    if type(aud) is str:
+        audience: tuple[str, ...] = (aud,)
+    elif type(aud) is list:
+        audience = tuple(a for a in aud if type(a) is str)
+    else:
+        audience = ()
+    client_id = None
+    for name in client_id_claims:
+        value = claims.get(name)
+        if type(value) is str and value:
+            client_id = value
+            break
+    sub, iss, exp = claims.get("sub"), claims.get("iss"), claims.get("exp")
     return AuthInfo(
-        sub=sub if isinstance(sub, str) else None,
-        client_id=client_id,
-        scopes=scopes_from(claims, scope_claims),
-        issuer=iss if isinstance(iss, str) else None,
-        audience=audience,
-        expires_at=int(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None,
-        claims=MappingProxyType(claims),  # read-only: one AuthInfo serves many requests
-        token=token,
+        sub if type(sub) is str else None,
+        client_id,
+        scopes_from(claims, scope_claims),
+        iss if type(iss) is str else None,
+        audience,
+        int(exp) if is_numeric_date(exp) else None,
+        MappingProxyType(claims),  # read-only: one AuthInfo serves many requests
+        token,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..auth_info import AuthInfo
-from .base import ResourceBound, TokenValidator
+from .base import CachingValidator, ResourceBound, TokenValidator
 
 __all__ = ["FallbackValidator", "looks_like_jwt"]
 
@@ -23,11 +23,20 @@ class FallbackValidator:
     def __init__(self, jwt_validator: TokenValidator, introspection_validator: TokenValidator) -> None:
         self.jwt_validator = jwt_validator
         self.introspection_validator = introspection_validator
+        self._lookups = tuple(
+            v.cached for v in (jwt_validator, introspection_validator) if isinstance(v, CachingValidator)
+        )
 
     def bind_resource(self, resource: str) -> None:
         for validator in (self.jwt_validator, self.introspection_validator):
             if isinstance(validator, ResourceBound):
                 validator.bind_resource(resource)
+
+    def cached(self, key: bytes) -> AuthInfo | None:
+        for lookup in self._lookups:
+            if (info := lookup(key)) is not None:
+                return info
+        return None
 
     async def validate(self, token: str) -> AuthInfo:
         if looks_like_jwt(token):

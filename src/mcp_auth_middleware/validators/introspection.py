@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
@@ -19,10 +18,12 @@ from ..auth_info import AuthInfo
 from ..credentials import check_token_syntax
 from ..errors import AuthorizationServerUnavailableError, InvalidTokenError
 from ..fetch import check_fetch_url, fetch_limited
+from .cache import TokenCache, token_key
 from .claims import (
     DEFAULT_CLIENT_ID_CLAIMS,
     audience_matches,
     canonical_audiences,
+    is_numeric_date,
     is_sender_constrained,
     to_auth_info,
 )
@@ -38,7 +39,7 @@ AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_j
 class _Result:
     info: AuthInfo | None  # None: not active
     reason: str
-    until: float  # monotonic time after which the cached result is not used
+    until: float  # time (since the epoch) after which the result is not used
 
 
 class _TokenKey:
@@ -49,7 +50,7 @@ class _TokenKey:
 
     def __init__(self, token: str) -> None:
         self.token: str | None = token
-        self.digest = hashlib.sha256(token.encode()).digest()
+        self.digest = token_key(token.encode())
 
     def __hash__(self) -> int:
         return hash(self.digest)
@@ -61,9 +62,11 @@ class _TokenKey:
 class IntrospectionValidator:
     """Asks the authorization server about each (uncached) token.
 
-    Concurrent requests with the same uncached token share one introspection call. Positive
-    results are cached until min(token `exp`, `cache_ttl`), negative ones for
-    `negative_cache_ttl`; `cache_ttl=0` turns caching off for instant revocation.
+    Concurrent requests with the same uncached token share one introspection call. Results
+    are cached with async-lru: positive ones until min(token `exp`, `cache_ttl`), negative
+    ones for `negative_cache_ttl`; `cache_ttl=0` turns caching off for instant revocation.
+    Positive results are also kept in a TokenCache (the JWT validator's), which the
+    middleware reads without a coroutine: a hit costs a hash and a dict lookup.
     """
 
     def __init__(
@@ -127,6 +130,9 @@ class IntrospectionValidator:
         self.calls = self.errors = self.lookups = self.cache_misses = 0
         self.on_duration: Callable[[float], object] | None = None
         self._cached = alru_cache(maxsize=cache_size, ttl=max(cache_ttl, negative_cache_ttl))(self._introspect)
+        self._verified = TokenCache(cache_size if cache_ttl > 0 else 0)
+        # CachingValidator: the middleware calls the cache's own `get`, no wrapper in between.
+        self.cached: Callable[[bytes], AuthInfo | None] = self._verified.get
 
     def bind_resource(self, resource: str) -> None:
         if self.audience is None:
@@ -134,19 +140,27 @@ class IntrospectionValidator:
 
     @property
     def cache_hits(self) -> int:
-        return self.lookups - self.cache_misses
+        # Positive hits in the TokenCache, plus calls that async-lru answered (negative
+        # results, and waiters that shared another request's call).
+        return self._verified.hits + self.lookups - self.cache_misses
 
     async def validate(self, token: str) -> AuthInfo:
         check_token_syntax(token)
-        self.lookups += 1
+        key = _TokenKey(token)
         if self.cache_ttl <= 0:
-            result = await self._introspect(_TokenKey(token))
+            self.lookups += 1
+            result = await self._introspect(key)
         else:
-            key = _TokenKey(token)
+            info = self._verified.get(key.digest)
+            if info is not None:
+                return info
+            self.lookups += 1
             result = await self._cached(key)
-            if result.until < time.monotonic():  # past its own lifetime: ask again
+            if result.until <= time.time():  # past its own lifetime: ask again
                 self._cached.cache_invalidate(key)
                 result = await self._cached(_TokenKey(token))
+            if result.info is not None:
+                self._verified.put(key.digest, result.info, result.until)
         if result.info is None:
             raise InvalidTokenError(result.reason)
         return result.info
@@ -192,17 +206,17 @@ class IntrospectionValidator:
             ) from None
 
     def _judge(self, document: Any) -> _Result:
-        now, clock = time.time(), time.monotonic()
+        now = time.time()
 
         def inactive(reason: str) -> _Result:
-            return _Result(None, reason, clock + self.negative_cache_ttl)
+            return _Result(None, reason, now + self.negative_cache_ttl)
 
         # I2: only the JSON value true is active; a non-object body is not active either.
         if not isinstance(document, Mapping) or document.get("active") is not True:
             return inactive("The access token is not active")
         exp, nbf = document.get("exp"), document.get("nbf")
         for value in (exp, nbf):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            if value is not None and not is_numeric_date(value):
                 return inactive("The introspection response is malformed")
         if exp is not None and exp <= now - self.leeway:
             return inactive("The access token has expired")
@@ -228,9 +242,7 @@ class IntrospectionValidator:
         if info.sub is None and isinstance(document.get("username"), str):
             info = replace(info, sub=document["username"])  # RFC 7662 `username` when there is no `sub`
         # A cached result never outlives the token's exp (I3).
-        until = clock + self.cache_ttl
-        if exp is not None:
-            until = min(until, clock + (exp - now))
+        until = now + self.cache_ttl if exp is None else min(now + self.cache_ttl, exp)
         return _Result(info, "", until)
 
     async def aclose(self) -> None:

@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import binascii
-import hashlib
 import json
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx2
 from joserfc import jws
-from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError
+from joserfc.errors import JoseError
 from joserfc.jwa import JWSAlgModel
-from joserfc.jwt import JWTClaimsRegistry
 
 from ..auth_info import AuthInfo
 from ..errors import InvalidTokenError
+from .cache import TokenCache, token_key
 from .claims import (
     DEFAULT_CLIENT_ID_CLAIMS,
     DEFAULT_SCOPE_CLAIMS,
     audience_matches,
     canonical_audiences,
+    is_numeric_date,
     is_sender_constrained,
     to_auth_info,
 )
@@ -78,7 +77,7 @@ def _split_compact(token: str, max_length: int) -> tuple[bytes, bytes, bytes, by
 
 def _json_segment(segment: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(_b64url(segment), object_pairs_hook=_no_duplicate_keys)
+        value = _JSON.decode(_b64url(segment).decode())
     except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidTokenError("The access token is malformed") from exc
     if not isinstance(value, dict):
@@ -102,6 +101,14 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(result) != len(pairs):
         raise ValueError("duplicate member in JSON object")
     return result
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+#: Strict JSON for JOSE headers and claims: duplicate members and NaN/Infinity are errors.
+_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
 
 
 class JWTValidator:
@@ -169,40 +176,29 @@ class JWTValidator:
             warnings.simplefilter("ignore")
             self._algorithms: dict[str, JWSAlgModel] = {name: jws_registry.get_alg(name) for name in self.algorithms}
         self._required_claims = _RFC9068_CLAIMS if require_at_jwt else ("iss", "exp", "aud")
-        registry = JWTClaimsRegistry(leeway=leeway, iss={"essential": True, "value": issuer})
-        self._claim_checks = [
-            ("iss", registry.validate_iss),
-            ("exp", registry.validate_exp),
-            ("nbf", registry.validate_nbf),
-            ("iat", registry.validate_iat),
-            ("sub", registry.validate_sub),
-            ("jti", registry.validate_jti),
-            ("aud", registry.validate_aud),
-        ]
         self._headers: dict[bytes, dict[str, Any]] = {}
-        self._cache: OrderedDict[bytes, AuthInfo] = OrderedDict()
-        self.cache_hits = self.cache_misses = 0  # read by metrics
+        self._cache = TokenCache(cache_size)
+        # CachingValidator: the middleware calls the cache's own `get`, no wrapper in between.
+        self.cached: Callable[[bytes], AuthInfo | None] = self._cache.get
+        self.cache_misses = 0  # read by metrics, with cache_hits
 
     def bind_resource(self, resource: str) -> None:
         """The middleware's `resource` is the audience unless one was given (M08)."""
         if self.audience is None:
             self.audience = canonical_audiences(resource)
 
+    @property
+    def cache_hits(self) -> int:
+        return self._cache.hits
+
     async def validate(self, token: str) -> AuthInfo:
-        cache_key = hashlib.sha256(token.encode()).digest()
-        info = self._cache.get(cache_key)
-        if info is not None:
-            # An entry never outlives the token (I3); expires_at is always set for a JWT.
-            if info.expires_at is not None and info.expires_at > time.time():
-                self._cache.move_to_end(cache_key)
-                self.cache_hits += 1
-                return info
-            del self._cache[cache_key]
-        self.cache_misses += 1
-        info = await self._verify(token)
-        self._cache[cache_key] = info
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        key = token_key(token.encode())
+        info = self._cache.get(key)
+        if info is None:
+            self.cache_misses += 1
+            info = await self._verify(token)
+            assert info.expires_at is not None  # `exp` is required
+            self._cache.put(key, info, info.expires_at)  # an entry never outlives the token (I3)
         return info
 
     async def _verify(self, token: str) -> AuthInfo:
@@ -243,28 +239,38 @@ class JWTValidator:
         return header
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
+        """J3 and RFC 7519 §4.1. joserfc's JWTClaimsRegistry checks the same rules, but through
+        one call per claim, each reading the clock: about 8 µs a token, a fifth of the budget
+        for a new one. These are its rules, in one pass with one clock reading."""
         for name in self._required_claims:
             if claims.get(name) is None:
                 raise InvalidTokenError("The access token lacks a required claim")
-        try:
-            # joserfc's per-claim checks (types, leeway, exact issuer), called directly rather
-            # than through validate(), which walks every claim of the token.
-            for name, check in self._claim_checks:
-                value = claims.get(name)
-                if value is not None:
-                    check(value)
-        except ExpiredTokenError as exc:
-            raise InvalidTokenError("The access token has expired") from exc
-        except InvalidClaimError as exc:
-            if exc.claim == "iss":
-                raise InvalidTokenError("The access token issuer is not trusted") from exc
-            raise InvalidTokenError("The access token has an invalid claim") from exc
-        except (JoseError, ValueError, TypeError, OverflowError) as exc:
-            raise InvalidTokenError("The access token has an invalid claim") from exc
+        if claims["iss"] != self.issuer:  # exact match (J3)
+            raise InvalidTokenError("The access token issuer is not trusted")
+        now, exp = time.time(), claims["exp"]
+        if not is_numeric_date(exp):
+            _invalid_claim()
+        if exp <= now - self.leeway:
+            raise InvalidTokenError("The access token has expired")
+        for name in ("nbf", "iat"):  # not yet valid, or issued in the future
+            value = claims.get(name)
+            if value is not None and (not is_numeric_date(value) or value > now + self.leeway):
+                _invalid_claim()
+        for name in ("sub", "jti"):
+            value = claims.get(name)
+            if value is not None and type(value) is not str:
+                _invalid_claim()
+        aud = claims["aud"]
+        if type(aud) is not str and not (type(aud) is list and all(type(a) is str for a in aud)):
+            _invalid_claim()
         assert self.audience is not None
         # M08/A1: aud must name this resource; an ID token (aud = a client id) fails here.
-        if not audience_matches(claims["aud"], self.audience):
+        if not audience_matches(aud, self.audience):
             raise InvalidTokenError("The access token was not issued for this resource")
         if is_sender_constrained(claims):
             # P2: a DPoP-bound token is only good with its proof; DPoP is not supported here.
             raise InvalidTokenError("A DPoP-bound token cannot be used as a bearer token")
+
+
+def _invalid_claim() -> NoReturn:
+    raise InvalidTokenError("The access token has an invalid claim")
