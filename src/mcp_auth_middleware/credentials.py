@@ -31,9 +31,12 @@ def bearer_token(authorization: bytes | None, max_length: int) -> bytes | None:
     """
     if authorization is None:
         return None
-    scheme, _, token = authorization.partition(b" ")
-    if scheme.lower() != b"bearer":  # B4: the scheme is case-insensitive
-        return None
+    if authorization[:7].lower() == b"bearer ":  # B4: the scheme is case-insensitive
+        token = authorization[7:]
+    else:
+        scheme, _, token = authorization.partition(b" ")
+        if scheme.lower() != b"bearer":
+            return None
     if token[:1] == b" " or token[-1:] == b" ":
         token = token.strip(b" ")
     if not token or len(token) > max_length:

@@ -128,7 +128,7 @@ class MCPAuthMiddleware:
         )
         if isinstance(self.validator, ResourceBound):
             self.validator.bind_resource(resource)
-        self._cached = self.validator.cached if isinstance(self.validator, CachingValidator) else None
+        self._caching = self.validator if isinstance(self.validator, CachingValidator) else None
         mentioned = self.required_scopes | self.policy.mentioned_scopes()
         advertised = sorted(mentioned) if scopes_supported is None else list(scopes_supported)
         self.metadata = ResourceMetadata(
@@ -289,8 +289,9 @@ class MCPAuthMiddleware:
                 if self.guard.is_suspect(address) and (retry_after := await self.guard.retry_after(address)):
                     raise TooManyFailuresError(retry_after)
             # A token verified before costs the hash above and this lookup; a new one, the validator.
-            info = self._cached(key) if self._cached is not None else None
-            if info is None:
+            if self._caching is not None:
+                info = self._caching.cached(key) or await self._caching.validate_new(token_text(token), key)
+            else:
                 info = await self.validator.validate(token_text(token))
 
             needed = self.required_scopes

@@ -315,10 +315,10 @@ async def test_cache_hit_returns_same_info_without_reverifying(
     token = sign(rsa, claims())
     first = await validator.validate(token)
 
-    async def boom(token: str) -> Any:
+    async def boom(token: str, key: bytes) -> Any:
         raise AssertionError("verified twice")
 
-    monkeypatch.setattr(validator, "_verify", boom)
+    monkeypatch.setattr(validator, "validate_new", boom)
     assert await validator.validate(token) is first
 
 

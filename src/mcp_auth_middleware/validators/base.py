@@ -19,11 +19,15 @@ class TokenValidator(Protocol):
 
 @runtime_checkable
 class CachingValidator(Protocol):
-    """A validator that remembers verified tokens. The middleware asks `cached` first, with the
-    `token_key` (SHA-256) of the token, so a repeated token never costs a coroutine; it calls
-    `validate` only when `cached` returns None."""
+    """A validator that remembers verified tokens by their `token_key` (SHA-256).
+
+    The middleware hashes the token once and asks `cached`, so a repeated token costs no
+    coroutine; only when that returns None does it call `validate_new` with the same key.
+    """
 
     def cached(self, key: bytes) -> AuthInfo | None: ...
+
+    async def validate_new(self, token: str, key: bytes) -> AuthInfo: ...
 
 
 @runtime_checkable

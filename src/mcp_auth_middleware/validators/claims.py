@@ -66,8 +66,9 @@ def audience_matches(aud: object, accepted: frozenset[str]) -> bool:
 
     Exact or canonical equality only, never a prefix match (A1, M08).
     """
-    values: Iterable[Any] = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else ()
-    return any(isinstance(v, str) and canonical_uri(v) in accepted for v in values)
+    values: Iterable[Any] = [aud] if type(aud) is str else aud if type(aud) is list else ()
+    # `accepted` is canonical, so an exact hit needs no canonical_uri (it is idempotent).
+    return any(type(v) is str and (v in accepted or canonical_uri(v) in accepted) for v in values)
 
 
 def is_numeric_date(value: object) -> TypeGuard[int | float]:
@@ -84,14 +85,17 @@ def is_sender_constrained(claims: Mapping[str, Any]) -> bool:
 
 def scopes_from(claims: Mapping[str, Any], names: Iterable[str]) -> frozenset[str]:
     """Space-delimited strings or lists of strings, merged over all configured claim names."""
-    scopes: set[str] = set()
+    scopes: frozenset[str] = frozenset()
     for name in names:
         value = claims.get(name)
-        if isinstance(value, str):
-            scopes.update(value.split())
-        elif isinstance(value, list):
-            scopes.update(v for v in value if isinstance(v, str) and v and " " not in v)
-    return frozenset(scopes)
+        if type(value) is str:
+            found = value.split()
+        elif type(value) is list:
+            found = [v for v in value if type(v) is str and v and " " not in v]
+        else:
+            continue
+        scopes = scopes.union(found) if scopes else frozenset(found)
+    return scopes
 
 
 def to_auth_info(

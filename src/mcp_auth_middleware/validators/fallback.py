@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from ..auth_info import AuthInfo
 from .base import CachingValidator, ResourceBound, TokenValidator
 
@@ -23,9 +25,10 @@ class FallbackValidator:
     def __init__(self, jwt_validator: TokenValidator, introspection_validator: TokenValidator) -> None:
         self.jwt_validator = jwt_validator
         self.introspection_validator = introspection_validator
-        self._lookups = tuple(
-            v.cached for v in (jwt_validator, introspection_validator) if isinstance(v, CachingValidator)
-        )
+        both = (jwt_validator, introspection_validator)
+        # Decided once: a runtime protocol check costs microseconds.
+        self._lookups = tuple(v.cached for v in both if isinstance(v, CachingValidator))
+        self._jwt_new, self._introspection_new = (_new_token_path(v) for v in both)
 
     def bind_resource(self, resource: str) -> None:
         for validator in (self.jwt_validator, self.introspection_validator):
@@ -39,6 +42,18 @@ class FallbackValidator:
         return None
 
     async def validate(self, token: str) -> AuthInfo:
-        if looks_like_jwt(token):
-            return await self.jwt_validator.validate(token)
-        return await self.introspection_validator.validate(token)
+        validator = self.jwt_validator if looks_like_jwt(token) else self.introspection_validator
+        return await validator.validate(token)
+
+    async def validate_new(self, token: str, key: bytes) -> AuthInfo:
+        return await (self._jwt_new if looks_like_jwt(token) else self._introspection_new)(token, key)
+
+
+def _new_token_path(validator: TokenValidator) -> Callable[[str, bytes], Awaitable[AuthInfo]]:
+    if isinstance(validator, CachingValidator):
+        return validator.validate_new
+
+    async def validate_new(token: str, key: bytes) -> AuthInfo:
+        return await validator.validate(token)
+
+    return validate_new

@@ -48,9 +48,9 @@ class _TokenKey:
 
     __slots__ = ("digest", "token")
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, digest: bytes) -> None:
         self.token: str | None = token
-        self.digest = token_key(token.encode())
+        self.digest = digest
 
     def __hash__(self) -> int:
         return hash(self.digest)
@@ -145,22 +145,23 @@ class IntrospectionValidator:
         return self._verified.hits + self.lookups - self.cache_misses
 
     async def validate(self, token: str) -> AuthInfo:
+        key = token_key(token.encode())
+        info = self._verified.get(key)
+        return info if info is not None else await self.validate_new(token, key)
+
+    async def validate_new(self, token: str, key: bytes) -> AuthInfo:
+        """Ask about a token the TokenCache does not hold (async-lru may still know it)."""
         check_token_syntax(token)
-        key = _TokenKey(token)
+        self.lookups += 1
         if self.cache_ttl <= 0:
-            self.lookups += 1
-            result = await self._introspect(key)
+            result = await self._introspect(_TokenKey(token, key))
         else:
-            info = self._verified.get(key.digest)
-            if info is not None:
-                return info
-            self.lookups += 1
-            result = await self._cached(key)
+            result = await self._cached(_TokenKey(token, key))
             if result.until <= time.time():  # past its own lifetime: ask again
-                self._cached.cache_invalidate(key)
-                result = await self._cached(_TokenKey(token))
+                self._cached.cache_invalidate(_TokenKey(token, key))
+                result = await self._cached(_TokenKey(token, key))
             if result.info is not None:
-                self._verified.put(key.digest, result.info, result.until)
+                self._verified.put(key, result.info, result.until)
         if result.info is None:
             raise InvalidTokenError(result.reason)
         return result.info

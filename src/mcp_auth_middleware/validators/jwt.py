@@ -46,15 +46,16 @@ DEFAULT_ALGORITHMS: tuple[str, ...] = (
 )
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 _AT_JWT = {"at+jwt", "application/at+jwt"}
-#: RFC 9068 §2.2 claims, required in strict mode (many IdPs omit client_id or jti).
-_RFC9068_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 
 _JWS_SEGMENT_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
 
 
+_PADDING = (b"", b"===", b"==", b"=")
+
+
 def _b64url(segment: bytes) -> bytes:
-    return binascii.a2b_base64(segment.translate(_TO_STANDARD_ALPHABET) + b"=" * (-len(segment) % 4), strict_mode=True)
+    return binascii.a2b_base64(segment.translate(_TO_STANDARD_ALPHABET) + _PADDING[len(segment) % 4], strict_mode=True)
 
 
 def _split_compact(token: str, max_length: int) -> tuple[bytes, bytes, bytes, bytes]:
@@ -65,19 +66,26 @@ def _split_compact(token: str, max_length: int) -> tuple[bytes, bytes, bytes, by
     split here and joserfc's algorithm models verify the signature.
     """
     raw = token.encode("ascii", "replace")
-    if len(raw) > max_length or raw.count(b".") != 2 or raw.translate(None, _JWS_SEGMENT_CHARS):
+    segments = raw.split(b".")
+    if len(segments) != 3 or len(raw) > max_length or raw.translate(None, _JWS_SEGMENT_CHARS):
         raise InvalidTokenError("The access token is malformed")
-    header_segment, payload_segment, signature_segment = raw.split(b".")
+    header_segment, payload_segment, signature_segment = segments
     try:
         signature = _b64url(signature_segment)
     except ValueError as exc:
         raise InvalidTokenError("The access token is malformed") from exc
-    return header_segment, header_segment + b"." + payload_segment, payload_segment, signature
+    signing_input = raw[: len(raw) - len(signature_segment) - 1]
+    return header_segment, signing_input, payload_segment, signature
 
 
 def _json_segment(segment: bytes) -> dict[str, Any]:
     try:
-        value = _JSON.decode(_b64url(segment).decode())
+        text = _b64url(segment).decode()
+        # raw_decode skips decode()'s two whitespace scans; whitespace around the object (rare,
+        # but valid JSON) or anything else takes the general path.
+        value, end = _JSON.raw_decode(text) if text[:1] == "{" else (None, -1)
+        if end != len(text):
+            value = _JSON.decode(text)
     except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidTokenError("The access token is malformed") from exc
     if not isinstance(value, dict):
@@ -175,7 +183,8 @@ class JWTValidator:
         with warnings.catch_warnings():  # "EdDSA is deprecated via RFC 9864": IdPs still use it
             warnings.simplefilter("ignore")
             self._algorithms: dict[str, JWSAlgModel] = {name: jws_registry.get_alg(name) for name in self.algorithms}
-        self._required_claims = _RFC9068_CLAIMS if require_at_jwt else ("iss", "exp", "aud")
+        # iss, exp and aud are always required; strict RFC 9068 mode requires these too.
+        self._extra_required = ("sub", "client_id", "iat", "jti") if require_at_jwt else ()
         self._headers: dict[bytes, dict[str, Any]] = {}
         self._cache = TokenCache(cache_size)
         # CachingValidator: the middleware calls the cache's own `get`, no wrapper in between.
@@ -194,14 +203,11 @@ class JWTValidator:
     async def validate(self, token: str) -> AuthInfo:
         key = token_key(token.encode())
         info = self._cache.get(key)
-        if info is None:
-            self.cache_misses += 1
-            info = await self._verify(token)
-            assert info.expires_at is not None  # `exp` is required
-            self._cache.put(key, info, info.expires_at)  # an entry never outlives the token (I3)
-        return info
+        return info if info is not None else await self.validate_new(token, key)
 
-    async def _verify(self, token: str) -> AuthInfo:
+    async def validate_new(self, token: str, key: bytes) -> AuthInfo:
+        """Verify a token the cache does not hold, and remember it under `key`."""
+        self.cache_misses += 1
         if self.audience is None:
             raise InvalidTokenError("The resource server has no audience configured")
         header_segment, signing_input, payload_segment, signature = _split_compact(token, self.max_token_length)
@@ -226,7 +232,9 @@ class JWTValidator:
 
         claims = _json_segment(payload_segment)
         self._check_claims(claims)
-        return to_auth_info(claims, scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
+        info = to_auth_info(claims, scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
+        self._cache.put(key, info, claims["exp"])  # an entry never outlives the token (I3)
+        return info
 
     def _header(self, segment: bytes) -> dict[str, Any]:
         """Parsed JOSE headers, remembered: an issuer's tokens share a handful of them."""
@@ -242,32 +250,30 @@ class JWTValidator:
         """J3 and RFC 7519 §4.1. joserfc's JWTClaimsRegistry checks the same rules, but through
         one call per claim, each reading the clock: about 8 µs a token, a fifth of the budget
         for a new one. These are its rules, in one pass with one clock reading."""
-        for name in self._required_claims:
-            if claims.get(name) is None:
-                raise InvalidTokenError("The access token lacks a required claim")
-        if claims["iss"] != self.issuer:  # exact match (J3)
+        get = claims.get
+        iss, exp, aud = get("iss"), get("exp"), get("aud")
+        if iss is None or exp is None or aud is None or any(get(name) is None for name in self._extra_required):
+            raise InvalidTokenError("The access token lacks a required claim")
+        if iss != self.issuer:  # exact match (J3)
             raise InvalidTokenError("The access token issuer is not trusted")
-        now, exp = time.time(), claims["exp"]
         if not is_numeric_date(exp):
             _invalid_claim()
+        now = time.time()
         if exp <= now - self.leeway:
             raise InvalidTokenError("The access token has expired")
-        for name in ("nbf", "iat"):  # not yet valid, or issued in the future
-            value = claims.get(name)
+        for value in (get("nbf"), get("iat")):  # not yet valid, or issued in the future
             if value is not None and (not is_numeric_date(value) or value > now + self.leeway):
                 _invalid_claim()
-        for name in ("sub", "jti"):
-            value = claims.get(name)
+        for value in (get("sub"), get("jti")):
             if value is not None and type(value) is not str:
                 _invalid_claim()
-        aud = claims["aud"]
         if type(aud) is not str and not (type(aud) is list and all(type(a) is str for a in aud)):
             _invalid_claim()
         assert self.audience is not None
         # M08/A1: aud must name this resource; an ID token (aud = a client id) fails here.
         if not audience_matches(aud, self.audience):
             raise InvalidTokenError("The access token was not issued for this resource")
-        if is_sender_constrained(claims):
+        if "cnf" in claims and is_sender_constrained(claims):
             # P2: a DPoP-bound token is only good with its proof; DPoP is not supported here.
             raise InvalidTokenError("A DPoP-bound token cannot be used as a bearer token")
 
