@@ -23,7 +23,8 @@ from typing import Any
 import jwt as pyjwt
 from common import Call, added, compare, http_scope, median, ratio, table
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastmcp.server.auth import RemoteAuthProvider
 from fastmcp.server.auth.middleware import RequireAuthMiddleware as FastMCPRequireAuth
 from fastmcp.server.auth.providers.jwt import JWTVerifier
@@ -137,8 +138,10 @@ async def run(n: int, rounds: int) -> str:
         return fn
 
     def rs256_floor() -> Any:
-        """The raw cryptography verify of a new token's signature: what no stack can avoid."""
-        public = issuer.key.public_key
+        """The raw cryptography verify of a new token's signature: what no stack can avoid.
+        The key is loaded from its PEM, as a resource server (and each peer here) holds it."""
+        public = load_pem_public_key(issuer.key.as_pem(private=False))
+        assert isinstance(public, rsa.RSAPublicKey)
         parts = [t.rsplit(".", 1) for t in cold_tokens]
         decoded = [(i.encode(), base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))) for i, s in parts]
         counter = iter(range(len(decoded)))

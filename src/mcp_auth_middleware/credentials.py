@@ -8,6 +8,7 @@ from .errors import InvalidTokenError
 
 __all__ = [
     "MAX_HEADERS",
+    "ascii_text",
     "bearer_token",
     "check_token_syntax",
     "form_holds_token",
@@ -46,9 +47,16 @@ def bearer_token(authorization: bytes | None, max_length: int) -> bytes | None:
 
 def token_text(token: bytes) -> str:
     """The token as the validators take it: ASCII without spaces, or InvalidTokenError."""
-    if not token.isascii() or b" " in token:
+    if b" " in token:
         raise InvalidTokenError("The access token is malformed")
-    return token.decode("ascii")
+    return ascii_text(token)
+
+
+def ascii_text(token: bytes) -> str:
+    try:
+        return token.decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidTokenError("The access token is malformed") from None
 
 
 def check_token_syntax(token: str) -> None:

@@ -13,6 +13,7 @@ import httpx2
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwa import JWSAlgModel
+from joserfc.jwk import Key
 
 from ..auth_info import AuthInfo
 from ..errors import InvalidTokenError
@@ -47,7 +48,6 @@ DEFAULT_ALGORITHMS: tuple[str, ...] = (
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 _AT_JWT = {"at+jwt", "application/at+jwt"}
 
-_JWS_SEGMENT_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
 
 
@@ -67,7 +67,9 @@ def _split_compact(token: str, max_length: int) -> tuple[bytes, bytes, bytes, by
     """
     raw = token.encode("ascii", "replace")
     segments = raw.split(b".")
-    if len(segments) != 3 or len(raw) > max_length or raw.translate(None, _JWS_SEGMENT_CHARS):
+    # Strict base64 decoding refuses every other character after `-_` become `+/`; these
+    # three would pass it, and base64url (RFC 7515 §2) has none of them.
+    if len(segments) != 3 or len(raw) > max_length or b"+" in raw or b"/" in raw or b"=" in raw:
         raise InvalidTokenError("The access token is malformed")
     header_segment, payload_segment, signature_segment = segments
     try:
@@ -91,17 +93,6 @@ def _json_segment(segment: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidTokenError("The access token is malformed")
     return value
-
-
-def _signature_ok(model: JWSAlgModel, signing_input: bytes, signature: bytes, candidates: list[Any]) -> bool:
-    for key in candidates:
-        try:
-            model.check_key(key)  # key type, curve, `use` and `alg` must fit the algorithm
-            if model.verify(signing_input, signature, key):
-                return True
-        except (JoseError, ValueError, TypeError):
-            continue
-    return False
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -185,7 +176,8 @@ class JWTValidator:
             self._algorithms: dict[str, JWSAlgModel] = {name: jws_registry.get_alg(name) for name in self.algorithms}
         # iss, exp and aud are always required; strict RFC 9068 mode requires these too.
         self._extra_required = ("sub", "client_id", "iat", "jti") if require_at_jwt else ()
-        self._headers: dict[bytes, dict[str, Any]] = {}
+        self._headers: dict[bytes, tuple[JWSAlgModel, str | None]] = {}
+        self._fits: dict[tuple[int, str], Key] = {}
         self._cache = TokenCache(cache_size)
         # CachingValidator: the middleware calls the cache's own `get`, no wrapper in between.
         self.cached: Callable[[bytes], AuthInfo | None] = self._cache.get
@@ -211,7 +203,46 @@ class JWTValidator:
         if self.audience is None:
             raise InvalidTokenError("The resource server has no audience configured")
         header_segment, signing_input, payload_segment, signature = _split_compact(token, self.max_token_length)
-        header = self._header(header_segment)
+        model, kid = self._header(header_segment)
+        candidates = await self.keys.keys_for(kid, model.key_type)
+        if not self._signature_ok(model, signing_input, signature, candidates[:4]):
+            raise InvalidTokenError("The access token signature is invalid")
+
+        claims = _json_segment(payload_segment)
+        self._check_claims(claims)
+        info = to_auth_info(claims, scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
+        self._cache.put(key, info, claims["exp"])  # an entry never outlives the token (I3)
+        return info
+
+    def _signature_ok(self, model: JWSAlgModel, signing_input: bytes, signature: bytes, candidates: list[Key]) -> bool:
+        for key in candidates:
+            try:
+                # The key's type, curve, `use` and `alg` must fit the algorithm; checked once
+                # per key and algorithm (the key object itself is kept, so its id is not reused).
+                fit = (id(key), model.name)
+                if self._fits.get(fit) is not key:
+                    model.check_key(key)
+                    if len(self._fits) >= 64:
+                        self._fits.clear()
+                    self._fits[fit] = key
+                if model.verify(signing_input, signature, key):
+                    return True
+            except (JoseError, ValueError, TypeError):
+                continue
+        return False
+
+    def _header(self, segment: bytes) -> tuple[JWSAlgModel, str | None]:
+        """The algorithm and `kid` of a JOSE header, checked once: an issuer's tokens share a
+        handful of headers (an unacceptable one raises every time, and is not kept)."""
+        checked = self._headers.get(segment)
+        if checked is None:
+            checked = self._check_header(_json_segment(segment))
+            if len(self._headers) >= 64:  # bounded against floods of distinct headers
+                self._headers.clear()
+            self._headers[segment] = checked
+        return checked
+
+    def _check_header(self, header: dict[str, Any]) -> tuple[JWSAlgModel, str | None]:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
             raise InvalidTokenError("The access token algorithm is not accepted")
@@ -223,28 +254,8 @@ class JWTValidator:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidTokenError("The access token is malformed")
-
         # Keys come only from our configuration or jwks_uri, never from jku/x5u/x5c/jwk headers.
-        model = self._algorithms[alg]
-        candidates = await self.keys.keys_for(kid, model.key_type)
-        if not _signature_ok(model, signing_input, signature, candidates[:4]):
-            raise InvalidTokenError("The access token signature is invalid")
-
-        claims = _json_segment(payload_segment)
-        self._check_claims(claims)
-        info = to_auth_info(claims, scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
-        self._cache.put(key, info, claims["exp"])  # an entry never outlives the token (I3)
-        return info
-
-    def _header(self, segment: bytes) -> dict[str, Any]:
-        """Parsed JOSE headers, remembered: an issuer's tokens share a handful of them."""
-        header = self._headers.get(segment)
-        if header is None:
-            header = _json_segment(segment)
-            if len(self._headers) >= 64:  # bounded against floods of distinct headers
-                self._headers.clear()
-            self._headers[segment] = header
-        return header
+        return self._algorithms[alg], kid
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         """J3 and RFC 7519 §4.1. joserfc's JWTClaimsRegistry checks the same rules, but through
@@ -252,7 +263,12 @@ class JWTValidator:
         for a new one. These are its rules, in one pass with one clock reading."""
         get = claims.get
         iss, exp, aud = get("iss"), get("exp"), get("aud")
-        if iss is None or exp is None or aud is None or any(get(name) is None for name in self._extra_required):
+        if (
+            iss is None
+            or exp is None
+            or aud is None
+            or (self._extra_required and any(get(name) is None for name in self._extra_required))
+        ):
             raise InvalidTokenError("The access token lacks a required claim")
         if iss != self.issuer:  # exact match (J3)
             raise InvalidTokenError("The access token issuer is not trusted")
