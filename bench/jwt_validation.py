@@ -9,7 +9,10 @@ Stacks, all around the same Starlette route, called in-process:
 Streams: warm (one token reused) and cold (a new token on every request). The floor is the raw
 `cryptography` RS256 verify of the same tokens, timed in the same run.
 
-    python bench/jwt_validation.py [--n 2000] [--rounds 7]
+    python bench/jwt_validation.py [--n 1000] [--rounds 25]
+
+Many short rounds, each running every stack in turn: on a shared VM the machine's speed
+drifts, and a difference taken within one short round is what stays comparable.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import base64
 import gc
+import hashlib
 from typing import Any
 
 import jwt as pyjwt
@@ -39,6 +43,7 @@ from starlette.responses import Response
 from starlette.routing import Route, request_response
 
 from mcp_auth_middleware import MCPAuthMiddleware
+from mcp_auth_middleware.integrations.mcp import user_context_var
 from mcp_auth_middleware.testing import LocalIssuer
 
 ISSUER = "https://auth.example.com"
@@ -77,6 +82,28 @@ def fastmcp(issuer: LocalIssuer) -> Any:
         Route("/mcp", FastMCPRequireAuth(request_response(endpoint), ["mcp"], None), methods=["POST"]),
     ]
     return Starlette(routes=routes, middleware=auth.get_middleware())
+
+
+def hash_lookup_floor(app: Any, token: str) -> Any:
+    """The least a cached-token middleware can do: find the header, SHA-256 the token, look it
+    up, attach the result and set the context variable. No checks, no challenge, no metrics."""
+    cache = {hashlib.sha256(token.encode()).digest(): object()}
+
+    async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        token = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                token = value[7:]
+        assert token is not None
+        info = cache[hashlib.sha256(token).digest()]
+        scope.setdefault("state", {})["auth"] = scope["user"] = info
+        reset = user_context_var.set(info)
+        try:
+            await app(scope, receive, send)
+        finally:
+            user_context_var.reset(reset)
+
+    return middleware
 
 
 class PyJWTVerifier:
@@ -153,6 +180,7 @@ async def run(n: int, rounds: int) -> str:
         return fn
 
     warm_variants = {name: warm(app) for name, app in apps.items()}
+    warm_variants["hash+lookup floor"] = warm(hash_lookup_floor(bare_app(), warm_token))
     # For the bare app the token is never looked at: its "cold" is the same as warm.
     cold_variants = {"floor": rs256_floor(), **{name: cold(app) for name, app in apps.items()}}
     # The pre-built tokens and scopes are not the stacks' garbage: keep them out of GC passes.
@@ -177,6 +205,10 @@ async def run(n: int, rounds: int) -> str:
     out = [table(rows, ("stack", "warm µs/req", "warm added", "cold µs/req", "cold added", "cold added / RS256"))]
     ours_w, ours_c = added(warm_s, "ours"), ratio(cold_s, "ours", "floor")
     out.append(f"\nraw RS256 verify (cryptography), same run: {median(cold_s['floor']):.1f} µs")
+    out.append(
+        f"warm floor, same run: a middleware that only reads the header, hashes the token, looks it up"
+        f" and attaches it adds {added(warm_s, 'hash+lookup floor'):.2f} µs"
+    )
     out.append(f"target warm added <= 5 µs: {ours_w:.2f} µs -> {'PASS' if ours_w <= 5 else 'FAIL'}")
     out.append(f"target cold added <= 2.5x RS256: {ours_c:.2f}x -> {'PASS' if ours_c <= 2.5 else 'FAIL'}")
     for peer in ("fastmcp", "mcp-sdk"):
@@ -200,8 +232,8 @@ async def sanity() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=4000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=25)
     args = parser.parse_args()
     asyncio.run(sanity())
     print(asyncio.run(run(args.n, args.rounds)))

@@ -66,9 +66,12 @@ def audience_matches(aud: object, accepted: frozenset[str]) -> bool:
 
     Exact or canonical equality only, never a prefix match (A1, M08).
     """
-    values: Iterable[Any] = [aud] if type(aud) is str else aud if type(aud) is list else ()
     # `accepted` is canonical, so an exact hit needs no canonical_uri (it is idempotent).
-    return any(type(v) is str and (v in accepted or canonical_uri(v) in accepted) for v in values)
+    if type(aud) is str:
+        return aud in accepted or canonical_uri(aud) in accepted
+    if type(aud) is list:
+        return any(type(v) is str and (v in accepted or canonical_uri(v) in accepted) for v in aud)
+    return False
 
 
 def is_numeric_date(value: object) -> TypeGuard[int | float]:

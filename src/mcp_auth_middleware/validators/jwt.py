@@ -52,6 +52,7 @@ _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
 
 
 _PADDING = (b"", b"===", b"==", b"=")
+_PLUS, _SLASH, _EQUALS = b"+/="
 
 
 def _b64url(segment: bytes) -> bytes:
@@ -68,8 +69,9 @@ def _split_compact(token: str, max_length: int) -> tuple[bytes, bytes, bytes, by
     raw = token.encode("ascii", "replace")
     segments = raw.split(b".")
     # Strict base64 decoding refuses every other character after `-_` become `+/`; these
-    # three would pass it, and base64url (RFC 7515 §2) has none of them.
-    if len(segments) != 3 or len(raw) > max_length or b"+" in raw or b"/" in raw or b"=" in raw:
+    # three would pass it, and base64url (RFC 7515 §2) has none of them. (Byte values: an int
+    # `in` bytes is a plain scan, a bytes one first tries to read it as an int.)
+    if len(segments) != 3 or len(raw) > max_length or _PLUS in raw or _SLASH in raw or _EQUALS in raw:
         raise InvalidTokenError("The access token is malformed")
     header_segment, payload_segment, signature_segment = segments
     try:
