@@ -21,11 +21,10 @@ import argparse
 import asyncio
 import base64
 import gc
-import hashlib
 from typing import Any
 
 import jwt as pyjwt
-from common import Call, added, compare, http_scope, median, ratio, table
+from common import Call, added, compare, hash_lookup_floor, http_scope, median, ratio, table
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -43,7 +42,6 @@ from starlette.responses import Response
 from starlette.routing import Route, request_response
 
 from mcp_auth_middleware import MCPAuthMiddleware
-from mcp_auth_middleware.integrations.mcp import user_context_var
 from mcp_auth_middleware.testing import LocalIssuer
 
 ISSUER = "https://auth.example.com"
@@ -82,28 +80,6 @@ def fastmcp(issuer: LocalIssuer) -> Any:
         Route("/mcp", FastMCPRequireAuth(request_response(endpoint), ["mcp"], None), methods=["POST"]),
     ]
     return Starlette(routes=routes, middleware=auth.get_middleware())
-
-
-def hash_lookup_floor(app: Any, token: str) -> Any:
-    """The least a cached-token middleware can do: find the header, SHA-256 the token, look it
-    up, attach the result and set the context variable. No checks, no challenge, no metrics."""
-    cache = {hashlib.sha256(token.encode()).digest(): object()}
-
-    async def middleware(scope: Any, receive: Any, send: Any) -> None:
-        token = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                token = value[7:]
-        assert token is not None
-        info = cache[hashlib.sha256(token).digest()]
-        scope.setdefault("state", {})["auth"] = scope["user"] = info
-        reset = user_context_var.set(info)
-        try:
-            await app(scope, receive, send)
-        finally:
-            user_context_var.reset(reset)
-
-    return middleware
 
 
 class PyJWTVerifier:
