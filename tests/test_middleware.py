@@ -164,6 +164,12 @@ async def test_m20_token_in_query_never_authenticates(
     assert token not in response.text
 
 
+async def test_m20_percent_encoded_query_key_still_refused(client: httpx2.AsyncClient, token: str) -> None:
+    response = await client.post(f"/mcp?access%5Ftoken={token}", headers=bearer(token))
+    assert response.status_code == 400
+    assert token not in response.text
+
+
 async def test_query_mentioning_access_token_in_a_value_is_fine(client: httpx2.AsyncClient, token: str) -> None:
     response = await client.post("/mcp", params={"q": "access_token"}, headers=bearer(token))
     assert response.status_code == 200
@@ -253,6 +259,37 @@ async def test_custom_validator_plugs_in(make_app: Factory) -> None:
         bad = await c.get("/mcp", headers=bearer("nope"))
     assert ok.json()["sub"] == "bob"
     assert bad.status_code == 401
+
+
+async def test_caching_validator_asked_synchronously_first_and_token_hashed_once(make_app: Factory) -> None:
+    """CachingValidator: `cached(sha256)` first; `validate_new` only for a token it does not
+    know, with the key the middleware already computed; `validate` never."""
+    import hashlib
+
+    class Spy:
+        def __init__(self) -> None:
+            self.store: dict[bytes, AuthInfo] = {}
+            self.new: list[tuple[str, bytes]] = []
+
+        def cached(self, key: bytes) -> AuthInfo | None:
+            return self.store.get(key)
+
+        async def validate(self, token: str) -> AuthInfo:
+            raise AssertionError("the middleware uses cached() and validate_new()")
+
+        async def validate_new(self, token: str, key: bytes) -> AuthInfo:
+            self.new.append((token, key))
+            if token == "bad":
+                raise InvalidTokenError()
+            self.store[key] = info = AuthInfo(sub="spy", client_id="c", scopes=frozenset({"mcp"}))
+            return info
+
+    spy = Spy()
+    async with asgi_client(make_app(validator=spy)) as c:
+        statuses = [(await c.get("/mcp", headers=bearer("good-token"))).status_code for _ in range(3)]
+        assert (await c.get("/mcp", headers=bearer("bad"))).status_code == 401
+    assert statuses == [200, 200, 200]
+    assert spy.new == [("good-token", hashlib.sha256(b"good-token").digest()), ("bad", hashlib.sha256(b"bad").digest())]
 
 
 # -- AuthInfo attachment ----------------------------------------------------------------
@@ -406,6 +443,13 @@ async def test_m24_challenge_and_metadata_carry_cors_headers(client: httpx2.Asyn
         assert response.headers["access-control-allow-origin"] == "*"
         exposed = response.headers["access-control-expose-headers"].lower()
         assert "www-authenticate" in exposed and "mcp-session-id" in exposed
+
+
+async def test_m24_authenticated_answer_carries_cors_headers(client: httpx2.AsyncClient, token: str) -> None:
+    response = await client.post("/mcp", headers={"Origin": "http://localhost:6274", **bearer(token)})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "mcp-session-id" in response.headers["access-control-expose-headers"].lower()
 
 
 async def test_cors_origins_configurable(make_app: Factory) -> None:

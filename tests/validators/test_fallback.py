@@ -58,3 +58,22 @@ async def test_failed_jwt_never_reaches_the_authorization_server(
     with pytest.raises(InvalidTokenError):
         await fallback.validate(token)
     assert introspection.calls == []
+
+
+async def test_cached_and_validate_new_route_like_validate(
+    setup: tuple[LocalIssuer, CountingIntrospection, FallbackValidator],
+) -> None:
+    """The middleware's path (cached, then validate_new with the key it hashed) gives the same
+    routing: JWTs locally and remembered, opaque tokens to a validator without a cache."""
+    from mcp_auth_middleware.validators import token_key
+
+    issuer, introspection, fallback = setup
+    token = issuer.mint_token(audience=RESOURCE, sub="jwt-user")
+    key = token_key(token.encode())
+    assert fallback.cached(key) is None
+    assert (await fallback.validate_new(token, key)).sub == "jwt-user"
+    cached = fallback.cached(key)
+    assert cached is not None and cached.sub == "jwt-user"
+    assert (await fallback.validate_new("opaque-token", token_key(b"opaque-token"))).sub == "opaque-user"
+    assert introspection.calls == ["opaque-token"]
+    assert fallback.cached(token_key(b"opaque-token")) is None  # that validator keeps no cache

@@ -177,6 +177,41 @@ async def test_positive_results_cached(fake: FakeAS) -> None:
     assert fake.calls == 1
 
 
+@pytest.mark.parametrize(
+    "raw", [b'{"active": true, "aud": "%s", "exp": NaN}', b'{"active": true, "aud": "%s", "exp": Infinity}']
+)
+async def test_non_finite_exp_is_not_active_never_a_crash(fake: FakeAS, raw: bytes) -> None:
+    fake.raw = raw.replace(b"%s", RESOURCE.encode())
+    with pytest.raises(InvalidTokenError, match="malformed"):
+        await validator(fake).validate("t")
+
+
+async def test_positive_result_answered_by_the_token_cache_until_min_exp_ttl(fake: FakeAS) -> None:
+    """The middleware's synchronous lookup: a positive result is in the TokenCache (keyed by
+    the token's SHA-256), never past min(exp, cache_ttl) (I3)."""
+    from mcp_auth_middleware.validators import token_key
+
+    v = validator(fake, cache_ttl=0.5)
+    key = token_key(b"t")
+    assert v.cached(key) is None
+    info = await v.validate("t")
+    assert v.cached(key) is info
+    await asyncio.sleep(0.6)  # past cache_ttl (exp is 10 minutes away)
+    assert v.cached(key) is None
+    fake.answer = {"active": False}
+    with pytest.raises(InvalidTokenError):
+        await v.validate_new("t", key)
+    assert fake.calls == 2 and v.cached(key) is None
+
+
+async def test_cache_off_keeps_nothing_for_the_fast_path(fake: FakeAS) -> None:
+    from mcp_auth_middleware.validators import token_key
+
+    v = validator(fake, cache_ttl=0)
+    await v.validate("t")
+    assert v.cached(token_key(b"t")) is None
+
+
 async def test_concurrent_requests_share_one_call(fake: FakeAS) -> None:
     fake.delay = 0.2
     v = validator(fake)

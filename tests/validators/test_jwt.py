@@ -72,6 +72,29 @@ async def test_j3_tampered_payload_rejected(validator: JWTValidator, rsa: RSAKey
     await rejects(validator, f"{header}.{forged}.{signature}", "signature")
 
 
+@pytest.mark.parametrize("payload", [b'{"exp": NaN}', b'{"exp": Infinity}', b'{"exp": -Infinity}'])
+async def test_non_finite_numbers_are_malformed(validator: JWTValidator, rsa: RSAKey, payload: bytes) -> None:
+    # Python's json reads NaN and Infinity; a NaN exp would never expire. JSON has neither.
+    body = json.dumps(claims(exp=None))[:-1].encode() + b", " + payload[1:]
+    await rejects(validator, sign_raw({"alg": "RS256", "kid": rsa.kid}, body, rsa), "malformed")
+
+
+@pytest.mark.parametrize("swap", [("-", "+"), ("_", "/")])
+async def test_standard_base64_characters_are_not_base64url(
+    validator: JWTValidator, rsa: RSAKey, swap: tuple[str, str]
+) -> None:
+    """RFC 7515 §2: base64url only. The same signature spelt with `+` or `/` is another token."""
+    for _ in range(20):  # a signature without the character to swap is possible; try a few
+        token = sign(rsa, claims(jti=f"j{_}"))
+        head, _, signature = token.rpartition(".")
+        if swap[0] in signature:
+            break
+    assert swap[0] in signature
+    assert await validator.validate(token)
+    await rejects(validator, f"{head}.{signature.replace(swap[0], swap[1])}", "malformed")
+    await rejects(validator, f"{head}.{signature}=", "malformed")
+
+
 async def test_j3_wrong_key_rejected(validator: JWTValidator) -> None:
     other = RSAKey.generate_key(2048, parameters={"kid": "rsa-1"})
     await rejects(validator, sign(other, claims()), "signature")

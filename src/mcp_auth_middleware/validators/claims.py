@@ -33,7 +33,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @lru_cache(maxsize=1024)
 def canonical_uri(value: str) -> str:
-    """M19: scheme and host case-insensitive, default port and a trailing slash dropped.
+    """M19: scheme and host case-insensitive, default port and trailing slashes dropped.
 
     Values that are not http(s) URLs (`api://...`, plain client ids) are compared exactly (R6).
     """
@@ -49,7 +49,7 @@ def canonical_uri(value: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    path = parts.path[:-1] if parts.path.endswith("/") else parts.path
+    path = parts.path.rstrip("/")  # every trailing slash, so that the result is its own canonical form
     return urlunsplit((scheme, netloc, path, parts.query, ""))
 
 
