@@ -477,11 +477,14 @@ def test_from_env(issuer: LocalIssuer) -> None:
         "MCP_AUTH_REQUIRED_SCOPES": "mcp read",
         "MCP_AUTH_PUBLIC_PATHS": "/health,/metrics",
         "MCP_AUTH_CORS_ORIGINS": "",
+        "MCP_AUTH_LOG_ALLOWED": "true",
     }
     app = MCPAuthMiddleware.from_env(echo_app(), env)
     assert app.required_scopes == {"mcp", "read"}
     assert app.metadata.document["authorization_servers"] == [ISSUER]
     assert app._cors is None
+    assert app.log_allowed is True
+    assert MCPAuthMiddleware.from_env(echo_app(), {**env, "MCP_AUTH_LOG_ALLOWED": "0"}).log_allowed is False
     with pytest.raises(ValueError, match="MCP_AUTH_RESOURCE"):
         MCPAuthMiddleware.from_env(echo_app(), {})
 
@@ -500,14 +503,17 @@ def test_configured_scope_must_be_a_scope_token() -> None:
 # -- Logging (M22) ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("log_allowed", [True, False])
 async def test_m22_decisions_logged_without_token(
-    client: httpx2.AsyncClient, token: str, caplog: pytest.LogCaptureFixture
+    make_app: Factory, token: str, caplog: pytest.LogCaptureFixture, log_allowed: bool
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="mcp_auth_middleware")
-    await client.post("/mcp", headers=bearer(token))
-    await client.post("/mcp", headers=bearer(token + "x"))
+    async with asgi_client(make_app(log_allowed=log_allowed)) as client:
+        await client.post("/mcp", headers=bearer(token))
+        await client.post("/mcp", headers=bearer(token + "x"))
     outcomes = [getattr(r, "auth_outcome", None) for r in caplog.records]
-    assert "allow" in outcomes and "deny" in outcomes
+    assert "deny" in outcomes
+    assert ("allow" in outcomes) is log_allowed  # allowed requests are logged only on request
     for record in caplog.records:
         text = record.getMessage() + json.dumps({k: str(v) for k, v in record.__dict__.items()})
         assert token[:40] not in text and token[-16:] not in text

@@ -17,6 +17,7 @@ __all__ = [
     "token_text",
 ]
 
+_COMMON_BEARER = (b"Bearer ", b"bearer ")
 _SPACE = ord(" ")  # an int `in` bytes is a plain scan; a bytes one first tries it as an int
 #: More headers than this and the request is refused before any of them is looked at.
 MAX_HEADERS = 200
@@ -33,16 +34,18 @@ def bearer_token(authorization: bytes | None, max_length: int) -> bytes | None:
     """
     if authorization is None:
         return None
-    if authorization[:7].lower() == b"bearer ":  # B4: the scheme is case-insensitive
+    if authorization.startswith(_COMMON_BEARER):  # no copy for the usual spellings
         token = authorization[7:]
-    else:
+    else:  # B4: the scheme is case-insensitive
         scheme, _, token = authorization.partition(b" ")
         if scheme.lower() != b"bearer":
             return None
-    if token[:1] == b" " or token[-1:] == b" ":
-        token = token.strip(b" ")
     if not token or len(token) > max_length:
         raise InvalidTokenError("The access token is malformed")
+    if token[0] == _SPACE or token[-1] == _SPACE:
+        token = token.strip(b" ")
+        if not token:
+            raise InvalidTokenError("The access token is malformed")
     return token
 
 

@@ -88,6 +88,7 @@ class MCPAuthMiddleware:
         resource_name: str | None = None,
         resource_documentation: str | None = None,
         expose_token: bool = False,
+        log_allowed: bool = False,
         max_token_length: int = 16 * 1024,
         max_form_body: int = 64 * 1024,
         allow_http: bool = False,
@@ -163,6 +164,9 @@ class MCPAuthMiddleware:
         ]
         self.metrics.bind(validators, self.guard, meter_provider)
         self.expose_token = expose_token
+        # Allowed requests are counted always, logged (at DEBUG) only on request: even the
+        # check whether DEBUG is on costs measurable time on every request.
+        self.log_allowed = log_allowed
         self.max_token_length = max_token_length
         self.max_form_body = max_form_body
         # M23 (off by default): requests from any other browser origin get 403.
@@ -204,6 +208,7 @@ class MCPAuthMiddleware:
             "resource_name": env.get("MCP_AUTH_RESOURCE_NAME"),
             "rate_limit_storage": env.get("MCP_AUTH_RATE_LIMIT_STORAGE"),
             "trusted_proxies": listed("MCP_AUTH_TRUSTED_PROXIES"),
+            "log_allowed": _flag(env.get("MCP_AUTH_LOG_ALLOWED")),
         }
         options = {k: v for k, v in options.items() if v is not None}
         if "MCP_AUTH_CORS_ORIGINS" in env:  # empty turns CORS off
@@ -334,7 +339,7 @@ class MCPAuthMiddleware:
         self.metrics.allowed += 1
         if self.expose_token:
             info = replace(info, token=token.decode("ascii"))
-        if logger.isEnabledFor(logging.DEBUG):
+        if self.log_allowed and logger.isEnabledFor(logging.DEBUG):
             self._log("allow", "valid token", key, info=info)
 
         # Attach the caller where each framework looks for it.
@@ -377,6 +382,10 @@ class MCPAuthMiddleware:
                 "auth_client_id": info.client_id if info else None,
             },
         )
+
+
+def _flag(value: str | None) -> bool | None:
+    return None if value is None else value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _token_hash(key: bytes | None) -> str | None:

@@ -150,7 +150,8 @@ class IntrospectionValidator:
         return info if info is not None else await self.validate_new(token, key)
 
     async def validate_new(self, token: str, key: bytes) -> AuthInfo:
-        """Ask about a token the TokenCache does not hold (async-lru may still know it)."""
+        """Ask about a token the TokenCache does not hold (async-lru may still know it);
+        `key` is its token_key."""
         check_token_syntax(token)
         self.lookups += 1
         if self.cache_ttl <= 0:

@@ -200,7 +200,7 @@ class JWTValidator:
         return info if info is not None else await self.validate_new(token, key)
 
     async def validate_new(self, token: str, key: bytes) -> AuthInfo:
-        """Verify a token the cache does not hold, and remember it under `key`."""
+        """Verify a token the cache does not hold, and remember it under `key` (its token_key)."""
         self.cache_misses += 1
         if self.audience is None:
             raise InvalidTokenError("The resource server has no audience configured")
