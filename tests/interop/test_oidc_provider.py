@@ -163,5 +163,5 @@ async def test_key_rotation(oidc_provider: OIDCProvider) -> None:
     assert token.startswith("eyJ")
     info = await validator.validate(token)  # unknown kid -> one refetch -> the new key
     assert info.client_id == "mcp-client"
-    assert new_key.kid in {k.kid for k in keys._index[None]}
+    assert new_key.kid in keys._index.kids
     assert keys.fetches == 2

@@ -82,29 +82,41 @@ def import_keys(keys: Any) -> list[Key]:
     raise TypeError(f"unsupported key material: {type(keys).__name__}")
 
 
-def _by_kid(keys: list[Key]) -> dict[str | None, list[Key]]:
-    index: dict[str | None, list[Key]] = {None: list(keys)}
-    for key in keys:
-        if key.kid:
-            index.setdefault(key.kid, []).append(key)
-    return index
+class _KeyIndex:
+    """A key set indexed once by (kid, key type): a token's candidates are one dict lookup."""
 
+    __slots__ = ("_by", "_without_kid", "keys", "kids")
 
-def _select(index: dict[str | None, list[Key]], kid: str | None, key_type: str) -> list[Key]:
-    return [k for k in index.get(kid, ()) if k.key_type == key_type]
+    def __init__(self, keys: list[Key]) -> None:
+        self.keys = keys
+        self.kids = {key.kid for key in keys if key.kid}
+        self._by: dict[tuple[str | None, str], list[Key]] = {}
+        self._without_kid: dict[str, list[Key]] = {}
+        for key in keys:
+            self._by.setdefault((None, key.key_type), []).append(key)  # a token without kid
+            if key.kid:
+                self._by.setdefault((key.kid, key.key_type), []).append(key)
+            else:
+                self._without_kid.setdefault(key.key_type, []).append(key)
+
+    def select(self, kid: str | None, key_type: str) -> list[Key]:
+        return self._by.get((kid, key_type), [])
+
+    def without_kid(self, key_type: str) -> list[Key]:
+        return self._without_kid.get(key_type, [])
 
 
 class StaticKeys:
     """Keys given in the configuration."""
 
     def __init__(self, keys: Any) -> None:
-        self._index = _by_kid(import_keys(keys))
-        if not self._index[None]:
+        self._index = _KeyIndex(import_keys(keys))
+        if not self._index.keys:
             raise ValueError("no usable asymmetric signature key in `keys`")
 
     async def keys_for(self, kid: str | None, key_type: str) -> list[Key]:
         # A token whose kid we do not know may still be signed by a key configured without kid.
-        return _select(self._index, kid, key_type) or [k for k in _select(self._index, None, key_type) if not k.kid]
+        return self._index.select(kid, key_type) or self._index.without_kid(key_type)
 
 
 class JWKSKeys:
@@ -138,7 +150,7 @@ class JWKSKeys:
         self.retry_interval = retry_interval
         self.max_stale = max_stale
         self.max_bytes = max_bytes
-        self._index: dict[str | None, list[Key]] = {None: []}
+        self._index = _KeyIndex([])
         self._fetched_at: float | None = None  # monotonic time of the last good fetch
         self._expires_at = 0.0
         self._last_attempt = float("-inf")
@@ -151,12 +163,12 @@ class JWKSKeys:
         if now >= self._expires_at:
             await self._refresh_if_allowed(now, self.retry_interval)
         self._check_usable(time.monotonic())
-        keys = _select(self._index, kid, key_type)
-        if not keys and kid is not None and kid not in self._index:
+        keys = self._index.select(kid, key_type)
+        if not keys and kid is not None and kid not in self._index.kids:
             # Key rotation: an unknown kid refetches, at most once per cooldown, so a flood of
             # random kids cannot become a flood of fetches.
             await self._refresh_if_allowed(time.monotonic(), self.refresh_cooldown)
-            keys = _select(self._index, kid, key_type)
+            keys = self._index.select(kid, key_type)
         return keys
 
     def _check_usable(self, now: float) -> None:
@@ -180,10 +192,10 @@ class JWKSKeys:
             keys, ttl = await self._fetch()
         except Exception as exc:
             self._last_failure = time.monotonic()
-            logger.warning("JWKS fetch failed (%s); keeping %d cached keys", _describe(exc), len(self._index[None]))
+            logger.warning("JWKS fetch failed (%s); keeping %d cached keys", _describe(exc), len(self._index.keys))
         else:
             if keys or self._fetched_at is None:
-                self._index = _by_kid(keys)
+                self._index = _KeyIndex(keys)
             now = time.monotonic()
             self._fetched_at = now
             self._expires_at = now + ttl
