@@ -65,7 +65,7 @@ class IntrospectionValidator:
     Concurrent requests with the same uncached token share one introspection call. Results
     are cached with async-lru: positive ones until min(token `exp`, `cache_ttl`), negative
     ones for `negative_cache_ttl`; `cache_ttl=0` turns caching off for instant revocation.
-    Positive results are also kept in a TokenCache (the JWT validator's), which the
+    Positive results are also kept in a TokenCache (as the JWT validator keeps its), which the
     middleware reads without a coroutine: a hit costs a hash and a dict lookup.
     """
 
