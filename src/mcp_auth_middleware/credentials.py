@@ -8,7 +8,6 @@ from .errors import InvalidTokenError
 
 __all__ = [
     "MAX_HEADERS",
-    "ascii_text",
     "bearer_token",
     "check_token_syntax",
     "form_holds_token",
@@ -51,16 +50,9 @@ def bearer_token(authorization: bytes | None, max_length: int) -> bytes | None:
 
 def token_text(token: bytes) -> str:
     """The token as the validators take it: ASCII without spaces, or InvalidTokenError."""
-    if _SPACE in token:
+    if _SPACE in token or not token.isascii():
         raise InvalidTokenError("The access token is malformed")
-    return ascii_text(token)
-
-
-def ascii_text(token: bytes) -> str:
-    try:
-        return token.decode("ascii")
-    except UnicodeDecodeError:
-        raise InvalidTokenError("The access token is malformed") from None
+    return token.decode("ascii")
 
 
 def check_token_syntax(token: str) -> None:

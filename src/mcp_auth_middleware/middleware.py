@@ -18,7 +18,6 @@ from .body import read_body, replay
 from .challenge import Challenger, RawResponse, send_response
 from .credentials import (
     MAX_HEADERS,
-    ascii_text,
     bearer_token,
     form_holds_token,
     is_form,
@@ -303,8 +302,7 @@ class MCPAuthMiddleware:
                     raise TooManyFailuresError(retry_after)
             # A token verified before costs the hash above and this lookup; a new one, the validator.
             if self._caching is not None:
-                # (our validators check the token's syntax themselves, before any work)
-                info = self._caching.cached(key) or await self._caching.validate_new(ascii_text(token), key)
+                info = self._caching.cached(key) or await self._caching.validate_new(token_text(token), key)
             else:
                 info = await self.validator.validate(token_text(token))
 

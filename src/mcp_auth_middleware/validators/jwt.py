@@ -152,7 +152,6 @@ class JWTValidator:
         self.require_at_jwt = require_at_jwt
         self.scope_claims = tuple(scope_claims)
         self.client_id_claims = tuple(client_id_claims)
-        self.cache_size = cache_size
         self.max_token_length = max_token_length
         self.audience: frozenset[str] | None = None
         if audience is not None:
