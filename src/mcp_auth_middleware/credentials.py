@@ -33,13 +33,14 @@ def bearer_token(authorization: bytes | None, max_length: int) -> bytes | None:
     """
     if authorization is None:
         return None
-    if authorization.startswith(_COMMON_BEARER):  # no copy for the usual spellings
+    # The usual spellings cost one copy (on 3.11 `[:7] in` is cheaper than `startswith`).
+    if authorization[:7] in _COMMON_BEARER:
         token = authorization[7:]
     else:  # B4: the scheme is case-insensitive
         scheme, _, token = authorization.partition(b" ")
         if scheme.lower() != b"bearer":
             return None
-    if not token or len(token) > max_length:
+    if not 0 < len(token) <= max_length:
         raise InvalidTokenError("The access token is malformed")
     if token[0] == _SPACE or token[-1] == _SPACE:
         token = token.strip(b" ")
