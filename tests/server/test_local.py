@@ -175,28 +175,19 @@ async def test_rfc8707_token_request_cannot_widen_resource(http: httpx2.AsyncCli
 
 async def test_refresh_rotates_and_old_refresh_token_dies(http: httpx2.AsyncClient) -> None:
     client, tokens, _ = await code_flow(http)
-    refreshed = await http.post(
-        "/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": client["client_id"],
-        },
-    )
+    refresh = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "client_id": client["client_id"],
+    }
+    refreshed = await http.post("/token", data=refresh)
     assert refreshed.status_code == 200, refreshed.text
     new = refreshed.json()
     assert new["refresh_token"] != tokens["refresh_token"]
     jwks = (await http.get("/jwks")).json()
     info = await JWTValidator(issuer=ISSUER, audience=RESOURCE, keys=jwks).validate(new["access_token"])
     assert info.audience == (RESOURCE,)  # the resource survives the refresh
-    reused = await http.post(
-        "/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": client["client_id"],
-        },
-    )
+    reused = await http.post("/token", data=refresh)  # the same request again
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
 
 
