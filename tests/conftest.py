@@ -43,7 +43,7 @@ async def health(request: Request) -> PlainTextResponse:
 def echo_app() -> Starlette:
     return Starlette(
         routes=[
-            Route("/mcp", whoami, methods=["GET", "POST", "DELETE"]),
+            Route("/mcp", whoami, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/health", health),
             Route("/static/file", health),
         ]

@@ -183,6 +183,35 @@ async def test_b1_token_in_form_body_400(client: httpx2.AsyncClient, token: str,
     assert 'error="invalid_request"' in response.headers["www-authenticate"]
 
 
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+async def test_token_in_form_body_400_whatever_the_method(client: httpx2.AsyncClient, token: str, method: str) -> None:
+    # RFC 6750 §2.2 holds for every method whose body has semantics; §3.1: two methods -> 400.
+    response = await client.request(
+        method,
+        "/mcp",
+        content=f"access_token={token}",
+        headers={**bearer(token), "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400
+    assert 'error="invalid_request"' in response.headers["www-authenticate"]
+    assert token not in response.text
+
+
+async def test_two_content_types_400(client: httpx2.AsyncClient, token: str) -> None:
+    # Starlette reads the first Content-Type: a form body must not hide behind a second one.
+    response = await client.post(
+        "/mcp",
+        content=f"access_token={token}",
+        headers=[
+            ("authorization", f"Bearer {token}"),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("content-type", "application/json"),
+        ],
+    )
+    assert response.status_code == 400
+    assert 'error="invalid_request"' in response.headers["www-authenticate"]
+
+
 async def test_form_body_without_token_is_replayed_untouched(client: httpx2.AsyncClient, token: str) -> None:
     response = await client.post("/mcp", data={"a": "1", "b": "two"}, headers=bearer(token))
     assert response.status_code == 200
@@ -210,6 +239,23 @@ async def test_valid_token_with_required_scopes_passes(make_app: Factory, token:
     async with asgi_client(make_app(required_scopes=["mcp"])) as c:
         response = await c.post("/mcp", headers=bearer(token))
     assert response.status_code == 200
+
+
+async def test_one_validator_shared_by_two_resources_binds_each_its_own_audience(issuer: LocalIssuer) -> None:
+    # MCP authorization, Token Audience Binding and Validation; RFC 8707 §2: the audience
+    # belongs to the resource that receives the request, not to the first middleware built.
+    shared = issuer.validator()
+    first, second = "https://api.example.com/mcp", "https://api.example.com/admin-mcp"
+    app_first = MCPAuthMiddleware(echo_app(), resource=first, authorization_servers=[ISSUER], validator=shared)
+    app_second = MCPAuthMiddleware(echo_app(), resource=second, authorization_servers=[ISSUER], validator=shared)
+    for_first = issuer.mint_token(audience=first)
+    for_second = issuer.mint_token(audience=second)
+    async with asgi_client(app_first) as a, asgi_client(app_second) as b:
+        assert (await a.post("/mcp", headers=bearer(for_first))).status_code == 200  # now cached
+        assert (await b.post("/mcp", headers=bearer(for_first))).status_code == 401
+        assert (await b.post("/mcp", headers=bearer(for_second))).status_code == 200
+        assert (await a.post("/mcp", headers=bearer(for_second))).status_code == 401
+    assert shared.audience is None  # the shared object itself was never changed
 
 
 # -- Validator errors map to 401/403/503, never 500 -------------------------------------

@@ -9,7 +9,7 @@ import httpx2
 import pytest
 
 from mcp_auth_middleware import AuthInfo, InvalidTokenError, MCPAuthMiddleware
-from mcp_auth_middleware.rate_limit import FailureLimiter, client_address, parse_networks
+from mcp_auth_middleware.rate_limit import ClientAddresses, FailureLimiter, client_address, parse_networks
 from mcp_auth_middleware.testing import LocalIssuer
 
 from .conftest import RESOURCE, bearer
@@ -66,20 +66,91 @@ async def test_guard_can_be_turned_off(make_app: Factory) -> None:
         assert {(await client.post("/mcp", headers=bearer(f"g{i}"))).status_code for i in range(30)} == {401}
 
 
+def peer_scope(peer: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
+    return {"client": (peer, 1), "headers": list(headers)}
+
+
+PROXIES = parse_networks(["10.0.0.0/8"])
+
+
 def test_client_address_trusts_forwarded_headers_only_from_trusted_proxies() -> None:
-    proxies = parse_networks(["10.0.0.0/8"])
-
-    def scope(peer: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
-        return {"client": (peer, 1), "headers": list(headers)}
-
     xff = (b"x-forwarded-for", b"198.51.100.9, 10.0.0.5")
-    assert client_address(scope("10.0.0.1", xff), proxies) == "198.51.100.9"
-    assert client_address(scope("203.0.113.1", xff), proxies) == "203.0.113.1"  # untrusted peer: ignored
-    assert client_address(scope("10.0.0.1", xff), ()) == "10.0.0.1"
+    assert client_address(peer_scope("10.0.0.1", xff), PROXIES) == "198.51.100.9"
+    assert client_address(peer_scope("203.0.113.1", xff), PROXIES) == "203.0.113.1"  # untrusted peer: ignored
+    assert client_address(peer_scope("10.0.0.1", xff), ()) == "10.0.0.1"
     spoofed = (b"x-forwarded-for", b"1.2.3.4, 198.51.100.9")  # the client wrote the leftmost hop itself
-    assert client_address(scope("10.0.0.1", spoofed), proxies) == "198.51.100.9"
+    assert client_address(peer_scope("10.0.0.1", spoofed), PROXIES) == "198.51.100.9"
     forwarded = (b"forwarded", b'for="[2001:db8::1]";proto=https')
-    assert client_address(scope("10.0.0.1", forwarded), proxies) == "2001:db8::1"
+    assert client_address(peer_scope("10.0.0.1", forwarded), PROXIES, "forwarded") == "2001:db8::1"
+
+
+def test_x_forwarded_for_on_several_field_lines_is_one_list() -> None:
+    # RFC 9110 §5.3: the client's own line first, then the one its proxy appended.
+    lines = ((b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-for", b"198.51.100.9"))
+    assert client_address(peer_scope("10.0.0.1", *lines), PROXIES) == "198.51.100.9"
+    chained = ((b"x-forwarded-for", b"6.6.6.6, 198.51.100.9"), (b"x-forwarded-for", b"10.0.0.7"))
+    assert client_address(peer_scope("10.0.0.1", *chained), PROXIES) == "198.51.100.9"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ([b"for=6.6.6.6, for=198.51.100.9"], "198.51.100.9"),  # the client chose the first element
+        ([b"for=6.6.6.6", b"for=198.51.100.9;proto=https"], "198.51.100.9"),  # two field lines
+        ([b'for="[2001:DB8::1]:4711", for=10.0.0.9'], "2001:db8::1"),  # a port, a trusted hop
+        ([b"for=198.51.100.9:8080"], "198.51.100.9"),
+        ([b'for="_hidden", for=10.0.0.9'], "_hidden"),  # obfuscated (RFC 7239 §6): still one client
+        ([b'for="6.6.6.6, for=198.51.100.9'], "198.51.100.9"),  # an unbalanced quote swallows nothing
+        ([b"for=6.6.6.6, proto=https"], "10.0.0.1"),  # the proxy's element names no `for`
+    ],
+)
+def test_forwarded_takes_the_rightmost_hop_that_is_not_a_trusted_proxy(lines: list[bytes], expected: str) -> None:
+    scope = peer_scope("10.0.0.1", *((b"forwarded", line) for line in lines))
+    assert client_address(scope, PROXIES, "forwarded") == expected
+
+
+def test_only_the_configured_forwarding_header_is_read() -> None:
+    both = ((b"forwarded", b"for=6.6.6.6"), (b"x-forwarded-for", b"198.51.100.9"))
+    assert client_address(peer_scope("10.0.0.1", *both), PROXIES) == "198.51.100.9"
+    assert client_address(peer_scope("10.0.0.1", *both), PROXIES, "forwarded") == "6.6.6.6"
+    only_other = (b"forwarded", b"for=6.6.6.6")  # a client can send the header its proxy does not write
+    assert client_address(peer_scope("10.0.0.1", only_other), PROXIES) == "10.0.0.1"
+    with pytest.raises(ValueError, match="forwarded_header"):
+        ClientAddresses(["10.0.0.0/8"], "x-real-ip")  # type: ignore[arg-type]
+
+
+async def test_behind_a_proxy_a_rotating_spoofed_hop_does_not_dodge_the_guard(make_app: Factory) -> None:
+    app = make_app(failure_limit="3/minute", trusted_proxies=["10.0.0.0/8"])
+    async with client_from(app, "10.0.0.1") as proxy:
+        statuses = [
+            (
+                await proxy.post(
+                    "/mcp",
+                    headers=[
+                        ("authorization", f"Bearer guess-{i}"),
+                        ("x-forwarded-for", f"6.6.6.{i}"),  # the attacker's own line, new every time
+                        ("x-forwarded-for", "198.51.100.9"),  # what the proxy appended
+                    ],
+                )
+            ).status_code
+            for i in range(5)
+        ]
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+async def test_behind_a_proxy_a_guesser_cannot_aim_the_guard_at_a_victim(
+    make_app: Factory, issuer: LocalIssuer
+) -> None:
+    app = make_app(failure_limit="3/minute", trusted_proxies=["10.0.0.0/8"], forwarded_header="forwarded")
+    good = issuer.mint_token(audience=RESOURCE)
+    async with client_from(app, "10.0.0.1") as proxy:
+        for i in range(6):  # the attacker writes the victim's address first; the proxy appends the real one
+            spoofed = {"authorization": f"Bearer guess-{i}", "forwarded": "for=192.0.2.50, for=198.51.100.9"}
+            await proxy.post("/mcp", headers=spoofed)
+        victim = await proxy.post("/mcp", headers={**bearer(good), "forwarded": "for=192.0.2.50"})
+        attacker = await proxy.post("/mcp", headers={**bearer(good), "forwarded": "for=198.51.100.9"})
+    assert victim.status_code == 200
+    assert attacker.status_code == 429
 
 
 async def test_memory_storage_sweeps_lazily() -> None:

@@ -36,9 +36,9 @@ from .errors import (
 from .integrations.mcp import user_context_var
 from .metrics import AuthMetrics
 from .policy import Rule, ScopePolicy, parse_messages
-from .rate_limit import FailureLimiter, client_address, parse_networks
+from .rate_limit import ClientAddresses, FailureLimiter, ForwardedHeader
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
-from .validators.base import CachingValidator, ResourceBound, TokenValidator
+from .validators.base import CachingValidator, TokenValidator, for_resource
 from .validators.cache import token_key
 from .validators.fallback import FallbackValidator
 from .validators.introspection import IntrospectionValidator
@@ -57,6 +57,8 @@ _FORBIDDEN_ORIGIN: RawResponse = (
     b'{"error": "forbidden_origin", "error_description": "This Origin is not allowed"}',
 )
 _OUTCOMES = {429: "limited", 503: "unavailable"}
+#: Stands for two Origin headers: matches no allowed origin, so such a request is refused.
+_CONFLICTING_ORIGINS = b"\x00conflicting origins"
 
 
 class MCPAuthMiddleware:
@@ -104,6 +106,7 @@ class MCPAuthMiddleware:
         failure_limit: str | None = "60/minute",
         rate_limit_storage: str = "memory://",
         trusted_proxies: Iterable[str] = (),
+        forwarded_header: ForwardedHeader = "x-forwarded-for",
         meter_provider: Any = None,
     ) -> None:
         self.app = app
@@ -123,7 +126,7 @@ class MCPAuthMiddleware:
         self.max_body = max_body
         # Guard against token guessing: failed validations per address (see rate_limit.py).
         self.guard = FailureLimiter(failure_limit, storage_uri=rate_limit_storage) if failure_limit else None
-        self._trusted_proxies = parse_networks(trusted_proxies)
+        self._client_address = ClientAddresses(trusted_proxies, forwarded_header)
         servers = list(authorization_servers or ([issuer] if issuer else []))
         self.validator = validator or _validator_for(
             issuer or (servers[0] if servers else None),
@@ -134,8 +137,9 @@ class MCPAuthMiddleware:
             client_secret=client_secret,
             allow_http=allow_http,
         )
-        if isinstance(self.validator, ResourceBound):
-            self.validator.bind_resource(resource)
+        # The audience belongs to this resource: a validator shared with another middleware
+        # is bound per resource, never changed (MCP authorization, Token Audience Binding).
+        self.validator = for_resource(self.validator, resource)
         self._caching = self.validator if isinstance(self.validator, CachingValidator) else None
         mentioned = self.required_scopes | self.policy.mentioned_scopes()
         advertised = sorted(mentioned) if scopes_supported is None else list(scopes_supported)
@@ -207,6 +211,7 @@ class MCPAuthMiddleware:
             "resource_name": env.get("MCP_AUTH_RESOURCE_NAME"),
             "rate_limit_storage": env.get("MCP_AUTH_RATE_LIMIT_STORAGE"),
             "trusted_proxies": listed("MCP_AUTH_TRUSTED_PROXIES"),
+            "forwarded_header": env.get("MCP_AUTH_FORWARDED_HEADER"),
             "log_allowed": _flag(env.get("MCP_AUTH_LOG_ALLOWED")),
         }
         options = {k: v for k, v in options.items() if v is not None}
@@ -247,9 +252,14 @@ class MCPAuthMiddleware:
                         problem = "The request carries more than one Authorization header"
                     authorization = value
                 elif name == b"content-type":
+                    # A singleton field (RFC 9110 §8.3): with two, we and the app could each
+                    # read a different one, and a form body would pass unchecked.
+                    if content_type is not None:
+                        problem = "The request carries more than one Content-Type header"
                     content_type = value
                 elif name == b"origin":
-                    origin = value
+                    # One Origin per request (RFC 6454 §7.3); two match no allowed origin.
+                    origin = value if origin is None else _CONFLICTING_ORIGINS
         if origin is not None and self._checks_origin:
             if self._allowed_origins is not None and origin not in self._allowed_origins:
                 # M23: an unexpected Origin (DNS rebinding) is refused outright.
@@ -280,8 +290,9 @@ class MCPAuthMiddleware:
             query = scope.get("query_string")
             if query and query_holds_token(query):  # M20: never from the query string
                 raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
-            if content_type is not None and scope["method"] == "POST" and is_form(content_type):
-                # B1: a token in a form body is refused, alone or next to the header.
+            if content_type is not None and is_form(content_type):
+                # RFC 6750 §2.2, §3.1: a token in a form body is refused, alone or next to the
+                # header, whatever the method (an app may read a PUT or PATCH form too).
                 body, disconnect = await read_body(receive, self.max_form_body)
                 if form_holds_token(body):
                     raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
@@ -297,7 +308,7 @@ class MCPAuthMiddleware:
             key = token_key(token)
             if self.guard is not None and self.guard.suspects:
                 # Only while someone is failing: is this caller one of them? (before any work)
-                address = client_address(scope, self._trusted_proxies)
+                address = self._client_address(scope)
                 if self.guard.is_suspect(address) and (retry_after := await self.guard.retry_after(address)):
                     raise TooManyFailuresError(retry_after)
             # A token verified before costs the hash above and this lookup; a new one, the validator.
@@ -307,9 +318,10 @@ class MCPAuthMiddleware:
                 info = await self.validator.validate(token_text(token))
 
             needed = self.required_scopes
-            if self._inspects_messages and scope["method"] == "POST":
+            if self._inspects_messages:
                 # Per-tool rules: read the JSON-RPC message (only now, for an authenticated
-                # caller), then replay it to the app byte for byte.
+                # caller), then replay it to the app byte for byte. Whatever the method: the
+                # rules hold for any request an app might read a message from.
                 if body is None:
                     body, disconnect = await read_body(receive, self.max_body)
                     receive = replay(body, disconnect, receive)
@@ -323,7 +335,7 @@ class MCPAuthMiddleware:
         except AuthError as error:
             self.metrics.record(_OUTCOMES.get(error.status, "deny"), error.description)
             if self.guard is not None and isinstance(error, InvalidTokenError):
-                await self.guard.record_failure(client_address(scope, self._trusted_proxies))
+                await self.guard.record_failure(self._client_address(scope))
             if logger.isEnabledFor(logging.INFO):
                 self._log("deny", error.description, key, status=error.status)
             await send_response(send, self.challenger.for_error(error))

@@ -17,14 +17,21 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 
-__all__ = ["FailureLimiter", "client_address", "parse_networks"]
+__all__ = [
+    "FORWARDED_HEADERS",
+    "ClientAddresses",
+    "FailureLimiter",
+    "ForwardedHeader",
+    "client_address",
+    "parse_networks",
+]
 
 logger = logging.getLogger("mcp_auth_middleware.rate_limit")
 
@@ -122,31 +129,86 @@ class FailureLimiter:
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+ForwardedHeader = Literal["x-forwarded-for", "forwarded"]
+FORWARDED_HEADERS: tuple[ForwardedHeader, ...] = ("x-forwarded-for", "forwarded")
 
 
 def parse_networks(trusted_proxies: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
 
 
-def client_address(scope: Mapping[str, Any], networks: tuple[Network, ...] = ()) -> str:
-    """The caller's address; `X-Forwarded-For`/`Forwarded` only from a trusted proxy peer."""
+class ClientAddresses:
+    """`client_address` for one configuration: which proxies are trusted, which header they write."""
+
+    __slots__ = ("header", "networks")
+
+    def __init__(self, trusted_proxies: Iterable[str] = (), header: ForwardedHeader = "x-forwarded-for") -> None:
+        if header not in FORWARDED_HEADERS:
+            raise ValueError(f"forwarded_header must be one of {FORWARDED_HEADERS}, not {header!r}")
+        self.networks = parse_networks(trusted_proxies)
+        self.header: ForwardedHeader = header
+
+    def __call__(self, scope: Mapping[str, Any]) -> str:
+        return client_address(scope, self.networks, self.header)
+
+
+def client_address(
+    scope: Mapping[str, Any], networks: tuple[Network, ...] = (), header: ForwardedHeader = "x-forwarded-for"
+) -> str:
+    """The caller's address: the peer, or behind trusted proxies the rightmost hop of `header`
+    that is not one of them.
+
+    Only the header the proxies write is read (a client can send the other one, and anything
+    left of its own hop, with any value). Several field lines of it are one list, in order
+    (RFC 9110 §5.3); each proxy appends the address it received from (RFC 7239 §4, §8.1).
+    """
     client = scope.get("client")
-    peer = client[0] if client else "unknown"
+    peer = str(client[0]) if client else "unknown"
     if not networks or not _in(peer, networks):
-        return str(peer)
-    for name, value in scope["headers"]:
-        if name == b"x-forwarded-for":
-            hops = [h.strip() for h in str(value.decode("latin-1")).split(",") if h.strip()]
-            # The rightmost hop that is not one of our proxies is the client.
-            for hop in reversed(hops):
-                if not _in(hop, networks):
-                    return hop
-        elif name == b"forwarded":
-            for part in str(value.decode("latin-1")).replace(",", ";").split(";"):
-                key, _, val = part.strip().partition("=")
-                if key.lower() == "for" and val:
-                    return val.strip('"[]')
-    return str(peer)
+        return peer
+    name = header.encode()
+    lines = [value.decode("latin-1") for key, value in scope["headers"] if key == name]
+    if not lines:
+        return peer
+    hops = _forwarded_for(lines) if header == "forwarded" else [h.strip() for h in ",".join(lines).split(",")]
+    for hop in reversed(hops):
+        if not hop:
+            return peer  # a proxy's element without `for`: nothing left of it can be trusted
+        address = _address(hop)
+        if address is None or not _in(address, networks):
+            # The first hop (from the right) that no trusted proxy wrote as its own peer; an
+            # obfuscated or `unknown` one (RFC 7239 §6) still stands for that one client.
+            return address or hop
+    return peer
+
+
+def _forwarded_for(lines: list[str]) -> list[str | None]:
+    """The `for` of each element of a Forwarded list, None where an element has none.
+
+    Quotes are not parsed as grouping: a client's unbalanced quote must not be able to swallow
+    the elements its proxies append.
+    """
+    hops: list[str | None] = []
+    for element in ",".join(lines).split(","):
+        found: str | None = None
+        for pair in element.split(";"):
+            key, _, value = pair.strip().partition("=")
+            if key.lower() == "for":
+                found = value.strip().strip('"')
+        hops.append(found)
+    return hops
+
+
+def _address(hop: str) -> str | None:
+    """An IP address in its normal form, from `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]:80`; else None."""
+    if hop.startswith("["):
+        hop = hop[1:].partition("]")[0]
+    elif hop.count(":") == 1:
+        hop = hop.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(hop))
+    except ValueError:
+        return None
 
 
 def _in(address: str, networks: tuple[Network, ...]) -> bool:

@@ -144,8 +144,7 @@ async def test_fallback_jwt_first_then_introspection(oidc_provider: OIDCProvider
     jwt = JWTValidator(
         issuer=oidc_provider.issuer, audience=[RESOURCE_JWT, RESOURCE_OPAQUE], jwks_uri=document["jwks_uri"]
     )
-    remote = introspection(oidc_provider)
-    remote.bind_resource(RESOURCE_OPAQUE)
+    remote = introspection(oidc_provider).for_resource(RESOURCE_OPAQUE)
     fallback = FallbackValidator(jwt, remote)
     assert (await fallback.validate(await get_token(oidc_provider, RESOURCE_JWT))).client_id == "mcp-client"
     assert (await fallback.validate(await get_token(oidc_provider, RESOURCE_OPAQUE))).client_id == "mcp-client"

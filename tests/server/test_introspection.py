@@ -29,6 +29,23 @@ TOKENS: dict[str, dict[str, Any]] = {
     "expired": {"scope": "mcp", "client_id": "app", "aud": RESOURCE, "exp": NOW - 10},
     "other-aud": {"scope": "mcp", "client_id": "app", "aud": "https://other.example/api", "exp": NOW + 600},
     "own": {"scope": "x", "client_id": "rs", "aud": "https://other.example/api", "exp": NOW + 600},
+    "dpop-bound": {
+        "scope": "mcp",
+        "client_id": "app",
+        "aud": RESOURCE,
+        "exp": NOW + 600,
+        "iss": "https://as.example",
+        "token_type": "DPoP",
+        "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
+    },
+    "mtls-bound": {
+        "scope": "mcp",
+        "client_id": "app",
+        "aud": RESOURCE,
+        "exp": NOW + 600,
+        "iss": "https://as.example",
+        "cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"},
+    },
 }
 REFRESH = {"refresh-1": {"client_id": "app", "aud": RESOURCE, "token_type": "refresh_token", "sub": "alice"}}
 lookups: list[tuple[str, str | None]] = []
@@ -172,3 +189,64 @@ async def test_i4_address_limit_covers_failed_client_auth() -> None:
         statuses = [(await c.post("/introspect", data={"token": "t"}, headers=wrong)).status_code for _ in range(5)]
         assert statuses[:3] == [401] * 3 and statuses[-1] == 429
         assert (await other.post("/introspect", data={"token": "good"}, headers=BASIC)).status_code == 200
+
+
+@pytest.mark.parametrize("token", ["dpop-bound", "mtls-bound"])
+async def test_confirmation_claim_is_part_of_the_answer(token: str) -> None:
+    # RFC 9449 §6.2, RFC 8705 §3.2: the binding travels with the introspection response.
+    async with client(endpoint()) as c:
+        answer = (await c.post("/introspect", data={"token": token}, headers=BASIC)).json()
+    assert answer["active"] is True
+    assert answer["cnf"] == TOKENS[token]["cnf"]
+
+
+@pytest.mark.parametrize("token", ["dpop-bound", "mtls-bound"])
+async def test_bound_token_refused_as_bearer_end_to_end(token: str) -> None:
+    # Our IntrospectionValidator asking our IntrospectionEndpoint, on real uvicorn: a stolen
+    # bound token presented as Bearer is refused (RFC 9449 §7.2).
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from mcp_auth_middleware import IntrospectionValidator, MCPAuthMiddleware
+    from mcp_auth_middleware.testing import serve
+
+    authorization_server = Starlette(routes=[Route("/introspect", endpoint(), methods=["POST"])])
+    app = Starlette(routes=[Route("/mcp", lambda request: PlainTextResponse("ok"), methods=["POST"])])
+    with serve(authorization_server) as base:
+        remote = IntrospectionValidator(
+            f"{base}/introspect", client_id="rs", client_secret="s3cret", issuer="https://as.example"
+        )
+        protected = MCPAuthMiddleware(
+            app, resource=RESOURCE, authorization_servers=["https://as.example"], validator=remote
+        )
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=protected), base_url="https://mcp.example.com"
+        ) as c:
+            bound = await c.post("/mcp", headers={"Authorization": f"Bearer {token}"})
+            plain = await c.post("/mcp", headers={"Authorization": "Bearer good"})
+        await remote.aclose()
+    assert bound.status_code == 401
+    assert "sender-constrained" in bound.headers["www-authenticate"]
+    assert plain.status_code == 200  # the same path accepts an unbound token
+
+
+FORM = ("content-type", "application/x-www-form-urlencoded")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [FORM, ("authorization", BASIC["Authorization"]), ("authorization", "Basic cnMyOm90aGVy")],
+        [FORM, ("content-type", "application/json"), ("authorization", BASIC["Authorization"])],
+    ],
+)
+async def test_repeated_singleton_headers_400(headers: list[tuple[str, str]]) -> None:
+    async with client(endpoint()) as c:
+        assert (await c.post("/introspect", content=b"token=good", headers=headers[::2])).json()["active"]
+        response = await c.post("/introspect", content=b"token=good", headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "A header that may appear once is repeated",
+    }

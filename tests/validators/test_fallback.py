@@ -15,8 +15,9 @@ class CountingIntrospection:
         self.calls: list[str] = []
         self.bound: str | None = None
 
-    def bind_resource(self, resource: str) -> None:
+    def for_resource(self, resource: str) -> CountingIntrospection:
         self.bound = resource
+        return self
 
     async def validate(self, token: str) -> AuthInfo:
         self.calls.append(token)
@@ -27,8 +28,7 @@ class CountingIntrospection:
 def setup() -> tuple[LocalIssuer, CountingIntrospection, FallbackValidator]:
     issuer = LocalIssuer("https://as.example")
     introspection = CountingIntrospection()
-    fallback = FallbackValidator(issuer.validator(), introspection)
-    fallback.bind_resource(RESOURCE)
+    fallback = FallbackValidator(issuer.validator(), introspection).for_resource(RESOURCE)
     return issuer, introspection, fallback
 
 

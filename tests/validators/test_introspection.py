@@ -311,3 +311,27 @@ async def test_p2_dpop_bound_token_refused(fake: FakeAS) -> None:
     fake.answer["cnf"] = {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
     with pytest.raises(InvalidTokenError, match="sender-constrained"):
         await validator(fake).validate("t")
+
+
+@pytest.mark.parametrize(
+    "binding",
+    [
+        {"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}},
+        {"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}},  # RFC 8705 §3.2
+        {"token_type": "DPoP"},  # RFC 9449 §6.2: the type alone says the token is bound
+        {"token_type": "dpop"},
+    ],
+)
+async def test_sender_constrained_answers_refused_as_bearer(fake: FakeAS, binding: dict[str, Any]) -> None:
+    fake.answer.update(binding)
+    with pytest.raises(InvalidTokenError, match="sender-constrained"):
+        await validator(fake).validate("bound-token")
+
+
+async def test_for_resource_binds_a_copy_with_its_own_caches(fake: FakeAS) -> None:
+    shared = IntrospectionValidator(fake.url, client_id="rs", client_secret="rs-secret")
+    first, second = shared.for_resource(RESOURCE), shared.for_resource("https://mcp.example.com/admin")
+    assert (await first.validate("known-token")).sub == "alice"
+    with pytest.raises(InvalidTokenError, match="not issued for this resource"):
+        await second.validate("known-token")  # neither cache of `first` answers for `second`
+    assert shared.audience is None and first.calls == 1 and second.calls == 1

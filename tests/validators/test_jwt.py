@@ -235,10 +235,43 @@ async def test_j1_strict_typ_mode(rsa: RSAKey) -> None:
     strict = JWTValidator(issuer=ISS, audience=AUD, keys=rsa.as_dict(private=False), require_at_jwt=True)
     assert await strict.validate(sign(rsa, claims(), typ="at+jwt"))
     assert await strict.validate(sign(rsa, claims(), typ="application/AT+JWT"))
-    await rejects(strict, sign(rsa, claims(), typ="JWT"), "RFC 9068")
+    await rejects(strict, sign(rsa, claims(), typ="JWT"), "typ")
+    await rejects(strict, sign_raw({"alg": "RS256", "kid": rsa.kid}, json.dumps(claims()).encode(), rsa), "typ")
     await rejects(strict, sign(rsa, claims(jti=None), typ="at+jwt"), "required claim")
     lenient = JWTValidator(issuer=ISS, audience=AUD, keys=rsa.as_dict(private=False))
     assert await lenient.validate(sign(rsa, claims(), typ="JWT"))
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "AT+JWT", "JWT", "jwt", "application/jwt", None])
+async def test_default_accepts_access_token_types_plain_jwt_and_none(rsa: RSAKey, typ: str | None) -> None:
+    lenient = JWTValidator(issuer=ISS, audience=AUD, keys=rsa.as_dict(private=False))
+    header = {"alg": "RS256", "kid": rsa.kid} | ({"typ": typ} if typ is not None else {})
+    assert await lenient.validate(sign_raw(header, json.dumps(claims()).encode(), rsa))
+
+
+@pytest.mark.parametrize(
+    "typ", ["secevent+jwt", "logout+jwt", "dpop+jwt", "token-introspection+jwt", "application/secevent+jwt", "JOSE", 7]
+)
+async def test_explicitly_typed_foreign_jwts_are_never_access_tokens(rsa: RSAKey, typ: object) -> None:
+    # RFC 8725 §3.11 (explicit typing), RFC 9068 §4: correctly signed, right issuer and
+    # audience, but declared to be another kind of JWT.
+    for require_at_jwt in (False, True):
+        validator = JWTValidator(
+            issuer=ISS, audience=AUD, keys=rsa.as_dict(private=False), require_at_jwt=require_at_jwt
+        )
+        await rejects(validator, sign(rsa, claims(), typ=typ), "typ")
+
+
+async def test_for_resource_binds_a_copy_with_its_own_cache(rsa: RSAKey) -> None:
+    shared = JWTValidator(issuer=ISS, keys=rsa.as_dict(private=False))
+    first, second = shared.for_resource(AUD), shared.for_resource("https://mcp.example.com/admin")
+    token = sign(rsa, claims())
+    assert await first.validate(token)
+    await rejects(second, token, "not issued for this resource")  # not a hit in first's cache
+    await rejects(shared, token, "no audience")  # the shared validator itself is unchanged
+    assert first.keys is shared.keys  # one key source (one JWKS cache) per issuer
+    configured = JWTValidator(issuer=ISS, audience=AUD, keys=rsa.as_dict(private=False))
+    assert configured.for_resource("https://elsewhere.example/mcp") is configured  # configured audience wins
 
 
 @pytest.mark.parametrize(

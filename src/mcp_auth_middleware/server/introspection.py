@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, unquote
 from starlette.types import Receive, Scope, Send
 
 from ..body import BodyTooLargeError, read_body
-from ..rate_limit import FailureLimiter, client_address, parse_networks
+from ..rate_limit import ClientAddresses, FailureLimiter, ForwardedHeader
 
 __all__ = ["IntrospectionClient", "IntrospectionEndpoint", "TokenLookup", "hash_secret"]
 
@@ -32,7 +32,22 @@ __all__ = ["IntrospectionClient", "IntrospectionEndpoint", "TokenLookup", "hash_
 TokenLookup = Callable[[str, str | None], Awaitable[Mapping[str, Any] | None]]
 
 INACTIVE = b'{"active": false}'
-RESPONSE_MEMBERS = ("scope", "client_id", "username", "token_type", "exp", "iat", "nbf", "sub", "aud", "iss", "jti")
+#: RFC 7662 §2.2 members, plus `cnf`: a token bound to a DPoP key or a certificate must say so,
+#: or the resource server would take it for a bearer token (RFC 9449 §6.2, RFC 8705 §3.2).
+RESPONSE_MEMBERS = (
+    "scope",
+    "client_id",
+    "username",
+    "token_type",
+    "exp",
+    "iat",
+    "nbf",
+    "sub",
+    "aud",
+    "iss",
+    "jti",
+    "cnf",
+)
 
 
 def hash_secret(secret: str) -> str:
@@ -77,6 +92,7 @@ class IntrospectionEndpoint:
         address_limit: str = "120/minute",
         storage_uri: str = "memory://",
         trusted_proxies: Iterable[str] = (),
+        forwarded_header: ForwardedHeader = "x-forwarded-for",
         max_body: int = 16 * 1024,
     ) -> None:
         self.lookup = lookup
@@ -85,7 +101,7 @@ class IntrospectionEndpoint:
         # Misses (inactive answers) and failed client authentications are what scanning looks like.
         self.client_misses = FailureLimiter(client_limit, storage_uri=storage_uri, key_prefix="introspect-client")
         self.address_misses = FailureLimiter(address_limit, storage_uri=storage_uri, key_prefix="introspect-addr")
-        self.networks = parse_networks(trusted_proxies)
+        self.client_address = ClientAddresses(trusted_proxies, forwarded_header)
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -108,9 +124,11 @@ class IntrospectionEndpoint:
         if scope["method"] != "POST":
             return 405, [(b"allow", b"POST")], _error("invalid_request", "Use POST")
         headers = _headers(scope)
+        if headers is None:
+            return 400, [], _error("invalid_request", "A header that may appear once is repeated")
         if headers.get(b"content-type", b"").split(b";")[0].strip().lower() != b"application/x-www-form-urlencoded":
             return 400, [], _error("invalid_request", "Use application/x-www-form-urlencoded")
-        address = client_address(scope, self.networks)
+        address = self.client_address(scope)
         if (retry := await self.address_misses.retry_after(address)) is not None:
             return 429, [(b"retry-after", str(retry).encode())], _error("slow_down", "Too many requests")
         try:
@@ -172,8 +190,18 @@ def _current(record: Mapping[str, Any]) -> bool:
     return not (isinstance(nbf, int | float) and nbf > now)
 
 
-def _headers(scope: Scope) -> dict[bytes, bytes]:
-    return {name: value for name, value in scope["headers"]}
+_SINGLETONS = (b"authorization", b"content-type")
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes] | None:
+    """The request headers by name; None when Authorization or Content-Type is repeated (we and
+    a framework in front of us could each read a different one)."""
+    headers: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if name in headers and name in _SINGLETONS:
+            return None
+        headers[name] = value
+    return headers
 
 
 def _parse_form(body: bytes) -> dict[str, str]:

@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from ..auth_info import AuthInfo
 
-__all__ = ["CachingValidator", "ResourceBound", "TokenValidator"]
+__all__ = ["CachingValidator", "ResourceBound", "TokenValidator", "for_resource"]
 
 
 @runtime_checkable
@@ -32,6 +32,17 @@ class CachingValidator(Protocol):
 
 @runtime_checkable
 class ResourceBound(Protocol):
-    """A validator that can take its audience from the middleware's `resource`."""
+    """A validator whose audience, when not configured, is the protected resource's own.
 
-    def bind_resource(self, resource: str) -> None: ...
+    `for_resource` returns a validator for that one resource and leaves `self` unchanged, so
+    one validator object can serve several resources: the audience a request must carry
+    belongs to the resource that receives it (MCP authorization, Token Audience Binding and
+    Validation; RFC 8707 §2), and so does the cache of tokens verified for it.
+    """
+
+    def for_resource(self, resource: str) -> TokenValidator: ...
+
+
+def for_resource(validator: TokenValidator, resource: str) -> TokenValidator:
+    """`validator` as one protected resource uses it (unchanged if it is not ResourceBound)."""
+    return validator.for_resource(resource) if isinstance(validator, ResourceBound) else validator

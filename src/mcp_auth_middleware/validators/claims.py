@@ -80,10 +80,15 @@ def is_numeric_date(value: object) -> TypeGuard[int | float]:
 
 
 def is_sender_constrained(claims: Mapping[str, Any]) -> bool:
-    """A `cnf` claim binds the token to a key (DPoP `jkt`, RFC 9449) or certificate
-    (`x5t#S256`, RFC 8705): presented as a plain bearer token, it must be refused (P2)."""
+    """A `cnf` claim binds the token to a key (DPoP `jkt`, RFC 9449 §6) or certificate
+    (`x5t#S256`, RFC 8705 §3): presented as a plain bearer token, it must be refused
+    (RFC 9449 §7.2). An introspection answer may say so with `token_type: DPoP` alone
+    (RFC 9449 §6.2)."""
     cnf = claims.get("cnf")
-    return cnf is not None and not (isinstance(cnf, Mapping) and not cnf)
+    if cnf is not None and not (isinstance(cnf, Mapping) and not cnf):
+        return True
+    token_type = claims.get("token_type")
+    return isinstance(token_type, str) and token_type.lower() == "dpop"
 
 
 def scopes_from(claims: Mapping[str, Any], names: Iterable[str]) -> frozenset[str]:

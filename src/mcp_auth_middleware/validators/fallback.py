@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..auth_info import AuthInfo
-from .base import CachingValidator, ResourceBound, TokenValidator
+from .base import CachingValidator, TokenValidator, for_resource
 
 __all__ = ["FallbackValidator", "looks_like_jwt"]
 
@@ -30,10 +30,11 @@ class FallbackValidator:
         self._lookups = tuple(v.cached for v in both if isinstance(v, CachingValidator))
         self._jwt_new, self._introspection_new = (_new_token_path(v) for v in both)
 
-    def bind_resource(self, resource: str) -> None:
-        for validator in (self.jwt_validator, self.introspection_validator):
-            if isinstance(validator, ResourceBound):
-                validator.bind_resource(resource)
+    def for_resource(self, resource: str) -> FallbackValidator:
+        """Both validators bound to one protected resource (see ResourceBound); `self` is not changed."""
+        return FallbackValidator(
+            for_resource(self.jwt_validator, resource), for_resource(self.introspection_validator, resource)
+        )
 
     def cached(self, key: bytes) -> AuthInfo | None:
         for lookup in self._lookups:

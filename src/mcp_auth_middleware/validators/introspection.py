@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -126,17 +127,31 @@ class IntrospectionValidator:
         if auth_method == "private_key_jwt":
             self._client.register_client_auth_method(PrivateKeyJWT())
         self._auth_method = auth_method
+        self._new_caches(cache_size)
+
+    def for_resource(self, resource: str) -> IntrospectionValidator:
+        """This validator for one protected resource, whose URI is the audience unless one was
+        configured (RFC 8707 §2). `self` is not changed. The copy shares the HTTP client and
+        has result caches of its own: an answer judged for one resource never stands for
+        another."""
+        if self.audience is not None:
+            return self
+        bound = copy.copy(self)
+        bound.audience = canonical_audiences(resource)
+        bound._new_caches(self._cache_size)
+        return bound
+
+    def _new_caches(self, cache_size: int) -> None:
         # Read by tests and metrics: requests sent, failed, cache lookups; on_duration(seconds).
         self.calls = self.errors = self.lookups = self.cache_misses = 0
         self.on_duration: Callable[[float], object] | None = None
-        self._cached = alru_cache(maxsize=cache_size, ttl=max(cache_ttl, negative_cache_ttl))(self._introspect)
-        self._verified = TokenCache(cache_size if cache_ttl > 0 else 0)
+        self._cache_size = cache_size
+        self._cached = alru_cache(maxsize=cache_size, ttl=max(self.cache_ttl, self.negative_cache_ttl))(
+            self._introspect
+        )
+        self._verified = TokenCache(cache_size if self.cache_ttl > 0 else 0)
         # CachingValidator: the middleware calls the cache's own `get`, no wrapper in between.
         self.cached: Callable[[bytes], AuthInfo | None] = self._verified.get
-
-    def bind_resource(self, resource: str) -> None:
-        if self.audience is None:
-            self.audience = canonical_audiences(resource)
 
     @property
     def cache_hits(self) -> int:

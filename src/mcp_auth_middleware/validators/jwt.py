@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import copy
 import json
 import time
 import warnings
@@ -46,7 +47,12 @@ DEFAULT_ALGORITHMS: tuple[str, ...] = (
     "Ed25519",
 )
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
-_AT_JWT = {"at+jwt", "application/at+jwt"}
+_AT_JWT = frozenset({"at+jwt", "application/at+jwt"})
+#: What the header `typ` of an access token may say by default: RFC 9068's type, plain JWT
+#: (RFC 7519 §5.1, what many identity providers send), or nothing. Any other type names
+#: another kind of JWT (`secevent+jwt`, `logout+jwt`, `dpop+jwt`, ...), which is never an
+#: access token (RFC 8725 §3.11, RFC 9068 §4).
+_ACCESS_TOKEN_TYPES = _AT_JWT | {"jwt", "application/jwt"}
 
 _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
 
@@ -150,6 +156,7 @@ class JWTValidator:
             raise ValueError("leeway must be between 0 and 60 seconds")
         self.leeway = leeway
         self.require_at_jwt = require_at_jwt
+        self._accepted_types = _AT_JWT if require_at_jwt else _ACCESS_TOKEN_TYPES
         self.scope_claims = tuple(scope_claims)
         self.client_id_claims = tuple(client_id_claims)
         self.max_token_length = max_token_length
@@ -184,10 +191,19 @@ class JWTValidator:
         self.cached: Callable[[bytes], AuthInfo | None] = self._cache.get
         self.cache_misses = 0  # read by metrics, with cache_hits
 
-    def bind_resource(self, resource: str) -> None:
-        """The middleware's `resource` is the audience unless one was given (M08)."""
-        if self.audience is None:
-            self.audience = canonical_audiences(resource)
+    def for_resource(self, resource: str) -> JWTValidator:
+        """This validator for one protected resource, whose URI is the audience unless one was
+        configured (RFC 8707 §2). `self` is not changed. The copy shares the key source (one
+        JWKS fetch per issuer) and has a verified-token cache of its own, so a token verified
+        for one resource is never a cache hit at another."""
+        if self.audience is not None:
+            return self  # the configured audience holds at every resource, cached or not
+        bound = copy.copy(self)
+        bound.audience = canonical_audiences(resource)
+        bound._cache = TokenCache(self._cache.maxsize)
+        bound.cached = bound._cache.get
+        bound.cache_misses = 0
+        return bound
 
     @property
     def cache_hits(self) -> int:
@@ -250,8 +266,11 @@ class JWTValidator:
         if "crit" in header or "b64" in header:
             raise InvalidTokenError("The access token uses unsupported header parameters")
         typ = header.get("typ")
-        if self.require_at_jwt and not (isinstance(typ, str) and typ.lower() in _AT_JWT):
-            raise InvalidTokenError("The token is not an RFC 9068 access token")
+        if (typ is not None or self.require_at_jwt) and not (
+            isinstance(typ, str) and typ.lower() in self._accepted_types
+        ):
+            # Explicit typing (RFC 8725 §3.11): a JWT of another type is not an access token.
+            raise InvalidTokenError("The JWT type (typ) is not an access token type")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidTokenError("The access token is malformed")
@@ -291,8 +310,8 @@ class JWTValidator:
         if not audience_matches(aud, self.audience):
             raise InvalidTokenError("The access token was not issued for this resource")
         if "cnf" in claims and is_sender_constrained(claims):
-            # P2: a DPoP-bound token is only good with its proof; DPoP is not supported here.
-            raise InvalidTokenError("A DPoP-bound token cannot be used as a bearer token")
+            # RFC 9449 §7.2, RFC 8705 §3: a bound token is only good with its key's proof.
+            raise InvalidTokenError("A sender-constrained token cannot be used as a bearer token")
 
 
 def _invalid_claim() -> NoReturn:
