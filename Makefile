@@ -19,7 +19,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.demo-installed
-	$(BIN)/mcp-auth-middleware demo
+	$(BIN)/mcp-oauth-middleware demo
 
 # What the interop tests start (the tests start and stop them; this only installs them).
 OIDC_DIR := tests/interop/oidc_provider

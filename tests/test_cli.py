@@ -53,3 +53,12 @@ async def test_demo_prints_a_working_token_and_command() -> None:
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"},
             )
         assert response.status_code == 200 and '\\"sub\\":\\"demo-user\\"' in response.text
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"mcp-oauth-middleware {version('mcp-oauth-middleware')}"

@@ -1,4 +1,4 @@
-"""The `mcp-auth-middleware` command: demo, discover ISSUER, check TOKEN."""
+"""The `mcp-oauth-middleware` command: demo, discover ISSUER, check TOKEN."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mcp-auth-middleware", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mcp-oauth-middleware", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run a local authorization server and a protected MCP server")
@@ -43,6 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "discover":
         return asyncio.run(_discover(args.issuer))
     return asyncio.run(_check(args))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mcp-oauth-middleware")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 async def _discover(issuer: str) -> int:

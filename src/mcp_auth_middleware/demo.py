@@ -1,4 +1,4 @@
-"""`mcp-auth-middleware demo`: a local authorization server and a protected FastMCP server.
+"""`mcp-oauth-middleware demo`: a local authorization server and a protected FastMCP server.
 
 Everything binds 127.0.0.1. Needs the `demo` extra (FastMCP, uvicorn).
 """
@@ -57,7 +57,7 @@ def build_demo(
         access_token_ttl=access_token_ttl,
     )
     authorization_server.register_resource_server("demo-resource-server", "demo-secret", [resource])
-    mcp = FastMCP("mcp-auth-middleware demo")
+    mcp = FastMCP("mcp-oauth-middleware demo")
 
     @mcp.tool
     async def whoami(ctx: Context) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def build_demo(
         resource=resource,
         required_scopes=["mcp"],
         tool_scopes={tool: needs for tool, needs in TOOL_SCOPES.items() if needs},
-        resource_name="mcp-auth-middleware demo",
+        resource_name="mcp-oauth-middleware demo",
         **validation,
     )
     return DemoStack(authorization_server, app, resource, issuer)
@@ -119,7 +119,7 @@ def instructions(stack: DemoStack, token: str) -> str:
     )
     scopes = "\n".join(f"  {tool:14s} needs {' '.join(['mcp', *needs])}" for tool, needs in TOOL_SCOPES.items())
     return f"""
-mcp-auth-middleware demo (development only; everything on 127.0.0.1)
+mcp-oauth-middleware demo (development only; everything on 127.0.0.1)
 
   authorization server  {stack.issuer}   (metadata: {stack.issuer}/.well-known/oauth-authorization-server)
   protected MCP server  {stack.resource}

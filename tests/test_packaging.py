@@ -1,0 +1,73 @@
+"""The distribution as a user gets it: `python -m build`, then the wheel in a fresh venv."""
+
+from __future__ import annotations
+
+import email
+import subprocess
+import sys
+import tarfile
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.packaging
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def test_wheel_metadata_is_complete(dist: Path) -> None:
+    (wheel,) = dist.glob("mcp_oauth_middleware-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        metadata = email.message_from_bytes(archive.read(metadata_name))
+        entry_points = archive.read(metadata_name.replace("METADATA", "entry_points.txt")).decode()
+    assert metadata["Name"] == "mcp-oauth-middleware"
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata["Requires-Python"] == ">=3.11"
+    assert "Typing :: Typed" in metadata.get_all("Classifier")
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+    assert "mcp_auth_middleware/py.typed" in names
+    assert {"fastmcp", "mcp", "redis", "otel", "demo"} <= set(metadata.get_all("Provides-Extra"))
+    assert "mcp-oauth-middleware = mcp_auth_middleware.cli:main" in entry_points
+    assert "# mcp-oauth-middleware" in metadata.get_payload()  # the README is the long description
+
+
+def test_sdist_holds_the_sources_license_and_readme(dist: Path) -> None:
+    (sdist,) = dist.glob("mcp_oauth_middleware-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"LICENSE", "README.md", "pyproject.toml", "src/mcp_auth_middleware/py.typed"} <= names
+
+
+def test_wheel_installs_into_a_fresh_venv_and_runs(dist: Path, tmp_path: Path) -> None:
+    (wheel,) = dist.glob("mcp_oauth_middleware-*.whl")
+    env = tmp_path / "venv"
+    venv.create(env, with_pip=True)
+    python = env / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel)], check=True, capture_output=True)
+    imported = subprocess.run(
+        [python, "-c", "import mcp_auth_middleware as m; print(m.__file__); print(m.MCPAuthMiddleware.__name__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout.split()
+    assert imported[0].startswith(str(env))  # the installed wheel, not this source tree
+    assert imported[1] == "MCPAuthMiddleware"
+    version = subprocess.run(
+        [env / "bin" / "mcp-oauth-middleware", "--version"], check=True, capture_output=True, text=True
+    )
+    assert version.stdout.strip().startswith("mcp-oauth-middleware 0.")
