@@ -7,17 +7,15 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-__all__ = ["check_fetch_url", "fetch_limited"]
+from .config import is_loopback
 
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+__all__ = ["check_fetch_url", "fetch_limited"]
 
 
 def check_fetch_url(url: str, *, allow_http: bool = False) -> str:
     """Only https, except loopback (development, tests) or when explicitly allowed."""
     parts = urlsplit(url)
-    if parts.scheme == "https" or (
-        parts.scheme == "http" and (allow_http or (parts.hostname or "").lower() in _LOOPBACK)
-    ):
+    if parts.scheme == "https" or (parts.scheme == "http" and (allow_http or is_loopback(url))):
         return url
     raise ValueError(f"refusing to fetch keys or metadata over a non-https URL: {url!r}")
 

@@ -15,7 +15,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth_info import AuthInfo
 from .body import read_body, replay
-from .challenge import Challenger, RawResponse, send_response
+from .challenge import Challenger, RawResponse, check_scope_token, send_response
+from .config import check_server_url, word_list, word_lists
 from .credentials import (
     MAX_HEADERS,
     bearer_token,
@@ -73,19 +74,19 @@ class MCPAuthMiddleware:
         app: ASGIApp,
         *,
         resource: str,
-        authorization_servers: Iterable[str] | None = None,
+        authorization_servers: str | Iterable[str] | None = None,
         issuer: str | None = None,
         validator: TokenValidator | None = None,
-        required_scopes: Iterable[str] = (),
-        scopes_supported: Iterable[str] | None = None,
+        required_scopes: str | Iterable[str] = (),
+        scopes_supported: str | Iterable[str] | None = None,
         token_validation: Literal["jwt", "introspection", "both"] = "jwt",
         jwks_uri: str | None = None,
         introspection_endpoint: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
-        public_paths: Iterable[str] = (),
-        cors_origins: Iterable[str] | None = ("*",),
-        allowed_origins: Iterable[str] | None = None,
+        public_paths: str | Iterable[str] = (),
+        cors_origins: str | Iterable[str] | None = ("*",),
+        allowed_origins: str | Iterable[str] | None = None,
         resource_name: str | None = None,
         resource_documentation: str | None = None,
         expose_token: bool = False,
@@ -94,31 +95,34 @@ class MCPAuthMiddleware:
         max_form_body: int = 64 * 1024,
         allow_http: bool = False,
         realm: str | None = None,
-        tool_scopes: Mapping[str, Iterable[str]] | None = None,
-        method_scopes: Mapping[str, Iterable[str]] | None = None,
-        resource_scopes: Mapping[str, Iterable[str]] | None = None,
-        prompt_scopes: Mapping[str, Iterable[str]] | None = None,
+        tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
+        method_scopes: Mapping[str, str | Iterable[str]] | None = None,
+        resource_scopes: Mapping[str, str | Iterable[str]] | None = None,
+        prompt_scopes: Mapping[str, str | Iterable[str]] | None = None,
         scope_rule: Rule | None = None,
-        implied_scopes: Mapping[str, Iterable[str]] | None = None,
+        implied_scopes: Mapping[str, str | Iterable[str]] | None = None,
         prefix_implies: bool = False,
         challenge_granted_scopes: bool = False,
         max_body: int = 1024 * 1024,
         failure_limit: str | None = "60/minute",
         rate_limit_storage: str = "memory://",
-        trusted_proxies: Iterable[str] = (),
+        trusted_proxies: str | Iterable[str] = (),
         forwarded_header: ForwardedHeader = "x-forwarded-for",
         meter_provider: Any = None,
     ) -> None:
         self.app = app
-        self.required_scopes = frozenset(required_scopes)
+        resource = check_server_url("resource", resource, allow_http=allow_http)
+        if issuer is not None:
+            issuer = check_server_url("issuer", issuer, allow_http=allow_http)
+        self.required_scopes = frozenset(check_scope_token(s) for s in word_list(required_scopes))
         # Scope rules beyond the global ones (per method, tool, resource, prompt; hierarchy).
         self.policy = ScopePolicy(
-            tool_scopes=tool_scopes,
-            method_scopes=method_scopes,
-            resource_scopes=resource_scopes,
-            prompt_scopes=prompt_scopes,
+            tool_scopes=word_lists(tool_scopes),
+            method_scopes=word_lists(method_scopes),
+            resource_scopes=word_lists(resource_scopes),
+            prompt_scopes=word_lists(prompt_scopes),
             rule=scope_rule,
-            implied_scopes=implied_scopes,
+            implied_scopes=word_lists(implied_scopes),
             prefix_implies=prefix_implies,
         )
         self._inspects_messages = self.policy.inspects_messages
@@ -126,8 +130,10 @@ class MCPAuthMiddleware:
         self.max_body = max_body
         # Guard against token guessing: failed validations per address (see rate_limit.py).
         self.guard = FailureLimiter(failure_limit, storage_uri=rate_limit_storage) if failure_limit else None
-        self._client_address = ClientAddresses(trusted_proxies, forwarded_header)
-        servers = list(authorization_servers or ([issuer] if issuer else []))
+        self._client_address = ClientAddresses(word_list(trusted_proxies), forwarded_header)
+        servers = word_list(authorization_servers) or ([issuer] if issuer else [])
+        for server in servers:
+            check_server_url("authorization server", server, allow_http=allow_http)
         self.validator = validator or _validator_for(
             issuer or (servers[0] if servers else None),
             token_validation,
@@ -142,7 +148,7 @@ class MCPAuthMiddleware:
         self.validator = for_resource(self.validator, resource)
         self._caching = self.validator if isinstance(self.validator, CachingValidator) else None
         mentioned = self.required_scopes | self.policy.mentioned_scopes()
-        advertised = sorted(mentioned) if scopes_supported is None else list(scopes_supported)
+        advertised = sorted(mentioned) if scopes_supported is None else word_list(scopes_supported)
         self.metadata = ResourceMetadata(
             resource,
             servers,
@@ -153,8 +159,9 @@ class MCPAuthMiddleware:
         self.resource = resource
         # M03: the path-inserted URI and the root one both serve the document.
         self._metadata_paths = {self.metadata.path, WELL_KNOWN}
-        self._public_exact = {p for p in public_paths if not p.endswith("*")}
-        self._public_prefixes = tuple(p[:-1] for p in public_paths if p.endswith("*"))
+        public = word_list(public_paths)
+        self._public_exact = {p for p in public if not p.endswith("*")}
+        self._public_prefixes = tuple(p[:-1] for p in public if p.endswith("*"))
         self.challenger = Challenger(self.metadata.url, sorted(self.required_scopes), realm=realm)
         self.metrics = AuthMetrics()
         validators = [
@@ -173,14 +180,16 @@ class MCPAuthMiddleware:
         self.max_token_length = max_token_length
         self.max_form_body = max_form_body
         # M23 (off by default): requests from any other browser origin get 403.
-        self._allowed_origins = {o.encode() for o in allowed_origins} if allowed_origins is not None else None
+        self._allowed_origins = (
+            {o.encode() for o in word_list(allowed_origins)} if allowed_origins is not None else None
+        )
         self._checks_origin = allowed_origins is not None or cors_origins is not None
         self._cors: CORSMiddleware | None = None
         if cors_origins is not None:
             # Starlette's CORS middleware, consulted only for requests that carry an Origin.
             self._cors = CORSMiddleware(
                 app,
-                allow_origins=list(cors_origins),
+                allow_origins=word_list(cors_origins),
                 allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=["*"],
                 expose_headers=list(EXPOSED_HEADERS),
@@ -213,6 +222,7 @@ class MCPAuthMiddleware:
             "trusted_proxies": listed("MCP_AUTH_TRUSTED_PROXIES"),
             "forwarded_header": env.get("MCP_AUTH_FORWARDED_HEADER"),
             "log_allowed": _flag(env.get("MCP_AUTH_LOG_ALLOWED")),
+            "allow_http": _flag(env.get("MCP_AUTH_ALLOW_HTTP")),
         }
         options = {k: v for k, v in options.items() if v is not None}
         if "MCP_AUTH_CORS_ORIGINS" in env:  # empty turns CORS off

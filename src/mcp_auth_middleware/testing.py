@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
+from .config import word_list
 from .validators.jwt import JWTValidator
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class LocalIssuer:
         *,
         audience: str | list[str],
         sub: str = "test-user",
-        scopes: Iterable[str] = (),
+        scopes: str | Iterable[str] = (),
         client_id: str = "test-client",
         expires_in: int = 300,
         typ: str = "at+jwt",
@@ -83,7 +84,7 @@ class LocalIssuer:
             "exp": now + expires_in,
             "jti": secrets.token_urlsafe(12),
         }
-        scope = " ".join(scopes)
+        scope = " ".join(word_list(scopes))
         if scope:
             payload["scope"] = scope
         payload.update(claims)

@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..body import BodyTooLargeError, read_body
+from ..config import word_list
 from .introspection import IntrospectionClient, IntrospectionEndpoint
 
 __all__ = ["LocalAuthorizationServer"]
@@ -383,7 +384,7 @@ class LocalAuthorizationServer:
         *,
         user: str = "demo-user",
         token_format: Literal["jwt", "opaque"] = "jwt",
-        scopes_supported: Iterable[str] = ("mcp",),
+        scopes_supported: str | Iterable[str] = ("mcp",),
         access_token_ttl: int = 3600,
         default_resource: str | None = None,
         key: RSAKey | None = None,
@@ -391,7 +392,7 @@ class LocalAuthorizationServer:
         self.issuer = issuer.rstrip("/")
         self.user = User(user)
         self.token_format = token_format
-        self.scopes_supported = list(scopes_supported)
+        self.scopes_supported = word_list(scopes_supported)
         self.access_token_ttl = access_token_ttl
         self.default_resource = default_resource
         self.key = key or RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(4), "use": "sig"})
@@ -628,7 +629,7 @@ class LocalAuthorizationServer:
         self,
         *,
         sub: str | None = None,
-        scopes: Iterable[str] = ("mcp",),
+        scopes: str | Iterable[str] = ("mcp",),
         audience: str | None = None,
         client_id: str = "test-client",
         expires_in: int | None = None,
@@ -646,7 +647,7 @@ class LocalAuthorizationServer:
                 grant_type="client_credentials",
                 client=client,
                 user=User(sub) if sub else None,
-                scope=" ".join(scopes),
+                scope=" ".join(word_list(scopes)),
                 expires_in=ttl,
                 include_refresh_token=False,
             )

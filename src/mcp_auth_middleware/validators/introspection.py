@@ -16,6 +16,7 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 
 from ..auth_info import AuthInfo
+from ..config import word_list
 from ..credentials import check_token_syntax
 from ..errors import AuthorizationServerUnavailableError, InvalidTokenError
 from ..fetch import check_fetch_url, fetch_limited
@@ -87,8 +88,8 @@ class IntrospectionValidator:
         timeout: float = 3.0,
         max_bytes: int = 64 * 1024,
         leeway: int = 30,
-        scope_claims: Iterable[str] = ("scope",),
-        client_id_claims: Iterable[str] = DEFAULT_CLIENT_ID_CLAIMS,
+        scope_claims: str | Iterable[str] = ("scope",),
+        client_id_claims: str | Iterable[str] = DEFAULT_CLIENT_ID_CLAIMS,
         retry_after: int = 5,
         allow_http: bool = False,
         resolve_endpoint: Callable[[], Awaitable[str]] | None = None,
@@ -113,8 +114,8 @@ class IntrospectionValidator:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.leeway = leeway
-        self.scope_claims = tuple(scope_claims)
-        self.client_id_claims = tuple(client_id_claims)
+        self.scope_claims = tuple(word_list(scope_claims))
+        self.client_id_claims = tuple(word_list(client_id_claims))
         self.retry_after = retry_after
         # One long-lived pooled client; Authlib does the client authentication.
         self._client = http_client or AsyncOAuth2Client(

@@ -17,6 +17,7 @@ from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import Key
 
 from ..auth_info import AuthInfo
+from ..config import word_list
 from ..errors import InvalidTokenError
 from .cache import TokenCache, token_key
 from .claims import (
@@ -132,11 +133,11 @@ class JWTValidator:
         audience: str | Iterable[str] | None = None,
         jwks_uri: str | None = None,
         keys: Any = None,
-        algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
+        algorithms: str | Iterable[str] = DEFAULT_ALGORITHMS,
         leeway: int = 30,
         require_at_jwt: bool = False,
-        scope_claims: Iterable[str] = DEFAULT_SCOPE_CLAIMS,
-        client_id_claims: Iterable[str] = DEFAULT_CLIENT_ID_CLAIMS,
+        scope_claims: str | Iterable[str] = DEFAULT_SCOPE_CLAIMS,
+        client_id_claims: str | Iterable[str] = DEFAULT_CLIENT_ID_CLAIMS,
         cache_size: int = 10_000,
         max_token_length: int = 16 * 1024,
         http_client: httpx2.AsyncClient | None = None,
@@ -148,7 +149,7 @@ class JWTValidator:
         if not issuer:
             raise ValueError("issuer is required: tokens are matched against it exactly (J3)")
         self.issuer = issuer
-        self.algorithms = tuple(algorithms)
+        self.algorithms = tuple(word_list(algorithms))
         bad = [a for a in self.algorithms if a[:2] not in _KEY_TYPES]
         if bad or not self.algorithms:
             raise ValueError(f"only asymmetric algorithms are allowed, not {bad or 'none'}")
@@ -157,8 +158,8 @@ class JWTValidator:
         self.leeway = leeway
         self.require_at_jwt = require_at_jwt
         self._accepted_types = _AT_JWT if require_at_jwt else _ACCESS_TOKEN_TYPES
-        self.scope_claims = tuple(scope_claims)
-        self.client_id_claims = tuple(client_id_claims)
+        self.scope_claims = tuple(word_list(scope_claims))
+        self.client_id_claims = tuple(word_list(client_id_claims))
         self.max_token_length = max_token_length
         self.audience: frozenset[str] | None = None
         if audience is not None:
