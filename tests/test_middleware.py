@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx2
@@ -463,14 +463,23 @@ async def test_usable_as_starlette_middleware(issuer: LocalIssuer, token: str) -
         assert (await c.get("/mcp", headers=bearer(token))).json()["sub"] == "alice"
 
 
-# -- CORS (M24) ---------------------------------------------------------------------------
+# -- CORS for browser clients (MCP Inspector) ---------------------------------------------
+
+INSPECTOR = "http://localhost:6274"
 
 
-async def test_m24_preflight_answered_before_auth(client: httpx2.AsyncClient) -> None:
-    response = await client.options(
+@pytest.fixture
+async def browser_client(make_app: Factory) -> AsyncIterator[httpx2.AsyncClient]:
+    """The endpoint configured for MCP Inspector's origin, as docs/troubleshooting.md says."""
+    async with asgi_client(make_app(allowed_origins=[INSPECTOR])) as c:
+        yield c
+
+
+async def test_preflight_answered_before_auth(browser_client: httpx2.AsyncClient) -> None:
+    response = await browser_client.options(
         "/mcp",
         headers={
-            "Origin": "http://localhost:6274",
+            "Origin": INSPECTOR,
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version",
         },
@@ -480,36 +489,37 @@ async def test_m24_preflight_answered_before_auth(client: httpx2.AsyncClient) ->
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
 
 
-async def test_m24_challenge_and_metadata_carry_cors_headers(client: httpx2.AsyncClient) -> None:
-    origin = {"Origin": "http://localhost:6274"}
+async def test_challenge_and_metadata_carry_cors_headers(browser_client: httpx2.AsyncClient) -> None:
+    origin = {"Origin": INSPECTOR}
     for response in (
-        await client.post("/mcp", headers=origin),
-        await client.get("/.well-known/oauth-protected-resource/mcp", headers=origin),
+        await browser_client.post("/mcp", headers=origin),
+        await browser_client.get("/.well-known/oauth-protected-resource/mcp", headers=origin),
     ):
         assert response.headers["access-control-allow-origin"] == "*"
         exposed = response.headers["access-control-expose-headers"].lower()
         assert "www-authenticate" in exposed and "mcp-session-id" in exposed
 
 
-async def test_m24_authenticated_answer_carries_cors_headers(client: httpx2.AsyncClient, token: str) -> None:
-    response = await client.post("/mcp", headers={"Origin": "http://localhost:6274", **bearer(token)})
+async def test_authenticated_answer_carries_cors_headers(browser_client: httpx2.AsyncClient, token: str) -> None:
+    response = await browser_client.post("/mcp", headers={"Origin": INSPECTOR, **bearer(token)})
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"
     assert "mcp-session-id" in response.headers["access-control-expose-headers"].lower()
 
 
 async def test_cors_origins_configurable(make_app: Factory) -> None:
-    async with asgi_client(make_app(cors_origins=["https://app.example"])) as c:
+    app = make_app(cors_origins=["https://app.example"], allowed_origins=["https://app.example", "https://b.example"])
+    async with asgi_client(app) as c:
         allowed = await c.post("/mcp", headers={"Origin": "https://app.example"})
-        other = await c.post("/mcp", headers={"Origin": "https://evil.example"})
+        other = await c.post("/mcp", headers={"Origin": "https://b.example"})
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
-    assert "access-control-allow-origin" not in other.headers
+    assert other.status_code == 401 and "access-control-allow-origin" not in other.headers
 
 
 async def test_cors_off(make_app: Factory) -> None:
-    async with asgi_client(make_app(cors_origins=None)) as c:
+    async with asgi_client(make_app(cors_origins=None, allowed_origins=["https://app.example"])) as c:
         response = await c.post("/mcp", headers={"Origin": "https://app.example"})
-    assert "access-control-allow-origin" not in response.headers
+    assert response.status_code == 401 and "access-control-allow-origin" not in response.headers
 
 
 # -- Configuration -------------------------------------------------------------------------
@@ -565,22 +575,84 @@ async def test_m22_decisions_logged_without_token(
         assert token[:40] not in text and token[-16:] not in text
 
 
-# -- Origin validation (M23, off by default) -----------------------------------------------
+# -- Origin validation (MCP Streamable HTTP transport, Security Warning; on by default) ----
 
 
-async def test_m23_origin_validation(make_app: Factory, token: str) -> None:
-    app = make_app(allowed_origins=["https://app.example"], cors_origins=["https://app.example"])
+async def test_origin_validated_by_default(client: httpx2.AsyncClient, token: str) -> None:
+    evil = await client.post("/mcp", headers={**bearer(token), "Origin": "https://evil.example"})
+    assert evil.status_code == 403
+    assert evil.json() == {"error": "forbidden_origin", "error_description": "This Origin is not allowed"}
+    assert "www-authenticate" not in evil.headers  # not a challenge: no token helps
+    for same in ("https://mcp.example.com", "HTTPS://MCP.example.com:443"):  # the resource's own origin
+        assert (await client.post("/mcp", headers={**bearer(token), "Origin": same})).status_code == 200
+    assert (await client.post("/mcp", headers=bearer(token))).status_code == 200  # non-browser: no Origin
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://localhost:6274", "http://127.0.0.1", "null", "https://mcp.example.com.evil"]
+)
+async def test_loopback_origins_refused_for_a_public_resource(
+    client: httpx2.AsyncClient, token: str, origin: str
+) -> None:
+    response = await client.post("/mcp", headers={**bearer(token), "Origin": origin})
+    assert response.status_code == 403
+
+
+async def test_loopback_resource_accepts_loopback_origins(issuer: LocalIssuer) -> None:
+    resource = "http://127.0.0.1:8000/mcp"
+    app = MCPAuthMiddleware(echo_app(), resource=resource, authorization_servers=[ISSUER], validator=issuer.validator())
+    token = issuer.mint_token(audience=resource)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as c:
+        for origin in ("http://localhost:6274", "http://127.0.0.1:8000", "http://[::1]:3000"):
+            assert (await c.post("/mcp", headers={**bearer(token), "Origin": origin})).status_code == 200
+        evil = await c.post("/mcp", headers={**bearer(token), "Origin": "http://attacker.example"})
+    assert evil.status_code == 403
+
+
+async def test_refused_before_the_app_and_before_public_paths(make_app: Factory) -> None:
+    reached: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with asgi_client(make_app(app=app, public_paths=["/health"])) as c:
+        assert (await c.get("/health", headers={"Origin": "https://evil.example"})).status_code == 403
+        preflight = await c.options(
+            "/mcp", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        )
+        assert preflight.status_code == 403
+    assert reached == []
+
+
+async def test_metadata_readable_from_any_origin(client: httpx2.AsyncClient) -> None:
+    response = await client.get("/.well-known/oauth-protected-resource/mcp", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 200 and response.headers["access-control-allow-origin"] == "*"
+
+
+async def test_allowed_origins_widens(make_app: Factory, token: str) -> None:
+    app = make_app(allowed_origins=["https://app.example/"], cors_origins=["https://app.example"])
     async with asgi_client(app) as c:
         evil = await c.post("/mcp", headers={**bearer(token), "Origin": "https://evil.example"})
         good = await c.post("/mcp", headers={**bearer(token), "Origin": "https://app.example"})
-        no_origin = await c.post("/mcp", headers=bearer(token))  # non-browser clients send none
-    assert evil.status_code == 403 and evil.json()["error"] == "forbidden_origin"
+    assert evil.status_code == 403
     assert good.status_code == 200 and good.headers["access-control-allow-origin"] == "https://app.example"
-    assert no_origin.status_code == 200
 
 
-async def test_m23_off_by_default(client: httpx2.AsyncClient, token: str) -> None:
-    response = await client.post("/mcp", headers={**bearer(token), "Origin": "https://anything.example"})
+async def test_two_origin_headers_refused(client: httpx2.AsyncClient, token: str) -> None:
+    headers = [("authorization", f"Bearer {token}"), ("origin", "https://mcp.example.com"), ("origin", "https://e.x")]
+    assert (await client.post("/mcp", headers=headers)).status_code == 403
+
+
+async def test_origin_validation_off_only_with_a_warning(
+    make_app: Factory, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="mcp_auth_middleware"):
+        app = make_app(allowed_origins="*")
+    assert any("Origin validation is off" in r.getMessage() for r in caplog.records)
+    async with asgi_client(app) as c:
+        response = await c.post("/mcp", headers={**bearer(token), "Origin": "https://anything.example"})
     assert response.status_code == 200
 
 

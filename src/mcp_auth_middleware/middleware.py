@@ -36,6 +36,7 @@ from .errors import (
 )
 from .integrations.mcp import user_context_var
 from .metrics import AuthMetrics
+from .origin import OriginCheck
 from .policy import Rule, ScopePolicy, parse_messages
 from .rate_limit import ClientAddresses, FailureLimiter, ForwardedHeader
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
@@ -179,11 +180,17 @@ class MCPAuthMiddleware:
         self.log_allowed = log_allowed
         self.max_token_length = max_token_length
         self.max_form_body = max_form_body
-        # M23 (off by default): requests from any other browser origin get 403.
-        self._allowed_origins = (
-            {o.encode() for o in word_list(allowed_origins)} if allowed_origins is not None else None
-        )
-        self._checks_origin = allowed_origins is not None or cors_origins is not None
+        # MCP Streamable HTTP transport, Security Warning: the Origin of every request is
+        # validated (DNS rebinding); "*" turns that off, loudly.
+        allowed = word_list(allowed_origins)
+        self._origins: OriginCheck | None = OriginCheck(resource, [o for o in allowed if o != "*"])
+        if "*" in allowed:
+            self._origins = None
+            logger.warning(
+                "Origin validation is off (allowed_origins contains '*'): any web page a user opens can "
+                "call %s through their browser (DNS rebinding)",
+                resource,
+            )
         self._cors: CORSMiddleware | None = None
         if cors_origins is not None:
             # Starlette's CORS middleware, consulted only for requests that carry an Origin.
@@ -222,6 +229,7 @@ class MCPAuthMiddleware:
             "trusted_proxies": listed("MCP_AUTH_TRUSTED_PROXIES"),
             "forwarded_header": env.get("MCP_AUTH_FORWARDED_HEADER"),
             "log_allowed": _flag(env.get("MCP_AUTH_LOG_ALLOWED")),
+            "allowed_origins": listed("MCP_AUTH_ALLOWED_ORIGINS"),
             "allow_http": _flag(env.get("MCP_AUTH_ALLOW_HTTP")),
         }
         options = {k: v for k, v in options.items() if v is not None}
@@ -270,9 +278,14 @@ class MCPAuthMiddleware:
                 elif name == b"origin":
                     # One Origin per request (RFC 6454 §7.3); two match no allowed origin.
                     origin = value if origin is None else _CONFLICTING_ORIGINS
-        if origin is not None and self._checks_origin:
-            if self._allowed_origins is not None and origin not in self._allowed_origins:
-                # M23: an unexpected Origin (DNS rebinding) is refused outright.
+        path: str = scope["path"]
+        if origin is not None:
+            if self._origins is not None and not self._origins.allows(origin) and path not in self._metadata_paths:
+                # A browser page from another origin (DNS rebinding) is refused before anything
+                # else; the metadata stays readable cross-origin (browser clients fetch it).
+                self.metrics.record("deny", "origin not allowed")
+                if logger.isEnabledFor(logging.INFO):
+                    self._log("deny", "origin not allowed", None, status=403)
                 await send_response(send, _FORBIDDEN_ORIGIN)
                 return
             if self._cors is not None:
@@ -284,7 +297,6 @@ class MCPAuthMiddleware:
                     return
                 send = partial(self._cors.send, send=send, request_headers=request_headers)
 
-        path: str = scope["path"]
         if path in self._metadata_paths:
             await self._serve_metadata(scope, send)
             return

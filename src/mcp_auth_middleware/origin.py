@@ -1,0 +1,62 @@
+"""Which browser origins may call the MCP endpoint: the defence against DNS rebinding.
+
+MCP Streamable HTTP transport, Security Warning: servers MUST validate the `Origin` header
+of every incoming connection. A request that carries an `Origin` is served when that origin
+is the resource's own, is configured, or (only when the resource itself is on loopback) is a
+loopback origin; requests without `Origin` (non-browser clients) are not affected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from .config import LOOPBACK_HOSTS
+
+__all__ = ["OriginCheck", "origin_of"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str | None:
+    """The serialised origin (RFC 6454 §6.1) of a URL: lowercase scheme and host, and the
+    port only when it is not the scheme's default; None for anything that is not http(s)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in _DEFAULT_PORTS or not host or parts.username is not None:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" if port in (None, _DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
+
+
+class OriginCheck:
+    """`allows(origin)` for one resource; the common answers are one set lookup."""
+
+    def __init__(self, resource: str, allowed: Iterable[str] = ()) -> None:
+        own = origin_of(resource)
+        extra: set[str] = set()
+        for value in allowed:
+            normal = origin_of(value)
+            if normal is None:
+                raise ValueError(f"allowed_origins: not an http(s) origin: {value!r}")
+            extra.add(normal)
+        if own is not None:
+            extra.add(own)
+        self.origins = frozenset(extra)
+        self._known = {origin.encode() for origin in self.origins}
+        self.loopback_allowed = (urlsplit(resource).hostname or "").lower() in LOOPBACK_HOSTS
+
+    def allows(self, origin: bytes) -> bool:
+        if origin in self._known:
+            return True
+        normal = origin_of(origin.decode("latin-1"))
+        if normal is None:
+            return False  # "null", or not an http(s) origin
+        if normal in self.origins:
+            return True
+        return self.loopback_allowed and (urlsplit(normal).hostname or "") in LOOPBACK_HOSTS

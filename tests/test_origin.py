@@ -1,0 +1,43 @@
+"""OriginCheck: the resource's own origin, configured ones, loopback only for a loopback resource."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcp_auth_middleware.origin import OriginCheck, origin_of
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://MCP.example.com/mcp", "https://mcp.example.com"),
+        ("https://mcp.example.com:443", "https://mcp.example.com"),
+        ("http://127.0.0.1:8000/mcp", "http://127.0.0.1:8000"),
+        ("http://[::1]:80/", "http://[::1]"),
+        ("null", None),
+        ("file:///etc/passwd", None),
+        ("https://user@mcp.example.com", None),
+        ("https://mcp.example.com:99999", None),
+    ],
+)
+def test_origin_of(url: str, origin: str | None) -> None:
+    assert origin_of(url) == origin
+
+
+def test_configured_origins_must_be_origins() -> None:
+    with pytest.raises(ValueError, match="allowed_origins"):
+        OriginCheck("https://mcp.example.com/mcp", ["app.example"])
+
+
+def test_public_resource() -> None:
+    check = OriginCheck("https://mcp.example.com/mcp", ["https://app.example"])
+    assert check.allows(b"https://mcp.example.com") and check.allows(b"https://app.example")
+    assert not check.allows(b"http://mcp.example.com")  # another scheme is another origin
+    assert not check.allows(b"http://localhost:6274")
+    assert not check.allows(b"\xff\xfe")
+
+
+def test_loopback_resource() -> None:
+    check = OriginCheck("http://localhost:8000/mcp")
+    assert check.allows(b"http://127.0.0.1:6274") and check.allows(b"http://localhost")
+    assert not check.allows(b"http://127.0.0.1.nip.io")
