@@ -575,6 +575,63 @@ async def test_m22_decisions_logged_without_token(
         assert token[:40] not in text and token[-16:] not in text
 
 
+def denial_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "auth_outcome", None) in ("deny", "challenge")]
+
+
+async def test_each_denial_is_one_line_with_its_reason_in_words(
+    make_app: Factory, issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mcp_auth_middleware")
+    expired = issuer.mint_token(audience=RESOURCE, expires_in=-300)
+    elsewhere = issuer.mint_token(audience=["https://a.example/mcp", "https://b.example/mcp"])
+    foreign = LocalIssuer("https://evil.example").mint_token(audience=RESOURCE)
+    narrow = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
+    app = make_app(tool_scopes={"delete_notes": ["notes:admin"]})
+    async with asgi_client(app) as client:
+        await client.post("/mcp")
+        for token in (expired, elsewhere, foreign):
+            await client.post("/mcp", headers=bearer(token))
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "delete_notes"}}
+        await client.post("/mcp", headers=bearer(narrow), json=call)
+    no_token, expired_line, audience_line, key_line, scope_line = denial_lines(caplog)
+    assert no_token.levelno == logging.DEBUG and "no bearer token" in no_token.getMessage()
+    assert expired_line.levelno == logging.INFO
+    assert "The access token has expired: expired at " in expired_line.getMessage()
+    assert audience_line.levelno == logging.WARNING  # configuration-shaped: shown under plain uvicorn
+    assert (
+        "audience ['https://a.example/mcp', 'https://b.example/mcp'] does not include https://mcp.example.com/mcp"
+        in audience_line.getMessage()
+    )
+    assert key_line.levelno == logging.WARNING and "no RSA key with key id" in key_line.getMessage()
+    assert "scope notes:admin missing for tools/call delete_notes" in scope_line.getMessage()
+    for line in (expired_line, audience_line, key_line, scope_line):
+        assert line.auth_token_hash and line.auth_client_address == "127.0.0.1"  # type: ignore[attr-defined]
+        assert f"(token {line.auth_token_hash}, client 127.0.0.1)" in line.getMessage()  # type: ignore[attr-defined]
+
+
+async def test_challenge_description_names_the_check_without_claim_values(
+    client: httpx2.AsyncClient, issuer: LocalIssuer
+) -> None:
+    token = issuer.mint_token(audience="https://attacker-chosen.example/mcp")
+    challenge = (await client.post("/mcp", headers=bearer(token))).headers["www-authenticate"]
+    assert 'error_description="The access token was not issued for this resource"' in challenge
+    assert "attacker-chosen" not in challenge
+
+
+async def test_a_host_other_than_the_resource_is_logged_once(
+    make_app: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=make_app()), base_url="https://localhost:8443"
+    ) as client:
+        for _ in range(3):
+            await client.post("/mcp")
+    lines = [r for r in caplog.records if "arrive for host" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING
+    assert "'localhost:8443'" in lines[0].getMessage() and RESOURCE in lines[0].getMessage()
+
+
 # -- Origin validation (MCP Streamable HTTP transport, Security Warning; on by default) ----
 
 

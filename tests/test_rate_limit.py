@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -29,10 +30,35 @@ async def test_guesser_blocked_after_the_limit_with_retry_after(make_app: Factor
     async with client_from(app, "10.1.1.1") as guesser, client_from(app, "10.1.1.2") as honest:
         statuses = [(await guesser.post("/mcp", headers=bearer(f"guess-{i}"))).status_code for i in range(5)]
         assert statuses == [401, 401, 401, 429, 429]
-        blocked = await guesser.post("/mcp", headers=bearer(good))
+        blocked = await guesser.post("/mcp", headers=bearer("guess-again"))
         assert blocked.status_code == 429 and 1 <= int(blocked.headers["retry-after"]) <= 61
         assert "www-authenticate" not in blocked.headers  # not a challenge: the token is not the problem
         assert (await honest.post("/mcp", headers=bearer(good))).status_code == 200
+
+
+async def test_a_valid_token_is_never_refused_for_earlier_failures(make_app: Factory, issuer: LocalIssuer) -> None:
+    app = make_app(failure_limit="3/minute")
+    seen, new = issuer.mint_token(audience=RESOURCE, sub="seen"), issuer.mint_token(audience=RESOURCE, sub="new")
+    async with client_from(app, "10.1.1.3") as shared_address:
+        assert (await shared_address.post("/mcp", headers=bearer(seen))).status_code == 200
+        for i in range(5):
+            await shared_address.post("/mcp", headers=bearer(f"guess-{i}"))
+        assert (await shared_address.post("/mcp", headers=bearer("guess-5"))).status_code == 429
+        assert (await shared_address.post("/mcp", headers=bearer(seen))).json()["sub"] == "seen"  # cached
+        assert (await shared_address.post("/mcp", headers=bearer(new))).json()["sub"] == "new"  # checked locally
+
+
+async def test_issued_but_unusable_tokens_are_not_guesses(make_app: Factory, issuer: LocalIssuer) -> None:
+    # Correctly signed, but expired or for another audience: a client's bug, not guessing.
+    app = make_app(failure_limit="2/minute")
+    expired = issuer.mint_token(audience=RESOURCE, expires_in=-120)
+    elsewhere = issuer.mint_token(audience="https://other.example.com/mcp")
+    async with client_from(app, "10.1.1.4") as client:
+        statuses = [(await client.post("/mcp", headers=bearer(t))).status_code for t in [expired, elsewhere] * 5]
+        assert statuses == [401] * 10
+        assert app.guard is not None and not app.guard.is_suspect("10.1.1.4")
+        statuses = [(await client.post("/mcp", headers=bearer(f"guess-{i}"))).status_code for i in range(3)]
+    assert statuses == [401, 401, 429]
 
 
 async def test_blocked_requests_do_no_validation_work(make_app: Factory) -> None:
@@ -148,8 +174,10 @@ async def test_behind_a_proxy_a_guesser_cannot_aim_the_guard_at_a_victim(
             spoofed = {"authorization": f"Bearer guess-{i}", "forwarded": "for=192.0.2.50, for=198.51.100.9"}
             await proxy.post("/mcp", headers=spoofed)
         victim = await proxy.post("/mcp", headers={**bearer(good), "forwarded": "for=192.0.2.50"})
-        attacker = await proxy.post("/mcp", headers={**bearer(good), "forwarded": "for=198.51.100.9"})
+        victim_typo = await proxy.post("/mcp", headers={**bearer("typo"), "forwarded": "for=192.0.2.50"})
+        attacker = await proxy.post("/mcp", headers={**bearer("guess-7"), "forwarded": "for=198.51.100.9"})
     assert victim.status_code == 200
+    assert victim_typo.status_code == 401  # the victim's address was never blocked
     assert attacker.status_code == 429
 
 
@@ -165,3 +193,37 @@ async def test_memory_storage_sweeps_lazily() -> None:
 def test_bad_limit_is_a_configuration_error(limit: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - limits raises a plain ValueError subclass
         FailureLimiter(limit)
+
+
+async def test_blocked_address_opaque_tokens_never_reach_the_authorization_server(
+    make_app: Factory, issuer: LocalIssuer
+) -> None:
+    from mcp_auth_middleware import FallbackValidator
+
+    asked: list[str] = []
+
+    class Introspection:  # stands for the remote call: each token it sees costs the AS a request
+        async def validate(self, token: str) -> AuthInfo:
+            asked.append(token)
+            raise InvalidTokenError("The access token is not active")
+
+    app = make_app(validator=FallbackValidator(issuer.validator(), Introspection()), failure_limit="2/minute")
+    good = issuer.mint_token(audience=RESOURCE)
+    async with client_from(app, "10.5.5.5") as client:
+        statuses = [(await client.post("/mcp", headers=bearer(f"opaque-{i}"))).status_code for i in range(5)]
+        jwt_status = (await client.post("/mcp", headers=bearer(good))).status_code
+    assert statuses == [401, 401, 429, 429, 429]
+    assert asked == ["opaque-0", "opaque-1"]
+    assert jwt_status == 200  # a JWT is checked locally even now, and it is valid
+
+
+async def test_forwarding_headers_from_an_untrusted_peer_warned_about_once(
+    make_app: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app()  # no trusted_proxies: a proxy in front would make every client one address
+    async with client_from(app, "10.6.6.6") as client:
+        for i in range(3):
+            await client.post("/mcp", headers={**bearer(f"bad-{i}"), "x-forwarded-for": "198.51.100.9"})
+    warnings = [r for r in caplog.records if "trusted_proxies" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert app.guard is not None and app.guard.is_suspect("10.6.6.6")  # the header was not believed

@@ -13,18 +13,36 @@ __all__ = [
     "InvalidRequestError",
     "InvalidTokenError",
     "TooManyFailuresError",
+    "shown",
 ]
 
 
 class AuthError(Exception):
-    """Base class: `error` is the RFC 6750 error code, `status` the HTTP status."""
+    """Base class: `error` is the RFC 6750 error code, `status` the HTTP status.
+
+    `description` goes into the challenge and must not carry request input. `detail` is for
+    the operator's log only: the failing check in words, with the values involved (expected
+    and found), so that a denial says why where the operator looks.
+    """
 
     error: str = "invalid_token"
     status: int = 401
+    #: Logged at WARNING (shown under plain uvicorn) when the cause is likely a configuration
+    #: mismatch between this server and the authorization server; else at INFO.
+    configuration: bool = False
 
-    def __init__(self, description: str = "The access token is invalid") -> None:
+    def __init__(
+        self,
+        description: str = "The access token is invalid",
+        *,
+        detail: str | None = None,
+        configuration: bool | None = None,
+    ) -> None:
         super().__init__(description)
         self.description = description
+        self.detail = detail
+        if configuration is not None:
+            self.configuration = configuration
 
 
 class InvalidRequestError(AuthError):
@@ -35,7 +53,25 @@ class InvalidRequestError(AuthError):
 
 
 class InvalidTokenError(AuthError):
-    """Expired, revoked, malformed, or not for this resource (M09, M10): 401 `invalid_token`."""
+    """Expired, revoked, malformed, or not for this resource (MCP authorization, Token
+    Handling): 401 `invalid_token`.
+
+    `guess=False` marks a token the authorization server really issued (its signature
+    verified, or introspection called it active) that fails a later check: expired, another
+    audience. That is a client's or an operator's mistake, not token guessing, and does not
+    count toward the guessing guard.
+    """
+
+    def __init__(
+        self,
+        description: str = "The access token is invalid",
+        *,
+        detail: str | None = None,
+        configuration: bool | None = None,
+        guess: bool = True,
+    ) -> None:
+        super().__init__(description, detail=detail, configuration=configuration)
+        self.guess = guess
 
 
 class InsufficientScopeError(AuthError):
@@ -48,8 +84,10 @@ class InsufficientScopeError(AuthError):
         self,
         scopes: frozenset[str] | set[str] | tuple[str, ...],
         description: str = "The access token lacks a required scope",
+        *,
+        detail: str | None = None,
     ) -> None:
-        super().__init__(description)
+        super().__init__(description, detail=detail)
         self.scopes = frozenset(scopes)
 
 
@@ -73,6 +111,19 @@ class AuthorizationServerUnavailableError(AuthError):
     error = "temporarily_unavailable"
     status = 503
 
-    def __init__(self, description: str = "The authorization server is unavailable", retry_after: int = 5) -> None:
-        super().__init__(description)
+    def __init__(
+        self,
+        description: str = "The authorization server is unavailable",
+        retry_after: int = 5,
+        *,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(description, detail=detail)
         self.retry_after = retry_after
+
+
+def shown(value: object, limit: int = 120) -> str:
+    """A value from a token or a response, as a log `detail` may quote it: repr (so no line
+    breaks or control characters reach the log), truncated."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

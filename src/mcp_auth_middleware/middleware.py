@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
@@ -33,14 +34,15 @@ from .errors import (
     InvalidRequestError,
     InvalidTokenError,
     TooManyFailuresError,
+    shown,
 )
 from .integrations.mcp import user_context_var
 from .metrics import AuthMetrics
 from .origin import OriginCheck
-from .policy import Rule, ScopePolicy, parse_messages
+from .policy import Rule, ScopePolicy, describe_messages, parse_messages
 from .rate_limit import ClientAddresses, FailureLimiter, ForwardedHeader
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
-from .validators.base import CachingValidator, TokenValidator, for_resource
+from .validators.base import CachingValidator, LocalValidator, TokenValidator, for_resource
 from .validators.cache import token_key
 from .validators.fallback import FallbackValidator
 from .validators.introspection import IntrospectionValidator
@@ -148,6 +150,7 @@ class MCPAuthMiddleware:
         # is bound per resource, never changed (MCP authorization, Token Audience Binding).
         self.validator = for_resource(self.validator, resource)
         self._caching = self.validator if isinstance(self.validator, CachingValidator) else None
+        self._local = self.validator if isinstance(self.validator, LocalValidator) else None
         mentioned = self.required_scopes | self.policy.mentioned_scopes()
         advertised = sorted(mentioned) if scopes_supported is None else word_list(scopes_supported)
         self.metadata = ResourceMetadata(
@@ -158,6 +161,8 @@ class MCPAuthMiddleware:
             resource_documentation=resource_documentation,
         )
         self.resource = resource
+        self._resource_host = (urlsplit(resource).netloc or "").lower()
+        self._hosts_seen: set[str] = set()
         # M03: the path-inserted URI and the root one both serve the document.
         self._metadata_paths = {self.metadata.path, WELL_KNOWN}
         public = word_list(public_paths)
@@ -285,7 +290,8 @@ class MCPAuthMiddleware:
                 # else; the metadata stays readable cross-origin (browser clients fetch it).
                 self.metrics.record("deny", "origin not allowed")
                 if logger.isEnabledFor(logging.INFO):
-                    self._log("deny", "origin not allowed", None, status=403)
+                    reason = f"Origin {shown(origin.decode('latin-1'))} is not allowed (allowed_origins)"
+                    self._log(logging.INFO, "deny", reason, None, scope, status=403)
                 await send_response(send, _FORBIDDEN_ORIGIN)
                 return
             if self._cors is not None:
@@ -321,25 +327,22 @@ class MCPAuthMiddleware:
                 receive = replay(body, disconnect, receive)
             token = bearer_token(authorization, self.max_token_length)
             if token is None:
-                # No credentials (or another scheme): the plain challenge, no `error` (B2, M03).
+                # No credentials (or another scheme): the plain challenge without `error`
+                # (RFC 6750 §3.1), which starts a client's OAuth flow (RFC 9728 §5.1).
                 self.metrics.record("challenge", "no bearer token")
-                if logger.isEnabledFor(logging.INFO):
-                    self._log("challenge", "no bearer token", None)
+                if logger.isEnabledFor(logging.DEBUG):
+                    self._log(logging.DEBUG, "challenge", "no bearer token", None, scope, status=401)
                 await send_response(send, self.challenger.unauthorized)
                 return
             key = token_key(token)
-            if self.guard is not None and self.guard.suspects:
-                # Only while someone is failing: is this caller one of them? (before any work)
-                address = self._client_address(scope)
-                if self.guard.is_suspect(address) and (retry_after := await self.guard.retry_after(address)):
-                    raise TooManyFailuresError(retry_after)
-            # A token verified before costs the hash above and this lookup; a new one, the validator.
-            if self._caching is not None:
-                info = self._caching.cached(key) or await self._caching.validate_new(token_text(token), key)
-            else:
-                info = await self.validator.validate(token_text(token))
+            # A token verified before costs the hash above and this lookup, and is never
+            # refused for its address's earlier failures.
+            info = self._caching.cached(key) if self._caching is not None else None
+            if info is None:
+                info = await self._validate_new(token_text(token), key, scope)
 
             needed = self.required_scopes
+            messages = None
             if self._inspects_messages:
                 # Per-tool rules: read the JSON-RPC message (only now, for an authenticated
                 # caller), then replay it to the app byte for byte. Whatever the method: the
@@ -350,16 +353,24 @@ class MCPAuthMiddleware:
                 messages = parse_messages(body)
                 if messages is not None:
                     needed = needed | self.policy.required_for(messages)
-            if needed and not needed <= info.scopes and self.policy.missing(info.scopes, needed):
-                # M14/M16: name every scope the operation needs in one challenge; optionally
-                # (2025-11-25 style) also the scopes already granted.
-                raise InsufficientScopeError(needed | info.scopes if self.challenge_granted_scopes else needed)
+            if needed and not needed <= info.scopes and (missing := self.policy.missing(info.scopes, needed)):
+                # MCP authorization, Scope Challenge Handling: name every scope the operation
+                # needs in one challenge; optionally (2025-11-25 style) also those granted.
+                raise InsufficientScopeError(
+                    needed | info.scopes if self.challenge_granted_scopes else needed,
+                    detail=f"scope {' '.join(sorted(missing))} missing for {describe_messages(messages)}",
+                )
         except AuthError as error:
             self.metrics.record(_OUTCOMES.get(error.status, "deny"), error.description)
-            if self.guard is not None and isinstance(error, InvalidTokenError):
-                await self.guard.record_failure(self._client_address(scope))
-            if logger.isEnabledFor(logging.INFO):
-                self._log("deny", error.description, key, status=error.status)
+            address = self._client_address(scope)
+            if self.guard is not None and isinstance(error, InvalidTokenError) and error.guess:
+                # Only what looks like guessing counts: a token the authorization server
+                # issued that is expired or for another audience is a client's bug.
+                await self.guard.record_failure(address)
+            level = logging.WARNING if error.configuration or error.status == 503 else logging.INFO
+            if logger.isEnabledFor(level):
+                reason = f"{error.description}: {error.detail}" if error.detail else error.description
+                self._log(level, "deny", reason, key, scope, status=error.status, address=address)
             await send_response(send, self.challenger.for_error(error))
             return
         except Exception:
@@ -372,7 +383,7 @@ class MCPAuthMiddleware:
         if self.expose_token:
             info = replace(info, token=token.decode("ascii"))
         if self.log_allowed and logger.isEnabledFor(logging.DEBUG):
-            self._log("allow", "valid token", key, info=info)
+            self._log(logging.DEBUG, "allow", "valid token", key, scope, info=info)
 
         # Attach the caller where each framework looks for it.
         state = scope.get("state")
@@ -395,24 +406,80 @@ class MCPAuthMiddleware:
             return
         await send_response(send, self.metadata.response, head=method == "HEAD")
 
+    async def _validate_new(self, token: str, key: bytes, scope: Scope) -> AuthInfo:
+        """A token the cache does not hold. From an address that failed too often it is checked
+        only when that costs no remote call (a JWT against known keys), so a valid token still
+        passes while guessing stays blocked; anything else is 429 before any work."""
+        retry_after = None
+        if self.guard is not None and self.guard.suspects:
+            address = self._client_address(scope)
+            if self.guard.is_suspect(address):
+                retry_after = await self.guard.retry_after(address)
+        if retry_after is not None and not (self._local is not None and self._local.checks_locally(token)):
+            raise TooManyFailuresError(retry_after)
+        try:
+            if self._caching is not None:
+                return await self._caching.validate_new(token, key)
+            return await self.validator.validate(token)
+        except InvalidTokenError as error:
+            if retry_after is None:
+                raise
+            if error.guess:
+                await self.guard.record_failure(self._client_address(scope))  # type: ignore[union-attr]
+            raise TooManyFailuresError(retry_after) from None
+
     def _log(
-        self, outcome: str, reason: str, key: bytes | None, *, status: int = 200, info: AuthInfo | None = None
+        self,
+        level: int,
+        outcome: str,
+        reason: str,
+        key: bytes | None,
+        scope: Scope,
+        *,
+        status: int = 200,
+        address: str | None = None,
+        info: AuthInfo | None = None,
     ) -> None:
-        level = logging.DEBUG if outcome == "allow" else logging.INFO
-        # M22: never the token itself, only a short hash to correlate log lines.
+        """One line per decision: what, why, which token (a short hash, never the token: MCP
+        authorization, Token Handling), from where."""
+        token_hash = _token_hash(key)
+        address = address or self._client_address(scope)
         logger.log(
             level,
-            "auth %s: %s",
+            "auth %s %s %s %s: %s (token %s, client %s)",
             outcome,
+            status,
+            scope["method"],
+            scope["path"],
             reason,
+            token_hash or "none",
+            address,
             extra={
                 "auth_outcome": outcome,
                 "auth_reason": reason,
                 "auth_status": status,
-                "auth_token_hash": _token_hash(key),
+                "auth_token_hash": token_hash,
+                "auth_client_address": address,
                 "auth_sub": info.sub if info else None,
                 "auth_client_id": info.client_id if info else None,
             },
+        )
+        if status != 200:
+            self._check_host(scope)
+
+    def _check_host(self, scope: Scope) -> None:
+        """Say once per host when requests name another host than the resource: a client that
+        connected to `localhost` for a `127.0.0.1` resource fails the RFC 9728 §3.3 check."""
+        host = Headers(scope=scope).get("host", "").lower()
+        if not host or host == self._resource_host or host in self._hosts_seen or len(self._hosts_seen) >= 16:
+            return
+        self._hosts_seen.add(host)
+        logger.warning(
+            "requests arrive for host %r but the resource is %s: clients that connect to that host will "
+            "refuse the metadata (its `resource` must be the URL they used); set `resource` to the public URL "
+            "(ignore this if a proxy rewrites Host)",
+            host,
+            self.resource,
         )
 
 

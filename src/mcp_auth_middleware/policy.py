@@ -11,7 +11,7 @@ from typing import Any
 from .challenge import check_scope_token
 from .errors import InvalidRequestError
 
-__all__ = ["ScopePolicy", "parse_messages"]
+__all__ = ["ScopePolicy", "describe_messages", "parse_messages"]
 
 #: `rule(method, params)` -> extra scopes this message needs (or None), for dynamic policy.
 Rule = Callable[[str, Mapping[str, Any] | None], Iterable[str] | None]
@@ -110,6 +110,20 @@ class ScopePolicy:
                     result.add(implied)
                     todo.append(implied)
         return frozenset(result)
+
+
+def describe_messages(messages: Iterable[Any] | None) -> str:
+    """`tools/call delete_notes`, `resources/read file:///x`: what a request asks, for a log line."""
+    parts = []
+    for message in messages or ():
+        method = message.get("method") if isinstance(message, Mapping) else None
+        if not isinstance(method, str):
+            continue
+        params = message.get("params")
+        target = params.get("name", params.get("uri")) if isinstance(params, Mapping) else None
+        parts.append(f"{method} {target}" if isinstance(target, str) else method)
+    text = ", ".join(parts)
+    return repr(text)[1:-1][:200] if text else "this request"
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -140,16 +140,35 @@ def parse_networks(trusted_proxies: Iterable[str]) -> tuple[Network, ...]:
 class ClientAddresses:
     """`client_address` for one configuration: which proxies are trusted, which header they write."""
 
-    __slots__ = ("header", "networks")
+    __slots__ = ("header", "networks", "warned")
 
     def __init__(self, trusted_proxies: Iterable[str] = (), header: ForwardedHeader = "x-forwarded-for") -> None:
         if header not in FORWARDED_HEADERS:
             raise ValueError(f"forwarded_header must be one of {FORWARDED_HEADERS}, not {header!r}")
         self.networks = parse_networks(trusted_proxies)
         self.header: ForwardedHeader = header
+        self.warned = False
 
     def __call__(self, scope: Mapping[str, Any]) -> str:
+        if not self.warned:
+            client = scope.get("client")
+            peer = str(client[0]) if client else "unknown"
+            if not _in(peer, self.networks):
+                self._warn_if_forwarded(scope, peer)
         return client_address(scope, self.networks, self.header)
+
+    def _warn_if_forwarded(self, scope: Mapping[str, Any], peer: str) -> None:
+        """Once: forwarding headers from a peer we do not trust are ignored, which behind a
+        proxy puts every client on the proxy's address (one shared failure budget)."""
+        if any(name in (b"x-forwarded-for", b"forwarded") for name, _ in scope["headers"]):
+            self.warned = True
+            logger.warning(
+                "a request from %s carries X-Forwarded-For or Forwarded, which is ignored: %s is not in "
+                "trusted_proxies. Behind a reverse proxy, set trusted_proxies (MCP_AUTH_TRUSTED_PROXIES), or "
+                "every client shares the proxy's address and its failure budget",
+                peer,
+                peer,
+            )
 
 
 def client_address(

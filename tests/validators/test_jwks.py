@@ -100,13 +100,51 @@ async def test_key_rotation_unknown_kid_triggers_refresh(jwks: JWKSServer) -> No
 async def test_flood_of_random_kids_is_one_fetch_per_cooldown(jwks: JWKSServer) -> None:
     issuer = LocalIssuer(ISS, kid="real")
     jwks.jwks = issuer.jwks
-    validator, _ = make_validator(jwks.url, refresh_cooldown=60.0)
+    validator, _ = make_validator(jwks.url, refresh_cooldown=0.5)
     assert await validator.validate(issuer.mint_token(audience=AUD))
     attacker = LocalIssuer(ISS)
-    for i in range(100):
-        with pytest.raises(InvalidTokenError):
-            await validator.validate(attacker.mint_token(audience=AUD, header={"kid": f"random-{i}"}))
-    assert jwks.hits <= 2
+    forged = [attacker.mint_token(audience=AUD, header={"kid": f"random-{i}"}) for i in range(100)]
+    started = time.monotonic()
+    results = await asyncio.gather(*(validator.validate(t) for t in forged), return_exceptions=True)
+    assert all(isinstance(r, InvalidTokenError) for r in results)
+    assert jwks.hits == 2  # the first fetch, then one shared refetch after the cooldown
+    assert time.monotonic() - started < 5
+
+
+async def test_new_kid_inside_the_cooldown_waits_for_one_refetch(
+    jwks: JWKSServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The AS rotates right after our last fetch: the token with the new kid is not refused for
+    # the rest of the cooldown, it waits for one refetch (RFC 7517 key rotation).
+    old, new = LocalIssuer(ISS, kid="old"), LocalIssuer(ISS, kid="new")
+    jwks.jwks = old.jwks
+    validator, _ = make_validator(jwks.url, refresh_cooldown=0.5)
+    assert await validator.validate(old.mint_token(audience=AUD))
+    jwks.jwks = {"keys": old.jwks["keys"] + new.jwks["keys"]}
+    assert (await validator.validate(new.mint_token(audience=AUD, sub="rotated"))).sub == "rotated"
+    assert jwks.hits == 2
+    with pytest.raises(InvalidTokenError) as unknown:
+        await validator.validate(LocalIssuer(ISS, kid="gone").mint_token(audience=AUD))
+    assert unknown.value.detail == "no RSA key with key id 'gone' in the JWKS, also after fetching it again"
+    assert unknown.value.configuration and unknown.value.guess
+
+
+async def test_key_replaced_under_the_same_kid_gets_one_refetch(jwks: JWKSServer) -> None:
+    before, after = LocalIssuer(ISS, kid="k1"), LocalIssuer(ISS, kid="k1")  # same id, new key
+    jwks.jwks = before.jwks
+    validator, _ = make_validator(jwks.url, refresh_cooldown=0.2)
+    assert await validator.validate(before.mint_token(audience=AUD))
+    jwks.jwks = after.jwks
+    assert (await validator.validate(after.mint_token(audience=AUD, sub="replaced"))).sub == "replaced"
+    assert jwks.hits == 2
+    tampered = before.mint_token(audience=AUD)  # the old key's signature no longer verifies
+    with pytest.raises(InvalidTokenError) as refused:
+        await validator.validate(tampered)
+    assert (
+        refused.value.detail
+        == "key id 'k1' is in the JWKS, also after fetching it again, but the signature does not verify with it"
+    )
+    assert jwks.hits == 3 and not refused.value.configuration
 
 
 async def test_failed_refresh_keeps_last_good_keys(jwks: JWKSServer) -> None:

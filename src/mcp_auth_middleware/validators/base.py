@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from ..auth_info import AuthInfo
 
-__all__ = ["CachingValidator", "ResourceBound", "TokenValidator", "for_resource"]
+__all__ = ["CachingValidator", "LocalValidator", "ResourceBound", "TokenValidator", "for_resource"]
 
 
 @runtime_checkable
@@ -28,6 +28,18 @@ class CachingValidator(Protocol):
     def cached(self, key: bytes) -> AuthInfo | None: ...
 
     async def validate_new(self, token: str, key: bytes) -> AuthInfo: ...
+
+
+@runtime_checkable
+class LocalValidator(Protocol):
+    """A validator that can tell whether checking a token costs a remote call.
+
+    An address blocked for failed attempts still gets its tokens checked when that is local
+    (a JWT against known keys), so a valid token is served; a token that needs the
+    authorization server (introspection) is refused before any call.
+    """
+
+    def checks_locally(self, token: str) -> bool: ...
 
 
 @runtime_checkable

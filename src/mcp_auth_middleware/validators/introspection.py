@@ -18,7 +18,7 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from ..auth_info import AuthInfo
 from ..config import word_list
 from ..credentials import check_token_syntax
-from ..errors import AuthorizationServerUnavailableError, InvalidTokenError
+from ..errors import AuthorizationServerUnavailableError, InvalidTokenError, shown
 from ..fetch import check_fetch_url, fetch_limited
 from .cache import TokenCache, token_key
 from .claims import (
@@ -38,9 +38,25 @@ AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_j
 
 
 @dataclass(frozen=True)
+class _Denial:
+    """Why a token is refused; the InvalidTokenError is made from it per request (an exception
+    kept in a cache would keep its traceback alive)."""
+
+    description: str
+    detail: str | None = None
+    configuration: bool = False
+    guess: bool = False  # only "not active" can be a guessed token
+
+    def error(self) -> InvalidTokenError:
+        return InvalidTokenError(
+            self.description, detail=self.detail, configuration=self.configuration, guess=self.guess
+        )
+
+
+@dataclass(frozen=True)
 class _Result:
-    info: AuthInfo | None  # None: not active
-    reason: str
+    info: AuthInfo | None  # None: refused, see denial
+    denial: _Denial | None
     until: float  # time (since the epoch) after which the result is not used
 
 
@@ -154,6 +170,10 @@ class IntrospectionValidator:
         # CachingValidator: the middleware calls the cache's own `get`, no wrapper in between.
         self.cached: Callable[[bytes], AuthInfo | None] = self._verified.get
 
+    def checks_locally(self, token: str) -> bool:
+        """Never: an uncached token costs a call to the authorization server."""
+        return False
+
     @property
     def cache_hits(self) -> int:
         # Positive hits in the TokenCache, plus calls that async-lru answered (negative
@@ -180,7 +200,8 @@ class IntrospectionValidator:
             if result.info is not None:
                 self._verified.put(key, result.info, result.until)
         if result.info is None:
-            raise InvalidTokenError(result.reason)
+            assert result.denial is not None
+            raise result.denial.error()
         return result.info
 
     async def _introspect(self, key: _TokenKey) -> _Result:
@@ -226,42 +247,48 @@ class IntrospectionValidator:
     def _judge(self, document: Any) -> _Result:
         now = time.time()
 
-        def inactive(reason: str) -> _Result:
-            return _Result(None, reason, now + self.negative_cache_ttl)
+        def inactive(description: str, detail: str | None = None, **kind: bool) -> _Result:
+            return _Result(None, _Denial(description, detail, **kind), now + self.negative_cache_ttl)
 
-        # I2: only the JSON value true is active; a non-object body is not active either.
+        # RFC 7662 §2.2: only the JSON value true is active; a non-object body is not either.
         if not isinstance(document, Mapping) or document.get("active") is not True:
-            return inactive("The access token is not active")
+            return inactive("The access token is not active", "the authorization server says not active", guess=True)
+        # Active from here on: the authorization server issued this token, so a refusal below
+        # is a client's or an operator's mistake, not a guess.
         exp, nbf = document.get("exp"), document.get("nbf")
-        for value in (exp, nbf):
+        for name, value in (("exp", exp), ("nbf", nbf)):
             if value is not None and not is_numeric_date(value):
-                return inactive("The introspection response is malformed")
+                return inactive("The introspection response is malformed", f"{name} is {shown(value)}")
         if exp is not None and exp <= now - self.leeway:
-            return inactive("The access token has expired")
+            return inactive("The access token has expired", f"expired {now - exp:.0f} s ago")
         if nbf is not None and nbf > now + self.leeway:
-            return inactive("The access token is not yet valid")
+            return inactive("The access token is not yet valid", f"valid in {nbf - now:.0f} s")
         if self.issuer is not None and document.get("iss") != self.issuer:
-            return inactive("The access token issuer is not trusted")
+            detail = f"issuer {shown(document.get('iss'))} is not {self.issuer!r}"
+            return inactive("The access token issuer is not trusted", detail, configuration=True)
         token_type = document.get("token_type")
         if isinstance(token_type, str) and token_type.lower().replace("-", "_") in ("refresh_token", "refresh"):
-            return inactive("A refresh token is not an access token")
+            return inactive("A refresh token is not an access token", "token_type says refresh token")
         aud = document.get("aud")
         if aud is None:
             if not self.allow_missing_audience:
-                return inactive("The access token has no audience")
+                detail = "the response has no aud (allow_missing_audience=True accepts that)"
+                return inactive("The access token has no audience", detail, configuration=True)
         elif self.audience is None or not audience_matches(aud, self.audience):
-            return inactive("The access token was not issued for this resource")
-        if is_sender_constrained(document):  # P2: bound to a DPoP key or a certificate
-            return inactive("A sender-constrained token cannot be used as a bearer token")
+            detail = f"audience {shown(aud)} does not include {' or '.join(sorted(self.audience or ()))}"
+            return inactive("The access token was not issued for this resource", detail, configuration=True)
+        if is_sender_constrained(document):  # RFC 9449 §7.2: bound to a DPoP key or a certificate
+            detail = "the response has cnf or token_type DPoP, but the token came as a Bearer token"
+            return inactive("A sender-constrained token cannot be used as a bearer token", detail)
         scope = document.get("scope")
         if scope is not None and not isinstance(scope, str):
-            return inactive("The introspection response is malformed")
+            return inactive("The introspection response is malformed", f"scope is {shown(scope)}")
         info = to_auth_info(dict(document), scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
         if info.sub is None and isinstance(document.get("username"), str):
             info = replace(info, sub=document["username"])  # RFC 7662 `username` when there is no `sub`
         # A cached result never outlives the token's exp (I3).
         until = now + self.cache_ttl if exp is None else min(now + self.cache_ttl, exp)
-        return _Result(info, "", until)
+        return _Result(info, None, until)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -2,8 +2,9 @@
 
 The JWKS cache is hand-written rather than an async-lru TTL cache because its rules are not
 "expire and refetch": keep the last good keys when a refresh fails (within `max_stale`),
-refetch early on an unknown `kid` but at most once per cooldown, back off after a failure,
-and share one in-flight fetch among all waiting requests.
+refetch early on an unknown `kid` (or a known one whose signature no longer verifies) but at
+most once per cooldown, back off after a failure, and share one in-flight fetch among all
+waiting requests.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx2
 from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
@@ -23,7 +24,7 @@ from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
 from ..errors import AuthorizationServerUnavailableError
 from ..fetch import check_fetch_url, fetch_limited
 
-__all__ = ["JWKSKeys", "KeySource", "StaticKeys", "import_keys"]
+__all__ = ["JWKSKeys", "KeySource", "RefetchableKeySource", "StaticKeys", "import_keys"]
 
 logger = logging.getLogger("mcp_auth_middleware.jwks")
 
@@ -33,7 +34,17 @@ MIN_RSA_BITS = 2048
 
 
 class KeySource(Protocol):
+    """Where a JWTValidator finds the candidate keys for a token's `kid` and key type."""
+
     async def keys_for(self, kid: str | None, key_type: str) -> list[Key]: ...
+
+
+@runtime_checkable
+class RefetchableKeySource(KeySource, Protocol):
+    """A key source that can look again: `refetch(since)` returns once keys fetched after
+    `since` (a `time.monotonic()` reading) are in place, or the attempt failed."""
+
+    async def refetch(self, since: float) -> None: ...
 
 
 def _import_one(data: Mapping[str, Any]) -> Key | None:
@@ -132,7 +143,7 @@ class JWKSKeys:
         default_ttl: float = 300.0,
         min_ttl: float = 60.0,
         max_ttl: float = 3600.0,
-        refresh_cooldown: float = 30.0,
+        refresh_cooldown: float = 5.0,
         retry_interval: float = 2.0,
         max_stale: float = 86400.0,
         max_bytes: int = 512 * 1024,
@@ -165,11 +176,33 @@ class JWKSKeys:
         self._check_usable(time.monotonic())
         keys = self._index.select(kid, key_type)
         if not keys and kid is not None and kid not in self._index.kids:
-            # Key rotation: an unknown kid refetches, at most once per cooldown, so a flood of
-            # random kids cannot become a flood of fetches.
-            await self._refresh_if_allowed(time.monotonic(), self.refresh_cooldown)
+            # Key rotation: a new kid gets keys fetched after it arrived before it is refused.
+            await self.refetch(now)
             keys = self._index.select(kid, key_type)
         return keys
+
+    async def refetch(self, since: float) -> None:
+        """Return once a fetch that started at or after `since` has finished.
+
+        Joins the fetch in flight, or starts one; inside the cooldown (or the retry interval
+        after a failure) it first waits for it to pass. All callers share that one fetch: a
+        flood of unknown kids or forged signatures is one fetch per cooldown, while a token
+        signed with a newly rotated key waits at most the cooldown instead of being refused.
+        """
+        while self._last_attempt < since:
+            if self._inflight is not None:
+                await asyncio.shield(self._inflight)  # began before `since`: not enough
+                continue
+            now = time.monotonic()
+            wait = max(self._last_attempt + self.refresh_cooldown, self._last_failure + self.retry_interval) - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self._last_attempt = now
+            self._inflight = asyncio.ensure_future(self._refresh())
+        if self._inflight is not None:
+            # shield: one waiter being cancelled must not cancel the fetch the others wait on.
+            await asyncio.shield(self._inflight)
 
     def _check_usable(self, now: float) -> None:
         if self._fetched_at is None:

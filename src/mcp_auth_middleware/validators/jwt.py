@@ -18,7 +18,7 @@ from joserfc.jwk import Key
 
 from ..auth_info import AuthInfo
 from ..config import word_list
-from ..errors import InvalidTokenError
+from ..errors import InvalidTokenError, shown
 from .cache import TokenCache, token_key
 from .claims import (
     DEFAULT_CLIENT_ID_CLAIMS,
@@ -29,7 +29,7 @@ from .claims import (
     is_sender_constrained,
     to_auth_info,
 )
-from .jwks import JWKSKeys, KeySource, StaticKeys
+from .jwks import JWKSKeys, KeySource, RefetchableKeySource, StaticKeys
 
 __all__ = ["DEFAULT_ALGORITHMS", "JWTValidator"]
 
@@ -206,6 +206,10 @@ class JWTValidator:
         bound.cache_misses = 0
         return bound
 
+    def checks_locally(self, token: str) -> bool:
+        """Always: keys are configured or cached (refetches are rate-limited and shared)."""
+        return True
+
     @property
     def cache_hits(self) -> int:
         return self._cache.hits
@@ -222,15 +226,35 @@ class JWTValidator:
             raise InvalidTokenError("The resource server has no audience configured")
         header_segment, signing_input, payload_segment, signature = _split_compact(token, self.max_token_length)
         model, kid = self._header(header_segment)
+        arrived = time.monotonic()
         candidates = await self.keys.keys_for(kid, model.key_type)
         if not self._signature_ok(model, signing_input, signature, candidates[:4]):
-            raise InvalidTokenError("The access token signature is invalid")
+            await self._verify_after_refetch(model, kid, signing_input, signature, bool(candidates), arrived)
 
         claims = _json_segment(payload_segment)
         self._check_claims(claims)
         info = to_auth_info(claims, scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
         self._cache.put(key, info, claims["exp"])  # an entry never outlives the token (I3)
         return info
+
+    async def _verify_after_refetch(
+        self, model: JWSAlgModel, kid: str | None, signing_input: bytes, signature: bytes, known: bool, arrived: float
+    ) -> None:
+        """A known key id whose signature does not verify: the authorization server may have
+        replaced the key under the same id, so look once more (rate-limited, shared) before
+        refusing. An unknown id was already looked up again by the key source."""
+        if known and isinstance(self.keys, RefetchableKeySource):
+            await self.keys.refetch(arrived)
+            fresh = await self.keys.keys_for(kid, model.key_type)
+            if self._signature_ok(model, signing_input, signature, fresh[:4]):
+                return
+        where = "the JWKS, also after fetching it again" if isinstance(self.keys, RefetchableKeySource) else "the keys"
+        if known:
+            detail = f"key id {shown(kid)} is in {where}, but the signature does not verify with it"
+        else:
+            detail = f"no {model.key_type} key with key id {shown(kid)} in {where}"
+        # An unknown key id is what a rotation the JWKS does not show yet looks like: WARNING.
+        raise InvalidTokenError("The access token signature is invalid", detail=detail, configuration=not known)
 
     def _signature_ok(self, model: JWSAlgModel, signing_input: bytes, signature: bytes, candidates: list[Key]) -> bool:
         for key in candidates:
@@ -279,9 +303,13 @@ class JWTValidator:
         return self._algorithms[alg], kid
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
-        """J3 and RFC 7519 §4.1. joserfc's JWTClaimsRegistry checks the same rules, but through
-        one call per claim, each reading the clock: about 8 µs a token, a fifth of the budget
-        for a new one. These are its rules, in one pass with one clock reading."""
+        """RFC 9068 §4 and RFC 7519 §4.1. joserfc's JWTClaimsRegistry checks the same rules,
+        but through one call per claim, each reading the clock: about 8 µs a token, a fifth of
+        the budget for a new one. These are its rules, in one pass with one clock reading.
+
+        The signature has verified: the authorization server issued this token, so a failure
+        here is a client's or an operator's mistake, never a guess (`guess=False`).
+        """
         get = claims.get
         iss, exp, aud = get("iss"), get("exp"), get("aud")
         if (
@@ -290,30 +318,61 @@ class JWTValidator:
             or aud is None
             or (self._extra_required and any(get(name) is None for name in self._extra_required))
         ):
-            raise InvalidTokenError("The access token lacks a required claim")
-        if iss != self.issuer:  # exact match (J3)
-            raise InvalidTokenError("The access token issuer is not trusted")
+            missing = [n for n in ("iss", "exp", "aud", *self._extra_required) if get(n) is None]
+            raise InvalidTokenError(
+                "The access token lacks a required claim",
+                detail=f"claims {', '.join(missing)} missing",
+                configuration=True,
+                guess=False,
+            )
+        if iss != self.issuer:  # exact match (RFC 9068 §4)
+            raise InvalidTokenError(
+                "The access token issuer is not trusted",
+                detail=f"issuer {shown(iss)} is not {self.issuer!r}",
+                configuration=True,
+                guess=False,
+            )
         if not is_numeric_date(exp):
-            _invalid_claim()
+            _invalid_claim("exp")
         now = time.time()
         if exp <= now - self.leeway:
-            raise InvalidTokenError("The access token has expired")
-        for value in (get("nbf"), get("iat")):  # not yet valid, or issued in the future
+            raise InvalidTokenError(
+                "The access token has expired",
+                detail=f"expired at {_when(exp)}, {now - exp:.0f} s ago (leeway {self.leeway} s)",
+                guess=False,
+            )
+        for name in ("nbf", "iat"):  # not yet valid, or issued in the future
+            value = get(name)
             if value is not None and (not is_numeric_date(value) or value > now + self.leeway):
-                _invalid_claim()
-        for value in (get("sub"), get("jti")):
-            if value is not None and type(value) is not str:
-                _invalid_claim()
+                _invalid_claim(name)
+        for name in ("sub", "jti"):
+            if (value := get(name)) is not None and type(value) is not str:
+                _invalid_claim(name)
         if type(aud) is not str and not (type(aud) is list and all(type(a) is str for a in aud)):
-            _invalid_claim()
+            _invalid_claim("aud")
         assert self.audience is not None
-        # M08/A1: aud must name this resource; an ID token (aud = a client id) fails here.
+        # RFC 8707 §2: aud must name this resource; an ID token (aud = a client id) fails here.
         if not audience_matches(aud, self.audience):
-            raise InvalidTokenError("The access token was not issued for this resource")
+            raise InvalidTokenError(
+                "The access token was not issued for this resource",
+                detail=f"audience {shown(aud)} does not include {' or '.join(sorted(self.audience))}",
+                configuration=True,
+                guess=False,
+            )
         if "cnf" in claims and is_sender_constrained(claims):
             # RFC 9449 §7.2, RFC 8705 §3: a bound token is only good with its key's proof.
-            raise InvalidTokenError("A sender-constrained token cannot be used as a bearer token")
+            raise InvalidTokenError(
+                "A sender-constrained token cannot be used as a bearer token",
+                detail="the token has a cnf claim but came as a Bearer token",
+                guess=False,
+            )
 
 
-def _invalid_claim() -> NoReturn:
-    raise InvalidTokenError("The access token has an invalid claim")
+def _invalid_claim(name: str) -> NoReturn:
+    raise InvalidTokenError(
+        "The access token has an invalid claim", detail=f"claim {name} is malformed or in the future", guess=False
+    )
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
