@@ -57,7 +57,9 @@ class Challenger:
     def for_error(self, error: AuthError) -> RawResponse:
         scopes = error.scopes if isinstance(error, InsufficientScopeError) else frozenset()
         retry_after = (
-            error.retry_after if isinstance(error, AuthorizationServerUnavailableError | TooManyFailuresError) else 0
+            max(1, int(error.retry_after))
+            if isinstance(error, AuthorizationServerUnavailableError | TooManyFailuresError)
+            else 0
         )
         return self._cached(error.status, error.error, error.description, scopes, retry_after)
 
@@ -67,11 +69,9 @@ class Challenger:
         if status in (429, 503):
             # 503 and 429 are not challenges: the token may be fine, come back later.
             body = json.dumps({"error": error, "error_description": safe_description(description)})
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"retry-after", str(max(1, int(retry_after))).encode()),
-                (b"cache-control", b"no-store"),
-            ]
+            headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+            if retry_after:  # a misconfiguration gets none: waiting does not help
+                headers.append((b"retry-after", str(retry_after).encode()))
             return status, headers, body.encode()
         # A custom validator's scopes are filtered, not trusted, before they enter a header.
         scope = " ".join(sorted(s for s in scopes if _SCOPE_TOKEN.fullmatch(s))) or self.scope

@@ -1,17 +1,19 @@
-"""RFC 8414 / OpenID Connect discovery of an authorization server's metadata (D1, D2)."""
+"""Finding an authorization server's metadata from its issuer: RFC 8414 §3, then OpenID Connect Discovery 1.0 §4."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
 
-from .errors import AuthorizationServerUnavailableError
-from .fetch import check_fetch_url, fetch_limited
+from .errors import AuthError, AuthorizationServerUnavailableError, ConfigurationError, mismatch_hint, shown
+from .fetch import UnexpectedStatusError, check_fetch_url, fetch_limited
 
 __all__ = ["Discovery", "DiscoveryError", "discover_authorization_server", "metadata_urls"]
 
@@ -44,35 +46,64 @@ async def discover_authorization_server(
     allow_http: bool = False,
     max_bytes: int = 256 * 1024,
 ) -> dict[str, Any]:
-    """The authorization server's metadata; its `issuer` must equal the one asked for (D2)."""
+    """The authorization server's metadata; its `issuer` must equal the one asked for.
+
+    Raises ConfigurationError when the server answered and the answer cannot work (an `issuer`
+    that differs, RFC 8414 §3.3; no metadata document at any well-known URL), and
+    DiscoveryError (503, retry later) when it could not be reached.
+    """
     check_fetch_url(issuer, allow_http=allow_http)
     client = http_client or httpx2.AsyncClient(timeout=timeout, follow_redirects=False)
     problems: list[str] = []
+    reached = True  # every URL answered (with a 4xx or something that is not metadata)
     try:
         for url in metadata_urls(issuer):
             try:
                 async with asyncio.timeout(timeout):
                     body, _ = await fetch_limited(client, "GET", url, max_bytes)
                 document = json.loads(body)
-            except Exception as exc:
+            except UnexpectedStatusError as exc:
+                reached = reached and not exc.transient
+                problems.append(f"{url}: {exc}")
+                continue
+            except ValueError as exc:  # not JSON, too large
+                problems.append(f"{url}: {type(exc).__name__}: {exc}"[:200])
+                continue
+            except Exception as exc:  # unreachable, timed out
+                reached = False
                 problems.append(f"{url}: {type(exc).__name__}: {exc}"[:200])
                 continue
             if not isinstance(document, dict):
                 problems.append(f"{url}: not a JSON object")
                 continue
-            if document.get("issuer") != issuer:
-                # D2: a mismatch is a hard error, not a reason to try the next URL.
-                raise DiscoveryError(f"metadata at {url} names issuer {document.get('issuer')!r}, not {issuer!r}")
+            found = document.get("issuer")
+            if found != issuer:
+                # RFC 8414 §3.3: a mismatch is a hard error, not a reason to try the next URL.
+                raise ConfigurationError(
+                    f"the metadata at {url} names issuer {shown(found)}, but the configured issuer is "
+                    f"{issuer!r}{mismatch_hint(issuer, found)}: configure the issuer exactly as the "
+                    "authorization server names itself"
+                )
             return document
     finally:
         if http_client is None:
             await client.aclose()
+    if reached:
+        raise ConfigurationError(f"no authorization server metadata for issuer {issuer!r}: " + "; ".join(problems))
     logger.warning("discovery failed for %s: %s", issuer, "; ".join(problems))
-    raise DiscoveryError(f"no authorization server metadata found for {issuer}: " + "; ".join(problems))
+    raise DiscoveryError(
+        "The authorization server could not be reached",
+        detail=f"discovery for {issuer}: " + "; ".join(problems),
+    )
 
 
 class Discovery:
-    """Discovers once, lazily and without blocking startup; failures are retried on later calls."""
+    """Discovers once, lazily and without blocking startup.
+
+    A failure is remembered for a while (`retry_interval` when the server could not be
+    reached, `misconfigured_retry` when its answer cannot work), so that requests meanwhile
+    get the same answer without each waiting for a fetch.
+    """
 
     def __init__(
         self,
@@ -81,28 +112,39 @@ class Discovery:
         http_client: httpx2.AsyncClient | None = None,
         timeout: float = 5.0,
         allow_http: bool = False,
+        retry_interval: float = 2.0,
+        misconfigured_retry: float = 30.0,
     ) -> None:
         self.issuer = issuer
         self._http_client = http_client
         self._timeout = timeout
         self._allow_http = allow_http
+        self._retry = {False: retry_interval, True: misconfigured_retry}
         self._document: dict[str, Any] | None = None
+        self._failure: tuple[AuthError, float] | None = None
         self._lock = asyncio.Lock()
 
     async def document(self) -> dict[str, Any]:
         if self._document is None:
             async with self._lock:
                 if self._document is None:
-                    self._document = await discover_authorization_server(
-                        self.issuer,
-                        http_client=self._http_client,
-                        timeout=self._timeout,
-                        allow_http=self._allow_http,
-                    )
+                    if self._failure is not None and time.monotonic() < self._failure[1]:
+                        raise copy.copy(self._failure[0])  # a fresh exception: no shared traceback
+                    try:
+                        self._document = await discover_authorization_server(
+                            self.issuer,
+                            http_client=self._http_client,
+                            timeout=self._timeout,
+                            allow_http=self._allow_http,
+                        )
+                    except (ConfigurationError, DiscoveryError) as exc:
+                        until = time.monotonic() + self._retry[isinstance(exc, ConfigurationError)]
+                        self._failure = (copy.copy(exc), until)
+                        raise
         return self._document
 
     async def endpoint(self, name: str) -> str:
         value = (await self.document()).get(name)
         if not isinstance(value, str) or not value:
-            raise DiscoveryError(f"the authorization server metadata has no {name}")
+            raise ConfigurationError(f"the authorization server metadata of {self.issuer} has no {name}")
         return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "AuthorizationServerUnavailableError",
+    "ConfigurationError",
     "InsufficientScopeError",
     "InvalidRequestError",
     "InvalidTokenError",
@@ -120,6 +121,42 @@ class AuthorizationServerUnavailableError(AuthError):
     ) -> None:
         super().__init__(description, detail=detail)
         self.retry_after = retry_after
+
+
+class ConfigurationError(AuthError):
+    """This server's configuration cannot work with its authorization server: an issuer that
+    differs from the one in the metadata, a key set without usable keys, credentials the
+    introspection endpoint refuses, no audience. 503 without `Retry-After` (waiting does not
+    help) and an ERROR log line with `detail`, the expected and the found values.
+    """
+
+    error = "server_misconfigured"
+    status = 503
+    configuration = True
+
+    def __init__(
+        self,
+        detail: str,
+        description: str = "The server is misconfigured for authorization; its log says why",
+    ) -> None:
+        super().__init__(description, detail=detail)
+
+
+def mismatch_hint(expected: str, found: object) -> str:
+    """Why two URLs that look alike are not equal, for a log line: identifiers are compared
+    exactly (RFC 8414 §3.3, RFC 9068 §4), so a trailing slash or another host name matters."""
+    if not isinstance(found, str):
+        return ""
+    if expected.rstrip("/") == found.rstrip("/"):
+        return " (they differ only in a trailing slash)"
+    scheme_e, _, rest_e = expected.partition("://")
+    scheme_f, _, rest_f = found.partition("://")
+    if rest_e == rest_f and scheme_e != scheme_f:
+        return " (they differ in scheme: http vs https)"
+    loopback = ("localhost", "127.0.0.1", "[::1]")
+    if any(a in rest_e and b in rest_f for a in loopback for b in loopback if a != b):
+        return " (localhost and 127.0.0.1 are different names: use the one the authorization server uses)"
+    return ""
 
 
 def shown(value: object, limit: int = 120) -> str:

@@ -9,7 +9,20 @@ import httpx2
 
 from .config import is_loopback
 
-__all__ = ["check_fetch_url", "fetch_limited"]
+__all__ = ["UnexpectedStatusError", "check_fetch_url", "fetch_limited"]
+
+
+class UnexpectedStatusError(ValueError):
+    """The server answered, but not with 200."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+    @property
+    def transient(self) -> bool:
+        """5xx and 429 may pass; any other status is an answer about our request."""
+        return self.status >= 500 or self.status == 429
 
 
 def check_fetch_url(url: str, *, allow_http: bool = False) -> str:
@@ -27,7 +40,7 @@ async def fetch_limited(
     headers = {"accept": "application/json", **kwargs.pop("headers", {})}
     async with client.stream(method, url, headers=headers, **kwargs) as response:
         if response.status_code != 200:
-            raise ValueError(f"HTTP {response.status_code}")
+            raise UnexpectedStatusError(response.status_code)
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():

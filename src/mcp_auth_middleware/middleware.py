@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth_info import AuthInfo
 from .body import read_body, replay
@@ -30,6 +31,7 @@ from .discovery import Discovery
 from .errors import (
     AuthError,
     AuthorizationServerUnavailableError,
+    ConfigurationError,
     InsufficientScopeError,
     InvalidRequestError,
     InvalidTokenError,
@@ -42,7 +44,7 @@ from .origin import OriginCheck
 from .policy import Rule, ScopePolicy, describe_messages, parse_messages
 from .rate_limit import ClientAddresses, FailureLimiter, ForwardedHeader
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
-from .validators.base import CachingValidator, LocalValidator, TokenValidator, for_resource
+from .validators.base import CachingValidator, CheckableValidator, LocalValidator, TokenValidator, for_resource
 from .validators.cache import token_key
 from .validators.fallback import FallbackValidator
 from .validators.introspection import IntrospectionValidator
@@ -61,6 +63,7 @@ _FORBIDDEN_ORIGIN: RawResponse = (
     b'{"error": "forbidden_origin", "error_description": "This Origin is not allowed"}',
 )
 _OUTCOMES = {429: "limited", 503: "unavailable"}
+_STARTUP_CHECK_TIMEOUT = 10.0
 #: Stands for two Origin headers: matches no allowed origin, so such a request is refused.
 _CONFLICTING_ORIGINS = b"\x00conflicting origins"
 
@@ -111,9 +114,11 @@ class MCPAuthMiddleware:
         rate_limit_storage: str = "memory://",
         trusted_proxies: str | Iterable[str] = (),
         forwarded_header: ForwardedHeader = "x-forwarded-for",
+        strict_startup: bool = False,
         meter_provider: Any = None,
     ) -> None:
         self.app = app
+        self.strict_startup = strict_startup
         resource = check_server_url("resource", resource, allow_http=allow_http)
         if issuer is not None:
             issuer = check_server_url("issuer", issuer, allow_http=allow_http)
@@ -163,6 +168,7 @@ class MCPAuthMiddleware:
         self.resource = resource
         self._resource_host = (urlsplit(resource).netloc or "").lower()
         self._hosts_seen: set[str] = set()
+        self._misconfigurations: set[str | None] = set()
         # M03: the path-inserted URI and the root one both serve the document.
         self._metadata_paths = {self.metadata.path, WELL_KNOWN}
         public = word_list(public_paths)
@@ -236,6 +242,7 @@ class MCPAuthMiddleware:
             "log_allowed": _flag(env.get("MCP_AUTH_LOG_ALLOWED")),
             "allowed_origins": listed("MCP_AUTH_ALLOWED_ORIGINS"),
             "allow_http": _flag(env.get("MCP_AUTH_ALLOW_HTTP")),
+            "strict_startup": _flag(env.get("MCP_AUTH_STRICT_STARTUP")),
         }
         options = {k: v for k, v in options.items() if v is not None}
         if "MCP_AUTH_CORS_ORIGINS" in env:  # empty turns CORS off
@@ -252,11 +259,14 @@ class MCPAuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            # lifespan (and anything else non-HTTP) passes through untouched;
-            # websockets are refused: MCP does not use them and we fail closed.
+            # Websockets are refused: MCP does not use them and we fail closed. Lifespan
+            # events reach the app (FastMCP's session manager needs them); when its startup
+            # is complete, the configuration is checked against the authorization server.
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
+            if scope["type"] == "lifespan":
+                send = partial(self._lifespan_send, send=send)
             await self.app(scope, receive, send)
             return
 
@@ -368,6 +378,11 @@ class MCPAuthMiddleware:
                 # issued that is expired or for another audience is a client's bug.
                 await self.guard.record_failure(address)
             level = logging.WARNING if error.configuration or error.status == 503 else logging.INFO
+            if isinstance(error, ConfigurationError):
+                # One ERROR line says what is wrong; every request after it would say the same.
+                level = logging.DEBUG if error.detail in self._misconfigurations else logging.ERROR
+                if len(self._misconfigurations) < 64:
+                    self._misconfigurations.add(error.detail)
             if logger.isEnabledFor(level):
                 reason = f"{error.description}: {error.detail}" if error.detail else error.description
                 self._log(level, "deny", reason, key, scope, status=error.status, address=address)
@@ -398,6 +413,41 @@ class MCPAuthMiddleware:
             await self.app(scope, receive, send)
         finally:
             user_context_var.reset(reset)
+
+    async def check(self) -> AuthError | None:
+        """Check the configuration against the authorization server now (discovery, keys,
+        introspection credentials): None when all is well, else the error a request would
+        get. Logs one line: ERROR for a misconfiguration, WARNING when the server could not
+        be reached."""
+        problem: AuthError | None = None
+        try:
+            if isinstance(self.validator, CheckableValidator):
+                async with asyncio.timeout(_STARTUP_CHECK_TIMEOUT):
+                    await self.validator.check()
+        except AuthError as error:
+            problem = error
+        except TimeoutError:
+            problem = AuthorizationServerUnavailableError(
+                detail=f"no answer from the authorization server within {_STARTUP_CHECK_TIMEOUT:.0f} s"
+            )
+        if isinstance(problem, ConfigurationError):
+            self._misconfigurations.add(problem.detail)  # said here: requests need not say it again
+            logger.error("%s is misconfigured: %s", self.resource, problem.detail)
+        elif problem is not None:
+            logger.warning(
+                "could not check %s against its authorization server (%s); requests get 503 until it answers",
+                self.resource,
+                problem.detail or problem.description,
+            )
+        return problem
+
+    async def _lifespan_send(self, message: Message, *, send: Send) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            problem = await self.check()
+            if self.strict_startup and isinstance(problem, ConfigurationError):
+                # strict_startup: refuse to start rather than answer every request with 503.
+                message = {"type": "lifespan.startup.failed", "message": f"misconfigured: {problem.detail}"}
+        await send(message)
 
     async def _serve_metadata(self, scope: Scope, send: Send) -> None:
         method = scope["method"]

@@ -114,7 +114,12 @@ def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="auto")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+
+    def run() -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn exits when startup fails: reported below
+            asyncio.run(server.serve())
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:

@@ -108,7 +108,9 @@ async def test_one_line_introspection_with_discovery(oidc_provider: OIDCProvider
         assert (await client.post("/mcp", headers=bearer("not-a-token"))).status_code == 401
 
 
-async def test_wrong_introspection_credentials_are_503_not_401(oidc_provider: OIDCProvider) -> None:
+async def test_wrong_introspection_credentials_are_a_misconfiguration_not_401(oidc_provider: OIDCProvider) -> None:
+    # oidc-provider refuses the credentials: 503 without Retry-After (ConfigurationError), never
+    # a 401 that would make the client drop its good token.
     token = await get_token(oidc_provider, RESOURCE_OPAQUE)
     validator = IntrospectionValidator(
         f"{oidc_provider.issuer}/token/introspection",
@@ -116,10 +118,12 @@ async def test_wrong_introspection_credentials_are_503_not_401(oidc_provider: OI
         client_secret="wrong",
         audience=RESOURCE_OPAQUE,
     )
-    from mcp_auth_middleware import AuthorizationServerUnavailableError
+    from mcp_auth_middleware.errors import ConfigurationError
 
-    with pytest.raises(AuthorizationServerUnavailableError):
+    with pytest.raises(ConfigurationError) as caught:
         await validator.validate(token)
+    assert "refused this resource server's client credentials" in str(caught.value.detail)
+    assert caught.value.status == 503
 
 
 async def test_revoked_token_inactive_after_cache_ttl(oidc_provider: OIDCProvider) -> None:

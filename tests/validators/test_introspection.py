@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mcp_auth_middleware import AuthorizationServerUnavailableError, IntrospectionValidator, InvalidTokenError
+from mcp_auth_middleware.errors import ConfigurationError
 from mcp_auth_middleware.testing import running_authorization_server, serve
 
 RESOURCE = "https://mcp.example.com/mcp"
@@ -136,20 +137,25 @@ async def test_missing_audience_allowed_only_when_opted_in(fake: FakeAS) -> None
 
 @pytest.mark.parametrize(
     ("status", "raw"),
-    [
-        (500, b"oops"),
-        (200, b"<html>"),
-        (401, b'{"error":"invalid_client"}'),
-        (403, b"{}"),
-        (302, b""),
-        (200, b"{" + b" " * 100_000 + b"}"),
-    ],
+    [(500, b"oops"), (503, b""), (200, b"<html>"), (200, b"{" + b" " * 100_000 + b"}")],
 )
 async def test_as_failures_are_503_never_401(fake: FakeAS, status: int, raw: bytes) -> None:
     fake.status, fake.raw = status, raw
     with pytest.raises(AuthorizationServerUnavailableError) as caught:
         await validator(fake, max_bytes=50_000).validate("t")
     assert caught.value.retry_after >= 1
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [(401, "refused this resource server's client credentials"), (403, "refused"), (302, "said: HTTP 302")],
+)
+async def test_answers_about_our_request_are_misconfiguration(fake: FakeAS, status: int, says: str) -> None:
+    # Waiting does not fix rejected credentials: 503 without Retry-After, and the log says why.
+    fake.status, fake.raw = status, b'{"error":"invalid_client"}'
+    with pytest.raises(ConfigurationError) as caught:
+        await validator(fake).validate("t")
+    assert says in str(caught.value.detail) and "client_id 'rs', client_secret_basic" in str(caught.value.detail)
 
 
 async def test_unreachable_and_slow_as_503_within_timeout(fake: FakeAS) -> None:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mcp_auth_middleware import AuthorizationServerUnavailableError, InvalidTokenError, JWKSKeys, JWTValidator
+from mcp_auth_middleware.errors import ConfigurationError
 from mcp_auth_middleware.testing import LocalIssuer, serve
 
 ISS = "https://auth.example.com"
@@ -170,26 +171,38 @@ async def test_stale_keys_expire_after_max_stale(jwks: JWKSServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "body"),
+    ("status", "body", "detail"),
     [
-        (500, b"oops"),
-        (200, b"<html>not json</html>"),
-        (200, b"[1, 2]"),
-        (200, b'{"keys": "nope"}'),
-        (302, b""),
-        (200, b'{"keys": [' + b'{"kty": "RSA"},' * 10 + b'{"kty": "oct", "k": "c2VjcmV0"}]}'),
+        (200, b"<html>not json</html>", "is not a usable key set: JSONDecodeError"),
+        (200, b"[1, 2]", "not a JWKS document"),
+        (200, b'{"keys": "nope"}', "not a JWKS document"),
+        (302, b"", "answered HTTP 302"),
+        (404, b"", "answered HTTP 404"),
+        (
+            200,
+            b'{"keys": [' + b'{"kty": "RSA"},' * 10 + b'{"kty": "oct", "k": "c2VjcmV0", "use": "sig"}]}',
+            "none of its 11 keys is a public signature key we accept",
+        ),
     ],
 )
-async def test_endpoint_errors_before_first_fetch_are_503(jwks: JWKSServer, status: int, body: bytes) -> None:
+async def test_an_unusable_key_set_is_a_misconfiguration(
+    jwks: JWKSServer, status: int, body: bytes, detail: str
+) -> None:
+    # The server answered, and the answer cannot work: 503 without Retry-After, saying why.
     jwks.status, jwks.body = status, body
     validator, _ = make_validator(jwks.url)
-    token = LocalIssuer(ISS).mint_token(audience=AUD)
-    with pytest.raises((AuthorizationServerUnavailableError, InvalidTokenError)) as caught:
-        await validator.validate(token)
-    # A document with no usable keys is a fetched document: tokens are invalid (401).
-    # Anything that is not a JWKS document means we have no keys yet: 503.
-    expected = InvalidTokenError if b"kty" in body else AuthorizationServerUnavailableError
-    assert isinstance(caught.value, expected)
+    with pytest.raises(ConfigurationError) as caught:
+        await validator.validate(LocalIssuer(ISS).mint_token(audience=AUD))
+    assert detail in str(caught.value.detail) and jwks.url in str(caught.value.detail)
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+async def test_server_errors_before_first_fetch_are_an_outage(jwks: JWKSServer, status: int) -> None:
+    jwks.status, jwks.body = status, b"oops"
+    validator, _ = make_validator(jwks.url)
+    with pytest.raises(AuthorizationServerUnavailableError) as caught:
+        await validator.validate(LocalIssuer(ISS).mint_token(audience=AUD))
+    assert caught.value.retry_after >= 1 and f"answered HTTP {status}" in str(caught.value.detail)
 
 
 async def test_hanging_endpoint_bounded_by_timeout(jwks: JWKSServer) -> None:
@@ -204,8 +217,9 @@ async def test_hanging_endpoint_bounded_by_timeout(jwks: JWKSServer) -> None:
 async def test_oversized_jwks_refused(jwks: JWKSServer) -> None:
     jwks.body = b'{"keys": [], "pad": "' + b"x" * 200_000 + b'"}'
     validator, _ = make_validator(jwks.url, max_bytes=50_000)
-    with pytest.raises(AuthorizationServerUnavailableError):
+    with pytest.raises(ConfigurationError) as caught:  # raise max_bytes if your key set is that large
         await validator.validate(LocalIssuer(ISS).mint_token(audience=AUD))
+    assert "response larger than 50000 bytes" in str(caught.value.detail)
 
 
 async def test_failure_backoff_does_not_hammer_a_down_endpoint(jwks: JWKSServer) -> None:

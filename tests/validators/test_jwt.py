@@ -15,6 +15,7 @@ from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from mcp_auth_middleware import AuthorizationServerUnavailableError, InvalidTokenError, JWTValidator
+from mcp_auth_middleware.errors import ConfigurationError
 from mcp_auth_middleware.testing import LocalIssuer
 
 ISS = "https://auth.example.com"
@@ -268,7 +269,8 @@ async def test_for_resource_binds_a_copy_with_its_own_cache(rsa: RSAKey) -> None
     token = sign(rsa, claims())
     assert await first.validate(token)
     await rejects(second, token, "not issued for this resource")  # not a hit in first's cache
-    await rejects(shared, token, "no audience")  # the shared validator itself is unchanged
+    with pytest.raises(ConfigurationError):  # the shared validator itself is unchanged: no audience
+        await shared.validate(token)
     assert first.keys is shared.keys  # one key source (one JWKS cache) per issuer
     configured = JWTValidator(issuer=ISS, audience=AUD, keys=rsa.as_dict(private=False))
     assert configured.for_resource("https://elsewhere.example/mcp") is configured  # configured audience wins

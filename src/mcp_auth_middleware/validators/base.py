@@ -6,7 +6,14 @@ from typing import Protocol, runtime_checkable
 
 from ..auth_info import AuthInfo
 
-__all__ = ["CachingValidator", "LocalValidator", "ResourceBound", "TokenValidator", "for_resource"]
+__all__ = [
+    "CachingValidator",
+    "CheckableValidator",
+    "LocalValidator",
+    "ResourceBound",
+    "TokenValidator",
+    "for_resource",
+]
 
 
 @runtime_checkable
@@ -28,6 +35,16 @@ class CachingValidator(Protocol):
     def cached(self, key: bytes) -> AuthInfo | None: ...
 
     async def validate_new(self, token: str, key: bytes) -> AuthInfo: ...
+
+
+@runtime_checkable
+class CheckableValidator(Protocol):
+    """A validator that can check its configuration against the authorization server before
+    any token arrives (at startup, and from the CLI): `check` raises ConfigurationError when
+    the configuration cannot work, AuthorizationServerUnavailableError when the server could
+    not be reached, and returns when all is well."""
+
+    async def check(self) -> None: ...
 
 
 @runtime_checkable

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..auth_info import AuthInfo
-from .base import CachingValidator, LocalValidator, TokenValidator, for_resource
+from .base import CachingValidator, CheckableValidator, LocalValidator, TokenValidator, for_resource
 
 __all__ = ["FallbackValidator", "looks_like_jwt"]
 
@@ -35,6 +35,11 @@ class FallbackValidator:
         return FallbackValidator(
             for_resource(self.jwt_validator, resource), for_resource(self.introspection_validator, resource)
         )
+
+    async def check(self) -> None:
+        for validator in (self.jwt_validator, self.introspection_validator):
+            if isinstance(validator, CheckableValidator):
+                await validator.check()
 
     def checks_locally(self, token: str) -> bool:
         validator = self.jwt_validator if looks_like_jwt(token) else self.introspection_validator

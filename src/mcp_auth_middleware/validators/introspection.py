@@ -6,6 +6,7 @@ import asyncio
 import copy
 import json
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -18,8 +19,15 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from ..auth_info import AuthInfo
 from ..config import word_list
 from ..credentials import check_token_syntax
-from ..errors import AuthorizationServerUnavailableError, InvalidTokenError, shown
-from ..fetch import check_fetch_url, fetch_limited
+from ..errors import (
+    AuthError,
+    AuthorizationServerUnavailableError,
+    ConfigurationError,
+    InvalidTokenError,
+    mismatch_hint,
+    shown,
+)
+from ..fetch import UnexpectedStatusError, check_fetch_url, fetch_limited
 from .cache import TokenCache, token_key
 from .claims import (
     DEFAULT_CLIENT_ID_CLAIMS,
@@ -144,6 +152,7 @@ class IntrospectionValidator:
         if auth_method == "private_key_jwt":
             self._client.register_client_auth_method(PrivateKeyJWT())
         self._auth_method = auth_method
+        self.client_id = client_id
         self._new_caches(cache_size)
 
     def for_resource(self, resource: str) -> IntrospectionValidator:
@@ -170,6 +179,19 @@ class IntrospectionValidator:
         # CachingValidator: the middleware calls the cache's own `get`, no wrapper in between.
         self.cached: Callable[[bytes], AuthInfo | None] = self._verified.get
 
+    async def check(self) -> None:
+        """The endpoint is found and accepts our client credentials: one introspection of a
+        random token (RFC 7662 §2.2: an unknown token is simply not active)."""
+        if self.audience is None:
+            raise ConfigurationError(
+                "this IntrospectionValidator has no audience: pass audience=, or use it in a middleware"
+            )
+        document = await self._ask(secrets.token_urlsafe(32))
+        if not isinstance(document, Mapping) or not isinstance(document.get("active"), bool):
+            raise ConfigurationError(
+                f"the introspection endpoint {self.endpoint} does not answer like one (no boolean `active`)"
+            )
+
     def checks_locally(self, token: str) -> bool:
         """Never: an uncached token costs a call to the authorization server."""
         return False
@@ -188,6 +210,10 @@ class IntrospectionValidator:
     async def validate_new(self, token: str, key: bytes) -> AuthInfo:
         """Ask about a token the TokenCache does not hold (async-lru may still know it);
         `key` is its token_key."""
+        if self.audience is None:
+            raise ConfigurationError(
+                "this IntrospectionValidator has no audience: pass audience=, or use it in a middleware"
+            )
         check_token_syntax(token)
         self.lookups += 1
         if self.cache_ttl <= 0:
@@ -233,16 +259,30 @@ class IntrospectionValidator:
             if self.on_duration is not None:
                 self.on_duration(time.perf_counter() - started)
             return json.loads(body)
-        except AuthorizationServerUnavailableError:
+        except AuthError:  # discovery of the endpoint failed; it says why
             self.errors += 1
             raise
+        except UnexpectedStatusError as exc:
+            self.errors += 1
+            if not exc.transient:
+                # An answer about our request, not an outage: 401/403 is our credentials.
+                why = "refused this resource server's client credentials" if exc.status in (401, 403) else "said"
+                raise ConfigurationError(
+                    f"the introspection endpoint {self.endpoint} {why}: {exc} "
+                    f"(client_id {self.client_id!r}, {self._auth_method})"
+                ) from None
+            raise self._unavailable(exc) from None
         except Exception as exc:
             self.errors += 1
-            # I3: fail closed, but as 503: a 401 would make the client drop a good token.
-            logger.warning("introspection at %s failed: %s", self.endpoint, f"{type(exc).__name__}: {exc}"[:200])
-            raise AuthorizationServerUnavailableError(
-                "The authorization server could not be asked about the token", retry_after=self.retry_after
-            ) from None
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: Exception) -> AuthorizationServerUnavailableError:
+        # RFC 7662 §4: fail closed, but as 503: a 401 would make the client drop a good token.
+        detail = f"introspection at {self.endpoint} failed: " + f"{type(exc).__name__}: {exc}"[:200]
+        logger.warning("%s", detail)
+        return AuthorizationServerUnavailableError(
+            "The authorization server could not be asked about the token", retry_after=self.retry_after, detail=detail
+        )
 
     def _judge(self, document: Any) -> _Result:
         now = time.time()
@@ -264,7 +304,8 @@ class IntrospectionValidator:
         if nbf is not None and nbf > now + self.leeway:
             return inactive("The access token is not yet valid", f"valid in {nbf - now:.0f} s")
         if self.issuer is not None and document.get("iss") != self.issuer:
-            detail = f"issuer {shown(document.get('iss'))} is not {self.issuer!r}"
+            found = document.get("iss")
+            detail = f"issuer {shown(found)} is not {self.issuer!r}{mismatch_hint(self.issuer, found)}"
             return inactive("The access token issuer is not trusted", detail, configuration=True)
         token_type = document.get("token_type")
         if isinstance(token_type, str) and token_type.lower().replace("-", "_") in ("refresh_token", "refresh"):

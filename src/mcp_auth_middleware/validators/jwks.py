@@ -10,6 +10,7 @@ waiting requests.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import re
@@ -21,8 +22,8 @@ from typing import Any, Protocol, runtime_checkable
 import httpx2
 from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
 
-from ..errors import AuthorizationServerUnavailableError
-from ..fetch import check_fetch_url, fetch_limited
+from ..errors import AuthError, AuthorizationServerUnavailableError, ConfigurationError
+from ..fetch import UnexpectedStatusError, check_fetch_url, fetch_limited
 
 __all__ = ["JWKSKeys", "KeySource", "RefetchableKeySource", "StaticKeys", "import_keys"]
 
@@ -167,6 +168,7 @@ class JWKSKeys:
         self._last_attempt = float("-inf")
         self._last_failure = float("-inf")
         self._inflight: asyncio.Task[None] | None = None
+        self._last_error: AuthError | None = None
         self.fetches = 0  # observable in tests and metrics
 
     async def keys_for(self, kid: str | None, key_type: str) -> list[Key]:
@@ -206,6 +208,8 @@ class JWKSKeys:
 
     def _check_usable(self, now: float) -> None:
         if self._fetched_at is None:
+            if self._last_error is not None:
+                raise copy.copy(self._last_error)  # a fresh exception: no shared traceback
             raise AuthorizationServerUnavailableError("The authorization server keys are unavailable")
         if now - self._fetched_at > self.max_stale:
             raise AuthorizationServerUnavailableError("The authorization server keys are too old")
@@ -223,18 +227,28 @@ class JWKSKeys:
     async def _refresh(self) -> None:
         try:
             keys, ttl = await self._fetch()
-        except Exception as exc:
-            self._last_failure = time.monotonic()
-            logger.warning("JWKS fetch failed (%s); keeping %d cached keys", _describe(exc), len(self._index.keys))
+        except AuthError as exc:  # discovery of the jwks_uri failed; it says why
+            self._failed(exc)
+        except UnexpectedStatusError as exc:
+            detail = f"the JWKS at {self.uri} answered {exc}"
+            self._failed(_unavailable(detail) if exc.transient else ConfigurationError(detail))
+        except ValueError as exc:  # not JSON, not a key set, too large
+            self._failed(ConfigurationError(f"the JWKS at {self.uri} is not a usable key set: {_describe(exc)}"))
+        except Exception as exc:  # unreachable, timed out
+            self._failed(_unavailable(f"the JWKS at {self.uri} could not be fetched: {_describe(exc)}"))
         else:
-            if keys or self._fetched_at is None:
-                self._index = _KeyIndex(keys)
+            self._index = _KeyIndex(keys)
             now = time.monotonic()
             self._fetched_at = now
             self._expires_at = now + ttl
             logger.info("JWKS refreshed: %d usable keys, cached %.0fs", len(keys), ttl)
         finally:
             self._inflight = None
+
+    def _failed(self, error: AuthError) -> None:
+        self._last_failure = time.monotonic()
+        self._last_error = error
+        logger.warning("JWKS fetch failed (%s); keeping %d cached keys", error.detail, len(self._index.keys))
 
     async def _fetch(self) -> tuple[list[Key], float]:
         if self.uri is None:
@@ -248,7 +262,17 @@ class JWKSKeys:
         document = json.loads(body)
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise ValueError("not a JWKS document")
-        return import_keys({"keys": document["keys"]}), self._ttl(headers.get("cache-control", ""))
+        keys = import_keys({"keys": document["keys"]})
+        if not keys:
+            found = "; ".join(
+                " ".join(f"{m} {item.get(m)}" for m in ("kty", "use", "alg") if isinstance(item, dict) and m in item)
+                for item in document["keys"][:5]
+            )
+            raise ValueError(
+                f"none of its {len(document['keys'])} keys is a public signature key we accept "
+                f"(RSA of 2048 bits or more, EC, OKP; use sig){': ' + found if found else ''}"
+            )
+        return keys, self._ttl(headers.get("cache-control", ""))
 
     def _ttl(self, cache_control: str) -> float:
         match = _MAX_AGE.search(cache_control)
@@ -258,6 +282,10 @@ class JWKSKeys:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+
+
+def _unavailable(detail: str) -> AuthorizationServerUnavailableError:
+    return AuthorizationServerUnavailableError("The authorization server keys are unavailable", detail=detail)
 
 
 def _describe(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ from joserfc.jwk import Key
 
 from ..auth_info import AuthInfo
 from ..config import word_list
-from ..errors import InvalidTokenError, shown
+from ..errors import ConfigurationError, InvalidTokenError, mismatch_hint, shown
 from .cache import TokenCache, token_key
 from .claims import (
     DEFAULT_CLIENT_ID_CLAIMS,
@@ -206,6 +206,15 @@ class JWTValidator:
         bound.cache_misses = 0
         return bound
 
+    async def check(self) -> None:
+        """The audience is set and the keys are usable (fetched now when they come from a JWKS)."""
+        if self.audience is None:
+            raise ConfigurationError("this JWTValidator has no audience: pass audience=, or use it in a middleware")
+        for key_type in ("RSA", "EC", "OKP"):
+            if await self.keys.keys_for(None, key_type):
+                return
+        raise ConfigurationError("no verification key at all: the key set is empty")
+
     def checks_locally(self, token: str) -> bool:
         """Always: keys are configured or cached (refetches are rate-limited and shared)."""
         return True
@@ -223,7 +232,7 @@ class JWTValidator:
         """Verify a token the cache does not hold, and remember it under `key` (its token_key)."""
         self.cache_misses += 1
         if self.audience is None:
-            raise InvalidTokenError("The resource server has no audience configured")
+            raise ConfigurationError("this JWTValidator has no audience: pass audience=, or use it in a middleware")
         header_segment, signing_input, payload_segment, signature = _split_compact(token, self.max_token_length)
         model, kid = self._header(header_segment)
         arrived = time.monotonic()
@@ -328,7 +337,7 @@ class JWTValidator:
         if iss != self.issuer:  # exact match (RFC 9068 §4)
             raise InvalidTokenError(
                 "The access token issuer is not trusted",
-                detail=f"issuer {shown(iss)} is not {self.issuer!r}",
+                detail=f"issuer {shown(iss)} is not {self.issuer!r}{mismatch_hint(self.issuer, iss)}",
                 configuration=True,
                 guess=False,
             )
