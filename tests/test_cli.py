@@ -10,7 +10,7 @@ import pytest
 
 from mcp_auth_middleware.cli import main
 from mcp_auth_middleware.demo import demo_stack, instructions
-from mcp_auth_middleware.testing import free_port, running_authorization_server
+from mcp_auth_middleware.testing import free_port, running_authorization_server, serve
 
 RESOURCE = "https://mcp.example.com/mcp"
 
@@ -27,11 +27,82 @@ def test_check_allows_and_denies_with_reasons(capsys: pytest.CaptureFixture[str]
         assert 'error="insufficient_scope"' in capsys.readouterr().out
 
 
+def test_check_explains_the_denial(capsys: pytest.CaptureFixture[str]) -> None:
+    with running_authorization_server() as server:
+        token = server.mint_token(sub="dana", audience="https://other.example/mcp")
+        assert main(["check", token, "--resource", RESOURCE, "--issuer", server.issuer]) == 1
+    out = capsys.readouterr().out
+    assert "why:   The access token was not issued for this resource: audience 'https://other.example/mcp'" in out
+
+
+def test_check_without_a_token_checks_the_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    with running_authorization_server() as server:
+        assert main(["check", "--resource", RESOURCE, "--issuer", server.issuer]) == 0
+        assert capsys.readouterr().out.startswith("OK  ")
+        assert main(["check", "--resource", RESOURCE, "--issuer", server.issuer + "/"]) == 2
+        out = capsys.readouterr().out
+        assert out.startswith("MISCONFIGURED  ") and "differ only in a trailing slash" in out
+    assert main(["check", "--resource", RESOURCE, "--issuer", f"http://127.0.0.1:{free_port()}"]) == 3
+    assert capsys.readouterr().out.startswith("UNREACHABLE  ")
+    assert main(["check", "--resource", "http://mcp.example.com/mcp", "--issuer", "https://as.example"]) == 2
+    assert "plain http" in capsys.readouterr().err
+
+
+def test_check_with_introspection(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with running_authorization_server(token_format="opaque") as server:
+        server.register_resource_server("rs", "rs-secret", [RESOURCE])
+        token = server.mint_token(sub="erin", audience=RESOURCE)
+        options = ["--resource", RESOURCE, "--issuer", server.issuer, "--token-validation", "introspection"]
+        monkeypatch.setenv("MCP_AUTH_CLIENT_SECRET", "rs-secret")
+        assert main(["check", token, *options, "--client-id", "rs"]) == 0
+        assert "ALLOW  sub=erin" in capsys.readouterr().out
+        assert main(["check", *options, "--client-id", "rs", "--client-secret", "wrong"]) == 2
+        assert "refused this resource server's client credentials" in capsys.readouterr().out
+
+
 def test_discover(capsys: pytest.CaptureFixture[str]) -> None:
     with running_authorization_server() as server:
         assert main(["discover", server.issuer]) == 0
-        assert f'"issuer": "{server.issuer}"' in capsys.readouterr().out
+        captured = capsys.readouterr()
+        assert f'"issuer": "{server.issuer}"' in captured.out and "missing:" not in captured.err
     assert main(["discover", f"http://127.0.0.1:{free_port()}"]) == 1
+
+
+def test_discover_lists_what_mcp_clients_miss(capsys: pytest.CaptureFixture[str]) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    document = {"issuer": issuer, "authorization_endpoint": f"{issuer}/a", "token_endpoint": f"{issuer}/t"}
+    app = Starlette(routes=[Route("/.well-known/oauth-authorization-server", lambda r: JSONResponse(document))])
+    with serve(app, port=port):
+        assert main(["discover", issuer]) == 1
+    err = capsys.readouterr().err
+    assert "missing: code_challenge_methods_supported lacks S256" in err
+    assert "missing: neither registration_endpoint (RFC 7591) nor client_id_metadata_document_supported" in err
+    assert "missing: neither jwks_uri nor introspection_endpoint" in err
+
+
+def test_demo_on_a_busy_port_is_one_clear_line() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "mcp_auth_middleware.cli", "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"mcp-oauth-middleware demo: port {port} on 127.0.0.1 is in use; choose others with --port and --as-port"
+    )
+    assert "Traceback" not in result.stderr
 
 
 def test_console_script_installed() -> None:

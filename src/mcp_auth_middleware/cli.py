@@ -1,4 +1,4 @@
-"""The `mcp-oauth-middleware` command: demo, discover ISSUER, check TOKEN."""
+"""The `mcp-oauth-middleware` command: demo, discover ISSUER, check [TOKEN]."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
+import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "readiness_problems"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,18 +27,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--as-port", type=int, default=9000, help="authorization server port (default 9000)")
     demo.add_argument("--token-format", choices=["jwt", "opaque"], default="jwt")
 
-    discover = commands.add_parser("discover", help="fetch and check an authorization server's metadata")
+    discover = commands.add_parser(
+        "discover", help="fetch an authorization server's metadata and check that MCP clients can use it"
+    )
     discover.add_argument("issuer")
 
-    check = commands.add_parser("check", help="what the middleware would decide for a token, and why")
-    check.add_argument("token")
+    check = commands.add_parser(
+        "check",
+        help="check the configuration against the authorization server; with TOKEN, what the middleware decides",
+    )
+    check.add_argument("token", nargs="?", help="an access token (omit to check the configuration only)")
     check.add_argument("--resource", required=True, help="the protected resource URI (the audience)")
     check.add_argument("--issuer", required=True)
-    check.add_argument("--jwks-uri", help="skip discovery")
+    check.add_argument("--jwks-uri", help="skip discovery of the key set")
     check.add_argument("--scope", action="append", default=[], help="a required scope (repeatable)")
+    check.add_argument("--token-validation", choices=["jwt", "introspection", "both"], default="jwt")
+    check.add_argument("--client-id", help="introspection: this resource server's client id")
+    check.add_argument(
+        "--client-secret", help="introspection: its secret (default: the MCP_AUTH_CLIENT_SECRET variable)"
+    )
 
     args = parser.parse_args(argv)
     if args.command == "demo":
+        busy = [port for port in (args.port, args.as_port) if not _port_free(args.host, port)]
+        if busy:
+            print(
+                f"mcp-oauth-middleware demo: port {busy[0]} on {args.host} is in use; "
+                "choose others with --port and --as-port",
+                file=sys.stderr,
+            )
+            return 1
         from .demo import run_demo
 
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the demo ends
@@ -55,6 +76,37 @@ def _version() -> str:
         return "unknown"
 
 
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def readiness_problems(document: Mapping[str, Any]) -> list[str]:
+    """What keeps MCP clients (or this middleware) from using an authorization server, read
+    from its metadata (RFC 8414 §2; MCP authorization: Authorization Server Discovery, Client
+    Registration Approaches, Authorization Code Protection)."""
+    problems = [
+        f"no {member} (RFC 8414 §2)"
+        for member in ("authorization_endpoint", "token_endpoint")
+        if not isinstance(document.get(member), str)
+    ]
+    methods = document.get("code_challenge_methods_supported")
+    if not (isinstance(methods, list) and "S256" in methods):
+        problems.append("code_challenge_methods_supported lacks S256: MCP clients refuse a server without PKCE S256")
+    if not document.get("registration_endpoint") and document.get("client_id_metadata_document_supported") is not True:
+        problems.append(
+            "neither registration_endpoint (RFC 7591) nor client_id_metadata_document_supported: "
+            "MCP clients cannot register themselves, only pre-registered client ids work"
+        )
+    if not document.get("jwks_uri") and not document.get("introspection_endpoint"):
+        problems.append("neither jwks_uri nor introspection_endpoint: the resource server cannot validate tokens")
+    return problems
+
+
 async def _discover(issuer: str) -> int:
     from .discovery import discover_authorization_server
     from .errors import AuthError
@@ -62,19 +114,51 @@ async def _discover(issuer: str) -> int:
     try:
         document = await discover_authorization_server(issuer)
     except AuthError as exc:
-        print(f"discovery failed: {exc.description}", file=sys.stderr)
+        print(f"discovery failed: {exc.detail or exc.description}", file=sys.stderr)
         return 1
     print(json.dumps(document, indent=2))
-    for member in ("jwks_uri", "introspection_endpoint", "registration_endpoint", "code_challenge_methods_supported"):
-        if member not in document:
-            print(f"note: the metadata has no {member}", file=sys.stderr)
-    return 0
+    problems = readiness_problems(document)
+    for problem in problems:
+        print(f"missing: {problem}", file=sys.stderr)
+    print(
+        "note: support for resource indicators (RFC 8707), which MCP clients send, is not visible in metadata; "
+        "`check` with a real token shows whether tokens carry the resource as audience",
+        file=sys.stderr,
+    )
+    return 1 if problems else 0
+
+
+@contextlib.contextmanager
+def _reasons() -> Iterator[list[str]]:
+    """The reasons the middleware logs while the block runs (one line per decision), kept
+    for the command's own output instead of reaching the terminal as log lines."""
+    reasons: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            reason = getattr(record, "auth_reason", None)
+            if isinstance(reason, str):
+                reasons.append(reason)
+
+    handler = Collect(logging.DEBUG)
+    ours = logging.getLogger("mcp_auth_middleware")
+    saved = ours.level, ours.propagate
+    ours.addHandler(handler)
+    ours.setLevel(logging.DEBUG)
+    ours.propagate = False
+    try:
+        yield reasons
+    finally:
+        ours.removeHandler(handler)
+        ours.setLevel(saved[0])
+        ours.propagate = saved[1]
 
 
 async def _check(args: argparse.Namespace) -> int:
-    """Runs the real request path in-process, so the answer is exactly the middleware's."""
+    """Runs the real startup check and request path in-process, so the answer is the middleware's."""
     from starlette.types import Message, Receive, Scope, Send
 
+    from .errors import ConfigurationError
     from .middleware import MCPAuthMiddleware
 
     seen: dict[str, Any] = {}
@@ -84,9 +168,36 @@ async def _check(args: argparse.Namespace) -> int:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    middleware = MCPAuthMiddleware(
-        app, resource=args.resource, issuer=args.issuer, jwks_uri=args.jwks_uri, required_scopes=args.scope
-    )
+    options: dict[str, Any] = {"token_validation": args.token_validation}
+    if args.token_validation != "jwt":
+        options |= {
+            "client_id": args.client_id,
+            "client_secret": args.client_secret or os.environ.get("MCP_AUTH_CLIENT_SECRET"),
+        }
+    try:
+        middleware = MCPAuthMiddleware(
+            app,
+            resource=args.resource,
+            issuer=args.issuer,
+            jwks_uri=args.jwks_uri,
+            required_scopes=args.scope,
+            **options,
+        )
+    except ValueError as exc:
+        print(f"INVALID CONFIGURATION  {exc}", file=sys.stderr)
+        return 2
+    with _reasons():  # the lines below say it once
+        problem = await middleware.check()
+    if isinstance(problem, ConfigurationError):
+        print(f"MISCONFIGURED  {problem.detail}")
+        return 2
+    if problem is not None:
+        print(f"UNREACHABLE  {problem.detail or problem.description}")
+        return 3
+    if args.token is None:
+        print(f"OK  {args.resource} can validate tokens from {args.issuer} ({args.token_validation})")
+        return 0
+
     messages: list[Message] = []
 
     async def receive() -> Message:
@@ -107,8 +218,10 @@ async def _check(args: argparse.Namespace) -> int:
         "asgi": {"version": "3.0"},
         "root_path": "",
         "server": ("localhost", 443),
+        "client": ("127.0.0.1", 0),
     }
-    await middleware(scope, receive, send)
+    with _reasons() as reasons:
+        await middleware(scope, receive, send)
     status = messages[0]["status"]
     headers = {k.decode(): v.decode("latin-1") for k, v in messages[0]["headers"]}
     if status == 200:
@@ -117,6 +230,8 @@ async def _check(args: argparse.Namespace) -> int:
         print(json.dumps(dict(info.claims), indent=2, default=str))
         return 0
     print(f"DENY   HTTP {status}")
+    for reason in reasons:
+        print(f"why:   {reason}")
     if "www-authenticate" in headers:
         print(f"WWW-Authenticate: {headers['www-authenticate']}")
     body = messages[1].get("body", b"")
