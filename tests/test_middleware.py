@@ -378,6 +378,29 @@ async def test_public_paths_skip_auth(make_app: Factory) -> None:
         assert (await c.get("/mcp")).status_code == 401
 
 
+async def test_public_paths_are_relative_to_the_wrapped_app_when_mounted(issuer: LocalIssuer) -> None:
+    from starlette.routing import Mount
+
+    resource = "https://mcp.example.com/api/mcp"
+    auth = MCPAuthMiddleware(
+        echo_app(),
+        resource=resource,
+        authorization_servers=[ISSUER],
+        validator=issuer.validator(),
+        public_paths="/health",
+    )
+    outer = Starlette(routes=[*auth.well_known_routes(), Mount("/api", app=auth)])
+    async with asgi_client(outer) as c:
+        assert (await c.get("/api/health")).text == "ok"
+        assert (await c.post("/api/mcp")).status_code == 401
+        token = issuer.mint_token(audience=resource)
+        assert (await c.post("/api/mcp", headers=bearer(token))).status_code == 200
+        for path in ("/.well-known/oauth-protected-resource/api/mcp", "/.well-known/oauth-protected-resource"):
+            document = await c.get(path, headers={"Origin": "https://evil.example"})
+            assert document.json()["resource"] == resource
+            assert document.headers["access-control-allow-origin"] == "*"
+
+
 async def test_lifespan_passes_through(make_app: Factory) -> None:
     events: list[str] = []
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from functools import partial
 from typing import Any, Literal
@@ -13,6 +15,7 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth_info import AuthInfo
@@ -169,6 +172,7 @@ class MCPAuthMiddleware:
         self._resource_host = (urlsplit(resource).netloc or "").lower()
         self._hosts_seen: set[str] = set()
         self._misconfigurations: set[str | None] = set()
+        self._well_known_routed = False
         # M03: the path-inserted URI and the root one both serve the document.
         self._metadata_paths = {self.metadata.path, WELL_KNOWN}
         public = word_list(public_paths)
@@ -293,9 +297,17 @@ class MCPAuthMiddleware:
                 elif name == b"origin":
                     # One Origin per request (RFC 6454 §7.3); two match no allowed origin.
                     origin = value if origin is None else _CONFLICTING_ORIGINS
+        # The path inside the app we wrap: without the prefix of a Mount, or of a proxy's
+        # root_path (uvicorn --root-path puts it in front of every path).
         path: str = scope["path"]
+        root_path = scope.get("root_path")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :] or "/"
+            if not self._well_known_routed and scope.get("app_root_path", root_path) != root_path:
+                self._warn_mounted(root_path)
+        is_metadata = path in self._metadata_paths or scope["path"] in self._metadata_paths
         if origin is not None:
-            if self._origins is not None and not self._origins.allows(origin) and path not in self._metadata_paths:
+            if self._origins is not None and not self._origins.allows(origin) and not is_metadata:
                 # A browser page from another origin (DNS rebinding) is refused before anything
                 # else; the metadata stays readable cross-origin (browser clients fetch it).
                 self.metrics.record("deny", "origin not allowed")
@@ -305,15 +317,14 @@ class MCPAuthMiddleware:
                 await send_response(send, _FORBIDDEN_ORIGIN)
                 return
             if self._cors is not None:
-                # M24: Starlette's CORS middleware answers preflights before authentication
-                # and adds its headers to every answer (what its own __call__ does).
-                request_headers = Headers(scope=scope)
-                if scope["method"] == "OPTIONS" and "access-control-request-method" in request_headers:
-                    await self._cors.preflight_response(request_headers)(scope, receive, send)
+                # CORS for browser clients (MCP Inspector): preflights are answered before
+                # authentication, and every answer carries the CORS headers.
+                cors_send = await _with_cors(self._cors, scope, receive, send)
+                if cors_send is None:
                     return
-                send = partial(self._cors.send, send=send, request_headers=request_headers)
+                send = cors_send
 
-        if path in self._metadata_paths:
+        if is_metadata:
             await self._serve_metadata(scope, send)
             return
         if path in self._public_exact or (self._public_prefixes and path.startswith(self._public_prefixes)):
@@ -449,6 +460,47 @@ class MCPAuthMiddleware:
                 message = {"type": "lifespan.startup.failed", "message": f"misconfigured: {problem.detail}"}
         await send(message)
 
+    @asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """The wrapped app's lifespan, then the configuration check, for an outer app that
+        mounts this middleware (a mounted app gets no lifespan events of its own, and FastMCP's
+        session manager needs them): `Starlette(routes=[...], lifespan=middleware.lifespan)`."""
+        inner = getattr(self.app, "lifespan", None) or getattr(
+            getattr(self.app, "router", None), "lifespan_context", None
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            if inner is not None:
+                await stack.enter_async_context(inner(self.app))
+            problem = await self.check()
+            if self.strict_startup and isinstance(problem, ConfigurationError):
+                raise RuntimeError(f"misconfigured: {problem.detail}")
+            yield
+
+    def well_known_routes(self, *, include_root: bool = True) -> list[Route]:
+        """Routes for the outer app that serve this resource's metadata at the host-root
+        well-known URLs (RFC 9728 §3.1), for when the middleware is mounted under a prefix
+        and so never sees requests for them:
+
+            auth = MCPAuthMiddleware(mcp_app, resource="https://host/api/mcp", ...)
+            app = Starlette(routes=[*auth.well_known_routes(), Mount("/api", app=auth)])
+
+        `include_root=False` leaves `/.well-known/oauth-protected-resource` to another resource
+        (with several resources on one host, at most one can have it).
+        """
+        self._well_known_routed = True
+        paths = [self.metadata.path] + ([WELL_KNOWN] if include_root and self.metadata.path != WELL_KNOWN else [])
+        return [Route(path, _MetadataEndpoint(self)) for path in paths]
+
+    def _warn_mounted(self, prefix: str) -> None:
+        self._well_known_routed = True  # say it once
+        logger.warning(
+            "%s is mounted under %s: clients look for its metadata at %s, which a mounted app never "
+            "receives; add *middleware.well_known_routes() to the outer app's routes",
+            self.resource,
+            prefix,
+            self.metadata.url,
+        )
+
     async def _serve_metadata(self, scope: Scope, send: Send) -> None:
         method = scope["method"]
         if method not in ("GET", "HEAD"):
@@ -531,6 +583,33 @@ class MCPAuthMiddleware:
             host,
             self.resource,
         )
+
+
+class _MetadataEndpoint:
+    """The metadata document as an ASGI endpoint of another app (see `well_known_routes`),
+    with the same Origin and CORS handling as inside the middleware."""
+
+    def __init__(self, middleware: MCPAuthMiddleware) -> None:
+        self.middleware = middleware
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cors = self.middleware._cors
+        if cors is not None and any(name == b"origin" for name, _ in scope["headers"]):
+            cors_send = await _with_cors(cors, scope, receive, send)
+            if cors_send is None:
+                return
+            send = cors_send
+        await self.middleware._serve_metadata(scope, send)
+
+
+async def _with_cors(cors: CORSMiddleware, scope: Scope, receive: Receive, send: Send) -> Send | None:
+    """Starlette's CORS middleware as its own __call__ applies it to a request with an Origin:
+    the `send` that adds its headers, or None when it has answered a preflight itself."""
+    request_headers = Headers(scope=scope)
+    if scope["method"] == "OPTIONS" and "access-control-request-method" in request_headers:
+        await cors.preflight_response(request_headers)(scope, receive, send)
+        return None
+    return partial(cors.send, send=send, request_headers=request_headers)
 
 
 def _flag(value: str | None) -> bool | None:

@@ -105,14 +105,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
-def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0) -> Iterator[str]:
+def serve(
+    app: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0, **uvicorn_options: Any
+) -> Iterator[str]:
     """Run an ASGI app on a real uvicorn server in a background thread; yields its base URL.
 
-    Lifespan runs, so FastMCP and MCP SDK apps start their session managers.
+    Lifespan runs, so FastMCP and MCP SDK apps start their session managers. Other keywords
+    go to `uvicorn.Config` (`root_path="/prefix"`, as behind a reverse proxy).
     """
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="auto")
+    options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto", **uvicorn_options}
+    config = uvicorn.Config(app, host=host, port=port, **options)
     server = uvicorn.Server(config)
 
     def run() -> None:
