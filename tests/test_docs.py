@@ -1,0 +1,144 @@
+"""Docs are tests: every code block in README.md and docs/ runs as written.
+
+Python blocks run top to bottom, one namespace per document (a later block may use what an
+earlier one defined, as a reader would), with `__name__` not "__main__" (so a block's
+`if __name__ == "__main__": uvicorn.run(...)` does not start a server), and with the
+variables a reader is told to set (`MCP_AUTH_CLIENT_SECRET`). A block that defines pytest
+tests (docs/testing.md) has them run with the testing kit's real fixtures. Shell blocks are
+checked command by command: our CLI's arguments must parse (`--version` runs), `pip install`
+names this distribution and its extras, `make` targets exist, `python bench/...` scripts take
+the flags shown. Blocks in `text` (or without a language) are sample output, not code.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcp_auth_middleware.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```", re.S | re.M)
+
+
+@dataclass
+class Block:
+    document: Path
+    line: int
+    language: str
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.document.relative_to(ROOT)}:{self.line}"
+
+
+def blocks(document: Path) -> list[Block]:
+    text = document.read_text()
+    return [Block(document, text[: m.start()].count("\n") + 1, m.group(1), m.group(2)) for m in FENCE.finditer(text)]
+
+
+def test_every_block_has_a_known_language() -> None:
+    for document in DOCUMENTS:
+        for block in blocks(document):
+            assert block.language in ("python", "sh", "text", ""), f"{block}: unknown language {block.language!r}"
+
+
+@pytest.mark.parametrize(
+    "document", [d for d in DOCUMENTS if any(b.language == "python" for b in blocks(d))], ids=lambda d: d.name
+)
+async def test_python_blocks_run(
+    document: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MCP_AUTH_CLIENT_SECRET", "the-secret-from-your-vault")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": f"docs.{document.stem}"}
+    for block in blocks(document):
+        if block.language != "python":
+            continue
+        before = set(namespace)
+        code = compile(block.code, str(block), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        result = eval(code, namespace)
+        if inspect.iscoroutine(result):
+            await result
+        for name in sorted(set(namespace) - before):
+            if name.startswith("test_") and callable(namespace[name]):
+                function = namespace[name]
+                fixtures = {p: request.getfixturevalue(p) for p in inspect.signature(function).parameters}
+                outcome = function(**fixtures)
+                if inspect.iscoroutine(outcome):
+                    await outcome
+
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+MAKE_TARGETS = set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(), re.M))
+
+
+def check_command(words: list[str], where: str) -> None:
+    program, args = words[0], words[1:]
+    if program == "pip":
+        assert args[0] == "install", where
+        for requirement in args[1:]:
+            name, _, extras = requirement.partition("[")
+            assert name == PYPROJECT["project"]["name"], where
+            wanted = set(extras.rstrip("]").split(",")) - {""}
+            assert wanted <= set(PYPROJECT["project"]["optional-dependencies"]), where
+    elif program == "make":
+        assert set(args) <= MAKE_TARGETS, where
+    elif program == "mcp-oauth-middleware":
+        if args == ["--version"]:
+            result = subprocess.run([sys.executable, "-m", "mcp_auth_middleware.cli", "--version"], capture_output=True)
+            assert result.returncode == 0, where
+            return
+        parser_check(args, where)
+    elif program == "python" and args[0].startswith("bench/"):
+        script = ROOT / args[0]
+        assert script.exists(), where
+        shown = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=ROOT)
+        assert shown.returncode == 0, where
+        for flag in (a for a in args[1:] if a.startswith("--")):
+            assert flag in shown.stdout, f"{where}: {flag} is not an option of {args[0]}"
+    else:
+        raise AssertionError(f"{where}: no check for the command {program!r}; add one")
+
+
+def parser_check(args: list[str], where: str) -> None:
+    """Our CLI accepts these arguments (parsed, not run: they name example hosts)."""
+    import argparse
+
+    seen: dict[str, Any] = {}
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_only(self: argparse.ArgumentParser, *a: Any, **k: Any) -> Any:
+        seen["args"] = original(self, *a, **k)
+        raise SystemExit(0)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", parse_only)
+        with pytest.raises(SystemExit) as exited:
+            main(args)
+    assert exited.value.code == 0 and "args" in seen, f"{where}: {args} does not parse"
+
+
+@pytest.mark.parametrize(
+    "document", [d for d in DOCUMENTS if any(b.language == "sh" for b in blocks(d))], ids=lambda d: d.name
+)
+def test_shell_blocks_name_real_commands(document: Path) -> None:
+    for block in blocks(document):
+        if block.language != "sh":
+            continue
+        for offset, line in enumerate(block.code.splitlines(), start=1):
+            command = line.split("#", 1)[0].strip()
+            if command:
+                words = [w.replace("$TOKEN", "token-value") for w in shlex.split(command)]
+                check_command(words, f"{block.document.name}:{block.line + offset}")
