@@ -273,3 +273,27 @@ async def test_bad_requests_get_oauth_errors(
     assert response.status_code == status, response.text
     if error:
         assert response.json()["error"] == error
+
+
+@pytest.mark.parametrize("token_format", ["jwt", "opaque"])
+async def test_mint_token_options_hold_for_both_formats(token_format: str) -> None:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+    from mcp_auth_middleware import IntrospectionValidator, InvalidTokenError, TokenValidator
+
+    server = LocalAuthorizationServer(ISSUER, token_format=token_format, scopes_supported="mcp notes:read")  # type: ignore[arg-type]
+    server.register_resource_server("rs", "rs-secret", [RESOURCE])
+    validator: TokenValidator = JWTValidator(issuer=ISSUER, audience=RESOURCE, keys=server.key.as_dict(private=False))
+    if token_format == "opaque":  # asks the server's own introspection endpoint, in-process
+        http = AsyncOAuth2Client(
+            client_id="rs", client_secret="rs-secret", transport=httpx2.ASGITransport(app=server.app)
+        )
+        validator = IntrospectionValidator(
+            f"{ISSUER}/introspect", client_id="rs", client_secret="rs-secret", audience=RESOURCE, http_client=http
+        )
+    token = server.mint_token(sub="dana", scopes="mcp notes:read", audience=RESOURCE, client_id="cli", expires_in=120)
+    info = await validator.validate(token)
+    assert (info.sub, info.client_id, info.scopes) == ("dana", "cli", {"mcp", "notes:read"})
+    assert info.expires_at is not None and info.expires_at - info.claims["iat"] == 120  # expires_in honoured
+    with pytest.raises(InvalidTokenError, match="expired|not active"):
+        await validator.validate(server.mint_token(audience=RESOURCE, expires_in=-300))

@@ -43,6 +43,9 @@ __all__ = ["LocalAuthorizationServer"]
 
 MAX_BODY = 64 * 1024
 _audience: ContextVar[str | list[str] | None] = ContextVar("local_as_audience", default=None)
+#: The lifetime `mint_token(expires_in=...)` asks for; Authlib's JWT generator reads it
+#: through `_expires_in`, which otherwise gives the server's configured lifetime.
+_lifetime: ContextVar[int | None] = ContextVar("local_as_lifetime", default=None)
 
 
 class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
@@ -466,7 +469,8 @@ class LocalAuthorizationServer:
                 token.revoked = token.refresh_revoked = True
 
     def _expires_in(self, client: Client, grant_type: str) -> int:
-        return self.access_token_ttl
+        lifetime = _lifetime.get()
+        return self.access_token_ttl if lifetime is None else lifetime
 
     def _metadata(self) -> dict[str, Any]:
         return {
@@ -641,7 +645,10 @@ class LocalAuthorizationServer:
         )
         resource = [audience] if audience else ([self.default_resource] if self.default_resource else [])
         ttl = self.access_token_ttl if expires_in is None else expires_in
-        reset = _audience.set(resource[0] if len(resource) == 1 else resource or None)
+        reset, reset_lifetime = (
+            _audience.set(resource[0] if len(resource) == 1 else resource or None),
+            _lifetime.set(ttl),
+        )
         try:
             token = self.server.generate_token(
                 grant_type="client_credentials",
@@ -653,6 +660,7 @@ class LocalAuthorizationServer:
             )
         finally:
             _audience.reset(reset)
+            _lifetime.reset(reset_lifetime)
         self._save_token(token, client_id=client.client_id, sub=sub or client.client_id, resource=resource)
         return str(token["access_token"])
 
