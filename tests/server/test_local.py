@@ -295,5 +295,5 @@ async def test_mint_token_options_hold_for_both_formats(token_format: str) -> No
     info = await validator.validate(token)
     assert (info.sub, info.client_id, info.scopes) == ("dana", "cli", {"mcp", "notes:read"})
     assert info.expires_at is not None and info.expires_at - info.claims["iat"] == 120  # expires_in honoured
-    with pytest.raises(InvalidTokenError, match="expired|not active"):
+    with pytest.raises(InvalidTokenError, match=r"expired|not active"):
         await validator.validate(server.mint_token(audience=RESOURCE, expires_in=-300))
