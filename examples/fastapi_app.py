@@ -1,40 +1,43 @@
 """A FastAPI app behind the middleware, with a per-route scope through a dependency.
 
-MCP_RESOURCE=http://127.0.0.1:8000/api MCP_ISSUER=https://auth.example.com python examples/fastapi_app.py
+With `mcp-oauth-middleware demo` running in another terminal (its authorization server is
+the default issuer):
+
+    python examples/fastapi_app.py               # http://127.0.0.1:8001/api
+
+Flags (or MCP_AUTH_* variables): --host, --port, --resource, --issuer. /health is public;
+DELETE /api/repos/NAME needs the scope `repo:admin` (403 with a step-up challenge otherwise).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from _options import protect, run
 from fastapi import Depends, FastAPI, Request
 
-from mcp_auth_middleware import AuthInfo, MCPAuthMiddleware
+from mcp_auth_middleware import AuthInfo
 from mcp_auth_middleware.integrations.fastapi import require_auth
 
+app = FastAPI()
 
-def create_app(resource: str, **auth: Any) -> FastAPI:
-    app = FastAPI()
-    app.add_middleware(MCPAuthMiddleware, resource=resource, public_paths=["/health"], **auth)  # type: ignore[arg-type]
 
-    @app.get("/health")
-    async def health() -> str:
-        return "ok"
+@app.get("/health")
+async def health() -> str:
+    return "ok"
 
-    @app.get("/api")
-    async def whoami(request: Request) -> dict[str, Any]:
-        auth = request.state.auth
-        return {"sub": auth.sub, "client_id": auth.client_id, "scopes": sorted(auth.scopes)}
 
-    @app.delete("/api/repos/{name}")
-    async def delete_repo(name: str, auth: AuthInfo = Depends(require_auth("repo:admin"))) -> dict[str, str]:  # noqa: B008
-        return {"deleted": name, "by": auth.sub or ""}
+@app.get("/api")
+async def whoami(request: Request) -> dict[str, Any]:
+    auth = request.state.auth
+    return {"sub": auth.sub, "client_id": auth.client_id, "scopes": sorted(auth.scopes)}
 
-    return app
+
+@app.delete("/api/repos/{name}")
+async def delete_repo(name: str, auth: AuthInfo = Depends(require_auth("repo:admin"))) -> dict[str, str]:  # noqa: B008
+    return {"deleted": name, "by": auth.sub or ""}
 
 
 if __name__ == "__main__":
-    import uvicorn
-
-    uvicorn.run(create_app(os.environ["MCP_RESOURCE"], issuer=os.environ["MCP_ISSUER"]), host="127.0.0.1", port=8000)
+    protected, args = protect(app, path="/api", description=__doc__, public_paths="/health")
+    run(protected, args)

@@ -1,18 +1,24 @@
-"""An MCP SDK `MCPServer` protected by mcp-auth-middleware in one line.
+"""An MCP SDK `MCPServer` protected by mcp-oauth-middleware in one line.
 
-MCP_RESOURCE=http://127.0.0.1:8000/mcp MCP_ISSUER=https://auth.example.com python examples/mcp_sdk_server.py
+With `mcp-oauth-middleware demo` running in another terminal (its authorization server is
+the default issuer):
+
+    python examples/mcp_sdk_server.py            # http://127.0.0.1:8001/mcp
+
+Flags (or MCP_AUTH_* variables): --host, --port, --resource, --issuer. /health is public.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from _options import protect, run
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, MCPServer
-from starlette.types import ASGIApp
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 
-from mcp_auth_middleware import MCPAuthMiddleware, get_auth
+from mcp_auth_middleware import get_auth
 
 server = MCPServer("MCP SDK example")
 
@@ -31,12 +37,13 @@ async def whoami(ctx: Context) -> dict[str, Any]:
     }
 
 
-def create_app(resource: str, **auth: Any) -> ASGIApp:
-    return MCPAuthMiddleware(server.streamable_http_app(), resource=resource, **auth)
+@server.custom_route("/health", methods=["GET"])
+async def health(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
 
 
 if __name__ == "__main__":
-    import uvicorn
-
-    app = create_app(os.environ["MCP_RESOURCE"], issuer=os.environ["MCP_ISSUER"])
-    uvicorn.run(app, host="127.0.0.1", port=8000)
+    app, args = protect(
+        server.streamable_http_app(), path="/mcp", description=__doc__, required_scopes="mcp", public_paths="/health"
+    )
+    run(app, args)

@@ -1,20 +1,20 @@
-"""A plain Starlette app: the middleware in Starlette's own `middleware=[...]` style.
+"""A plain Starlette app behind the middleware; `/health` stays public.
 
-MCP_RESOURCE=http://127.0.0.1:8000/api MCP_ISSUER=https://auth.example.com python examples/starlette_app.py
+With `mcp-oauth-middleware demo` running in another terminal (its authorization server is
+the default issuer):
+
+    python examples/starlette_app.py             # http://127.0.0.1:8001/api
+
+Flags (or MCP_AUTH_* variables): --host, --port, --resource, --issuer.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
+from _options import protect, run
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
-
-from mcp_auth_middleware import MCPAuthMiddleware
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -26,15 +26,8 @@ async def health(request: Request) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
-def create_app(resource: str, **auth: Any) -> Starlette:
-    return Starlette(
-        routes=[Route("/api", whoami, methods=["GET", "POST"]), Route("/health", health)],
-        middleware=[Middleware(MCPAuthMiddleware, resource=resource, public_paths=["/health"], **auth)],
-    )
-
+app = Starlette(routes=[Route("/api", whoami, methods=["GET", "POST"]), Route("/health", health)])
 
 if __name__ == "__main__":
-    import uvicorn
-
-    app = create_app(os.environ["MCP_RESOURCE"], issuer=os.environ["MCP_ISSUER"])
-    uvicorn.run(app, host="127.0.0.1", port=8000)
+    protected, args = protect(app, path="/api", description=__doc__, public_paths="/health")
+    run(protected, args)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
@@ -21,38 +17,25 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth_utils import check_resource_allowed, resource_url_from_server_url
 from mcp.shared.exceptions import MCPError
 
-from mcp_auth_middleware.testing import LocalIssuer, free_port, serve
+from mcp_auth_middleware.server import LocalAuthorizationServer
+from mcp_auth_middleware.testing import running_authorization_server
+
+from .test_examples import example
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def load_example(name: str) -> Any:
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(EXAMPLES))
-
 
 @pytest.fixture(scope="module")
-def issuer() -> LocalIssuer:
-    return LocalIssuer("https://auth.example.com")
+def issuer() -> Iterator[LocalAuthorizationServer]:
+    with running_authorization_server(scopes_supported=["mcp", "extra", "other"]) as server:
+        yield server
 
 
 @pytest.fixture(scope="module", params=["fastmcp_server", "mcp_sdk_server"])
-def server(request: pytest.FixtureRequest, issuer: LocalIssuer) -> Iterator[str]:
-    port = free_port()
-    resource = f"http://127.0.0.1:{port}/mcp"
-    app = load_example(request.param).create_app(
-        resource,
-        authorization_servers=[issuer.issuer],
-        validator=issuer.validator(),
-        required_scopes=["mcp"],
-    )
-    with serve(app, port=port):
-        yield resource
+def server(request: pytest.FixtureRequest, issuer: LocalAuthorizationServer) -> Iterator[str]:
+    """The example run as a process (it requires the scope `mcp`)."""
+    with example(request.param, issuer.issuer, "/mcp") as url:
+        yield url
 
 
 def connect(url: str, token: str | None, mode: str = "auto") -> Client:
@@ -62,7 +45,7 @@ def connect(url: str, token: str | None, mode: str = "auto") -> Client:
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_valid_token_tool_sees_identity(server: str, issuer: LocalIssuer, mode: str) -> None:
+async def test_valid_token_tool_sees_identity(server: str, issuer: LocalAuthorizationServer, mode: str) -> None:
     token = issuer.mint_token(audience=server, sub="alice", client_id="inspector", scopes=["mcp", "extra"])
     async with connect(server, token, mode) as client:
         tools = await client.list_tools()
@@ -78,7 +61,9 @@ async def test_valid_token_tool_sees_identity(server: str, issuer: LocalIssuer, 
 
 
 @pytest.mark.parametrize("case", ["none", "garbage", "wrong_audience", "expired"])
-async def test_bad_or_missing_token_never_reaches_the_server(server: str, issuer: LocalIssuer, case: str) -> None:
+async def test_bad_or_missing_token_never_reaches_the_server(
+    server: str, issuer: LocalAuthorizationServer, case: str
+) -> None:
     token = {
         "none": None,
         "garbage": "garbage",
@@ -97,7 +82,7 @@ async def test_bad_or_missing_token_never_reaches_the_server(server: str, issuer
     assert ("error=" in response.headers["www-authenticate"]) == (token is not None)
 
 
-async def test_sdk_discovers_protected_resource_metadata(server: str) -> None:
+async def test_sdk_discovers_protected_resource_metadata(server: str, issuer: LocalAuthorizationServer) -> None:
     async with httpx2.AsyncClient() as http:
         challenge = await http.post(server, json={})
         assert challenge.status_code == 401
@@ -109,10 +94,10 @@ async def test_sdk_discovers_protected_resource_metadata(server: str) -> None:
             metadata = await handle_protected_resource_response(await http.get(url))
             assert metadata is not None
             assert check_resource_allowed(resource_url_from_server_url(server), str(metadata.resource))
-            assert [str(s).rstrip("/") for s in metadata.authorization_servers] == ["https://auth.example.com"]
+            assert [str(s).rstrip("/") for s in metadata.authorization_servers] == [issuer.issuer]
 
 
-async def test_insufficient_scope_403(server: str, issuer: LocalIssuer) -> None:
+async def test_insufficient_scope_403(server: str, issuer: LocalAuthorizationServer) -> None:
     token = issuer.mint_token(audience=server, scopes=["other"])
     async with httpx2.AsyncClient() as http:
         response = await http.post(server, json={}, headers={"Authorization": f"Bearer {token}"})

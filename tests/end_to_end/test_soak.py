@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
+import runpy
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from soak import run
+# The benchmark script itself, loaded from its file (bench/ is not a package).
+run = runpy.run_path(str(Path(__file__).resolve().parents[2] / "bench" / "soak.py"))["run"]
 
 pytestmark = pytest.mark.integration
 

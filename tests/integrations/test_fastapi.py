@@ -1,19 +1,37 @@
-"""The FastAPI example and the require_auth dependency."""
+"""The FastAPI integration: the caller in a route, and per-route scopes through `require_auth`."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from typing import Any
 
+from fastapi import Depends, FastAPI, Request
+
+from mcp_auth_middleware import AuthInfo, MCPAuthMiddleware
+from mcp_auth_middleware.integrations.fastapi import require_auth
 from mcp_auth_middleware.testing import LocalIssuer
 
 from ..conftest import ISSUER, asgi_client, bearer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-
-from fastapi_app import create_app
-
 RESOURCE = "https://mcp.example.com/api"
+
+
+def create_app(resource: str, **auth: Any) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(MCPAuthMiddleware, resource=resource, public_paths=["/health"], **auth)  # type: ignore[arg-type]
+
+    @app.get("/health")
+    async def health() -> str:
+        return "ok"
+
+    @app.get("/api")
+    async def whoami(request: Request) -> dict[str, Any]:
+        return {"sub": request.state.auth.sub}
+
+    @app.delete("/api/repos/{name}")
+    async def delete_repo(name: str, auth: AuthInfo = Depends(require_auth("repo:admin"))) -> dict[str, str]:  # noqa: B008
+        return {"deleted": name, "by": auth.sub or ""}
+
+    return app
 
 
 async def test_fastapi_routes_see_the_caller_and_per_route_scopes_get_403(issuer: LocalIssuer) -> None:
