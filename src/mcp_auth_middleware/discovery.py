@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import logging
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,8 +15,6 @@ from .errors import AuthError, AuthorizationServerUnavailableError, Configuratio
 from .fetch import UnexpectedStatusError, check_fetch_url, fetch_limited
 
 __all__ = ["Discovery", "DiscoveryError", "discover_authorization_server", "metadata_urls"]
-
-logger = logging.getLogger("mcp_auth_middleware.discovery")
 
 
 class DiscoveryError(AuthorizationServerUnavailableError):
@@ -90,7 +87,7 @@ async def discover_authorization_server(
             await client.aclose()
     if reached:
         raise ConfigurationError(f"no authorization server metadata for issuer {issuer!r}: " + "; ".join(problems))
-    logger.warning("discovery failed for %s: %s", issuer, "; ".join(problems))
+    # Not logged here: whoever asked (key source, startup check, request) reports it once.
     raise DiscoveryError(
         "The authorization server could not be reached",
         detail=f"discovery for {issuer}: " + "; ".join(problems),

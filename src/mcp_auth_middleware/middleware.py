@@ -67,6 +67,7 @@ _FORBIDDEN_ORIGIN: RawResponse = (
 )
 _OUTCOMES = {429: "limited", 503: "unavailable"}
 _STARTUP_CHECK_TIMEOUT = 10.0
+_MAX_HOSTS_SEEN = 16  # distinct unexpected Host values reported, then no more
 #: Stands for two Origin headers: matches no allowed origin, so such a request is refused.
 _CONFLICTING_ORIGINS = b"\x00conflicting origins"
 
@@ -351,6 +352,8 @@ class MCPAuthMiddleware:
                 # No credentials (or another scheme): the plain challenge without `error`
                 # (RFC 6750 §3.1), which starts a client's OAuth flow (RFC 9728 §5.1).
                 self.metrics.record("challenge", "no bearer token")
+                if len(self._hosts_seen) < _MAX_HOSTS_SEEN:
+                    self._check_host(scope)  # the first request of every client lands here
                 if logger.isEnabledFor(logging.DEBUG):
                     self._log(logging.DEBUG, "challenge", "no bearer token", None, scope, status=401)
                 await send_response(send, self.challenger.unauthorized)
@@ -566,14 +569,14 @@ class MCPAuthMiddleware:
                 "auth_client_id": info.client_id if info else None,
             },
         )
-        if status != 200:
+        if status != 200 and len(self._hosts_seen) < _MAX_HOSTS_SEEN:
             self._check_host(scope)
 
     def _check_host(self, scope: Scope) -> None:
         """Say once per host when requests name another host than the resource: a client that
         connected to `localhost` for a `127.0.0.1` resource fails the RFC 9728 §3.3 check."""
         host = Headers(scope=scope).get("host", "").lower()
-        if not host or host == self._resource_host or host in self._hosts_seen or len(self._hosts_seen) >= 16:
+        if not host or host == self._resource_host or host in self._hosts_seen:
             return
         self._hosts_seen.add(host)
         logger.warning(

@@ -248,7 +248,10 @@ class JWKSKeys:
     def _failed(self, error: AuthError) -> None:
         self._last_failure = time.monotonic()
         self._last_error = error
-        logger.warning("JWKS fetch failed (%s); keeping %d cached keys", error.detail, len(self._index.keys))
+        if self._fetched_at is not None:
+            # Requests still pass with the cached keys: this line is the only sign of trouble.
+            # Without keys, the requests' own 503 lines (and the startup check) say it.
+            logger.warning("JWKS fetch failed (%s); keeping %d cached keys", error.detail, len(self._index.keys))
 
     async def _fetch(self) -> tuple[list[Key], float]:
         if self.uri is None:
