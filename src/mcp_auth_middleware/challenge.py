@@ -23,6 +23,8 @@ _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _UNSAFE_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 RawResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
+#: Every JSON answer of ours: its type, and no content sniffing by browsers.
+_JSON_HEADERS = ((b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"))
 
 
 def check_scope_token(scope: str) -> str:
@@ -69,7 +71,7 @@ class Challenger:
         if status in (429, 503):
             # 503 and 429 are not challenges: the token may be fine, come back later.
             body = json.dumps({"error": error, "error_description": safe_description(description)})
-            headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+            headers = [*_JSON_HEADERS, (b"cache-control", b"no-store")]
             if retry_after:  # a misconfiguration gets none: waiting does not help
                 headers.append((b"retry-after", str(retry_after).encode()))
             return status, headers, body.encode()
@@ -91,11 +93,7 @@ class Challenger:
         body: dict[str, str] = {"error": error or "unauthorized"}
         if description:
             body["error_description"] = description
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"www-authenticate", challenge.encode("latin-1")),
-            (b"cache-control", b"no-store"),
-        ]
+        headers = [*_JSON_HEADERS, (b"www-authenticate", challenge.encode("latin-1")), (b"cache-control", b"no-store")]
         return status, headers, json.dumps(body).encode()
 
 

@@ -62,7 +62,7 @@ EXPOSED_HEADERS = ("WWW-Authenticate", "Mcp-Session-Id", "Mcp-Protocol-Version",
 _METHOD_NOT_ALLOWED: RawResponse = (405, [(b"allow", b"GET, HEAD, OPTIONS")], b"")
 _FORBIDDEN_ORIGIN: RawResponse = (
     403,
-    [(b"content-type", b"application/json")],
+    [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")],
     b'{"error": "forbidden_origin", "error_description": "This Origin is not allowed"}',
 )
 _OUTCOMES = {429: "limited", 503: "unavailable"}

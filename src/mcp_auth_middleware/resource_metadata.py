@@ -66,6 +66,7 @@ class ResourceMetadata:
             200,
             [
                 (b"content-type", b"application/json"),
+                (b"x-content-type-options", b"nosniff"),
                 (b"cache-control", f"public, max-age={max_age}".encode()),
             ],
             body,

@@ -297,3 +297,82 @@ async def test_mint_token_options_hold_for_both_formats(token_format: str) -> No
     assert info.expires_at is not None and info.expires_at - info.claims["iat"] == 120  # expires_in honoured
     with pytest.raises(InvalidTokenError, match=r"expired|not active"):
         await validator.validate(server.mint_token(audience=RESOURCE, expires_in=-300))
+
+
+# -- What real MCP clients need (TypeScript SDK schemas, browsers) -------------------------------
+
+
+async def test_public_client_registration_has_no_secret_members(http: httpx2.AsyncClient) -> None:
+    # RFC 7591 §3.2.1: a member is a valid value or absent; the TypeScript SDK rejects null.
+    public = await register(http)
+    assert "client_secret" not in public and "client_secret_expires_at" not in public
+    assert all(value is not None for value in public.values())
+    confidential = await register(http, token_endpoint_auth_method="client_secret_basic")
+    assert confidential["client_secret"] and confidential["client_secret_expires_at"] == 0
+
+
+@pytest.mark.parametrize(
+    ("metadata", "error", "names"),
+    [
+        ({"redirect_uris": ["http://attacker.example/cb"]}, "invalid_redirect_uri", "redirect_uris"),
+        ({"redirect_uris": ["https://app.example/cb#frag"]}, "invalid_redirect_uri", "redirect_uris"),
+        ({"redirect_uris": ['https://app.example/"cb']}, "invalid_redirect_uri", "redirect_uris"),
+        ({"scope": "mcp bogus"}, "invalid_client_metadata", "scope"),
+        ({"grant_types": ["password"]}, "invalid_client_metadata", "grant_types"),
+        ({"response_types": ["token"]}, "invalid_client_metadata", "response_types"),
+        ({"token_endpoint_auth_method": "private_key_jwt"}, "invalid_client_metadata", "token_endpoint_auth_method"),
+    ],
+)
+async def test_unsupported_client_metadata_is_refused_naming_the_member(
+    http: httpx2.AsyncClient, metadata: dict[str, Any], error: str, names: str
+) -> None:
+    body = {"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", **metadata}
+    response = await http.post("/register", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+    assert response.json()["error_description"].startswith(names)
+
+
+async def test_a_forgotten_client_gets_invalid_client_at_once(http: httpx2.AsyncClient) -> None:
+    # After a restart the server no longer knows the client: SDKs re-register on invalid_client.
+    _, challenge = pkce()
+    authorization = await authorize(http, "forgotten-client", challenge)
+    assert authorization.status_code == 400 and authorization.json()["error"] == "invalid_client"
+    token = await exchange(http, "forgotten-client", "some-code", "v" * 43)
+    assert token.json()["error"] == "invalid_client"
+
+
+async def test_no_scope_requested_gets_the_default_scope(
+    http: httpx2.AsyncClient, server: LocalAuthorizationServer
+) -> None:
+    _, tokens, _ = await code_flow(http, scope=None)  # type: ignore[arg-type]
+    assert tokens["scope"] == "mcp"  # never an empty-scope token that every resource refuses
+    narrow = LocalAuthorizationServer(ISSUER, scopes_supported="mcp admin", default_scopes="admin")
+    assert narrow.default_scopes == ["admin"]
+
+
+async def test_browser_clients_get_cors_nosniff_and_no_store(http: httpx2.AsyncClient) -> None:
+    origin = {"Origin": "http://localhost:6274"}
+    for path in ("/.well-known/oauth-authorization-server", "/jwks"):
+        response = await http.get(path, headers=origin)
+        assert response.headers["access-control-allow-origin"] == "*"
+        assert response.headers["x-content-type-options"] == "nosniff"
+    for path in ("/register", "/token"):
+        preflight = await http.options(
+            path,
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "*"
+    registration = await http.post(
+        "/register", json={"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}
+    )
+    assert registration.headers["cache-control"] == "no-store"  # RFC 7591 §3.2.1
+    assert registration.headers["x-content-type-options"] == "nosniff"
+    _, _, _ = await code_flow(http)
+    token = await http.post("/token", data={"grant_type": "client_credentials"}, headers=origin)
+    assert token.headers["access-control-allow-origin"] == "*"
+    assert token.headers["cache-control"] == "no-store"  # RFC 6749 §5.1, on errors too

@@ -27,15 +27,19 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, JsonPayload, Jso
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
+from authlib.oauth2.rfc7591.errors import InvalidClientMetadataError, InvalidRedirectURIError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from joserfc.jwk import KeySet, RSAKey
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..body import BodyTooLargeError, read_body
+from ..challenge import safe_description
 from ..config import word_list
 from .introspection import IntrospectionClient, IntrospectionEndpoint
 
@@ -328,9 +332,58 @@ class _Revocation(RevocationEndpoint):  # type: ignore[misc]
         token.refresh_revoked = True
 
 
+_GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+
+
+def _check_client_metadata(metadata: Mapping[str, Any], scopes_supported: Iterable[str]) -> None:
+    """RFC 7591 §3.2.2: metadata this server cannot honour is refused, naming the member."""
+    redirect_uris = metadata.get("redirect_uris", [])
+    if not isinstance(redirect_uris, list) or not all(isinstance(u, str) for u in redirect_uris):
+        raise InvalidClientMetadataError(description="redirect_uris must be a list of URLs")
+    for uri in redirect_uris:
+        parts = urlsplit(uri)
+        loopback = parts.scheme == "http" and (parts.hostname or "") in ("127.0.0.1", "localhost", "::1")
+        not_a_uri = any(c.isspace() or c in '"<>\\{}|^`' for c in uri)  # RFC 3986 §2
+        if parts.fragment or not parts.netloc or not (parts.scheme == "https" or loopback) or not_a_uri:
+            raise InvalidRedirectURIError(
+                description=f"redirect_uris: {safe_description(uri[:100])} is not an https or loopback "
+                "http URL without fragment (OAuth 2.1 section 2.3.1)"
+            )
+    for member, allowed in (("grant_types", _GRANT_TYPES), ("response_types", ("code",))):
+        values = metadata.get(member, [])
+        if not isinstance(values, list) or any(v not in allowed for v in values):
+            raise InvalidClientMetadataError(description=f"{member}: only {', '.join(allowed)} are supported")
+    method = metadata.get("token_endpoint_auth_method", "client_secret_basic")
+    if method not in _AUTH_METHODS:
+        raise InvalidClientMetadataError(
+            description=f"token_endpoint_auth_method: only {', '.join(_AUTH_METHODS)} are supported"
+        )
+    scope = metadata.get("scope", "")
+    unknown = [s for s in scope.split() if s not in scopes_supported] if isinstance(scope, str) else [scope]
+    if unknown:
+        raise InvalidClientMetadataError(
+            description=f"scope: {safe_description(' '.join(map(str, unknown)))} not supported"
+        )
+
+
 class _Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
     def authenticate_token(self, request: Any) -> bool:
         return True  # open registration: this server is for development and tests
+
+    def extract_client_metadata(self, request: Any) -> dict[str, Any]:
+        _check_client_metadata(request.payload.data, _owner(self).scopes_supported)
+        metadata: dict[str, Any] = super().extract_client_metadata(request)
+        return metadata
+
+    def generate_client_info(self, request: Any) -> dict[str, Any]:
+        # RFC 7591 §3.2.1: every member a valid value or absent; a public client gets no
+        # client_secret member at all (the TypeScript SDK's schema rejects null).
+        info: dict[str, Any] = super().generate_client_info(request)
+        if info.get("client_secret") is None:
+            info.pop("client_secret", None)
+            info.pop("client_secret_expires_at", None)
+        return info
 
     def resolve_public_key(self, request: Any) -> None:
         return None
@@ -390,12 +443,16 @@ class LocalAuthorizationServer:
         scopes_supported: str | Iterable[str] = ("mcp",),
         access_token_ttl: int = 3600,
         default_resource: str | None = None,
+        default_scopes: str | Iterable[str] | None = None,
         key: RSAKey | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.user = User(user)
         self.token_format = token_format
         self.scopes_supported = word_list(scopes_supported)
+        # What a request that names no scope gets: never an empty-scope token, which every
+        # resource server would refuse. By default the first supported scope (the base one).
+        self.default_scopes = self.scopes_supported[:1] if default_scopes is None else word_list(default_scopes)
         self.access_token_ttl = access_token_ttl
         self.default_resource = default_resource
         self.key = key or RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(4), "use": "sig"})
@@ -419,7 +476,7 @@ class LocalAuthorizationServer:
         self.server.register_endpoint(_Registration)
         self.introspection = IntrospectionEndpoint(self._lookup, self.resource_servers)
         self.metadata = self._metadata()
-        self.app = Starlette(
+        routes = Starlette(
             routes=[
                 Route("/.well-known/oauth-authorization-server", self._serve_metadata),
                 Route("/.well-known/openid-configuration", self._serve_metadata),
@@ -431,6 +488,8 @@ class LocalAuthorizationServer:
                 Route("/introspect", self.introspection, methods=["GET", "POST", "PUT", "DELETE"]),
             ]
         )
+        #: The ASGI app: the routes above, as browser-based clients (MCP Inspector) need them.
+        self.app = _ForBrowsers(routes)
 
     # -- configuration --------------------------------------------------------------------
 
@@ -547,6 +606,7 @@ class LocalAuthorizationServer:
     async def _authorize(self, request: Request) -> Response:
         try:
             oauth_request = await _oauth_request(request)
+            self._default_scope(oauth_request)
             oauth_request.resource = self._resources(oauth_request, None)
             grant = self.server.get_authorization_grant(oauth_request)
         except OAuth2Error as error:
@@ -561,6 +621,8 @@ class LocalAuthorizationServer:
     async def _token(self, request: Request) -> Response:
         try:
             oauth_request = await _oauth_request(request, form=True)
+            if oauth_request.payload.grant_type == "client_credentials":
+                self._default_scope(oauth_request)
             granted = self._granted_resources(oauth_request)
             oauth_request.resource = self._resources(oauth_request, granted)
         except OAuth2Error as error:
@@ -599,6 +661,11 @@ class LocalAuthorizationServer:
         except OAuth2Error as error:
             return self.server.handle_error_response(None, error)  # type: ignore[no-any-return]
         return self.server.create_endpoint_response("revocation", oauth_request)  # type: ignore[no-any-return]
+
+    def _default_scope(self, request: _Request) -> None:
+        """RFC 6749 §3.3: without `scope`, the server's default scopes (never none at all)."""
+        if not request.payload.data.get("scope") and self.default_scopes:
+            request.payload.data["scope"] = " ".join(self.default_scopes)
 
     # -- RFC 8707 resource indicators ------------------------------------------------------
 
@@ -663,6 +730,42 @@ class LocalAuthorizationServer:
             _lifetime.reset(reset_lifetime)
         self._save_token(token, client_id=client.client_id, sub=sub or client.client_id, resource=resource)
         return str(token["access_token"])
+
+
+#: Endpoints a browser-based client calls from its own origin.
+_CORS_PATHS = frozenset(
+    {
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/jwks",
+        "/register",
+        "/token",
+        "/revoke",
+    }
+)
+
+
+class _ForBrowsers:
+    """CORS on the endpoints browser clients call (preflights included), and
+    `X-Content-Type-Options: nosniff` on every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_nosniff(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        await (self.cors if scope["path"] in _CORS_PATHS else self.app)(scope, receive, send_nosniff)
 
 
 class _StaticJson(JsonPayload):  # type: ignore[misc]
