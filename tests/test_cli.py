@@ -112,6 +112,33 @@ def test_console_script_installed() -> None:
     assert "demo" in result.stdout and "check" in result.stdout
 
 
+async def test_demo_prints_one_line_per_request_with_the_decision(capsys: pytest.CaptureFixture[str]) -> None:
+    with demo_stack(port=free_port(), as_port=free_port()) as stack:
+        token = stack.authorization_server.mint_token(sub="demo-user", scopes=["mcp"], audience=stack.resource)
+        async with httpx2.AsyncClient() as http:
+            await http.get(f"{stack.issuer}/.well-known/oauth-authorization-server")
+            await http.post(stack.resource, json={})
+            await http.post(stack.resource, json={}, headers={"Authorization": "Bearer nope"})
+            call = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "delete_notes", "arguments": {}},
+            }
+            await http.post(stack.resource, json=call, headers={"Authorization": f"Bearer {token}"})
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("AS ", "MCP "))]
+    # At startup the MCP server checks its configuration: it fetches the AS metadata and keys.
+    assert lines == [
+        "AS   GET /.well-known/oauth-authorization-server -> 200",
+        "AS   GET /jwks -> 200",
+        "AS   GET /.well-known/oauth-authorization-server -> 200",
+        "MCP  POST /mcp -> 401  no bearer token",
+        "MCP  POST /mcp -> 401  The access token is malformed",
+        "MCP  POST /mcp -> 403  The access token lacks a required scope: "
+        "scope notes:admin missing for tools/call delete_notes",
+    ]
+
+
 async def test_demo_prints_a_working_token_and_command() -> None:
     with demo_stack(port=free_port(), as_port=free_port()) as stack:
         token = stack.authorization_server.mint_token(sub="demo-user", scopes=["mcp"], audience=stack.resource)

@@ -5,19 +5,23 @@ Everything binds 127.0.0.1. Needs the `demo` extra (FastMCP, uvicorn).
 
 from __future__ import annotations
 
+import logging
 import shlex
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from fastmcp import Context, FastMCP
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth_info import get_auth
 from .middleware import MCPAuthMiddleware
 from .server.local import LocalAuthorizationServer
 
-__all__ = ["DemoStack", "build_demo", "demo_stack", "run_demo"]
+__all__ = ["DemoStack", "RequestLog", "build_demo", "demo_stack", "run_demo"]
 
 TokenFormat = Literal["jwt", "opaque"]
 
@@ -92,9 +96,73 @@ def build_demo(
         required_scopes=["mcp"],
         tool_scopes={tool: needs for tool, needs in TOOL_SCOPES.items() if needs},
         resource_name="mcp-oauth-middleware demo",
+        log_allowed=True,  # the demo shows every decision, allowed ones too
         **validation,
     )
     return DemoStack(authorization_server, app, resource, issuer)
+
+
+#: The decisions the middleware logs while one request runs (see RequestLog).
+_decisions: ContextVar[list[str] | None] = ContextVar("demo_decisions", default=None)
+
+
+class _Decisions(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        decisions, reason = _decisions.get(), getattr(record, "auth_reason", None)
+        if decisions is not None and isinstance(reason, str):
+            sub = getattr(record, "auth_sub", None)
+            decisions.append(f"{reason} (sub {sub})" if sub else reason)
+
+
+class RequestLog:
+    """One line per request, so a newcomer watching the terminal sees the OAuth dance:
+    `MCP  POST /mcp -> 401  no bearer token`, `AS   POST /token -> 200`."""
+
+    def __init__(self, app: ASGIApp, label: str, stream: TextIO | None = None) -> None:
+        self.app, self.label, self.stream = app, label, stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+        decisions: list[str] = []
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        reset = _decisions.set(decisions)
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            _decisions.reset(reset)
+            why = f"  {decisions[-1]}" if decisions else ""
+            print(
+                f"{self.label:4s} {scope['method']} {scope['path']} -> {status}{why}",
+                file=self.stream or sys.stdout,
+                flush=True,
+            )
+
+
+@contextmanager
+def _show_decisions() -> Iterator[None]:
+    """Our logger, while the demo runs: every decision to RequestLog, warnings to the terminal."""
+    ours = logging.getLogger("mcp_auth_middleware")
+    warnings = logging.StreamHandler()
+    warnings.setLevel(logging.WARNING)
+    handlers, level = [_Decisions(logging.DEBUG), warnings], ours.level
+    for handler in handlers:
+        ours.addHandler(handler)
+    ours.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            ours.removeHandler(handler)
+        ours.setLevel(level)
 
 
 @contextmanager
@@ -106,7 +174,11 @@ def demo_stack(**options: Any) -> Iterator[DemoStack]:
     host = stack.resource.split("//")[1].split(":")[0]
     as_port = int(stack.issuer.rsplit(":", 1)[1])
     mcp_port = int(stack.resource.rsplit(":", 1)[1].split("/")[0])
-    with serve(stack.authorization_server.app, host=host, port=as_port), serve(stack.mcp_app, host=host, port=mcp_port):
+    with (
+        _show_decisions(),
+        serve(RequestLog(stack.authorization_server.app, "AS"), host=host, port=as_port),
+        serve(RequestLog(stack.mcp_app, "MCP"), host=host, port=mcp_port),
+    ):
         yield stack
 
 
@@ -144,7 +216,8 @@ MCP Inspector: npx @modelcontextprotocol/inspector, transport "Streamable HTTP",
 Tools and the scopes they need:
 {scopes}
 
-Ctrl-C stops both servers.
+Each request to either server prints one line below: method, path, status, and for the MCP
+server the decision (why a request was refused). Ctrl-C stops both servers.
 """
 
 
@@ -157,6 +230,6 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, as_port: int = 9000, tok
     token = stack.authorization_server.mint_token(
         sub="demo-user", scopes=["mcp"], audience=stack.resource, client_id="demo-cli"
     )
-    with serve(stack.authorization_server.app, host=host, port=as_port):
+    with _show_decisions(), serve(RequestLog(stack.authorization_server.app, "AS"), host=host, port=as_port):
         print(instructions(stack, token), flush=True)
-        uvicorn.run(stack.mcp_app, host=host, port=port, log_level="warning")
+        uvicorn.run(RequestLog(stack.mcp_app, "MCP"), host=host, port=port, log_level="warning")
