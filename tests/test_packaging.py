@@ -52,12 +52,40 @@ def test_sdist_holds_the_sources_license_and_readme(dist: Path) -> None:
     assert {"LICENSE", "README.md", "pyproject.toml", "src/mcp_auth_middleware/py.typed"} <= names
 
 
+QUICKSTART_CHECK = """
+import asyncio, re, sys
+import httpx2
+
+readme = open(sys.argv[1]).read()
+namespace = {}
+exec(re.search(r"```python\\n(.*?)```", readme, re.S).group(1), namespace)  # the README's first block
+
+
+async def main():
+    transport = httpx2.ASGITransport(app=namespace["app"])
+    async with httpx2.AsyncClient(transport=transport, base_url="https://mcp.example.com") as client:
+        response = await client.post("/mcp", json={})
+        print(response.status_code, response.headers["www-authenticate"])
+
+
+asyncio.run(main())
+"""
+
+
 def test_wheel_installs_into_a_fresh_venv_and_runs(dist: Path, tmp_path: Path) -> None:
     (wheel,) = dist.glob("mcp_oauth_middleware-*.whl")
     env = tmp_path / "venv"
     venv.create(env, with_pip=True)
     python = env / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel)], check=True, capture_output=True)
+    # With the extra the README's quickstart needs (FastMCP).
+    subprocess.run([python, "-m", "pip", "install", "--quiet", f"{wheel}[fastmcp]"], check=True, capture_output=True)
+    quickstart = subprocess.run(
+        [python, "-c", QUICKSTART_CHECK, str(ROOT / "README.md")], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert quickstart.returncode == 0, quickstart.stderr
+    assert quickstart.stdout.startswith(
+        '401 Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"'
+    )
     imported = subprocess.run(
         [python, "-c", "import mcp_auth_middleware as m; print(m.__file__); print(m.MCPAuthMiddleware.__name__)"],
         check=True,
