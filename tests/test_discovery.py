@@ -13,9 +13,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_auth_middleware import AuthorizationServerUnavailableError, MCPAuthMiddleware, discover_authorization_server
+from mcp_auth_middleware import (
+    AuthorizationServerUnavailableError,
+    ConfigurationError,
+    MCPAuthMiddleware,
+    discover_authorization_server,
+)
 from mcp_auth_middleware.discovery import metadata_urls
-from mcp_auth_middleware.errors import ConfigurationError
 from mcp_auth_middleware.testing import free_port, running_authorization_server, serve
 
 from .conftest import asgi_client, bearer, echo_app

@@ -5,9 +5,11 @@ from .discovery import discover_authorization_server
 from .errors import (
     AuthError,
     AuthorizationServerUnavailableError,
+    ConfigurationError,
     InsufficientScopeError,
     InvalidRequestError,
     InvalidTokenError,
+    TooManyFailuresError,
 )
 from .middleware import MCPAuthMiddleware
 from .validators import (
@@ -16,6 +18,7 @@ from .validators import (
     JWKSKeys,
     JWTValidator,
     StaticKeys,
+    TokenCache,
     TokenValidator,
 )
 
@@ -23,6 +26,7 @@ __all__ = [
     "AuthError",
     "AuthInfo",
     "AuthorizationServerUnavailableError",
+    "ConfigurationError",
     "FallbackValidator",
     "InsufficientScopeError",
     "IntrospectionValidator",
@@ -32,7 +36,9 @@ __all__ = [
     "JWTValidator",
     "MCPAuthMiddleware",
     "StaticKeys",
+    "TokenCache",
     "TokenValidator",
+    "TooManyFailuresError",
     "discover_authorization_server",
     "get_auth",
 ]

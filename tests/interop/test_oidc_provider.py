@@ -118,7 +118,7 @@ async def test_wrong_introspection_credentials_are_a_misconfiguration_not_401(oi
         client_secret="wrong",
         audience=RESOURCE_OPAQUE,
     )
-    from mcp_auth_middleware.errors import ConfigurationError
+    from mcp_auth_middleware import ConfigurationError
 
     with pytest.raises(ConfigurationError) as caught:
         await validator.validate(token)

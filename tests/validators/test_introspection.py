@@ -17,8 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mcp_auth_middleware import AuthorizationServerUnavailableError, IntrospectionValidator, InvalidTokenError
-from mcp_auth_middleware.errors import ConfigurationError
+from mcp_auth_middleware import (
+    AuthorizationServerUnavailableError,
+    ConfigurationError,
+    IntrospectionValidator,
+    InvalidTokenError,
+)
 from mcp_auth_middleware.testing import running_authorization_server, serve
 
 RESOURCE = "https://mcp.example.com/mcp"

@@ -14,8 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mcp_auth_middleware import AuthorizationServerUnavailableError, InvalidTokenError, JWKSKeys, JWTValidator
-from mcp_auth_middleware.errors import ConfigurationError
+from mcp_auth_middleware import (
+    AuthorizationServerUnavailableError,
+    ConfigurationError,
+    InvalidTokenError,
+    JWKSKeys,
+    JWTValidator,
+)
 from mcp_auth_middleware.testing import LocalIssuer, serve
 
 ISS = "https://auth.example.com"

@@ -14,8 +14,7 @@ from joserfc import jws
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from mcp_auth_middleware import AuthorizationServerUnavailableError, InvalidTokenError, JWTValidator
-from mcp_auth_middleware.errors import ConfigurationError
+from mcp_auth_middleware import AuthorizationServerUnavailableError, ConfigurationError, InvalidTokenError, JWTValidator
 from mcp_auth_middleware.testing import LocalIssuer
 
 ISS = "https://auth.example.com"
