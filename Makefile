@@ -21,15 +21,17 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	$(BIN)/mcp-oauth-middleware demo
 
-# What the interop tests start (the tests start and stop them; this only installs them).
+# What the tests start (the tests start and stop them; this only installs them): oidc-provider
+# and the MCP TypeScript SDK client from npm, Redis from Debian.
 OIDC_DIR := tests/interop/oidc_provider
+TS_CLIENT_DIR := tests/end_to_end/ts_client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-$(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package-lock.json
+%/node_modules/.package-lock.json: %/package-lock.json
 	@command -v npm >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm; }
-	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	cd $* && npm ci --no-audit --no-fund --loglevel=error
 
-test-services: $(OIDC_DIR)/node_modules/.package-lock.json
+test-services: $(OIDC_DIR)/node_modules/.package-lock.json $(TS_CLIENT_DIR)/node_modules/.package-lock.json
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
 
 test: $(VENV)/.dev-installed test-services
