@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..body import BodyTooLargeError, read_body
 from ..challenge import safe_description
 from ..config import word_list
+from .client_metadata import ClientMetadataDocuments
 from .introspection import IntrospectionClient, IntrospectionEndpoint
 
 __all__ = ["LocalAuthorizationServer"]
@@ -445,6 +446,7 @@ class LocalAuthorizationServer:
         default_resource: str | None = None,
         default_scopes: str | Iterable[str] | None = None,
         key: RSAKey | None = None,
+        client_metadata_documents: ClientMetadataDocuments | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.user = User(user)
@@ -463,6 +465,8 @@ class LocalAuthorizationServer:
         self.by_access: dict[str, Token] = {}
         self.by_refresh: dict[str, Token] = {}
         self.resource_servers: dict[str, IntrospectionClient] = {}
+        # Clients whose client_id is the https URL of their metadata document (MCP 2025-11-25).
+        self.client_metadata = client_metadata_documents or ClientMetadataDocuments()
 
         self.server = _Server(self)
         generator = (
@@ -548,6 +552,7 @@ class LocalAuthorizationServer:
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "authorization_response_iss_parameter_supported": True,
+            "client_id_metadata_document_supported": True,
         }
 
     # -- storage ----------------------------------------------------------------------------
@@ -606,6 +611,7 @@ class LocalAuthorizationServer:
     async def _authorize(self, request: Request) -> Response:
         try:
             oauth_request = await _oauth_request(request)
+            await self._client_from_document(oauth_request)
             self._default_scope(oauth_request)
             oauth_request.resource = self._resources(oauth_request, None)
             grant = self.server.get_authorization_grant(oauth_request)
@@ -621,6 +627,7 @@ class LocalAuthorizationServer:
     async def _token(self, request: Request) -> Response:
         try:
             oauth_request = await _oauth_request(request, form=True)
+            await self._client_from_document(oauth_request)
             if oauth_request.payload.grant_type == "client_credentials":
                 self._default_scope(oauth_request)
             granted = self._granted_resources(oauth_request)
@@ -661,6 +668,23 @@ class LocalAuthorizationServer:
         except OAuth2Error as error:
             return self.server.handle_error_response(None, error)  # type: ignore[no-any-return]
         return self.server.create_endpoint_response("revocation", oauth_request)  # type: ignore[no-any-return]
+
+    async def _client_from_document(self, request: _Request) -> None:
+        """A client_id that is a metadata document URL: the (cached) document is the client."""
+        client_id = request.payload.data.get("client_id")
+        if not isinstance(client_id, str) or not self.client_metadata.is_document_url(client_id):
+            return
+        document = await self.client_metadata.metadata(client_id)
+        grant_types = document.get("grant_types", ["authorization_code", "refresh_token"])
+        self.clients[client_id] = Client(
+            client_id=client_id,
+            client_secret=None,
+            redirect_uris=list(document["redirect_uris"]),
+            grant_types=[g for g in grant_types if g in ("authorization_code", "refresh_token")],
+            scope=" ".join(self.scopes_supported),
+            token_endpoint_auth_method="none",
+            client_name=document.get("client_name") if isinstance(document.get("client_name"), str) else None,
+        )
 
     def _default_scope(self, request: _Request) -> None:
         """RFC 6749 §3.3: without `scope`, the server's default scopes (never none at all)."""
