@@ -1,0 +1,119 @@
+"""Authlib's server classes on Starlette: requests read asynchronously (bodies bounded), the
+Authlib `AuthorizationServer` subclass that stores into the local server, its responses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from authlib.oauth2 import AuthorizationServer as AuthlibServer
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, JsonPayload, JsonRequest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..body import BodyTooLargeError, read_body
+from .models import Client
+
+if TYPE_CHECKING:
+    from .local import LocalAuthorizationServer
+
+__all__ = ["MAX_BODY", "OAuthRequest", "Server", "StaticJson", "owner_of", "read_oauth_request"]
+
+
+MAX_BODY = 64 * 1024
+
+
+class OAuthRequest(OAuth2Request):  # type: ignore[misc]
+    """Authlib's request, from a Starlette request whose form was read beforehand."""
+
+    def __init__(self, request: Request, form: Mapping[str, str], datalist: dict[str, list[str]]) -> None:
+        super().__init__(request.method, str(request.url), headers=request.headers)
+        self._args = dict(request.query_params)
+        self._form = dict(form)
+        self.payload = BasicOAuth2Payload({**self._args, **self._form})
+        self.payload._datalist = datalist
+        self.resource: list[str] = []
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+def owner_of(component: Any) -> LocalAuthorizationServer:
+    """The LocalAuthorizationServer behind an Authlib grant or endpoint (Authlib is untyped)."""
+    owner: LocalAuthorizationServer = component.server.owner
+    return owner
+
+
+class Server(AuthlibServer):  # type: ignore[misc]
+    def __init__(self, owner: LocalAuthorizationServer) -> None:
+        super().__init__(scopes_supported=owner.scopes_supported)
+        self.owner = owner
+
+    def query_client(self, client_id: str) -> Client | None:
+        return self.owner.clients.get(client_id)
+
+    def save_token(self, token: dict[str, Any], request: OAuthRequest) -> None:
+        user = request.user
+        self.owner._save_token(
+            token,
+            client_id=request.client.client_id,
+            sub=user.sub if user else request.client.client_id,
+            resource=request.resource,
+            code=request.authorization_code,
+        )
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        return request  # built by the route handlers, which read the body asynchronously
+
+    def create_json_request(self, request: Any) -> JsonRequest:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: Iterable[tuple[str, str]]) -> Response:
+        header_map = dict(headers)
+        if isinstance(body, dict):
+            header_map.pop("Content-Type", None)
+            return JSONResponse(body, status_code=status, headers=header_map)
+        return Response(body or b"", status_code=status, headers=header_map)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class StaticJson(JsonPayload):  # type: ignore[misc]
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self._data
+
+
+async def read_oauth_request(request: Request, *, form: bool = False) -> OAuthRequest:
+    values: dict[str, str] = {}
+    datalist: dict[str, list[str]] = {}
+    if form:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            raise InvalidRequestError(description="Use application/x-www-form-urlencoded")
+        try:
+            body, _ = await read_body(request.receive, MAX_BODY)  # bounded: never buffer a huge body
+        except BodyTooLargeError as exc:
+            raise InvalidRequestError(description="The request body is too large") from exc
+        for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+            datalist.setdefault(key, []).append(value)
+    for key, value in request.query_params.multi_items():
+        datalist.setdefault(key, []).append(value)
+    for key, value_list in datalist.items():
+        # RFC 6749 §3.1: parameters must not repeat (resource, RFC 8707, may).
+        if len(value_list) > 1 and key != "resource":
+            raise InvalidRequestError(description="A parameter is repeated")
+        values[key] = value_list[0]
+    return OAuthRequest(request, values if form else {}, datalist)

@@ -1,0 +1,41 @@
+"""JWT access tokens (RFC 9068) with the audience and lifetime a request asked for."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from authlib.common.security import generate_token
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from joserfc.jwk import KeySet
+
+from .models import Client, User
+
+if TYPE_CHECKING:
+    from .local import LocalAuthorizationServer
+
+__all__ = ["JWTTokens", "opaque_token", "token_audience", "token_lifetime"]
+
+
+#: The audience (RFC 8707 resources) and lifetime of the token being issued; Authlib's generator
+#: calls back without the request, so these travel as context variables.
+token_audience: ContextVar[str | list[str] | None] = ContextVar("local_as_audience", default=None)
+#: The lifetime `mint_token(expires_in=...)` asks for; `_expires_in` otherwise gives the server's own.
+token_lifetime: ContextVar[int | None] = ContextVar("local_as_lifetime", default=None)
+
+
+class JWTTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
+    def __init__(self, owner: LocalAuthorizationServer) -> None:
+        super().__init__(owner.issuer, refresh_token_generator=opaque_token, expires_generator=owner._expires_in)
+        self.owner = owner
+
+    def get_jwks(self) -> KeySet:
+        return KeySet([self.owner.key])
+
+    def get_audiences(self, client: Client, user: User | None, scope: str) -> str | list[str]:
+        audience = token_audience.get()
+        return audience if audience else client.client_id
+
+
+def opaque_token(*args: Any, **kwargs: Any) -> str:
+    return str(generate_token(48))

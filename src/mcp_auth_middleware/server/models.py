@@ -1,0 +1,134 @@
+"""What the local authorization server keeps in memory: clients, users, codes, tokens (the
+records Authlib's grants ask for through its mixin methods)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.oauth2.rfc6749 import ClientMixin
+
+__all__ = ["AuthorizationCode", "Client", "Token", "User"]
+
+
+@dataclass
+class Client(ClientMixin):  # type: ignore[misc]
+    client_id: str
+    client_secret: str | None
+    redirect_uris: list[str]
+    grant_types: list[str]
+    scope: str
+    token_endpoint_auth_method: str
+    client_name: str | None = None
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return self.redirect_uris[0] if self.redirect_uris else None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        if not scope:
+            return ""
+        allowed = set(self.scope.split())
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return self.client_secret is not None and secrets.compare_digest(self.client_secret, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if endpoint == "token":
+            return method == self.token_endpoint_auth_method
+        return method in ("client_secret_basic", "client_secret_post", "none")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+
+@dataclass
+class User:
+    sub: str
+
+    def get_user_id(self) -> str:
+        return self.sub
+
+
+@dataclass
+class AuthorizationCode:
+    code: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    user: User
+    resource: list[str]
+    code_challenge: str | None
+    code_challenge_method: str | None
+    expires_at: float
+    issued: list[str] = field(default_factory=list)  # tokens this code produced
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def is_expired(self) -> bool:
+        return time.time() > self.expires_at
+
+
+@dataclass
+class Token:
+    access_token: str
+    refresh_token: str | None
+    client_id: str
+    scope: str
+    sub: str
+    resource: list[str]
+    issued_at: int
+    expires_in: int
+    jti: str
+    revoked: bool = False
+    refresh_revoked: bool = False
+
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_in
+
+    def is_expired(self) -> bool:
+        return time.time() >= self.issued_at + self.expires_in
+
+    def is_revoked(self) -> bool:
+        return self.revoked
+
+    def get_user(self) -> User:
+        return User(self.sub)
+
+    def get_client(self) -> Any:
+        return None
+
+    def introspection(self, issuer: str) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "client_id": self.client_id,
+            "username": self.sub,
+            "sub": self.sub,
+            "token_type": "Bearer",
+            "exp": self.issued_at + self.expires_in,
+            "iat": self.issued_at,
+            "aud": self.resource[0] if len(self.resource) == 1 else self.resource or None,
+            "iss": issuer,
+            "jti": self.jti,
+        }
