@@ -160,3 +160,15 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"mcp-oauth-middleware {version('mcp-oauth-middleware')}"
+
+
+async def test_demo_advertises_the_same_scopes_on_both_sides() -> None:
+    # What the resource server challenges for is what the authorization server offers.
+    with demo_stack(port=free_port(), as_port=free_port()) as stack:
+        async with httpx2.AsyncClient() as http:
+            resource = (
+                await http.get(stack.resource.replace("/mcp", "/.well-known/oauth-protected-resource/mcp"))
+            ).json()
+            server = (await http.get(f"{stack.issuer}/.well-known/oauth-authorization-server")).json()
+    assert sorted(resource["scopes_supported"]) == sorted(server["scopes_supported"])
+    assert server["client_id_metadata_document_supported"] is True

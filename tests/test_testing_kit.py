@@ -1,6 +1,11 @@
-"""The example from docs/testing.md, run as written: a user's tests of their own protected server."""
+"""The testing kit as a user meets it: their tests of their own protected server, and the
+fixtures in a project with default pytest settings."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx2
 from fastmcp import FastMCP
@@ -71,3 +76,53 @@ async def test_in_process_without_any_server(mcp_auth_issuer: LocalIssuer) -> No
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="https://mcp.test") as client:
         assert (await client.get("/mcp", headers={"Authorization": f"Bearer {token}"})).text == "carol"
         assert (await client.get("/mcp")).status_code == 401
+
+
+USER_TEST = """
+import httpx2
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from mcp_auth_middleware import MCPAuthMiddleware
+
+
+def hello(request):
+    return PlainTextResponse(request.state.auth.sub)
+
+
+def test_sync_with_the_server_fixture(mcp_auth_server):
+    token = mcp_auth_server.mint_token(sub="sync-user", audience="https://mcp.test/mcp")
+    assert token.count(".") == 2
+
+
+@pytest.mark.asyncio
+async def test_async_with_the_issuer_fixture(mcp_auth_issuer):
+    app = MCPAuthMiddleware(
+        Starlette(routes=[Route("/mcp", hello)]),
+        resource="https://mcp.test/mcp",
+        authorization_servers=[mcp_auth_issuer.issuer],
+        validator=mcp_auth_issuer.validator(),
+    )
+    token = mcp_auth_issuer.mint_token(sub="carol", audience="https://mcp.test/mcp")
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="https://mcp.test") as client:
+        response = await client.get("/mcp", headers={"Authorization": f"Bearer {token}"})
+    assert response.text == "carol"
+"""
+
+
+def test_fixtures_work_in_a_project_with_default_pytest_settings(tmp_path: Path) -> None:
+    # No configuration file at all: pytest-asyncio in its default (strict) mode, the kit's
+    # fixtures found through the plugin entry point of the installed package.
+    (tmp_path / "test_user.py").write_text(USER_TEST)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_user.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2 passed" in result.stdout
