@@ -293,6 +293,22 @@ async def test_validator_errors_map_to_statuses(make_app: Factory, error: BaseEx
     assert "set-cookie" not in response.headers
 
 
+async def test_a_bug_in_a_scope_rule_is_a_500_not_an_outage(make_app: Factory, token: str) -> None:
+    # Only what a validator or the network raises is turned into an answer; a user's own bug
+    # surfaces as the bug it is (RFC 9110 §15.6.1), with its traceback in the server's log.
+    def broken_rule(method: str, params: Any) -> list[str]:
+        raise ZeroDivisionError("a bug in the user's rule")
+
+    app = make_app(scope_rule=broken_rule)
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="https://mcp.example.com") as c:
+        response = await c.post("/mcp", headers=bearer(token), json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert response.status_code == 500
+    with pytest.raises(ZeroDivisionError):
+        async with asgi_client(app) as c:
+            await c.post("/mcp", headers=bearer(token), json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+
+
 async def test_custom_validator_plugs_in(make_app: Factory) -> None:
     class Static:
         async def validate(self, token: str) -> AuthInfo:

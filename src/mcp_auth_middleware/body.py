@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from starlette.types import Message, Receive
 
-from .errors import AuthError
+from .errors import BodyTooLargeError
 
-__all__ = ["BodyTooLargeError", "read_body", "replay"]
-
-
-class BodyTooLargeError(AuthError):
-    error = "invalid_request"
-    status = 413
-
-    def __init__(self) -> None:
-        super().__init__("The request body is too large")
+__all__ = ["read_body", "replay"]
 
 
 async def read_body(receive: Receive, limit: int) -> tuple[bytes, Message | None]:

@@ -11,14 +11,10 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from .errors import AuthError, AuthorizationServerUnavailableError, ConfigurationError, mismatch_hint, shown
+from .errors import AuthError, ConfigurationError, DiscoveryError, mismatch_hint, shown
 from .fetch import UnexpectedStatusError, check_fetch_url, fetch_limited
 
-__all__ = ["Discovery", "DiscoveryError", "discover_authorization_server", "metadata_urls"]
-
-
-class DiscoveryError(AuthorizationServerUnavailableError):
-    """No valid metadata document could be fetched for the issuer."""
+__all__ = ["Discovery", "discover_authorization_server", "metadata_urls"]
 
 
 def metadata_urls(issuer: str) -> list[str]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "AuthorizationServerUnavailableError",
+    "BodyTooLargeError",
     "ConfigurationError",
+    "DiscoveryError",
     "InsufficientScopeError",
     "InvalidRequestError",
     "InvalidTokenError",
@@ -121,6 +123,20 @@ class AuthorizationServerUnavailableError(AuthError):
     ) -> None:
         super().__init__(description, detail=detail)
         self.retry_after = retry_after
+
+
+class DiscoveryError(AuthorizationServerUnavailableError):
+    """The authorization server could not be reached for its metadata (RFC 8414): 503, retry later."""
+
+
+class BodyTooLargeError(AuthError):
+    """A form or JSON-RPC body past its configured limit: 413."""
+
+    error = "invalid_request"
+    status = 413
+
+    def __init__(self) -> None:
+        super().__init__("The request body is too large")
 
 
 class ConfigurationError(AuthError):

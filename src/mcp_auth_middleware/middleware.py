@@ -402,11 +402,6 @@ class MCPAuthMiddleware:
                 self._log(level, "deny", reason, key, scope, status=error.status, address=address)
             await send_response(send, self.challenger.for_error(error))
             return
-        except Exception:
-            # Fail closed, but never with a 500 or a 401 that would make clients drop the token.
-            logger.exception("token validation failed unexpectedly (token %s)", _token_hash(key))
-            await send_response(send, self.challenger.for_error(AuthorizationServerUnavailableError()))
-            return
 
         self.metrics.allowed += 1
         if self.expose_token:
@@ -532,6 +527,14 @@ class MCPAuthMiddleware:
             if error.guess:
                 await self.guard.record_failure(self._client_address(scope))  # type: ignore[union-attr]
             raise TooManyFailuresError(retry_after) from None
+        except AuthError:
+            raise
+        except Exception as exc:
+            # A validator failing in a way it did not mean (its bug, a library's surprise): fail
+            # closed with 503, never a 401 that would make the client drop a good token. Only
+            # here: a bug in a scope rule or in the app is the bug it is (500, traceback).
+            logger.exception("token validation failed unexpectedly (token %s)", _token_hash(key))
+            raise AuthorizationServerUnavailableError(detail=f"the validator raised {type(exc).__name__}") from None
 
     def _log(
         self,

@@ -14,7 +14,8 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, JsonPayload, Jso
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..body import BodyTooLargeError, read_body
+from ..body import read_body
+from ..errors import BodyTooLargeError
 from .models import Client
 
 if TYPE_CHECKING:

@@ -21,7 +21,8 @@ from urllib.parse import parse_qsl, unquote
 
 from starlette.types import Receive, Scope, Send
 
-from ..body import BodyTooLargeError, read_body
+from ..body import read_body
+from ..errors import BodyTooLargeError
 from ..rate_limit import ClientAddresses, FailureLimiter, ForwardedHeader
 
 __all__ = ["IntrospectionClient", "IntrospectionEndpoint", "TokenLookup", "hash_secret"]
