@@ -101,7 +101,7 @@ def http_scope(*headers: tuple[bytes, bytes], method: str = "POST", path: str = 
     }
 
 
-# -- M22: no token ever reaches a log line -------------------------------------------------
+# -- No token ever reaches a log line (MCP authorization, Token Handling) ------------------
 
 ISSUED_TOKENS: set[str] = set()
 
@@ -120,7 +120,7 @@ class _Capture(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith(("httpx2", "httpcore2")):
-            # The test clients' own request lines: the M20 tests put a token in the URL on
+            # The test clients' own request lines: the query-string tests put a token in the URL on
             # purpose. Our outbound calls carry tokens only in bodies (see test_introspection).
             return
         try:

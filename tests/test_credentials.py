@@ -1,4 +1,5 @@
-"""Reading the bearer token (B2, B4) and refusing it outside the header (B1, M20)."""
+"""Reading the bearer token (RFC 6750 §2.1, §3) and refusing it outside the header (RFC 6750
+§2.2, §3.1; OAuth 2.1 §5.1)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ from mcp_auth_middleware.errors import InvalidTokenError
     "authorization",
     [b"Bearer abc", b"bearer abc", b"BEARER abc", b"bEaReR abc", b"Bearer   abc", b"Bearer abc  "],
 )
-def test_b4_scheme_case_insensitive_and_spaces_around_token(authorization: bytes) -> None:
+def test_scheme_case_insensitive_and_spaces_around_token(authorization: bytes) -> None:
     assert bearer_token(authorization, 100) == b"abc"
 
 
 @pytest.mark.parametrize("authorization", [None, b"Basic dXNlcjpwYXNz", b"DPoP abc", b"Bearerabc", b""])
-def test_b2_no_bearer_credentials_is_none(authorization: bytes | None) -> None:
+def test_no_bearer_credentials_is_none(authorization: bytes | None) -> None:
     assert bearer_token(authorization, 100) is None
 
 
@@ -76,7 +77,7 @@ def test_is_form(content_type: bytes, expected: bool) -> None:
     [
         (b"access_token=abc", True),
         (b"a=1&access_token=", True),
-        (b"access%5Ftoken=abc", True),  # M20: percent-encoding does not hide the key
+        (b"access%5Ftoken=abc", True),  # RFC 6750 §2.3; OAuth 2.1 §5.1: percent-encoding does not hide the key
         (b"%61ccess_token=abc", True),
         (b"x=access_token", False),  # only the key counts
         (b"access_tokens=abc", False),
@@ -84,10 +85,10 @@ def test_is_form(content_type: bytes, expected: bool) -> None:
         (b"", False),
     ],
 )
-def test_m20_query_holds_token(query: bytes, expected: bool) -> None:
+def test_query_holds_token(query: bytes, expected: bool) -> None:
     assert query_holds_token(query) is expected
 
 
-def test_b1_form_holds_token() -> None:
+def test_form_holds_token() -> None:
     assert form_holds_token(b"grant=x&access_token=abc")
     assert not form_holds_token(b"grant=x")

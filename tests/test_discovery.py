@@ -25,7 +25,7 @@ from mcp_auth_middleware.testing import free_port, running_authorization_server,
 from .conftest import asgi_client, bearer, echo_app
 
 
-def test_d1_url_order_for_issuer_with_and_without_path() -> None:
+def test_url_order_for_issuer_with_and_without_path() -> None:
     assert metadata_urls("https://as.example") == [
         "https://as.example/.well-known/oauth-authorization-server",
         "https://as.example/.well-known/openid-configuration",
@@ -56,7 +56,7 @@ def host() -> Iterator[tuple[MetadataHost, str]]:
         yield metadata, base
 
 
-async def test_d1_oidc_appended_form_found_last(host: tuple[MetadataHost, str]) -> None:
+async def test_oidc_appended_form_found_last(host: tuple[MetadataHost, str]) -> None:
     metadata, base = host
     issuer = f"{base}/realms/mcp"
     metadata.documents["/realms/mcp/.well-known/openid-configuration"] = {"issuer": issuer, "jwks_uri": "x"}

@@ -39,11 +39,11 @@ def parse_challenge(value: str) -> tuple[str, dict[str, str]]:
     return scheme, params
 
 
-# -- RFC 9728 metadata (M01-M03, R1-R3, M06) -------------------------------------------
+# -- RFC 9728 metadata (RFC 9728 §2, §3; MCP authorization) ---------------------------------------
 
 
 @pytest.mark.parametrize("path", ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"])
-async def test_m03_metadata_served_at_path_inserted_and_root(client: httpx2.AsyncClient, path: str) -> None:
+async def test_metadata_served_at_path_inserted_and_root(client: httpx2.AsyncClient, path: str) -> None:
     response = await client.get(path)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -55,7 +55,7 @@ async def test_m03_metadata_served_at_path_inserted_and_root(client: httpx2.Asyn
     }
 
 
-async def test_r4_resource_kept_byte_for_byte(make_app: Factory) -> None:
+async def test_resource_kept_byte_for_byte(make_app: Factory) -> None:
     resource = "https://MCP.example.com/Mcp/"
     app = MCPAuthMiddleware(
         echo_app(), resource=resource, authorization_servers=[ISSUER], validator=LocalIssuer(ISSUER).validator()
@@ -65,7 +65,7 @@ async def test_r4_resource_kept_byte_for_byte(make_app: Factory) -> None:
     assert response.json()["resource"] == resource
 
 
-async def test_r3_m06_scopes_supported_never_offline_access_and_empty_members_omitted(make_app: Factory) -> None:
+async def test_scopes_supported_never_offline_access_and_empty_members_omitted(make_app: Factory) -> None:
     app = make_app(required_scopes=["mcp"], scopes_supported=["mcp", "offline_access", "admin"], resource_name="Demo")
     async with asgi_client(app) as c:
         document = (await c.get("/.well-known/oauth-protected-resource/mcp")).json()
@@ -82,23 +82,23 @@ async def test_metadata_head_and_wrong_method(client: httpx2.AsyncClient) -> Non
     assert post.status_code == 405
 
 
-def test_m02_authorization_servers_required() -> None:
+def test_authorization_servers_required() -> None:
     with pytest.raises(ValueError, match="authorization_servers"):
         MCPAuthMiddleware(echo_app(), resource=RESOURCE, validator=LocalIssuer().validator())
 
 
 @pytest.mark.parametrize("resource", ["mcp.example.com/mcp", "https://mcp.example.com/mcp#frag", "ftp://x/y"])
-def test_a1_resource_must_be_absolute_without_fragment(resource: str) -> None:
+def test_resource_must_be_absolute_without_fragment(resource: str) -> None:
     with pytest.raises(ValueError, match="resource"):
         MCPAuthMiddleware(
             echo_app(), resource=resource, authorization_servers=[ISSUER], validator=LocalIssuer().validator()
         )
 
 
-# -- Challenges (B1-B4, M09, M13, M14) --------------------------------------------------
+# -- Challenges (RFC 6750 §3, MCP authorization: Error Handling) ----------------------------------
 
 
-async def test_b2_no_token_gets_challenge_without_error(make_app: Factory) -> None:
+async def test_no_token_gets_challenge_without_error(make_app: Factory) -> None:
     async with asgi_client(make_app(required_scopes=["mcp"])) as c:
         response = await c.post("/mcp", json={})
     assert response.status_code == 401
@@ -107,20 +107,20 @@ async def test_b2_no_token_gets_challenge_without_error(make_app: Factory) -> No
     assert params == {"scope": "mcp", "resource_metadata": METADATA_URL}
 
 
-async def test_b2_other_scheme_gets_plain_challenge(client: httpx2.AsyncClient) -> None:
+async def test_other_scheme_gets_plain_challenge(client: httpx2.AsyncClient) -> None:
     response = await client.post("/mcp", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert response.status_code == 401
     assert "error=" not in response.headers["www-authenticate"]
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer", "bEaReR"])
-async def test_b4_scheme_is_case_insensitive(client: httpx2.AsyncClient, token: str, scheme: str) -> None:
+async def test_scheme_is_case_insensitive(client: httpx2.AsyncClient, token: str, scheme: str) -> None:
     response = await client.post("/mcp", headers={"Authorization": f"{scheme} {token}"})
     assert response.status_code == 200
     assert response.json()["sub"] == "alice"
 
 
-async def test_m09_invalid_token_401_with_fixed_description(client: httpx2.AsyncClient) -> None:
+async def test_invalid_token_401_with_fixed_description(client: httpx2.AsyncClient) -> None:
     response = await client.post("/mcp", headers=bearer("not-a-real-token"))
     assert response.status_code == 401
     _, params = parse_challenge(response.headers["www-authenticate"])
@@ -130,21 +130,21 @@ async def test_m09_invalid_token_401_with_fixed_description(client: httpx2.Async
     assert "not-a-real-token" not in response.text
 
 
-async def test_m09_expired_token_401(client: httpx2.AsyncClient, issuer: LocalIssuer) -> None:
+async def test_expired_token_401(client: httpx2.AsyncClient, issuer: LocalIssuer) -> None:
     expired = issuer.mint_token(audience=RESOURCE, expires_in=-120)
     response = await client.post("/mcp", headers=bearer(expired))
     assert response.status_code == 401
     assert 'error_description="The access token has expired"' in response.headers["www-authenticate"]
 
 
-async def test_m10_token_for_another_resource_rejected(client: httpx2.AsyncClient, issuer: LocalIssuer) -> None:
+async def test_token_for_another_resource_rejected(client: httpx2.AsyncClient, issuer: LocalIssuer) -> None:
     other = issuer.mint_token(audience="https://other.example.com/mcp")
     response = await client.post("/mcp", headers=bearer(other))
     assert response.status_code == 401
     assert "not issued for this resource" in response.headers["www-authenticate"]
 
 
-async def test_b1_two_authorization_headers_400(client: httpx2.AsyncClient, token: str) -> None:
+async def test_two_authorization_headers_400(client: httpx2.AsyncClient, token: str) -> None:
     response = await client.post(
         "/mcp", headers=[("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")]
     )
@@ -155,16 +155,14 @@ async def test_b1_two_authorization_headers_400(client: httpx2.AsyncClient, toke
 
 
 @pytest.mark.parametrize("with_header", [True, False])
-async def test_m20_token_in_query_never_authenticates(
-    client: httpx2.AsyncClient, token: str, with_header: bool
-) -> None:
+async def test_token_in_query_never_authenticates(client: httpx2.AsyncClient, token: str, with_header: bool) -> None:
     headers = bearer(token) if with_header else {}
     response = await client.post("/mcp", params={"access_token": token}, headers=headers)
     assert response.status_code == 400
     assert token not in response.text
 
 
-async def test_m20_percent_encoded_query_key_still_refused(client: httpx2.AsyncClient, token: str) -> None:
+async def test_percent_encoded_query_key_still_refused(client: httpx2.AsyncClient, token: str) -> None:
     response = await client.post(f"/mcp?access%5Ftoken={token}", headers=bearer(token))
     assert response.status_code == 400
     assert token not in response.text
@@ -176,7 +174,7 @@ async def test_query_mentioning_access_token_in_a_value_is_fine(client: httpx2.A
 
 
 @pytest.mark.parametrize("with_header", [True, False])
-async def test_b1_token_in_form_body_400(client: httpx2.AsyncClient, token: str, with_header: bool) -> None:
+async def test_token_in_form_body_400(client: httpx2.AsyncClient, token: str, with_header: bool) -> None:
     headers = bearer(token) if with_header else {}
     response = await client.post("/mcp", data={"access_token": token}, headers=headers)
     assert response.status_code == 400
@@ -224,7 +222,7 @@ async def test_oversized_form_body_413(make_app: Factory, token: str) -> None:
     assert response.status_code == 413
 
 
-async def test_m14_missing_required_scope_403_names_all_required(make_app: Factory, issuer: LocalIssuer) -> None:
+async def test_missing_required_scope_403_names_all_required(make_app: Factory, issuer: LocalIssuer) -> None:
     narrow = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
     async with asgi_client(make_app(required_scopes=["mcp", "tools:write"])) as c:
         response = await c.post("/mcp", headers=bearer(narrow))
@@ -258,7 +256,7 @@ async def test_one_validator_shared_by_two_resources_binds_each_its_own_audience
     assert shared.audience is None  # the shared object itself was never changed
 
 
-# -- Validator errors map to 401/403/503, never 500 -------------------------------------
+# -- Validator errors map to 401/403/503, never 500 -----------------------------------------------
 
 
 class RaisingValidator:
@@ -354,7 +352,7 @@ async def test_caching_validator_asked_synchronously_first_and_token_hashed_once
     assert spy.new == [("good-token", hashlib.sha256(b"good-token").digest()), ("bad", hashlib.sha256(b"bad").digest())]
 
 
-# -- AuthInfo attachment ----------------------------------------------------------------
+# -- AuthInfo attachment --------------------------------------------------------------------------
 
 
 async def test_auth_info_attached_everywhere(client: httpx2.AsyncClient, token: str) -> None:
@@ -368,7 +366,7 @@ async def test_auth_info_attached_everywhere(client: httpx2.AsyncClient, token: 
     assert body["get_auth"] is True
 
 
-async def test_m12_raw_token_not_exposed_unless_opted_in(make_app: Factory, token: str) -> None:
+async def test_raw_token_not_exposed_unless_opted_in(make_app: Factory, token: str) -> None:
     seen: list[AuthInfo] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -384,7 +382,7 @@ async def test_m12_raw_token_not_exposed_unless_opted_in(make_app: Factory, toke
     assert seen[1].token == token
 
 
-# -- Pass-through: public paths, lifespan, streaming, websockets ---------------------------
+# -- Pass-through: public paths, lifespan, streaming, websockets ----------------------------------
 
 
 async def test_public_paths_skip_auth(make_app: Factory) -> None:
@@ -502,7 +500,7 @@ async def test_usable_as_starlette_middleware(issuer: LocalIssuer, token: str) -
         assert (await c.get("/mcp", headers=bearer(token))).json()["sub"] == "alice"
 
 
-# -- CORS for browser clients (MCP Inspector) ---------------------------------------------
+# -- CORS for browser clients (MCP Inspector) -----------------------------------------------------
 
 INSPECTOR = "http://localhost:6274"
 
@@ -561,7 +559,7 @@ async def test_cors_off(make_app: Factory) -> None:
     assert response.status_code == 401 and "access-control-allow-origin" not in response.headers
 
 
-# -- Configuration -------------------------------------------------------------------------
+# -- Configuration --------------------------------------------------------------------------------
 
 
 def test_from_env(issuer: LocalIssuer) -> None:
@@ -595,11 +593,11 @@ def test_configured_scope_must_be_a_scope_token() -> None:
         )
 
 
-# -- Logging (M22) ---------------------------------------------------------------------------
+# -- Logging (MCP authorization, Token Handling) --------------------------------------------------
 
 
 @pytest.mark.parametrize("log_allowed", [True, False])
-async def test_m22_decisions_logged_without_token(
+async def test_decisions_logged_without_token(
     make_app: Factory, token: str, caplog: pytest.LogCaptureFixture, log_allowed: bool
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="mcp_auth_middleware")
@@ -671,7 +669,7 @@ async def test_a_host_other_than_the_resource_is_logged_once(
     assert "'localhost:8443'" in lines[0].getMessage() and RESOURCE in lines[0].getMessage()
 
 
-# -- Origin validation (MCP Streamable HTTP transport, Security Warning; on by default) ----
+# -- Origin validation (MCP Streamable HTTP transport, Security Warning; on by default) -----------
 
 
 async def test_origin_validated_by_default(client: httpx2.AsyncClient, token: str) -> None:
@@ -752,7 +750,7 @@ async def test_origin_validation_off_only_with_a_warning(
     assert response.status_code == 200
 
 
-# -- Input limits -----------------------------------------------------------------------------
+# -- Input limits ---------------------------------------------------------------------------------
 
 
 async def test_too_many_headers_400(client: httpx2.AsyncClient, token: str) -> None:

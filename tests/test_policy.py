@@ -1,4 +1,5 @@
-"""Per-tool authorization (M14-M18): rules, hierarchy, reading the JSON-RPC body, bad bodies."""
+"""Per-tool authorization (MCP authorization, Scope Challenge Handling): rules, hierarchy,
+reading the JSON-RPC body, bad bodies."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def test_required_for_each_kind_of_message() -> None:
     assert policy.required_for([call("delete_repo"), call("read_file")]) == {"repo:admin", "files:read"}
 
 
-def test_m18_hierarchy_explicit_and_prefix() -> None:
+def test_hierarchy_explicit_and_prefix() -> None:
     policy = ScopePolicy(implied_scopes={"admin": ["repo:admin", "files"], "files": ["files:read"]})
     assert policy.missing(frozenset({"admin"}), frozenset({"files:read", "repo:admin"})) == frozenset()
     assert policy.missing(frozenset({"files"}), frozenset({"repo:admin"})) == {"repo:admin"}
@@ -81,15 +82,15 @@ async def post(app: MCPAuthMiddleware, token: str, body: bytes | Any, **headers:
         )
 
 
-async def test_m14_m16_tool_needing_more_gets_403_naming_all_needed(
-    app: MCPAuthMiddleware, issuer: LocalIssuer
-) -> None:
+async def test_tool_needing_more_gets_403_naming_all_needed(app: MCPAuthMiddleware, issuer: LocalIssuer) -> None:
     token = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
     response = await post(app, token, call("delete_repo"))
     assert response.status_code == 403
     _, params = parse_challenge(response.headers["www-authenticate"])
     assert params["error"] == "insufficient_scope"
-    assert params["scope"] == "mcp repo:admin"  # the operation's scopes, global ones included (M16)
+    assert (
+        params["scope"] == "mcp repo:admin"
+    )  # the operation's scopes, global ones included (MCP authorization, Scope Challenge Handling)
     assert params["resource_metadata"].endswith("/.well-known/oauth-protected-resource/mcp")
     assert params["error_description"]
 
@@ -102,7 +103,7 @@ async def test_allowed_tool_passes_with_body_untouched(app: MCPAuthMiddleware, i
     assert response.json()["body"].encode("latin-1") == raw  # byte for byte
 
 
-async def test_m15_challenge_can_include_granted_scopes(make_app: Factory, issuer: LocalIssuer) -> None:
+async def test_challenge_can_include_granted_scopes(make_app: Factory, issuer: LocalIssuer) -> None:
     app = make_app(required_scopes=["mcp"], challenge_granted_scopes=True, **RULES)
     token = issuer.mint_token(audience=RESOURCE, scopes=["mcp", "files:read"])
     response = await post(app, token, call("delete_repo"))
@@ -124,7 +125,7 @@ async def test_scopes_supported_lists_every_rule_scope(app: MCPAuthMiddleware) -
     assert set(document["scopes_supported"]) == {"mcp", "repo:admin", "files:read", "resources", "secrets", "oncall"}
 
 
-async def test_m18_hierarchy_through_the_middleware(make_app: Factory, issuer: LocalIssuer) -> None:
+async def test_hierarchy_through_the_middleware(make_app: Factory, issuer: LocalIssuer) -> None:
     app = make_app(tool_scopes={"read_file": ["files:read"]}, prefix_implies=True)
     token = issuer.mint_token(audience=RESOURCE, scopes=["files"])
     assert (await post(app, token, call("read_file"))).status_code == 200

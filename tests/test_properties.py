@@ -106,7 +106,7 @@ def test_any_path_and_query_never_crash(path: str, query: bytes) -> None:
 )
 def test_canonical_uri_is_idempotent(value: str) -> None:
     """The audience check compares `aud` with the canonical audiences before canonicalising it:
-    sound only because a canonical URI is its own canonical form (M19)."""
+    sound only because a canonical URI is its own canonical form (MCP authorization, Canonical Server URI)."""
     from mcp_auth_middleware.validators.claims import canonical_uri
 
     once = canonical_uri(value)

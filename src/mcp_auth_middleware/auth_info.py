@@ -18,7 +18,7 @@ __all__ = ["AuthInfo", "current_auth", "get_auth"]
 class AuthInfo:
     """Who is calling, on whose behalf, with which scopes.
 
-    The raw token is not kept (the MCP spec forbids token passthrough, M12) unless the
+    The raw token is not kept (MCP authorization, Token Handling: token passthrough is forbidden) unless the
     middleware is built with `expose_token=True`.
     """
 

@@ -1,7 +1,7 @@
 """`WWW-Authenticate` challenges and the error responses that carry them (RFC 6750 §3, RFC 9728 §5.1).
 
 Responses are built from our own fixed strings and the operator's configuration only, never
-from request input (B3); the handful of distinct answers are built once and reused.
+from request input (RFC 6750 §3); the handful of distinct answers are built once and reused.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Challenger:
         return self._build(status, error, safe_description(description), scope)
 
     def _build(self, status: int, error: str | None, description: str | None, scope: str | None) -> RawResponse:
-        # B2: no `error` when the request carried no credentials at all.
+        # RFC 6750 §3: no `error` when the request carried no credentials at all.
         challenge = "Bearer " + _quoted_params(
             [
                 ("realm", self.realm),

@@ -1,4 +1,5 @@
-"""Reading the bearer token from a request, and refusing it anywhere but the header (B1, M20)."""
+"""Reading the bearer token from a request (RFC 6750 §2.1), and refusing it anywhere but the
+header (RFC 6750 §2.2, §2.3, §3.1; OAuth 2.1 §5.1)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def bearer_token(authorization: bytes | None, max_length: int) -> bytes | None:
     # The usual spellings cost one copy (on 3.11 `[:7] in` is cheaper than `startswith`).
     if authorization[:7] in _COMMON_BEARER:
         token = authorization[7:]
-    else:  # B4: the scheme is case-insensitive
+    else:  # RFC 9110 §11.1: the scheme is case-insensitive
         scheme, _, token = authorization.partition(b" ")
         if scheme.lower() != b"bearer":
             return None
@@ -63,12 +64,12 @@ def check_token_syntax(token: str) -> None:
 
 
 def is_form(content_type: bytes) -> bool:
-    """A form-encoded body, which could hold a token (B1)."""
+    """A form-encoded body, which could hold a token (RFC 6750 §2, §3.1)."""
     return content_type[: len(_FORM)].lower() == _FORM
 
 
 def query_holds_token(query: bytes) -> bool:
-    """M20: `access_token` in the query string (RFC 6750 §2.3) never authenticates."""
+    """`access_token` in the query string (RFC 6750 §2.3) never authenticates (OAuth 2.1 §5.1)."""
     if query.find(b"access_token") < 0 and query.find(b"%") < 0:  # the key may be percent-encoded
         return False
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
@@ -76,5 +77,5 @@ def query_holds_token(query: bytes) -> bool:
 
 
 def form_holds_token(body: bytes) -> bool:
-    """B1: a token in a form-encoded body (RFC 6750 §2.2) is refused, alone or with the header."""
+    """A token in a form-encoded body (RFC 6750 §2.2) is refused, alone or with the header (§3.1)."""
     return query_holds_token(body)

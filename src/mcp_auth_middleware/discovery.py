@@ -18,7 +18,7 @@ __all__ = ["Discovery", "discover_authorization_server", "metadata_urls"]
 
 
 def metadata_urls(issuer: str) -> list[str]:
-    """D1: RFC 8414 path-inserted first, then OIDC inserted and appended forms."""
+    """RFC 8414 §3 path-inserted first, then OIDC inserted and appended forms."""
     parts = urlsplit(issuer)
     origin = f"{parts.scheme}://{parts.netloc}"
     path = parts.path.rstrip("/")

@@ -1,7 +1,7 @@
 """Typed errors a validator raises; the middleware turns each into one HTTP answer.
 
 Every `description` is a fixed string chosen by us, never text derived from the request, so
-it is always safe to put into a `WWW-Authenticate` header (B3).
+it is always safe to put into a `WWW-Authenticate` header (RFC 6750 §3).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class AuthError(Exception):
 
 
 class InvalidRequestError(AuthError):
-    """The request itself is malformed (B1): 400 `invalid_request`."""
+    """The request itself is malformed (RFC 6750 §2, §3.1): 400 `invalid_request`."""
 
     error = "invalid_request"
     status = 400
@@ -78,7 +78,8 @@ class InvalidTokenError(AuthError):
 
 
 class InsufficientScopeError(AuthError):
-    """The token is good but lacks scopes (M14): 403 `insufficient_scope` naming `scopes`."""
+    """The token is good but lacks scopes: 403 `insufficient_scope` naming `scopes` (MCP
+    authorization, Scope Challenge Handling)."""
 
     error = "insufficient_scope"
     status = 403

@@ -57,7 +57,7 @@ __all__ = ["MCPAuthMiddleware"]
 
 logger = logging.getLogger("mcp_auth_middleware")
 
-#: Headers a browser client (MCP Inspector) must be able to read (M24).
+#: Headers a browser client (MCP Inspector) must be able to read (CORS for browser clients).
 EXPOSED_HEADERS = ("WWW-Authenticate", "Mcp-Session-Id", "Mcp-Protocol-Version", "Retry-After")
 _METHOD_NOT_ALLOWED: RawResponse = (405, [(b"allow", b"GET, HEAD, OPTIONS")], b"")
 _FORBIDDEN_ORIGIN: RawResponse = (
@@ -174,7 +174,7 @@ class MCPAuthMiddleware:
         self._hosts_seen: set[str] = set()
         self._misconfigurations: set[str | None] = set()
         self._well_known_routed = False
-        # M03: the path-inserted URI and the root one both serve the document.
+        # RFC 9728 §3.1, §5.1: the path-inserted URI and the root one both serve the document.
         self._metadata_paths = {self.metadata.path, WELL_KNOWN}
         public = word_list(public_paths)
         self._public_exact = {p for p in public if not p.endswith("*")}
@@ -338,7 +338,7 @@ class MCPAuthMiddleware:
             if problem is not None:
                 raise InvalidRequestError(problem)
             query = scope.get("query_string")
-            if query and query_holds_token(query):  # M20: never from the query string
+            if query and query_holds_token(query):  # never from the query string (OAuth 2.1 §5.1)
                 raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
             if content_type is not None and is_form(content_type):
                 # RFC 6750 §2.2, §3.1: a token in a form body is refused, alone or next to the
@@ -623,7 +623,7 @@ def _flag(value: str | None) -> bool | None:
 
 
 def _token_hash(key: bytes | None) -> str | None:
-    """A short name for a token in logs: the start of its SHA-256, never the token (M22)."""
+    """A short name for a token in logs: the start of its SHA-256, never the token itself."""
     return key.hex()[:12] if key else None
 
 

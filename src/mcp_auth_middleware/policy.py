@@ -1,4 +1,5 @@
-"""Scope rules: per JSON-RPC method, per tool, per resource URI, per prompt; scope hierarchy (M18)."""
+"""Scope rules: per JSON-RPC method, per tool, per resource URI, per prompt; scope hierarchies
+(MCP authorization, Scope Challenge Handling)."""
 
 from __future__ import annotations
 

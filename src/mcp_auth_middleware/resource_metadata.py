@@ -14,7 +14,7 @@ WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
 
 def check_resource(resource: str) -> str:
-    """A1: an absolute http(s) URI without fragment; kept byte for byte as configured (R4)."""
+    """RFC 8707 §2: an absolute http(s) URI without fragment; kept byte for byte as configured (RFC 9728 §3.3)."""
     parts = urlsplit(resource)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.fragment or "#" in resource:
         raise ValueError(f"resource must be an absolute http(s) URI without fragment: {resource!r}")
@@ -24,13 +24,13 @@ def check_resource(resource: str) -> str:
 
 
 def well_known_path(resource: str) -> str:
-    """R2: the well-known string goes between host and path; a lone trailing '/' is dropped."""
+    """RFC 9728 §3.1: the well-known string goes between host and path; a lone trailing '/' is dropped."""
     path = urlsplit(resource).path
     return WELL_KNOWN + ("" if path == "/" else path)
 
 
 class ResourceMetadata:
-    """The document (R1, R3, M02, M06) and its pre-encoded response."""
+    """The document (RFC 9728 §2, §3.2; MCP authorization) and its pre-encoded response."""
 
     def __init__(
         self,
@@ -45,11 +45,11 @@ class ResourceMetadata:
         self.resource = check_resource(resource)
         self.authorization_servers = list(authorization_servers)
         if not self.authorization_servers:
-            raise ValueError("authorization_servers needs at least one entry (M02)")
+            raise ValueError("authorization_servers needs at least one entry (MCP authorization, RFC 9728 §2)")
         parts = urlsplit(resource)
         self.path = well_known_path(resource)
         self.url = f"{parts.scheme}://{parts.netloc}{self.path}"
-        # M06: offline_access is never advertised.
+        # MCP authorization, Scope Selection: offline_access is never advertised.
         scopes = [check_scope_token(s) for s in dict.fromkeys(scopes_supported) if s != "offline_access"]
         document: dict[str, object] = {
             "resource": self.resource,
@@ -59,7 +59,7 @@ class ResourceMetadata:
             "resource_name": resource_name,
             "resource_documentation": resource_documentation,
         }
-        # R3: members with no value are omitted.
+        # RFC 9728 §3.2: members with no value are omitted.
         self.document = {k: v for k, v in document.items() if v not in (None, "", [], {})}
         body = json.dumps(self.document).encode()
         self.response: RawResponse = (

@@ -90,7 +90,7 @@ async def test_sdk_discovers_protected_resource_metadata(server: str, issuer: Lo
         header_url = extract_resource_metadata_from_www_auth(challenge)
         assert header_url is not None
         urls = build_protected_resource_metadata_discovery_urls(header_url, server)
-        for url in urls:  # header, path-inserted, root: every one must work (M03)
+        for url in urls:  # header, path-inserted, root: every one must work (RFC 9728 §3.1, §5.1)
             metadata = await handle_protected_resource_response(await http.get(url))
             assert metadata is not None
             assert check_resource_allowed(resource_url_from_server_url(server), str(metadata.resource))

@@ -122,7 +122,7 @@ async def test_client_credentials_flow(stack: DemoStack) -> None:
 
 
 async def test_step_up_on_403_insufficient_scope(stack: DemoStack) -> None:
-    """M14-M16: a narrow token calls a privileged tool, the SDK client re-authorizes for the
+    """A narrow token calls a privileged tool, the SDK client re-authorizes for the
     challenged scope by itself (SEP-2350 step-up), and the retried call succeeds."""
     browser, storage = Browser(), MemoryStorage()
     provider = oauth_provider(stack, browser, storage, scope="mcp")

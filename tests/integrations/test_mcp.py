@@ -28,7 +28,7 @@ def test_sdk_user_carries_an_access_token_without_the_raw_token() -> None:
         ["a", "b"],
         2_000_000_000,
     )
-    assert token.token == ""  # M12: no passthrough unless expose_token
+    assert token.token == ""  # no token passthrough (MCP authorization, Token Handling) unless expose_token
     assert token.resource == "https://mcp.example.com/mcp"
     # The SDK binds sessions to this principal.
     assert authorization_context(user) == {"client_id": "app", "issuer": "https://as", "subject": "alice"}

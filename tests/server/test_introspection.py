@@ -1,4 +1,4 @@
-"""IntrospectionEndpoint: RFC 7662 rules (I1, I2, I4), client authentication, rate limiting."""
+"""IntrospectionEndpoint: RFC 7662 rules (RFC 7662 §2, §4), client authentication, rate limiting."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def client(app: Any, address: str = "10.0.0.1") -> httpx2.AsyncClient:
 BASIC = {"Authorization": "Basic " + base64.b64encode(b"rs:s3cret").decode()}
 
 
-async def test_i2_active_token_full_response() -> None:
+async def test_active_token_full_response() -> None:
     async with client(endpoint()) as c:
         response = await c.post("/introspect", data={"token": "good"}, headers=BASIC)
     assert response.status_code == 200
@@ -83,14 +83,14 @@ async def test_i2_active_token_full_response() -> None:
 
 
 @pytest.mark.parametrize("token", ["unknown", "expired", "other-aud"])
-async def test_i2_inactive_tokens_all_look_the_same(token: str) -> None:
+async def test_inactive_tokens_all_look_the_same(token: str) -> None:
     async with client(endpoint()) as c:
         response = await c.post("/introspect", data={"token": token}, headers=BASIC)
     assert response.status_code == 200
     assert response.content == b'{"active": false}'
 
 
-async def test_i4_own_tokens_visible_to_their_client() -> None:
+async def test_own_tokens_visible_to_their_client() -> None:
     async with client(endpoint()) as c:
         response = await c.post("/introspect", data={"token": "own"}, headers=BASIC)
     assert response.json()["active"] is True
@@ -114,7 +114,7 @@ async def test_client_secret_post() -> None:
         (BASIC, {"token": "good", "client_id": "rs", "client_secret": "s3cret"}),
     ],
 )
-async def test_i1_client_authentication_required(headers: dict[str, str], data: dict[str, str]) -> None:
+async def test_client_authentication_required(headers: dict[str, str], data: dict[str, str]) -> None:
     async with client(endpoint()) as c:
         response = await c.post("/introspect", data=data, headers=headers)
     assert response.status_code == 401
@@ -129,13 +129,13 @@ async def test_secrets_stored_hashed_and_compared_in_constant_time() -> None:
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
-async def test_i1_post_only(method: str) -> None:
+async def test_post_only(method: str) -> None:
     async with client(endpoint()) as c:
         response = await c.request(method, "/introspect", headers=BASIC)
     assert response.status_code == 405
 
 
-async def test_i1_form_encoding_only() -> None:
+async def test_form_encoding_only() -> None:
     async with client(endpoint()) as c:
         response = await c.post("/introspect", json={"token": "good"}, headers=BASIC)
     assert response.status_code == 400
@@ -143,7 +143,7 @@ async def test_i1_form_encoding_only() -> None:
 
 
 @pytest.mark.parametrize("body", [b"token_type_hint=access_token", b"token=", b"token=a&token=b", b"\xff\xfe=1"])
-async def test_i1_token_required_once(body: bytes) -> None:
+async def test_token_required_once(body: bytes) -> None:
     async with client(endpoint()) as c:
         response = await c.post(
             "/introspect", content=body, headers={**BASIC, "Content-Type": "application/x-www-form-urlencoded"}
@@ -168,7 +168,7 @@ async def test_wrong_hint_still_finds_the_token() -> None:
     assert lookups == [("refresh-1", "access_token")]
 
 
-async def test_i4_scanning_client_is_limited_and_others_are_not() -> None:
+async def test_scanning_client_is_limited_and_others_are_not() -> None:
     app = endpoint(client_limit="5/minute", address_limit="1000/minute")
     async with client(app, "10.0.0.7") as scanner, client(app, "10.0.0.8") as honest:
         statuses = [
@@ -182,7 +182,7 @@ async def test_i4_scanning_client_is_limited_and_others_are_not() -> None:
         assert (await honest.post("/introspect", data={"token": "good"}, headers=other_client)).json()["active"]
 
 
-async def test_i4_address_limit_covers_failed_client_auth() -> None:
+async def test_address_limit_covers_failed_client_auth() -> None:
     app = endpoint(address_limit="3/minute")
     async with client(app, "10.0.0.9") as c, client(app, "10.0.0.10") as other:
         wrong = {"Authorization": "Basic " + base64.b64encode(b"rs:nope").decode()}

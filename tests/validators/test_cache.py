@@ -1,4 +1,4 @@
-"""TokenCache: the verified-token cache both validators share (keyed by SHA-256, bounded, I3)."""
+"""TokenCache: the verified-token cache both validators share (keyed by SHA-256, bounded, RFC 7662 §4)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_hit_until_the_deadline_then_gone(monkeypatch: pytest.MonkeyPatch) -> No
     now = time.time()
     cache.put(b"k", info("a"), now + 10)
     assert cache.get(b"k") == info("a") and cache.hits == 1
-    monkeypatch.setattr(time, "time", lambda: now + 10)  # at the deadline: no longer valid (I3)
+    monkeypatch.setattr(time, "time", lambda: now + 10)  # at the deadline: no longer valid (RFC 7662 §4)
     assert cache.get(b"k") is None
     assert len(cache) == 0  # and dropped
     assert cache.hits == 1

@@ -1,4 +1,4 @@
-"""IntrospectionValidator against real endpoints on 127.0.0.1: rules (I2, I3), caching, outages."""
+"""IntrospectionValidator against real endpoints on 127.0.0.1: rules (RFC 7662 §2.2, §4), caching, outages."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ async def test_private_key_jwt(fake: FakeAS) -> None:
         {"active": True, "aud": RESOURCE, "iss": "https://evil.example"},
     ],
 )
-async def test_i2_i3_not_active_or_not_for_us_is_401(fake: FakeAS, answer: Any) -> None:
+async def test_not_active_or_not_for_us_is_401(fake: FakeAS, answer: Any) -> None:
     fake.answer = answer
     with pytest.raises(InvalidTokenError):
         await validator(fake, issuer="https://as.example").validate("t")
@@ -198,7 +198,7 @@ async def test_non_finite_exp_is_not_active_never_a_crash(fake: FakeAS, raw: byt
 
 async def test_positive_result_answered_by_the_token_cache_until_min_exp_ttl(fake: FakeAS) -> None:
     """The middleware's synchronous lookup: a positive result is in the TokenCache (keyed by
-    the token's SHA-256), never past min(exp, cache_ttl) (I3)."""
+    the token's SHA-256), never past min(exp, cache_ttl) (RFC 7662 §4)."""
     from mcp_auth_middleware.validators import token_key
 
     v = validator(fake, cache_ttl=0.5)
@@ -230,7 +230,7 @@ async def test_concurrent_requests_share_one_call(fake: FakeAS) -> None:
     assert fake.calls == 1
 
 
-async def test_i3_cache_never_outlives_exp(fake: FakeAS) -> None:
+async def test_cache_never_outlives_exp(fake: FakeAS) -> None:
     fake.answer["exp"] = time.time() + 1.5  # NumericDate may be fractional
     v = validator(fake, leeway=0, cache_ttl=60)
     await v.validate("t")
@@ -317,7 +317,7 @@ async def test_as_outage_mid_traffic(fake: FakeAS) -> None:
     assert (await v.validate("new-token")).sub == "alice"
 
 
-async def test_p2_dpop_bound_token_refused(fake: FakeAS) -> None:
+async def test_dpop_bound_token_refused(fake: FakeAS) -> None:
     fake.answer["cnf"] = {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
     with pytest.raises(InvalidTokenError, match="sender-constrained"):
         await validator(fake).validate("t")

@@ -60,7 +60,7 @@ def _sdk_user_class() -> tuple[Callable[[AuthInfo], BaseUser] | None, ContextVar
         def access_token(self) -> AccessToken:
             info = self.auth_info
             return AccessToken(
-                # The SDK model requires a token string; the raw token is not passed on (M12)
+                # The SDK model requires a token string; the raw token is not passed on (no passthrough)
                 # unless the operator opted in with expose_token=True.
                 token=info.token or "",
                 client_id=info.client_id or "",

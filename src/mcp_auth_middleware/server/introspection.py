@@ -2,8 +2,8 @@
 
 You provide an async token lookup; this endpoint does the rest: client authentication
 (client_secret_basic, client_secret_post; secrets stored hashed, compared in constant time),
-the response rules of RFC 7662 §2.2 (I1, I2), a hook deciding which tokens a caller may learn
-about, and rate limiting against token scanning (I4).
+the response rules of RFC 7662 §2.1 and §2.2, a hook deciding which tokens a caller may learn
+about, and rate limiting against token scanning (RFC 7662 §4).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class IntrospectionClient:
 
 
 def default_may_introspect(client: IntrospectionClient, token: Mapping[str, Any]) -> bool:
-    """I4: a caller learns only about tokens meant for its resources, or its own tokens."""
+    """RFC 7662 §4: a caller learns only about tokens meant for its resources, or its own tokens."""
     aud = token.get("aud")
     audiences = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
     return bool(audiences & client.resources) or token.get("client_id") == client.client_id
@@ -157,7 +157,7 @@ class IntrospectionEndpoint:
             return 400, [], _error("invalid_request", "The token parameter is required")
         record = await self.lookup(token, form.get("token_type_hint"))
         if record is None or not _current(record) or not self.may_introspect(client, record):
-            # I2: unknown, expired, revoked and not-yours all look exactly the same.
+            # RFC 7662 §2.2: unknown, expired, revoked and not-yours all look exactly the same.
             await self.client_misses.record_failure(client.client_id)
             await self.address_misses.record_failure(address)
             return 200, [], INACTIVE

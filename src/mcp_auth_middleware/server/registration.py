@@ -87,7 +87,7 @@ class Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
             client_secret=client_info.get("client_secret"),
             redirect_uris=client_metadata.get("redirect_uris", []),
             grant_types=client_metadata.get("grant_types", ["authorization_code", "refresh_token"]),
-            # A registered client may later ask for any supported scope (step-up, M15-M16);
+            # A registered client may later ask for any supported scope (step-up after a 403);
             # its registration `scope` is only what it asks for first.
             scope=" ".join(owner_of(self).scopes_supported),
             token_endpoint_auth_method=client_metadata.get("token_endpoint_auth_method", "client_secret_basic"),

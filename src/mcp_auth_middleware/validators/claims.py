@@ -33,9 +33,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @lru_cache(maxsize=1024)
 def canonical_uri(value: str) -> str:
-    """M19: scheme and host case-insensitive, default port and trailing slashes dropped.
+    """Scheme and host case-insensitive, default port and trailing slashes dropped (MCP
+    authorization, Canonical Server URI).
 
-    Values that are not http(s) URLs (`api://...`, plain client ids) are compared exactly (R6).
+    Values that are not http(s) URLs (`api://...`, plain client ids) are compared exactly (RFC 9728 §3.3).
     """
     try:
         parts = urlsplit(value)
@@ -64,7 +65,7 @@ def canonical_audiences(audience: str | Iterable[str]) -> frozenset[str]:
 def audience_matches(aud: object, accepted: frozenset[str]) -> bool:
     """`aud` (string or list of strings) names one of `accepted` (already canonical).
 
-    Exact or canonical equality only, never a prefix match (A1, M08).
+    Exact or canonical equality only, never a prefix match (RFC 8707 §2).
     """
     # `accepted` is canonical, so an exact hit needs no canonical_uri (it is idempotent).
     if type(aud) is str:

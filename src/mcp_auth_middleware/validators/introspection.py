@@ -1,4 +1,4 @@
-"""Remote validation with RFC 7662 token introspection (I1-I3), cached with async-lru."""
+"""Remote validation with RFC 7662 token introspection, cached with async-lru."""
 
 from __future__ import annotations
 
@@ -327,7 +327,7 @@ class IntrospectionValidator:
         info = to_auth_info(dict(document), scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
         if info.sub is None and isinstance(document.get("username"), str):
             info = replace(info, sub=document["username"])  # RFC 7662 `username` when there is no `sub`
-        # A cached result never outlives the token's exp (I3).
+        # A cached result never outlives the token's exp (RFC 7662 §4).
         until = now + self.cache_ttl if exp is None else min(now + self.cache_ttl, exp)
         return _Result(info, None, until)
 

@@ -1,4 +1,4 @@
-"""Local validation of JWT access tokens (RFC 9068, J1-J3, M07-M11) on joserfc."""
+"""Local validation of JWT access tokens (RFC 9068, OAuth 2.1 §5.2, RFC 8707 §2) on joserfc."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ class JWTValidator:
         key_source: KeySource | None = None,
     ) -> None:
         if not issuer:
-            raise ValueError("issuer is required: tokens are matched against it exactly (J3)")
+            raise ValueError("issuer is required: tokens are matched against it exactly (RFC 9068 §4)")
         self.issuer = issuer
         self.algorithms = tuple(word_list(algorithms))
         bad = [a for a in self.algorithms if a[:2] not in _KEY_TYPES]
@@ -243,7 +243,7 @@ class JWTValidator:
         claims = _json_segment(payload_segment)
         self._check_claims(claims)
         info = to_auth_info(claims, scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
-        self._cache.put(key, info, claims["exp"])  # an entry never outlives the token (I3)
+        self._cache.put(key, info, claims["exp"])  # an entry never outlives the token (RFC 7662 §4)
         return info
 
     async def _verify_after_refetch(
