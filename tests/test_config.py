@@ -1,101 +1,85 @@
-"""Configuration values as users write them: one string or a list; URLs that cannot work refused."""
+"""AuthConfig: every option read, checked and given its default once; immutable; from_env."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from mcp_auth_middleware import JWTValidator, MCPAuthMiddleware
-from mcp_auth_middleware.config import check_server_url, word_list
+from mcp_auth_middleware import AuthConfig, JWTValidator, MCPAuthMiddleware
 from mcp_auth_middleware.testing import LocalIssuer
 
 from .conftest import ISSUER, RESOURCE, asgi_client, bearer, echo_app
 
-Factory = Callable[..., MCPAuthMiddleware]
 
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("mcp", ["mcp"]), ("mcp  notes:read", ["mcp", "notes:read"]), (["mcp"], ["mcp"]), ((), []), (None, [])],
-)
-def test_word_list_reads_one_string_as_space_separated(value: object, expected: list[str]) -> None:
-    assert word_list(value) == expected  # type: ignore[arg-type]
-
-
-async def test_required_scopes_as_one_string_is_that_scope(make_app: Factory, issuer: LocalIssuer) -> None:
-    app = make_app(required_scopes="mcp", tool_scopes={"delete": "notes:admin notes:write"})
-    assert app.required_scopes == {"mcp"}  # not {"m", "c", "p"}
-    async with asgi_client(app) as client:
-        challenge = (await client.post("/mcp")).headers["www-authenticate"]
-        document = (await client.get("/.well-known/oauth-protected-resource/mcp")).json()
-        ok = await client.post("/mcp", headers=bearer(issuer.mint_token(audience=RESOURCE, scopes="mcp")))
-    assert 'scope="mcp"' in challenge
-    assert document["scopes_supported"] == ["mcp", "notes:admin", "notes:write"]
-    assert ok.status_code == 200
-
-
-async def test_list_options_accept_one_string(issuer: LocalIssuer) -> None:
-    app = MCPAuthMiddleware(
-        echo_app(),
+def test_values_are_kept_in_one_typed_form() -> None:
+    config = AuthConfig(
         resource=RESOURCE,
-        authorization_servers=ISSUER,
-        validator=issuer.validator(scope_claims="permissions"),
-        public_paths="/health",
+        issuer=ISSUER,
+        required_scopes="mcp read",
+        tool_scopes={"delete": "admin"},
+        public_paths="/health /static/*",
         trusted_proxies="10.0.0.0/8",
     )
-    token = issuer.mint_token(audience=RESOURCE, permissions=["read:notes"])
-    async with asgi_client(app) as client:
-        document = (await client.get("/.well-known/oauth-protected-resource")).json()
-        assert document["authorization_servers"] == [ISSUER]
-        assert (await client.get("/health")).status_code == 200
-        assert (await client.post("/mcp", headers=bearer(token))).json()["scopes"] == ["read:notes"]
+    assert config.required_scopes == frozenset({"mcp", "read"})
+    assert config.tool_scopes == {"delete": ("admin",)}
+    assert config.public_paths == ("/health", "/static/*")
+    assert config.authorization_servers == (ISSUER,)  # the issuer, when none are listed
+    assert isinstance(config.validator, JWTValidator)  # the one-line form's validator, built once
+
+
+def test_immutable() -> None:
+    config = AuthConfig(resource=RESOURCE, issuer=ISSUER)
+    with pytest.raises(AttributeError, match="immutable"):
+        config.resource = "https://elsewhere.example/mcp"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.tool_scopes["x"] = ("y",)  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
-    ("name", "url", "message"),
+    ("options", "message"),
     [
-        ("resource", "", "non-empty"),
-        ("resource", "   ", "non-empty"),
-        ("resource", "https://mcp.example.com/mcp?tenant=a", "query or fragment"),
-        ("resource", "https://mcp.example.com/mcp#x", "query or fragment"),
-        ("resource", "http://mcp.example.com/mcp", "plain http"),
-        ("resource", "mcp.example.com/mcp", "absolute"),
-        ("issuer", "https://auth.example.com/?realm=a", "query or fragment"),
-        ("issuer", "http://auth.example.com", "plain http"),
-        ("issuer", "ftp://auth.example.com", "absolute"),
+        ({"max_body": 0}, "max_body must be a positive number"),
+        ({"forwarded_header": "x-real-ip"}, "forwarded_header"),
+        ({"token_validation": "magic"}, "token_validation"),
+        ({"token_validation": "introspection"}, "client_id"),
+        ({"issuer": None}, "issuer="),
+        ({"required_scopes": ['a"b']}, "not a valid OAuth scope token"),
     ],
 )
-def test_construction_refuses_urls_that_cannot_work(name: str, url: str, message: str) -> None:
-    options = {"resource": RESOURCE, "issuer": ISSUER, name: url}
+def test_what_cannot_work_is_refused_at_construction(options: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        MCPAuthMiddleware(echo_app(), **options)
+        AuthConfig(**{"resource": RESOURCE, "issuer": ISSUER, **options})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/mcp", "http://localhost/mcp", "http://[::1]:9000/mcp"])
-def test_loopback_http_is_fine(url: str) -> None:
-    assert check_server_url("resource", url) == url
+async def test_the_middleware_takes_a_config_or_keywords_not_both(issuer: LocalIssuer) -> None:
+    config = AuthConfig(resource=RESOURCE, authorization_servers=[ISSUER], validator=issuer.validator())
+    app = MCPAuthMiddleware(echo_app(), config)
+    assert app.config is config
+    async with asgi_client(app) as client:
+        assert (await client.post("/mcp", headers=bearer(issuer.mint_token(audience=RESOURCE)))).status_code == 200
+    with pytest.raises(TypeError, match="not both"):
+        MCPAuthMiddleware(echo_app(), config, required_scopes="mcp")
 
 
-def test_plain_http_on_a_private_network_is_one_option() -> None:
-    app = MCPAuthMiddleware(
-        echo_app(), resource="http://mcp.internal/mcp", issuer="http://auth.internal", allow_http=True
-    )
-    assert app.resource == "http://mcp.internal/mcp"
-    from_env = MCPAuthMiddleware.from_env(
-        echo_app(),
+def test_from_env_reads_every_variable() -> None:
+    config = AuthConfig.from_env(
         {
-            "MCP_AUTH_RESOURCE": "http://mcp.internal/mcp",
-            "MCP_AUTH_ISSUER": "http://auth.internal",
-            "MCP_AUTH_ALLOW_HTTP": "1",
+            "MCP_AUTH_RESOURCE": RESOURCE,
+            "MCP_AUTH_ISSUER": ISSUER,
+            "MCP_AUTH_REQUIRED_SCOPES": "mcp,read",
+            "MCP_AUTH_PUBLIC_PATHS": "/health",
+            "MCP_AUTH_ALLOWED_ORIGINS": "https://app.example",
+            "MCP_AUTH_CORS_ORIGINS": "",
+            "MCP_AUTH_FAILURE_LIMIT": "off",
+            "MCP_AUTH_TRUSTED_PROXIES": "10.0.0.0/8",
+            "MCP_AUTH_FORWARDED_HEADER": "forwarded",
+            "MCP_AUTH_LOG_ALLOWED": "yes",
+            "MCP_AUTH_STRICT_STARTUP": "1",
         },
+        resource_name="Overridden by a keyword",
     )
-    assert from_env.resource == "http://mcp.internal/mcp"
-
-
-async def test_validator_options_accept_one_string(issuer: LocalIssuer) -> None:
-    validator = JWTValidator(
-        issuer=ISSUER, audience=RESOURCE, keys=issuer.jwks, algorithms="RS256", client_id_claims="azp"
-    )
-    info = await validator.validate(issuer.mint_token(audience=RESOURCE, azp="spa"))
-    assert validator.algorithms == ("RS256",) and info.client_id == "spa"
+    assert config.required_scopes == {"mcp", "read"} and config.public_paths == ("/health",)
+    assert config.allowed_origins == ("https://app.example",) and config.cors_origins is None
+    assert config.failure_limit is None and config.forwarded_header == "forwarded"
+    assert config.log_allowed and config.strict_startup and config.resource_name == "Overridden by a keyword"
+    with pytest.raises(ValueError, match="MCP_AUTH_RESOURCE"):
+        AuthConfig.from_env({})

@@ -1,6 +1,7 @@
 """Make any MCP server over HTTP an OAuth 2.1 resource server with one line."""
 
 from .auth_info import AuthInfo, get_auth
+from .config import AuthConfig
 from .discovery import discover_authorization_server
 from .errors import (
     AuthError,
@@ -23,6 +24,7 @@ from .validators import (
 )
 
 __all__ = [
+    "AuthConfig",
     "AuthError",
     "AuthInfo",
     "AuthorizationServerUnavailableError",

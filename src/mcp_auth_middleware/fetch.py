@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from .config import is_loopback
+from .values import is_loopback
 
 __all__ = ["UnexpectedStatusError", "check_fetch_url", "fetch_limited"]
 

@@ -16,10 +16,15 @@ Instruments (meter "mcp_auth_middleware"):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["AuthMetrics"]
+from .validators.base import CompositeValidator, TokenValidator
+
+if TYPE_CHECKING:
+    from .rate_limit import FailureLimiter
+
+__all__ = ["AuthMetrics", "FetchCounter", "RemoteCallCounters", "ValidatorCounters"]
 
 
 class AuthMetrics:
@@ -48,7 +53,7 @@ class AuthMetrics:
             key = (outcome, "other")
         self._others[key] += 1
 
-    def bind(self, validators: Iterable[Any], guard: Any, meter_provider: Any = None) -> bool:
+    def bind(self, validator: TokenValidator, guard: FailureLimiter | None, meter_provider: Any = None) -> bool:
         """Create the instruments; False when `opentelemetry-api` is not installed."""
         try:
             from opentelemetry import metrics
@@ -56,29 +61,28 @@ class AuthMetrics:
         except ImportError:
             return False
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("mcp_auth_middleware")
-        validators = list(validators)
+        validators = [validator, *(validator.parts if isinstance(validator, CompositeValidator) else ())]
+        counted = [v for v in validators if isinstance(v, ValidatorCounters)]
+        remote = [v for v in validators if isinstance(v, RemoteCallCounters)]
+        key_sources = [k for v in validators if isinstance(k := getattr(v, "keys", None), FetchCounter)]
 
         def decisions(options: CallbackOptions) -> Iterable[Observation]:
             for (outcome, reason), count in self.decisions.items():
                 yield Observation(count, {"outcome": outcome, "reason": reason})
 
         def cache(options: CallbackOptions) -> Iterable[Observation]:
-            for v in validators:
-                if hasattr(v, "cache_hits"):
-                    kind = "jwt" if hasattr(v, "keys") else "introspection"
-                    yield Observation(v.cache_hits, {"validator": kind, "result": "hit"})
-                    yield Observation(v.cache_misses, {"validator": kind, "result": "miss"})
+            for v in counted:
+                yield Observation(v.cache_hits, {"validator": v.kind, "result": "hit"})
+                yield Observation(v.cache_misses, {"validator": v.kind, "result": "miss"})
 
         def jwks(options: CallbackOptions) -> Iterable[Observation]:
-            for v in validators:
-                if hasattr(getattr(v, "keys", None), "fetches"):
-                    yield Observation(v.keys.fetches)
+            for keys in key_sources:
+                yield Observation(keys.fetches)
 
         def introspection(options: CallbackOptions) -> Iterable[Observation]:
-            for v in validators:
-                if hasattr(v, "errors"):
-                    yield Observation(v.calls - v.errors, {"result": "ok"})
-                    yield Observation(v.errors, {"result": "error"})
+            for v in remote:
+                yield Observation(v.calls - v.errors, {"result": "ok"})
+                yield Observation(v.errors, {"result": "error"})
 
         def blocks(options: CallbackOptions) -> Iterable[Observation]:
             if guard is not None:
@@ -98,7 +102,31 @@ class AuthMetrics:
             unit="s",
             description="Time to ask the authorization server about a token",
         )
-        for v in validators:
-            if hasattr(v, "on_duration"):
-                v.on_duration = duration.record
+        for v in remote:
+            v.on_duration = duration.record
         return True
+
+
+@runtime_checkable
+class ValidatorCounters(Protocol):
+    """What a validator tells the metrics about its verified-token cache."""
+
+    kind: str  # the `validator` attribute: "jwt", "introspection"
+    cache_hits: int
+    cache_misses: int
+
+
+@runtime_checkable
+class RemoteCallCounters(Protocol):
+    """A validator that calls the authorization server: calls, failures, and a duration hook."""
+
+    calls: int
+    errors: int
+    on_duration: Callable[[float], object] | None
+
+
+@runtime_checkable
+class FetchCounter(Protocol):
+    """A key source that fetches (JWKSKeys)."""
+
+    fetches: int

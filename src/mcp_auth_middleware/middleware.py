@@ -1,16 +1,39 @@
-"""The request path: one pure ASGI middleware, readable top to bottom."""
+"""The request path: one pure ASGI middleware, readable top to bottom.
+
+Options are read and checked in `config.py`; this module only decides each request. The
+outcomes, in the order the request path meets them:
+
+| outcome | status | challenge (`WWW-Authenticate`) | log level | metric (outcome) |
+|---|---|---|---|---|
+| public path | the app's | none | none | none |
+| `Origin` not allowed | 403 `forbidden_origin` | none | INFO | deny |
+| CORS preflight (allowed origin) | 200 | none | none | none |
+| metadata document | 200 | none | none | none |
+| malformed request (token in query or form, repeated header) | 400 | `Bearer error="invalid_request"` | INFO | deny |
+| body too large | 413 | `Bearer error="invalid_request"` | INFO | deny |
+| no token | 401 | `Bearer resource_metadata=..., scope=...` | DEBUG | challenge |
+| invalid, expired, forged, revoked token | 401 | `Bearer error="invalid_token"` | INFO | deny |
+| token for another audience or issuer, unknown key id | 401 | `Bearer error="invalid_token"` | WARNING | deny |
+| insufficient scope | 403 | `Bearer error="insufficient_scope", scope=...` | INFO | deny |
+| rate limited (token guessing) | 429 + `Retry-After` | none | INFO | limited |
+| authorization server unavailable | 503 + `Retry-After` | none | WARNING | unavailable |
+| misconfigured | 503 `server_misconfigured` | none | ERROR, once | unavailable |
+| allowed | the app's | none | DEBUG with `log_allowed` | allowed |
+
+Every challenge carries `resource_metadata` (RFC 9728 §5.1); every denial's log line names
+the check, a token fingerprint and the client address (docs/troubleshooting.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -20,8 +43,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth_info import AuthInfo
 from .body import read_body, replay
-from .challenge import Challenger, RawResponse, check_scope_token, send_response
-from .config import check_server_url, word_list, word_lists
+from .challenge import Challenger, RawResponse, send_response
+from .config import AuthConfig
 from .credentials import (
     MAX_HEADERS,
     bearer_token,
@@ -30,7 +53,6 @@ from .credentials import (
     query_holds_token,
     token_text,
 )
-from .discovery import Discovery
 from .errors import (
     AuthError,
     AuthorizationServerUnavailableError,
@@ -44,14 +66,11 @@ from .errors import (
 from .integrations.mcp import user_context_var
 from .metrics import AuthMetrics
 from .origin import OriginCheck
-from .policy import Rule, ScopePolicy, describe_messages, parse_messages
-from .rate_limit import ClientAddresses, FailureLimiter, ForwardedHeader
+from .policy import ScopePolicy, describe_messages, parse_messages
+from .rate_limit import ClientAddresses, FailureLimiter
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
-from .validators.base import CachingValidator, CheckableValidator, LocalValidator, TokenValidator, for_resource
+from .validators.base import CachingValidator, CheckableValidator, LocalValidator, for_resource
 from .validators.cache import token_key
-from .validators.fallback import FallbackValidator
-from .validators.introspection import IntrospectionValidator
-from .validators.jwt import JWTValidator
 
 __all__ = ["MCPAuthMiddleware"]
 
@@ -79,128 +98,72 @@ class MCPAuthMiddleware:
     keys; pass `validator=` to choose how tokens are checked.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        resource: str,
-        authorization_servers: str | Iterable[str] | None = None,
-        issuer: str | None = None,
-        validator: TokenValidator | None = None,
-        required_scopes: str | Iterable[str] = (),
-        scopes_supported: str | Iterable[str] | None = None,
-        token_validation: Literal["jwt", "introspection", "both"] = "jwt",
-        jwks_uri: str | None = None,
-        introspection_endpoint: str | None = None,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        public_paths: str | Iterable[str] = (),
-        cors_origins: str | Iterable[str] | None = ("*",),
-        allowed_origins: str | Iterable[str] | None = None,
-        resource_name: str | None = None,
-        resource_documentation: str | None = None,
-        expose_token: bool = False,
-        log_allowed: bool = False,
-        max_token_length: int = 16 * 1024,
-        max_form_body: int = 64 * 1024,
-        allow_http: bool = False,
-        realm: str | None = None,
-        tool_scopes: Mapping[str, str | Iterable[str]] | None = None,
-        method_scopes: Mapping[str, str | Iterable[str]] | None = None,
-        resource_scopes: Mapping[str, str | Iterable[str]] | None = None,
-        prompt_scopes: Mapping[str, str | Iterable[str]] | None = None,
-        scope_rule: Rule | None = None,
-        implied_scopes: Mapping[str, str | Iterable[str]] | None = None,
-        prefix_implies: bool = False,
-        challenge_granted_scopes: bool = False,
-        max_body: int = 1024 * 1024,
-        failure_limit: str | None = "60/minute",
-        rate_limit_storage: str = "memory://",
-        trusted_proxies: str | Iterable[str] = (),
-        forwarded_header: ForwardedHeader = "x-forwarded-for",
-        strict_startup: bool = False,
-        meter_provider: Any = None,
-    ) -> None:
+    def __init__(self, app: ASGIApp, config: AuthConfig | None = None, **options: Any) -> None:
+        """`MCPAuthMiddleware(app, resource=..., issuer=...)`, or `(app, AuthConfig(...))`;
+        every option is in docs/configuration.md."""
+        if config is None:
+            config = AuthConfig(**options)
+        elif options:
+            raise TypeError("pass an AuthConfig or keyword options, not both")
         self.app = app
-        self.strict_startup = strict_startup
-        resource = check_server_url("resource", resource, allow_http=allow_http)
-        if issuer is not None:
-            issuer = check_server_url("issuer", issuer, allow_http=allow_http)
-        self.required_scopes = frozenset(check_scope_token(s) for s in word_list(required_scopes))
+        self.config = config
+        self.resource = resource = config.resource
+        self.required_scopes = config.required_scopes
         # Scope rules beyond the global ones (per method, tool, resource, prompt; hierarchy).
         self.policy = ScopePolicy(
-            tool_scopes=word_lists(tool_scopes),
-            method_scopes=word_lists(method_scopes),
-            resource_scopes=word_lists(resource_scopes),
-            prompt_scopes=word_lists(prompt_scopes),
-            rule=scope_rule,
-            implied_scopes=word_lists(implied_scopes),
-            prefix_implies=prefix_implies,
+            tool_scopes=config.tool_scopes,
+            method_scopes=config.method_scopes,
+            resource_scopes=config.resource_scopes,
+            prompt_scopes=config.prompt_scopes,
+            rule=config.scope_rule,
+            implied_scopes=config.implied_scopes,
+            prefix_implies=config.prefix_implies,
         )
         self._inspects_messages = self.policy.inspects_messages
-        self.challenge_granted_scopes = challenge_granted_scopes
-        self.max_body = max_body
         # Guard against token guessing: failed validations per address (see rate_limit.py).
-        self.guard = FailureLimiter(failure_limit, storage_uri=rate_limit_storage) if failure_limit else None
-        self._client_address = ClientAddresses(word_list(trusted_proxies), forwarded_header)
-        servers = word_list(authorization_servers) or ([issuer] if issuer else [])
-        for server in servers:
-            check_server_url("authorization server", server, allow_http=allow_http)
-        self.validator = validator or _validator_for(
-            issuer or (servers[0] if servers else None),
-            token_validation,
-            jwks_uri=jwks_uri,
-            introspection_endpoint=introspection_endpoint,
-            client_id=client_id,
-            client_secret=client_secret,
-            allow_http=allow_http,
+        self.guard = (
+            FailureLimiter(config.failure_limit, storage_uri=config.rate_limit_storage)
+            if config.failure_limit
+            else None
         )
+        self._client_address = ClientAddresses(config.trusted_proxies, config.forwarded_header)
         # The audience belongs to this resource: a validator shared with another middleware
         # is bound per resource, never changed (MCP authorization, Token Audience Binding).
-        self.validator = for_resource(self.validator, resource)
+        self.validator = for_resource(config.validator, resource)
         self._caching = self.validator if isinstance(self.validator, CachingValidator) else None
         self._local = self.validator if isinstance(self.validator, LocalValidator) else None
         mentioned = self.required_scopes | self.policy.mentioned_scopes()
-        advertised = sorted(mentioned) if scopes_supported is None else word_list(scopes_supported)
         self.metadata = ResourceMetadata(
             resource,
-            servers,
-            scopes_supported=advertised,
-            resource_name=resource_name,
-            resource_documentation=resource_documentation,
+            config.authorization_servers,
+            scopes_supported=sorted(mentioned) if config.scopes_supported is None else config.scopes_supported,
+            resource_name=config.resource_name,
+            resource_documentation=config.resource_documentation,
         )
-        self.resource = resource
         self._resource_host = (urlsplit(resource).netloc or "").lower()
         self._hosts_seen: set[str] = set()
         self._misconfigurations: set[str | None] = set()
         self._well_known_routed = False
         # RFC 9728 §3.1, §5.1: the path-inserted URI and the root one both serve the document.
         self._metadata_paths = {self.metadata.path, WELL_KNOWN}
-        public = word_list(public_paths)
-        self._public_exact = {p for p in public if not p.endswith("*")}
-        self._public_prefixes = tuple(p[:-1] for p in public if p.endswith("*"))
-        self.challenger = Challenger(self.metadata.url, sorted(self.required_scopes), realm=realm)
+        self._public_exact = {p for p in config.public_paths if not p.endswith("*")}
+        self._public_prefixes = tuple(p[:-1] for p in config.public_paths if p.endswith("*"))
+        self.challenger = Challenger(self.metadata.url, sorted(self.required_scopes), realm=config.realm)
         self.metrics = AuthMetrics()
-        validators = [
-            self.validator,
-            *(
-                getattr(self.validator, name)
-                for name in ("jwt_validator", "introspection_validator")
-                if hasattr(self.validator, name)
-            ),
-        ]
-        self.metrics.bind(validators, self.guard, meter_provider)
-        self.expose_token = expose_token
+        self.metrics.bind(self.validator, self.guard, config.meter_provider)
         # Allowed requests are counted always, logged (at DEBUG) only on request: even the
         # check whether DEBUG is on costs measurable time on every request.
-        self.log_allowed = log_allowed
-        self.max_token_length = max_token_length
-        self.max_form_body = max_form_body
+        self.log_allowed = config.log_allowed
+        self.expose_token = config.expose_token
+        self.max_token_length = config.max_token_length
+        self.max_form_body = config.max_form_body
+        self.max_body = config.max_body
+        self.challenge_granted_scopes = config.challenge_granted_scopes
+        self.strict_startup = config.strict_startup
         # MCP Streamable HTTP transport, Security Warning: the Origin of every request is
         # validated (DNS rebinding); "*" turns that off, loudly.
-        allowed = word_list(allowed_origins)
-        self._origins: OriginCheck | None = OriginCheck(resource, [o for o in allowed if o != "*"])
-        if "*" in allowed:
+        self._origins: OriginCheck | None = OriginCheck(resource, [o for o in config.allowed_origins if o != "*"])
+        if "*" in config.allowed_origins:
             self._origins = None
             logger.warning(
                 "Origin validation is off (allowed_origins contains '*'): any web page a user opens can "
@@ -208,11 +171,11 @@ class MCPAuthMiddleware:
                 resource,
             )
         self._cors: CORSMiddleware | None = None
-        if cors_origins is not None:
+        if config.cors_origins is not None:
             # Starlette's CORS middleware, consulted only for requests that carry an Origin.
             self._cors = CORSMiddleware(
                 app,
-                allow_origins=word_list(cors_origins),
+                allow_origins=list(config.cors_origins),
                 allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=["*"],
                 expose_headers=list(EXPOSED_HEADERS),
@@ -222,43 +185,7 @@ class MCPAuthMiddleware:
     @classmethod
     def from_env(cls, app: ASGIApp, environ: Mapping[str, str] | None = None, **overrides: Any) -> MCPAuthMiddleware:
         """Configuration from `MCP_AUTH_*` variables (see docs/configuration.md)."""
-        env = os.environ if environ is None else environ
-
-        def listed(name: str) -> list[str] | None:
-            value = env.get(name)
-            return value.replace(",", " ").split() if value is not None else None
-
-        options: dict[str, Any] = {
-            "resource": env.get("MCP_AUTH_RESOURCE"),
-            "issuer": env.get("MCP_AUTH_ISSUER"),
-            "authorization_servers": listed("MCP_AUTH_AUTHORIZATION_SERVERS"),
-            "jwks_uri": env.get("MCP_AUTH_JWKS_URI"),
-            "introspection_endpoint": env.get("MCP_AUTH_INTROSPECTION_ENDPOINT"),
-            "client_id": env.get("MCP_AUTH_CLIENT_ID"),
-            "client_secret": env.get("MCP_AUTH_CLIENT_SECRET"),
-            "required_scopes": listed("MCP_AUTH_REQUIRED_SCOPES"),
-            "scopes_supported": listed("MCP_AUTH_SCOPES_SUPPORTED"),
-            "public_paths": listed("MCP_AUTH_PUBLIC_PATHS"),
-            "token_validation": env.get("MCP_AUTH_TOKEN_VALIDATION"),
-            "resource_name": env.get("MCP_AUTH_RESOURCE_NAME"),
-            "rate_limit_storage": env.get("MCP_AUTH_RATE_LIMIT_STORAGE"),
-            "trusted_proxies": listed("MCP_AUTH_TRUSTED_PROXIES"),
-            "forwarded_header": env.get("MCP_AUTH_FORWARDED_HEADER"),
-            "log_allowed": _flag(env.get("MCP_AUTH_LOG_ALLOWED")),
-            "allowed_origins": listed("MCP_AUTH_ALLOWED_ORIGINS"),
-            "allow_http": _flag(env.get("MCP_AUTH_ALLOW_HTTP")),
-            "strict_startup": _flag(env.get("MCP_AUTH_STRICT_STARTUP")),
-        }
-        options = {k: v for k, v in options.items() if v is not None}
-        if "MCP_AUTH_CORS_ORIGINS" in env:  # empty turns CORS off
-            options["cors_origins"] = listed("MCP_AUTH_CORS_ORIGINS") or None
-        if "MCP_AUTH_FAILURE_LIMIT" in env:  # empty or "off" turns the guard off
-            limit = env["MCP_AUTH_FAILURE_LIMIT"].strip()
-            options["failure_limit"] = None if limit in ("", "off") else limit
-        options |= overrides
-        if "resource" not in options:
-            raise ValueError("MCP_AUTH_RESOURCE is required")
-        return cls(app, **options)
+        return cls(app, AuthConfig.from_env(environ, **overrides))
 
     # -- the request path --------------------------------------------------------------
 
@@ -618,48 +545,6 @@ async def _with_cors(cors: CORSMiddleware, scope: Scope, receive: Receive, send:
     return partial(cors.send, send=send, request_headers=request_headers)
 
 
-def _flag(value: str | None) -> bool | None:
-    return None if value is None else value.strip().lower() in ("1", "true", "yes", "on")
-
-
 def _token_hash(key: bytes | None) -> str | None:
     """A short name for a token in logs: the start of its SHA-256, never the token itself."""
     return key.hex()[:12] if key else None
-
-
-def _validator_for(
-    issuer: str | None,
-    token_validation: str,
-    *,
-    jwks_uri: str | None,
-    introspection_endpoint: str | None,
-    client_id: str | None,
-    client_secret: str | None,
-    allow_http: bool,
-) -> TokenValidator:
-    """The one-line form: validators built from the issuer's metadata, discovered lazily on the
-    first request that needs it (the app starts even if the AS is down; requests get 503)."""
-    if issuer is None:
-        raise ValueError("pass `validator=`, or `issuer=` to discover the authorization server")
-    if token_validation not in ("jwt", "introspection", "both"):
-        raise ValueError(f"token_validation must be 'jwt', 'introspection' or 'both', not {token_validation!r}")
-    discovery = Discovery(issuer, allow_http=allow_http)
-    jwt = JWTValidator(
-        issuer=issuer,
-        jwks_uri=jwks_uri,
-        allow_http=allow_http,
-        resolve_jwks_uri=None if jwks_uri else partial(discovery.endpoint, "jwks_uri"),
-    )
-    if token_validation == "jwt":
-        return jwt
-    if not client_id or not client_secret:
-        raise ValueError("token introspection needs `client_id` and `client_secret`")
-    introspection = IntrospectionValidator(
-        introspection_endpoint,
-        client_id=client_id,
-        client_secret=client_secret,
-        issuer=issuer,
-        allow_http=allow_http,
-        resolve_endpoint=None if introspection_endpoint else partial(discovery.endpoint, "introspection_endpoint"),
-    )
-    return introspection if token_validation == "introspection" else FallbackValidator(jwt, introspection)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from .config import LOOPBACK_HOSTS
+from .values import LOOPBACK_HOSTS
 
 __all__ = ["OriginCheck", "origin_of"]
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
-from .config import word_list
 from .validators.jwt import JWTValidator
+from .values import word_list
 
 if TYPE_CHECKING:
     from .server.local import LocalAuthorizationServer

@@ -21,8 +21,8 @@ import httpx2
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 
 from ..challenge import safe_description
-from ..config import LOOPBACK_HOSTS
 from ..fetch import fetch_limited
+from ..values import LOOPBACK_HOSTS
 
 __all__ = ["ClientMetadataDocuments"]
 

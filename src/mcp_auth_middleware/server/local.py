@@ -28,8 +28,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..body import read_body
-from ..config import word_list
 from ..errors import BodyTooLargeError
+from ..values import word_list
 from .bridge import MAX_BODY, OAuthRequest, Server, StaticJson, read_oauth_request
 from .browsers import ForBrowsers
 from .client_metadata import ClientMetadataDocuments

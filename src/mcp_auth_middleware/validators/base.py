@@ -9,6 +9,7 @@ from ..auth_info import AuthInfo
 __all__ = [
     "CachingValidator",
     "CheckableValidator",
+    "CompositeValidator",
     "LocalValidator",
     "ResourceBound",
     "TokenValidator",
@@ -35,6 +36,14 @@ class CachingValidator(Protocol):
     def cached(self, key: bytes) -> AuthInfo | None: ...
 
     async def validate_new(self, token: str, key: bytes) -> AuthInfo: ...
+
+
+@runtime_checkable
+class CompositeValidator(Protocol):
+    """A validator made of others (FallbackValidator): metrics count each part."""
+
+    @property
+    def parts(self) -> tuple[TokenValidator, ...]: ...
 
 
 @runtime_checkable

@@ -30,6 +30,10 @@ class FallbackValidator:
         self._lookups = tuple(v.cached for v in both if isinstance(v, CachingValidator))
         self._jwt_new, self._introspection_new = (_new_token_path(v) for v in both)
 
+    @property
+    def parts(self) -> tuple[TokenValidator, ...]:
+        return self.jwt_validator, self.introspection_validator
+
     def for_resource(self, resource: str) -> FallbackValidator:
         """Both validators bound to one protected resource (see ResourceBound); `self` is not changed."""
         return FallbackValidator(

@@ -17,7 +17,6 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 
 from ..auth_info import AuthInfo
-from ..config import word_list
 from ..credentials import check_token_syntax
 from ..errors import (
     AuthError,
@@ -28,6 +27,7 @@ from ..errors import (
     shown,
 )
 from ..fetch import UnexpectedStatusError, check_fetch_url, fetch_limited
+from ..values import word_list
 from .cache import TokenCache, token_key
 from .claims import (
     DEFAULT_CLIENT_ID_CLAIMS,
@@ -191,6 +191,8 @@ class IntrospectionValidator:
             raise ConfigurationError(
                 f"the introspection endpoint {self.endpoint} does not answer like one (no boolean `active`)"
             )
+
+    kind = "introspection"  # for metrics (ValidatorCounters)
 
     def checks_locally(self, token: str) -> bool:
         """Never: an uncached token costs a call to the authorization server."""

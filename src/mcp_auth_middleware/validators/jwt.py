@@ -17,8 +17,8 @@ from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import Key
 
 from ..auth_info import AuthInfo
-from ..config import word_list
 from ..errors import ConfigurationError, InvalidTokenError, mismatch_hint, shown
+from ..values import word_list
 from .cache import TokenCache, token_key
 from .claims import (
     DEFAULT_CLIENT_ID_CLAIMS,
@@ -214,6 +214,8 @@ class JWTValidator:
             if await self.keys.keys_for(None, key_type):
                 return
         raise ConfigurationError("no verification key at all: the key set is empty")
+
+    kind = "jwt"  # for metrics (ValidatorCounters)
 
     def checks_locally(self, token: str) -> bool:
         """Always: keys are configured or cached (refetches are rate-limited and shared)."""
