@@ -66,7 +66,7 @@ from .errors import (
 from .integrations.mcp import user_context_var
 from .metrics import AuthMetrics
 from .origin import OriginCheck
-from .policy import ScopePolicy, describe_messages, parse_messages
+from .policy import STEP_UP_KEY, ScopePolicy, StepUp, describe_messages, parse_messages
 from .rate_limit import ClientAddresses, FailureLimiter
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
 from .validators.base import CachingValidator, CheckableValidator, LocalValidator, for_resource
@@ -149,6 +149,7 @@ class MCPAuthMiddleware:
         self._public_exact = {p for p in config.public_paths if not p.endswith("*")}
         self._public_prefixes = tuple(p[:-1] for p in config.public_paths if p.endswith("*"))
         self.challenger = Challenger(self.metadata.url, sorted(self.required_scopes), realm=config.realm)
+        self._step_up = StepUp(self.policy, self.required_scopes, self.challenger)
         self.metrics = AuthMetrics()
         self.metrics.bind(self.validator, self.guard, config.meter_provider)
         # Allowed requests are counted always, logged (at DEBUG) only on request: even the
@@ -343,7 +344,7 @@ class MCPAuthMiddleware:
         state["auth"] = info  # request.state.auth
         scope["user"] = user = info.user  # request.user (an MCP SDK AuthenticatedUser when mcp is installed)
         scope["auth"] = info.credentials  # request.auth
-        scope["mcp_auth_middleware"] = self  # for per-route checks (integrations.fastapi)
+        scope[STEP_UP_KEY] = self._step_up  # for per-route scope checks (integrations.fastapi)
         reset = user_context_var.set(user)  # get_auth() in a tool; the MCP SDK's get_access_token()
         try:
             await self.app(scope, receive, send)

@@ -9,10 +9,13 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from .challenge import check_scope_token
-from .errors import InvalidRequestError
+from .challenge import Challenger, RawResponse, check_scope_token
+from .errors import InsufficientScopeError, InvalidRequestError
 
-__all__ = ["ScopePolicy", "describe_messages", "parse_messages"]
+__all__ = ["STEP_UP_KEY", "ScopePolicy", "StepUp", "describe_messages", "parse_messages"]
+
+#: Where the middleware leaves a request's `StepUp` in the ASGI scope.
+STEP_UP_KEY = "mcp_auth.step_up"
 
 #: `rule(method, params)` -> extra scopes this message needs (or None), for dynamic policy.
 Rule = Callable[[str, Mapping[str, Any] | None], Iterable[str] | None]
@@ -111,6 +114,24 @@ class ScopePolicy:
                     result.add(implied)
                     todo.append(implied)
         return frozenset(result)
+
+
+class StepUp:
+    """What a route's own scope check (integrations.fastapi) needs from the middleware that let
+    the request in: whether the granted scopes cover what the route needs plus the middleware's
+    required scopes (hierarchy included), and if not, the same 403 challenge the middleware
+    would send (MCP authorization, Scope Challenge Handling)."""
+
+    __slots__ = ("challenger", "policy", "required")
+
+    def __init__(self, policy: ScopePolicy, required: frozenset[str], challenger: Challenger) -> None:
+        self.policy, self.required, self.challenger = policy, required, challenger
+
+    def refusal(self, granted: frozenset[str], scopes: Iterable[str]) -> RawResponse | None:
+        needed = frozenset(scopes) | self.required
+        if not self.policy.missing(granted, needed):
+            return None
+        return self.challenger.for_error(InsufficientScopeError(needed))
 
 
 def describe_messages(messages: Iterable[Any] | None) -> str:

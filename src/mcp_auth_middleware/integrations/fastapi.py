@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..auth_info import AuthInfo, get_auth
-from ..errors import InsufficientScopeError
+from ..policy import STEP_UP_KEY, StepUp
 
 __all__ = ["require_auth"]
 
@@ -32,13 +32,13 @@ def require_auth(*scopes: str) -> Callable[[Request], AuthInfo]:
 
     def dependency(request: Request) -> AuthInfo:
         auth = get_auth(request)
-        middleware = request.scope.get("mcp_auth_middleware")
-        if auth is None or middleware is None:
+        step_up = request.scope.get(STEP_UP_KEY)
+        if auth is None or not isinstance(step_up, StepUp):
             # The route is not behind the middleware (a public path?): refuse, never guess.
             raise HTTPException(status_code=401, detail="Authentication required")
-        needed = frozenset(scopes) | middleware.required_scopes
-        if middleware.policy.missing(auth.scopes, needed):
-            status, headers, _ = middleware.challenger.for_error(InsufficientScopeError(needed))
+        refusal = step_up.refusal(auth.scopes, scopes)
+        if refusal is not None:
+            status, headers, _ = refusal
             raise HTTPException(
                 status_code=status,
                 detail="insufficient_scope",
