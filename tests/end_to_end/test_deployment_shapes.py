@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from mcp_auth_middleware import MCPAuthMiddleware, get_auth
 from mcp_auth_middleware.testing import LocalIssuer, free_port, serve
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.end_to_end
 
 ISSUER = LocalIssuer("https://auth.example.com")
 

@@ -20,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_auth_middleware.server import LocalAuthorizationServer
 from mcp_auth_middleware.testing import free_port, running_authorization_server
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.end_to_end
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -22,7 +22,7 @@ from mcp_auth_middleware.testing import running_authorization_server
 
 from .test_examples import example
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.end_to_end
 
 
 @pytest.fixture(scope="module")

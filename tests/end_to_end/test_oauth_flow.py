@@ -22,7 +22,7 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 from mcp_auth_middleware.demo import DemoStack, demo_stack
 from mcp_auth_middleware.testing import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.end_to_end
 
 
 class MemoryStorage:

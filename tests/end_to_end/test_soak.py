@@ -10,7 +10,7 @@ import pytest
 # The benchmark script itself, loaded from its file (bench/ is not a package).
 run = runpy.run_path(str(Path(__file__).resolve().parents[2] / "bench" / "soak.py"))["run"]
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.end_to_end
 
 
 def test_mixed_traffic_zero_5xx_zero_wrong_decisions_flat_memory() -> None:

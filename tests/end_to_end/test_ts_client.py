@@ -14,7 +14,7 @@ import pytest
 from mcp_auth_middleware.demo import demo_stack
 from mcp_auth_middleware.testing import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.end_to_end, pytest.mark.interop]
 
 CLIENT = Path(__file__).parent / "ts_client"
 

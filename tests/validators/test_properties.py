@@ -1,7 +1,7 @@
-"""Property tests over tokens, JWKS documents and introspection responses (issue: hardening).
+"""Properties of the validators: tokens, JWKS documents, introspection responses, audiences.
 
 Never an unhandled exception, never a positive result for a mutated token. The default
-profile keeps CI fast; `HYPOTHESIS_PROFILE=long pytest tests/test_fuzz.py` runs many more.
+profile keeps CI fast; `HYPOTHESIS_PROFILE=long pytest tests/validators/test_properties.py` runs many more.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from mcp_auth_middleware import AuthorizationServerUnavailableError, InvalidTokenError, JWTValidator
 from mcp_auth_middleware.testing import LocalIssuer
+from mcp_auth_middleware.validators.claims import canonical_uri
 from mcp_auth_middleware.validators.introspection import IntrospectionValidator
 from mcp_auth_middleware.validators.jwks import import_keys
 
@@ -142,3 +143,22 @@ def test_introspection_positive_only_for_true_active_and_our_audience(answer: di
 
 async def test_unavailable_error_type_is_distinct() -> None:
     assert not issubclass(AuthorizationServerUnavailableError, InvalidTokenError)
+
+
+@given(
+    st.one_of(
+        st.builds(
+            lambda scheme, host, port, path: f"{scheme}://{host}{port}{path}",
+            st.sampled_from(["https", "HTTPS", "http", "Http", "api", "urn"]),
+            st.from_regex(r"[A-Za-z0-9.\-]{1,20}|\[::1\]|u@[a-z]{1,5}", fullmatch=True),
+            st.sampled_from(["", ":443", ":80", ":8443", ":0", ":99999"]),
+            st.from_regex(r"(/[A-Za-z0-9%._~\-]{0,8}){0,3}/?(\?[a-z=&]{0,8})?(#[a-z]{0,4})?", fullmatch=True),
+        ),
+        st.text(max_size=40),
+    )
+)
+def test_canonical_uri_is_idempotent(value: str) -> None:
+    """The audience check compares `aud` with the canonical audiences before canonicalising it:
+    sound only because a canonical URI is its own canonical form (MCP authorization, Canonical Server URI)."""
+    once = canonical_uri(value)
+    assert canonical_uri(once) == once
