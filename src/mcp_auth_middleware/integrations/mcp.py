@@ -8,16 +8,34 @@ plain Starlette user.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.authentication import BaseUser
 
 from ..lazy import computed_once
 
-if TYPE_CHECKING:
-    from ..auth_info import AuthInfo
+
+class AuthInfo(Protocol):
+    """What the users built here read of `auth_info.AuthInfo` (which imports this module, so
+    this one names only the members it needs instead of importing it back)."""
+
+    @property
+    def sub(self) -> str | None: ...
+    @property
+    def client_id(self) -> str | None: ...
+    @property
+    def scopes(self) -> frozenset[str]: ...
+    @property
+    def audience(self) -> tuple[str, ...]: ...
+    @property
+    def expires_at(self) -> int | None: ...
+    @property
+    def claims(self) -> Mapping[str, Any]: ...
+    @property
+    def token(self) -> str | None: ...
+
 
 __all__ = ["AuthUser", "starlette_user", "user_context_var"]
 
