@@ -229,12 +229,13 @@ class MCPAuthMiddleware:
         # The path inside the app we wrap: without the prefix of a Mount, or of a proxy's
         # root_path (uvicorn --root-path puts it in front of every path).
         path: str = scope["path"]
+        is_metadata = path in self._metadata_paths
         root_path = scope.get("root_path")
         if root_path and path.startswith(root_path):
             path = path[len(root_path) :] or "/"
+            is_metadata = is_metadata or path in self._metadata_paths
             if not self._well_known_routed and scope.get("app_root_path", root_path) != root_path:
                 self._warn_mounted(root_path)
-        is_metadata = path in self._metadata_paths or scope["path"] in self._metadata_paths
         if origin is not None:
             if self._origins is not None and not self._origins.allows(origin) and not is_metadata:
                 # A browser page from another origin (DNS rebinding) is refused before anything
