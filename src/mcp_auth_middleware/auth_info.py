@@ -11,7 +11,7 @@ from starlette.authentication import AuthCredentials, BaseUser
 from .integrations.mcp import starlette_user, user_context_var
 from .lazy import computed_once
 
-__all__ = ["AuthInfo", "current_auth", "get_auth"]
+__all__ = ["AuthInfo", "current_auth", "get_auth", "is_sender_constrained"]
 
 
 @dataclass(frozen=True, init=False)
@@ -68,6 +68,19 @@ class AuthInfo:
         """Starlette's `request.auth`: the granted scopes."""
         return AuthCredentials(sorted(self.scopes))
 
+    @computed_once
+    def sender_constrained(self) -> bool:
+        """Whether the token is bound to a key or certificate (a `cnf` claim, or `token_type:
+        DPoP` from introspection): good only with a proof of possession (RFC 9449 §6)."""
+        return is_sender_constrained(self.claims)
+
+    @computed_once
+    def dpop_jkt(self) -> str | None:
+        """The thumbprint (RFC 7638) of the DPoP key the token is bound to (`cnf.jkt`)."""
+        cnf = self.claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+        return jkt if isinstance(jkt, str) else None
+
     def has_scopes(self, *scopes: str) -> bool:
         return self.scopes.issuperset(scopes)
 
@@ -107,3 +120,15 @@ def _scope_of(source: Any) -> Mapping[str, Any] | None:
         return None
     scope = getattr(request, "scope", None)
     return scope if isinstance(scope, Mapping) else None
+
+
+def is_sender_constrained(claims: Mapping[str, Any]) -> bool:
+    """A `cnf` claim binds the token to a key (DPoP `jkt`, RFC 9449 §6) or certificate
+    (`x5t#S256`, RFC 8705 §3): presented as a plain bearer token, it must be refused
+    (RFC 9449 §7.2). An introspection answer may say so with `token_type: DPoP` alone
+    (RFC 9449 §6.2)."""
+    cnf = claims.get("cnf")
+    if cnf is not None and not (isinstance(cnf, Mapping) and not cnf):
+        return True
+    token_type = claims.get("token_type")
+    return isinstance(token_type, str) and token_type.lower() == "dpop"

@@ -23,6 +23,8 @@ _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _UNSAFE_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 RawResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
+#: Errors about the DPoP proof: only the DPoP challenge carries them (RFC 9449 §7.1, §8).
+_DPOP_ERRORS = frozenset({"invalid_dpop_proof", "use_dpop_nonce"})
 #: Every JSON answer of ours: its type, and no content sniffing by browsers.
 _JSON_HEADERS = ((b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"))
 
@@ -46,12 +48,24 @@ def _quoted_params(params: Iterable[tuple[str, str | None]]) -> str:
 class Challenger:
     """Builds the answers for one protected resource; each distinct answer is cached."""
 
-    def __init__(self, resource_metadata_url: str, scopes: Iterable[str] = (), *, realm: str | None = None):
+    def __init__(
+        self,
+        resource_metadata_url: str,
+        scopes: Iterable[str] = (),
+        *,
+        realm: str | None = None,
+        dpop_algorithms: Iterable[str] = (),
+        bearer: bool = True,
+    ):
         if '"' in resource_metadata_url or "\\" in resource_metadata_url:
             raise ValueError("resource metadata URL must not contain quotes or backslashes")
         self.resource_metadata_url = resource_metadata_url
         self.scope = " ".join(check_scope_token(s) for s in scopes) or None
         self.realm = realm
+        # RFC 9449 §7.1: with DPoP accepted, challenges offer the DPoP scheme with its `algs`
+        # too (and only it when bearer tokens are not accepted).
+        self.dpop_algs = " ".join(dpop_algorithms) or None
+        self.bearer = bearer or not self.dpop_algs
         self.unauthorized: RawResponse = self._build(401, None, None, self.scope)
         # Keyed by value, not by the exception object, so nothing request-bound is retained.
         self._cached = lru_cache(maxsize=256)(self._for_error)
@@ -63,10 +77,17 @@ class Challenger:
             if isinstance(error, AuthorizationServerUnavailableError | TooManyFailuresError)
             else 0
         )
-        return self._cached(error.status, error.error, error.description, scopes, retry_after)
+        nonce = getattr(error, "nonce", None) if error.error == "use_dpop_nonce" else None
+        return self._cached(error.status, error.error, error.description, scopes, retry_after, nonce)
 
     def _for_error(
-        self, status: int, error: str, description: str, scopes: frozenset[str], retry_after: int
+        self,
+        status: int,
+        error: str,
+        description: str,
+        scopes: frozenset[str],
+        retry_after: int,
+        nonce: str | None = None,
     ) -> RawResponse:
         if status in (429, 503):
             # 503 and 429 are not challenges: the token may be fine, come back later.
@@ -77,23 +98,33 @@ class Challenger:
             return status, headers, body.encode()
         # A custom validator's scopes are filtered, not trusted, before they enter a header.
         scope = " ".join(sorted(s for s in scopes if _SCOPE_TOKEN.fullmatch(s))) or self.scope
-        return self._build(status, error, safe_description(description), scope)
+        answer = self._build(status, error, safe_description(description), scope)
+        if nonce is not None and _SCOPE_TOKEN.fullmatch(nonce):  # RFC 9449 §8: the nonce to use
+            answer = (answer[0], [*answer[1], (b"dpop-nonce", nonce.encode("ascii"))], answer[2])
+        return answer
 
     def _build(self, status: int, error: str | None, description: str | None, scope: str | None) -> RawResponse:
         # RFC 6750 §3: no `error` when the request carried no credentials at all.
-        challenge = "Bearer " + _quoted_params(
-            [
-                ("realm", self.realm),
-                ("error", error),
-                ("error_description", description),
-                ("scope", scope),
-                ("resource_metadata", self.resource_metadata_url),
-            ]
-        )
+        params = [
+            ("realm", self.realm),
+            ("error", error),
+            ("error_description", description),
+            ("scope", scope),
+            ("resource_metadata", self.resource_metadata_url),
+        ]
+        challenges = []
+        if self.bearer and error not in _DPOP_ERRORS:
+            challenges.append("Bearer " + _quoted_params(params))
+        if self.dpop_algs:
+            challenges.append("DPoP " + _quoted_params([*params, ("algs", self.dpop_algs)]))
         body: dict[str, str] = {"error": error or "unauthorized"}
         if description:
             body["error_description"] = description
-        headers = [*_JSON_HEADERS, (b"www-authenticate", challenge.encode("latin-1")), (b"cache-control", b"no-store")]
+        headers = [
+            *_JSON_HEADERS,
+            *((b"www-authenticate", challenge.encode("latin-1")) for challenge in challenges),
+            (b"cache-control", b"no-store"),
+        ]
         return status, headers, json.dumps(body).encode()
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from .challenge import check_scope_token
 from .discovery import Discovery
+from .dpop import DEFAULT_DPOP_ALGORITHMS
 from .policy import Rule
 from .rate_limit import FORWARDED_HEADERS, ForwardedHeader
 from .validators.base import TokenValidator
@@ -47,6 +48,11 @@ class AuthConfig:
         "authorization_servers",
         "challenge_granted_scopes",
         "cors_origins",
+        "dpop",
+        "dpop_algorithms",
+        "dpop_max_age",
+        "dpop_nonces",
+        "dpop_required",
         "expose_token",
         "failure_limit",
         "forwarded_header",
@@ -108,6 +114,11 @@ class AuthConfig:
     forwarded_header: ForwardedHeader
     strict_startup: bool
     meter_provider: Any
+    dpop: bool
+    dpop_required: bool
+    dpop_algorithms: tuple[str, ...]
+    dpop_max_age: int
+    dpop_nonces: bool
 
     def __init__(
         self,
@@ -149,6 +160,11 @@ class AuthConfig:
         forwarded_header: ForwardedHeader = "x-forwarded-for",
         strict_startup: bool = False,
         meter_provider: Any = None,
+        dpop: bool = False,
+        dpop_required: bool = False,
+        dpop_algorithms: Scopes = DEFAULT_DPOP_ALGORITHMS,
+        dpop_max_age: int = 300,
+        dpop_nonces: bool = False,
     ) -> None:
         resource = check_server_url("resource", resource, allow_http=allow_http)
         if issuer is not None:
@@ -207,6 +223,12 @@ class AuthConfig:
             "forwarded_header": forwarded_header,
             "strict_startup": strict_startup,
             "meter_provider": meter_provider,
+            # RFC 9449: DPoP-bound tokens with their proofs; required: bearer tokens refused.
+            "dpop": dpop or dpop_required,
+            "dpop_required": dpop_required,
+            "dpop_algorithms": tuple(word_list(dpop_algorithms)),
+            "dpop_max_age": dpop_max_age,
+            "dpop_nonces": dpop_nonces,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -246,6 +268,9 @@ class AuthConfig:
             "allowed_origins": listed("MCP_AUTH_ALLOWED_ORIGINS"),
             "allow_http": _flag(env.get("MCP_AUTH_ALLOW_HTTP")),
             "strict_startup": _flag(env.get("MCP_AUTH_STRICT_STARTUP")),
+            "dpop": _flag(env.get("MCP_AUTH_DPOP")),
+            "dpop_required": _flag(env.get("MCP_AUTH_DPOP_REQUIRED")),
+            "dpop_nonces": _flag(env.get("MCP_AUTH_DPOP_NONCES")),
         }
         options = {k: v for k, v in options.items() if v is not None}
         if "MCP_AUTH_CORS_ORIGINS" in env:  # empty turns CORS off

@@ -11,6 +11,7 @@ __all__ = [
     "MAX_HEADERS",
     "bearer_token",
     "check_token_syntax",
+    "dpop_token",
     "form_holds_token",
     "is_form",
     "query_holds_token",
@@ -47,6 +48,19 @@ def bearer_token(authorization: bytes | None, max_length: int) -> bytes | None:
         token = token.strip(b" ")
         if not token:
             raise InvalidTokenError("The access token is malformed")
+    return token
+
+
+def dpop_token(authorization: bytes | None, max_length: int) -> bytes | None:
+    """The token of a `DPoP` Authorization value (RFC 9449 §7.1); None for any other scheme."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(b" ")
+    if scheme.lower() != b"dpop":
+        return None
+    token = token.strip(b" ")
+    if not 0 < len(token) <= max_length:
+        raise InvalidTokenError("The access token is malformed")
     return token
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -48,11 +49,13 @@ from .config import AuthConfig
 from .credentials import (
     MAX_HEADERS,
     bearer_token,
+    dpop_token,
     form_holds_token,
     is_form,
     query_holds_token,
     token_text,
 )
+from .dpop import DPoPVerifier, InvalidDPoPProofError
 from .errors import (
     AuthError,
     AuthorizationServerUnavailableError,
@@ -69,7 +72,7 @@ from .origin import OriginCheck
 from .policy import STEP_UP_KEY, ScopePolicy, StepUp, describe_messages, parse_messages
 from .rate_limit import ClientAddresses, FailureLimiter
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
-from .validators.base import CachingValidator, CheckableValidator, LocalValidator, for_resource
+from .validators.base import CachingValidator, CheckableValidator, LocalValidator, accepting_bound, for_resource
 from .validators.cache import token_key
 
 __all__ = ["MCPAuthMiddleware"]
@@ -130,6 +133,20 @@ class MCPAuthMiddleware:
         # The audience belongs to this resource: a validator shared with another middleware
         # is bound per resource, never changed (MCP authorization, Token Audience Binding).
         self.validator = for_resource(config.validator, resource)
+        # RFC 9449: with DPoP on, validators return bound tokens and the request path checks
+        # their proofs; a bound token presented as a bearer token is refused there.
+        self._dpop: DPoPVerifier | None = None
+        self._dpop_required = config.dpop_required
+        if config.dpop:
+            self.validator = accepting_bound(self.validator)
+            self._dpop = DPoPVerifier(
+                algorithms=config.dpop_algorithms,
+                max_age=config.dpop_max_age,
+                nonces=config.dpop_nonces,
+                storage_uri=config.rate_limit_storage,
+            )
+        parts = urlsplit(resource)
+        self._origin_url = f"{parts.scheme}://{parts.netloc}"  # htu: the URL clients use (RFC 9449 §4.3)
         self._caching = self.validator if isinstance(self.validator, CachingValidator) else None
         self._local = self.validator if isinstance(self.validator, LocalValidator) else None
         mentioned = self.required_scopes | self.policy.mentioned_scopes()
@@ -139,6 +156,8 @@ class MCPAuthMiddleware:
             scopes_supported=sorted(mentioned) if config.scopes_supported is None else config.scopes_supported,
             resource_name=config.resource_name,
             resource_documentation=config.resource_documentation,
+            dpop_algorithms=config.dpop_algorithms if config.dpop else (),
+            dpop_required=config.dpop_required,
         )
         self._resource_host = (urlsplit(resource).netloc or "").lower()
         self._hosts_seen: set[str] = set()
@@ -148,7 +167,13 @@ class MCPAuthMiddleware:
         self._metadata_paths = {self.metadata.path, WELL_KNOWN}
         self._public_exact = {p for p in config.public_paths if not p.endswith("*")}
         self._public_prefixes = tuple(p[:-1] for p in config.public_paths if p.endswith("*"))
-        self.challenger = Challenger(self.metadata.url, sorted(self.required_scopes), realm=config.realm)
+        self.challenger = Challenger(
+            self.metadata.url,
+            sorted(self.required_scopes),
+            realm=config.realm,
+            dpop_algorithms=config.dpop_algorithms if config.dpop else (),
+            bearer=not config.dpop_required,
+        )
         self._step_up = StepUp(self.policy, self.required_scopes, self.challenger)
         self.metrics = AuthMetrics()
         self.metrics.bind(self.validator, self.guard, config.meter_provider)
@@ -208,6 +233,7 @@ class MCPAuthMiddleware:
         authorization: bytes | None = None
         content_type: bytes | None = None
         origin: bytes | None = None
+        proof: bytes | None = None
         problem: str | None = None
         if len(headers) > MAX_HEADERS:
             problem = "The request carries too many headers"
@@ -226,6 +252,10 @@ class MCPAuthMiddleware:
                 elif name == b"origin":
                     # One Origin per request (RFC 6454 §7.3); two match no allowed origin.
                     origin = value if origin is None else _CONFLICTING_ORIGINS
+                elif name == b"dpop":
+                    if proof is not None:  # RFC 9449 §4.3: exactly one DPoP header
+                        problem = "The request carries more than one DPoP header"
+                    proof = value
         # The path inside the app we wrap: without the prefix of a Mount, or of a proxy's
         # root_path (uvicorn --root-path puts it in front of every path).
         path: str = scope["path"]
@@ -277,6 +307,9 @@ class MCPAuthMiddleware:
                     raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
                 receive = replay(body, disconnect, receive)
             token = bearer_token(authorization, self.max_token_length)
+            dpop_scheme = token is None and self._dpop is not None
+            if dpop_scheme:
+                token = dpop_token(authorization, self.max_token_length)
             if token is None:
                 # No credentials (or another scheme): the plain challenge without `error`
                 # (RFC 6750 §3.1), which starts a client's OAuth flow (RFC 9728 §5.1).
@@ -293,6 +326,8 @@ class MCPAuthMiddleware:
             info = self._caching.cached(key) if self._caching is not None else None
             if info is None:
                 info = await self._validate_new(token_text(token), key, scope)
+            if self._dpop is not None:
+                await self._check_binding(info, token, dpop_scheme, proof, scope)
 
             needed = self.required_scopes
             messages = None
@@ -434,6 +469,31 @@ class MCPAuthMiddleware:
             await send_response(send, _METHOD_NOT_ALLOWED)
             return
         await send_response(send, self.metadata.response, head=method == "HEAD")
+
+    async def _check_binding(
+        self, info: AuthInfo, token: bytes, dpop_scheme: bool, proof: bytes | None, scope: Scope
+    ) -> None:
+        """RFC 9449 §7: a DPoP token needs a proof by the key it is bound to; a bound token is
+        never a bearer token (§7.2); with `dpop_required`, no bearer token is."""
+        if not dpop_scheme:
+            if info.sender_constrained:
+                raise InvalidTokenError("A sender-constrained token cannot be used as a bearer token", guess=False)
+            if self._dpop_required:
+                raise InvalidTokenError("This resource accepts DPoP-bound tokens only", guess=False)
+            return
+        if info.dpop_jkt is None:
+            raise InvalidTokenError("The access token is not DPoP-bound", guess=False)
+        if proof is None:
+            raise InvalidDPoPProofError("A DPoP token needs a DPoP proof")
+        assert self._dpop is not None
+        thumbprint = await self._dpop.verify(
+            proof.decode("latin-1"),
+            method=scope["method"],
+            url=self._origin_url + scope["path"],
+            access_token=token.decode("ascii"),
+        )
+        if not hmac.compare_digest(thumbprint, info.dpop_jkt):
+            raise InvalidDPoPProofError("The DPoP proof key is not the key the token is bound to")
 
     async def _validate_new(self, token: str, key: bytes, scope: Scope) -> AuthInfo:
         """A token the cache does not hold. From an address that failed too often it is checked

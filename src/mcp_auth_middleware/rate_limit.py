@@ -53,7 +53,8 @@ class LazySweepMemoryStorage(MemoryStorage):
             await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
 
 
-def _storage(uri: str) -> Storage:
+def storage_for(uri: str) -> Storage:
+    """`limits`' async storage for a URI: memory (swept lazily), or Redis/Valkey for replicas."""
     if uri in ("memory://", "async+memory://"):
         return LazySweepMemoryStorage()
     if not uri.startswith("async+"):
@@ -76,7 +77,7 @@ class FailureLimiter:
         max_suspects: int = 100_000,
     ) -> None:
         self.item: RateLimitItem = parse(limit)
-        self.storage = _storage(storage_uri)
+        self.storage = storage_for(storage_uri)
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.key_prefix = key_prefix
         self.max_suspects = max_suspects

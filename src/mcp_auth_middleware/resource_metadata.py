@@ -40,6 +40,8 @@ class ResourceMetadata:
         scopes_supported: Iterable[str] = (),
         resource_name: str | None = None,
         resource_documentation: str | None = None,
+        dpop_algorithms: Iterable[str] = (),
+        dpop_required: bool = False,
         max_age: int = 3600,
     ) -> None:
         self.resource = check_resource(resource)
@@ -58,6 +60,9 @@ class ResourceMetadata:
             "bearer_methods_supported": ["header"],
             "resource_name": resource_name,
             "resource_documentation": resource_documentation,
+            # RFC 9728 §2 (RFC 9449): the DPoP algorithms accepted, and whether only DPoP is.
+            "dpop_signing_alg_values_supported": list(dpop_algorithms),
+            "dpop_bound_access_tokens_required": True if dpop_required else None,
         }
         # RFC 9728 §3.2: members with no value are omitted.
         self.document = {k: v for k, v in document.items() if v not in (None, "", [], {})}

@@ -7,12 +7,14 @@ from typing import Protocol, runtime_checkable
 from ..auth_info import AuthInfo
 
 __all__ = [
+    "BoundTokenValidator",
     "CachingValidator",
     "CheckableValidator",
     "CompositeValidator",
     "LocalValidator",
     "ResourceBound",
     "TokenValidator",
+    "accepting_bound",
     "for_resource",
 ]
 
@@ -36,6 +38,20 @@ class CachingValidator(Protocol):
     def cached(self, key: bytes) -> AuthInfo | None: ...
 
     async def validate_new(self, token: str, key: bytes) -> AuthInfo: ...
+
+
+@runtime_checkable
+class BoundTokenValidator(Protocol):
+    """A validator that can also return sender-constrained tokens (`cnf`) instead of refusing
+    them: for a middleware that checks their DPoP proofs (RFC 9449 §7). `self` keeps
+    refusing them, so a validator used on its own never takes a bound token for a bearer one."""
+
+    def accepting_bound(self) -> TokenValidator: ...
+
+
+def accepting_bound(validator: TokenValidator) -> TokenValidator:
+    """`validator` returning bound tokens (with `AuthInfo.dpop_jkt`), when it can."""
+    return validator.accepting_bound() if isinstance(validator, BoundTokenValidator) else validator
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit, urlunsplit
 
-from ..auth_info import AuthInfo
+from ..auth_info import AuthInfo, is_sender_constrained
 
 __all__ = [
     "DEFAULT_CLIENT_ID_CLAIMS",
@@ -78,18 +78,6 @@ def audience_matches(aud: object, accepted: frozenset[str]) -> bool:
 def is_numeric_date(value: object) -> TypeGuard[int | float]:
     """A JSON number that is a usable NumericDate: not a bool, not NaN or infinite."""
     return type(value) is int or (type(value) is float and math.isfinite(value))
-
-
-def is_sender_constrained(claims: Mapping[str, Any]) -> bool:
-    """A `cnf` claim binds the token to a key (DPoP `jkt`, RFC 9449 §6) or certificate
-    (`x5t#S256`, RFC 8705 §3): presented as a plain bearer token, it must be refused
-    (RFC 9449 §7.2). An introspection answer may say so with `token_type: DPoP` alone
-    (RFC 9449 §6.2)."""
-    cnf = claims.get("cnf")
-    if cnf is not None and not (isinstance(cnf, Mapping) and not cnf):
-        return True
-    token_type = claims.get("token_type")
-    return isinstance(token_type, str) and token_type.lower() == "dpop"
 
 
 def scopes_from(claims: Mapping[str, Any], names: Iterable[str]) -> frozenset[str]:

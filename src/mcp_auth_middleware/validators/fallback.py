@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..auth_info import AuthInfo
-from .base import CachingValidator, CheckableValidator, LocalValidator, TokenValidator, for_resource
+from .base import (
+    CachingValidator,
+    CheckableValidator,
+    LocalValidator,
+    TokenValidator,
+    accepting_bound,
+    for_resource,
+)
 
 __all__ = ["FallbackValidator", "looks_like_jwt"]
 
@@ -33,6 +40,10 @@ class FallbackValidator:
     @property
     def parts(self) -> tuple[TokenValidator, ...]:
         return self.jwt_validator, self.introspection_validator
+
+    def accepting_bound(self) -> FallbackValidator:
+        """Both validators returning sender-constrained tokens (see BoundTokenValidator)."""
+        return FallbackValidator(accepting_bound(self.jwt_validator), accepting_bound(self.introspection_validator))
 
     def for_resource(self, resource: str) -> FallbackValidator:
         """Both validators bound to one protected resource (see ResourceBound); `self` is not changed."""

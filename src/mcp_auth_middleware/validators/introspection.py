@@ -153,6 +153,7 @@ class IntrospectionValidator:
             self._client.register_client_auth_method(PrivateKeyJWT())
         self._auth_method = auth_method
         self.client_id = client_id
+        self.accept_bound = False  # see accepting_bound()
         self._new_caches(cache_size)
 
     def for_resource(self, resource: str) -> IntrospectionValidator:
@@ -191,6 +192,14 @@ class IntrospectionValidator:
             raise ConfigurationError(
                 f"the introspection endpoint {self.endpoint} does not answer like one (no boolean `active`)"
             )
+
+    def accepting_bound(self) -> IntrospectionValidator:
+        """A copy that returns sender-constrained tokens instead of refusing them, with its
+        own caches; for a middleware that checks their DPoP proofs. `self` is unchanged."""
+        bound = copy.copy(self)
+        bound.accept_bound = True
+        bound._new_caches(self._cache_size)
+        return bound
 
     kind = "introspection"  # for metrics (ValidatorCounters)
 
@@ -320,7 +329,7 @@ class IntrospectionValidator:
         elif self.audience is None or not audience_matches(aud, self.audience):
             detail = f"audience {shown(aud)} does not include {' or '.join(sorted(self.audience or ()))}"
             return inactive("The access token was not issued for this resource", detail, configuration=True)
-        if is_sender_constrained(document):  # RFC 9449 §7.2: bound to a DPoP key or a certificate
+        if not self.accept_bound and is_sender_constrained(document):  # RFC 9449 §7.2
             detail = "the response has cnf or token_type DPoP, but the token came as a Bearer token"
             return inactive("A sender-constrained token cannot be used as a bearer token", detail)
         scope = document.get("scope")

@@ -157,6 +157,7 @@ class JWTValidator:
             raise ValueError("leeway must be between 0 and 60 seconds")
         self.leeway = leeway
         self.require_at_jwt = require_at_jwt
+        self.accept_bound = False  # see accepting_bound()
         self._accepted_types = _AT_JWT if require_at_jwt else _ACCESS_TOKEN_TYPES
         self.scope_claims = tuple(word_list(scope_claims))
         self.client_id_claims = tuple(word_list(client_id_claims))
@@ -214,6 +215,16 @@ class JWTValidator:
             if await self.keys.keys_for(None, key_type):
                 return
         raise ConfigurationError("no verification key at all: the key set is empty")
+
+    def accepting_bound(self) -> JWTValidator:
+        """A copy that returns sender-constrained tokens instead of refusing them, with its
+        own cache; for a middleware that checks their DPoP proofs. `self` is unchanged."""
+        bound = copy.copy(self)
+        bound.accept_bound = True
+        bound._cache = TokenCache(self._cache.maxsize)
+        bound.cached = bound._cache.get
+        bound.cache_misses = 0
+        return bound
 
     kind = "jwt"  # for metrics (ValidatorCounters)
 
@@ -370,7 +381,7 @@ class JWTValidator:
                 configuration=True,
                 guess=False,
             )
-        if "cnf" in claims and is_sender_constrained(claims):
+        if "cnf" in claims and not self.accept_bound and is_sender_constrained(claims):
             # RFC 9449 §7.2, RFC 8705 §3: a bound token is only good with its key's proof.
             raise InvalidTokenError(
                 "A sender-constrained token cannot be used as a bearer token",

@@ -1,0 +1,213 @@
+"""DPoP proofs (RFC 9449): a sender-constrained token is good only with a fresh proof of
+possession of the key it is bound to.
+
+`DPoPVerifier.verify` does the resource server's checks of RFC 9449 §4.3 and §7.1 on one
+`DPoP` header and returns the RFC 7638 thumbprint of the proof's key, which the caller compares
+with the token's `cnf.jkt` (§6). Each proof's `jti` is accepted once within the `iat` window:
+kept in the same `limits` storage as the token-guessing guard (memory, or Redis/Valkey shared
+by several replicas). Optional server-provided nonces follow §8 and §9.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import warnings
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwa import JWSAlgModel
+from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
+from limits import parse
+from limits.aio.strategies import FixedWindowRateLimiter
+
+from .errors import AuthError, InvalidTokenError
+from .rate_limit import storage_for
+from .validators.claims import is_numeric_date
+from .values import word_list
+
+__all__ = [
+    "DEFAULT_DPOP_ALGORITHMS",
+    "DPoPVerifier",
+    "InvalidDPoPProofError",
+    "UseDPoPNonceError",
+    "normalized_htu",
+]
+
+DEFAULT_DPOP_ALGORITHMS: tuple[str, ...] = ("ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "EdDSA")
+_KEY_CLASSES: dict[str, type[RSAKey] | type[ECKey] | type[OKPKey]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_MAX_PROOF = 8 * 1024
+
+
+class InvalidDPoPProofError(InvalidTokenError):
+    """The DPoP proof is missing, malformed, or does not fit the request (RFC 9449 §7.1)."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDPoPNonceError(AuthError):
+    """The server wants a proof with its current nonce (RFC 9449 §8): 401 with `DPoP-Nonce`."""
+
+    error = "use_dpop_nonce"
+    status = 401
+
+    def __init__(self, nonce: str, description: str = "Resource server requires a DPoP nonce") -> None:
+        super().__init__(description)
+        self.nonce = nonce
+
+
+def normalized_htu(url: str) -> str:
+    """A URL as `htu` is compared (RFC 9449 §4.3): no query or fragment; scheme and host in
+    lowercase; the default port dropped (RFC 3986 §6.2.2, §6.2.3)."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
+
+
+def _b64url(segment: str) -> bytes:
+    """Strict base64url (RFC 7515 §2): no padding, no characters of the other alphabets."""
+    if "=" in segment or "+" in segment or "/" in segment:
+        raise ValueError("not base64url")
+    return base64.b64decode(segment.replace("-", "+").replace("_", "/") + "=" * (-len(segment) % 4), validate=True)
+
+
+class DPoPVerifier:
+    """Checks DPoP proofs for one resource server."""
+
+    def __init__(
+        self,
+        *,
+        algorithms: str | Iterable[str] = DEFAULT_DPOP_ALGORITHMS,
+        max_age: int = 300,
+        leeway: int = 30,
+        nonces: bool = False,
+        nonce_lifetime: int = 300,
+        storage_uri: str = "memory://",
+    ) -> None:
+        self.algorithms = tuple(word_list(algorithms))
+        bad = [
+            a for a in self.algorithms if a in ("none",) or a.startswith("HS") or a not in jws.JWSRegistry.algorithms
+        ]
+        if bad or not self.algorithms:
+            raise ValueError(f"DPoP algorithms must be asymmetric JWS algorithms, not {bad or 'none'}")
+        if not 0 < max_age <= 3600 or not 0 <= leeway <= 300:
+            raise ValueError("dpop max_age must be 1-3600 s and leeway 0-300 s")
+        self.max_age, self.leeway = max_age, leeway
+        registry = jws.JWSRegistry(algorithms=list(self.algorithms), strict_check_header=False)
+        with warnings.catch_warnings():  # "EdDSA is deprecated via RFC 9864": clients still use it
+            warnings.simplefilter("ignore")
+            self._models: dict[str, JWSAlgModel] = {name: registry.get_alg(name) for name in self.algorithms}
+        # Each jti once per window: a fixed window of max_age + leeway on the shared storage.
+        self._replays = FixedWindowRateLimiter(storage_for(storage_uri))
+        self._once = parse(f"1/{max_age + leeway} seconds")
+        self.nonces = nonces
+        self.nonce_lifetime = nonce_lifetime
+        self._nonce_secret = secrets.token_bytes(32)
+
+    def current_nonce(self) -> str:
+        """A nonce for this period, derivable on every replica that shares the secret."""
+        return self._nonce_for(int(time.time()) // self.nonce_lifetime)
+
+    def _nonce_for(self, period: int) -> str:
+        digest = hmac.new(self._nonce_secret, str(period).encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode().rstrip("=")
+
+    def _nonce_ok(self, nonce: object) -> bool:
+        period = int(time.time()) // self.nonce_lifetime
+        # The current nonce, or the one before it (a client that fetched it a moment ago).
+        return isinstance(nonce, str) and any(
+            hmac.compare_digest(nonce, self._nonce_for(p)) for p in (period, period - 1)
+        )
+
+    async def verify(self, proof: str, *, method: str, url: str, access_token: str) -> str:
+        """The RFC 7638 thumbprint of the proof's key, or InvalidDPoPProofError saying why."""
+        if len(proof) > _MAX_PROOF or proof.count(".") != 2 or not proof.isascii():
+            raise InvalidDPoPProofError("The DPoP proof is malformed")
+        header_segment, payload_segment, signature_segment = proof.split(".")
+        try:
+            header = json.loads(_b64url(header_segment))
+            signature = _b64url(signature_segment)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise InvalidDPoPProofError("The DPoP proof is malformed") from exc
+        if not isinstance(header, dict) or header.get("typ") != "dpop+jwt":
+            raise InvalidDPoPProofError("The DPoP proof is not typed dpop+jwt")
+        if header.get("alg") not in self.algorithms:
+            raise InvalidDPoPProofError("The DPoP proof algorithm is not accepted")
+        if "crit" in header:
+            raise InvalidDPoPProofError("The DPoP proof uses unsupported header parameters")
+        key = _public_key(header.get("jwk"))
+        # joserfc's algorithm models verify; its compact parser caps headers at 512 bytes,
+        # which an RSA key in `jwk` exceeds, so the three segments are split here.
+        model = self._models[header["alg"]]
+        try:
+            model.check_key(key)
+            valid = model.verify(f"{header_segment}.{payload_segment}".encode("ascii"), signature, key)
+        except (JoseError, ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise InvalidDPoPProofError("The DPoP proof signature is invalid")
+        try:
+            claims = json.loads(_b64url(payload_segment))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise InvalidDPoPProofError("The DPoP proof is malformed") from exc
+        if not isinstance(claims, dict):
+            raise InvalidDPoPProofError("The DPoP proof is malformed")
+        self._check_claims(claims, method=method, url=url, access_token=access_token)
+        if self.nonces and not self._nonce_ok(claims.get("nonce")):
+            raise UseDPoPNonceError(self.current_nonce())
+        thumbprint = key.thumbprint()
+        # RFC 9449 §11.1: a proof is used once; its jti is remembered for the whole iat window.
+        if not await self._replays.hit(self._once, "dpop-jti", thumbprint, claims["jti"]):
+            raise InvalidDPoPProofError("The DPoP proof was already used", detail="jti replayed")
+        return thumbprint
+
+    def _check_claims(self, claims: dict[str, Any], *, method: str, url: str, access_token: str) -> None:
+        jti, htm, htu, iat, ath = (claims.get(n) for n in ("jti", "htm", "htu", "iat", "ath"))
+        if not (isinstance(jti, str) and 0 < len(jti) <= 256) or not isinstance(htm, str) or not isinstance(htu, str):
+            raise InvalidDPoPProofError("The DPoP proof lacks a required claim")
+        if not is_numeric_date(iat):
+            raise InvalidDPoPProofError("The DPoP proof lacks a required claim")
+        if htm != method:
+            raise InvalidDPoPProofError("The DPoP proof is for another HTTP method", detail=f"htm {htm!r}")
+        try:
+            same_url = normalized_htu(htu) == normalized_htu(url)
+        except ValueError:
+            same_url = False
+        if not same_url:
+            raise InvalidDPoPProofError("The DPoP proof is for another URL", detail=f"htu {htu[:200]!r}, not {url!r}")
+        now = time.time()
+        if iat > now + self.leeway or iat < now - self.max_age:
+            raise InvalidDPoPProofError(
+                "The DPoP proof is too old or from the future", detail=f"iat {now - iat:.0f} s ago"
+            )
+        expected = base64.urlsafe_b64encode(hashlib.sha256(access_token.encode("ascii")).digest()).rstrip(b"=")
+        if not isinstance(ath, str) or not hmac.compare_digest(ath.encode("ascii", "replace"), expected):
+            raise InvalidDPoPProofError("The DPoP proof is not for this access token")
+
+
+def _public_key(jwk: object) -> Key:
+    """RFC 9449 §4.2: the proof's own public key, asymmetric, with no private members."""
+    if not isinstance(jwk, dict) or _PRIVATE_MEMBERS & jwk.keys():
+        raise InvalidDPoPProofError("The DPoP proof key is missing or not a public key")
+    key_class = _KEY_CLASSES.get(str(jwk.get("kty")))
+    if key_class is None:
+        raise InvalidDPoPProofError("The DPoP proof key is not an asymmetric key")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return key_class.import_key(dict(jwk))
+    except Exception as exc:
+        raise InvalidDPoPProofError("The DPoP proof key is malformed") from exc
