@@ -51,6 +51,7 @@ class AuthConfig:
         "dpop",
         "dpop_algorithms",
         "dpop_max_age",
+        "dpop_nonce_secret",
         "dpop_nonces",
         "dpop_required",
         "expose_token",
@@ -119,6 +120,7 @@ class AuthConfig:
     dpop_algorithms: tuple[str, ...]
     dpop_max_age: int
     dpop_nonces: bool
+    dpop_nonce_secret: str | None
 
     def __init__(
         self,
@@ -165,6 +167,7 @@ class AuthConfig:
         dpop_algorithms: Scopes = DEFAULT_DPOP_ALGORITHMS,
         dpop_max_age: int = 300,
         dpop_nonces: bool = False,
+        dpop_nonce_secret: str | None = None,
     ) -> None:
         resource = check_server_url("resource", resource, allow_http=allow_http)
         if issuer is not None:
@@ -229,6 +232,7 @@ class AuthConfig:
             "dpop_algorithms": tuple(word_list(dpop_algorithms)),
             "dpop_max_age": dpop_max_age,
             "dpop_nonces": dpop_nonces,
+            "dpop_nonce_secret": dpop_nonce_secret,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -271,6 +275,7 @@ class AuthConfig:
             "dpop": _flag(env.get("MCP_AUTH_DPOP")),
             "dpop_required": _flag(env.get("MCP_AUTH_DPOP_REQUIRED")),
             "dpop_nonces": _flag(env.get("MCP_AUTH_DPOP_NONCES")),
+            "dpop_nonce_secret": env.get("MCP_AUTH_DPOP_NONCE_SECRET"),
         }
         options = {k: v for k, v in options.items() if v is not None}
         if "MCP_AUTH_CORS_ORIGINS" in env:  # empty turns CORS off

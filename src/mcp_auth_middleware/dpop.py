@@ -95,6 +95,7 @@ class DPoPVerifier:
         leeway: int = 30,
         nonces: bool = False,
         nonce_lifetime: int = 300,
+        nonce_secret: str | None = None,
         storage_uri: str = "memory://",
     ) -> None:
         self.algorithms = tuple(word_list(algorithms))
@@ -115,7 +116,8 @@ class DPoPVerifier:
         self._once = parse(f"1/{max_age + leeway} seconds")
         self.nonces = nonces
         self.nonce_lifetime = nonce_lifetime
-        self._nonce_secret = secrets.token_bytes(32)
+        # Replicas that share the secret issue and accept the same nonces.
+        self._nonce_secret = nonce_secret.encode() if nonce_secret else secrets.token_bytes(32)
 
     def current_nonce(self) -> str:
         """A nonce for this period, derivable on every replica that shares the secret."""

@@ -143,6 +143,7 @@ class MCPAuthMiddleware:
                 algorithms=config.dpop_algorithms,
                 max_age=config.dpop_max_age,
                 nonces=config.dpop_nonces,
+                nonce_secret=config.dpop_nonce_secret,
                 storage_uri=config.rate_limit_storage,
             )
         parts = urlsplit(resource)

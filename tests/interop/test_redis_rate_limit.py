@@ -27,7 +27,7 @@ GUESSER, HONEST = "203.0.113.7", "198.51.100.1"
 
 
 @contextmanager
-def replica(issuer: str, storage: str, limit: str = "5/minute") -> Iterator[tuple[str, Path]]:
+def replica(issuer: str, storage: str, limit: str = "5/minute", **variables: str) -> Iterator[tuple[str, Path]]:
     """A separate uvicorn process running the middleware; yields its URL and log file."""
     port = free_port()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"replica-{port}.log"
@@ -39,6 +39,7 @@ def replica(issuer: str, storage: str, limit: str = "5/minute") -> Iterator[tupl
         "MCP_AUTH_RATE_LIMIT_STORAGE": storage,
         "MCP_AUTH_TRUSTED_PROXIES": "127.0.0.1/32",
         "PYTHONPATH": str(ROOT),
+        **variables,
     }
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -14,7 +14,7 @@ from .models import Client, User
 if TYPE_CHECKING:
     from .local import LocalAuthorizationServer
 
-__all__ = ["JWTTokens", "opaque_token", "token_audience", "token_lifetime"]
+__all__ = ["JWTTokens", "opaque_token", "token_audience", "token_confirmation", "token_lifetime"]
 
 
 #: The audience (RFC 8707 resources) and lifetime of the token being issued; Authlib's generator
@@ -22,6 +22,8 @@ __all__ = ["JWTTokens", "opaque_token", "token_audience", "token_lifetime"]
 token_audience: ContextVar[str | list[str] | None] = ContextVar("local_as_audience", default=None)
 #: The lifetime `mint_token(expires_in=...)` asks for; `_expires_in` otherwise gives the server's own.
 token_lifetime: ContextVar[int | None] = ContextVar("local_as_lifetime", default=None)
+#: The DPoP key thumbprint a minted token is bound to (RFC 9449 §6.1: `cnf.jkt`).
+token_confirmation: ContextVar[str | None] = ContextVar("local_as_confirmation", default=None)
 
 
 class JWTTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
@@ -31,6 +33,10 @@ class JWTTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
 
     def get_jwks(self) -> KeySet:
         return KeySet([self.owner.key])
+
+    def get_extra_claims(self, client: Client, grant_type: str, user: User | None, scope: str) -> dict[str, Any]:
+        jkt = token_confirmation.get()
+        return {"cnf": {"jkt": jkt}} if jkt else {}
 
     def get_audiences(self, client: Client, user: User | None, scope: str) -> str | list[str]:
         audience = token_audience.get()

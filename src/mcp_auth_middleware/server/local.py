@@ -35,7 +35,7 @@ from .browsers import ForBrowsers
 from .client_metadata import ClientMetadataDocuments
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256Only
 from .introspection import IntrospectionClient, IntrospectionEndpoint
-from .jwt_tokens import JWTTokens, opaque_token, token_audience, token_lifetime
+from .jwt_tokens import JWTTokens, opaque_token, token_audience, token_confirmation, token_lifetime
 from .models import AuthorizationCode, Client, Token, User
 from .registration import Registration
 from .resource_indicators import select_resources
@@ -183,6 +183,7 @@ class LocalAuthorizationServer:
         sub: str,
         resource: list[str],
         code: AuthorizationCode | None = None,
+        dpop_jkt: str | None = None,
     ) -> None:
         record = Token(
             access_token=token["access_token"],
@@ -194,6 +195,7 @@ class LocalAuthorizationServer:
             issued_at=int(time.time()),
             expires_in=int(token.get("expires_in", self.access_token_ttl)),
             jti=secrets.token_urlsafe(12),
+            dpop_jkt=dpop_jkt,
         )
         self.by_access[record.access_token] = record
         if record.refresh_token:
@@ -335,17 +337,20 @@ class LocalAuthorizationServer:
         audience: str | None = None,
         client_id: str = "test-client",
         expires_in: int | None = None,
+        dpop_jkt: str | None = None,
     ) -> str:
         """Issue an access token directly, as if a grant had happened; stored, so it can be
-        introspected and revoked like any other."""
+        introspected and revoked like any other. `dpop_jkt` binds it to a DPoP key (RFC 9449 §6):
+        `cnf.jkt` in a JWT, and in the introspection answer of an opaque token."""
         client = self.clients.get(client_id) or self.register_client(
             client_id=client_id, client_secret=secrets.token_urlsafe(16), grant_types=["client_credentials"]
         )
         resource = [audience] if audience else ([self.default_resource] if self.default_resource else [])
         ttl = self.access_token_ttl if expires_in is None else expires_in
-        reset, reset_lifetime = (
+        reset, reset_lifetime, reset_confirmation = (
             token_audience.set(resource[0] if len(resource) == 1 else resource or None),
             token_lifetime.set(ttl),
+            token_confirmation.set(dpop_jkt),
         )
         try:
             token = self.server.generate_token(
@@ -359,5 +364,8 @@ class LocalAuthorizationServer:
         finally:
             token_audience.reset(reset)
             token_lifetime.reset(reset_lifetime)
-        self._save_token(token, client_id=client.client_id, sub=sub or client.client_id, resource=resource)
+            token_confirmation.reset(reset_confirmation)
+        self._save_token(
+            token, client_id=client.client_id, sub=sub or client.client_id, resource=resource, dpop_jkt=dpop_jkt
+        )
         return str(token["access_token"])

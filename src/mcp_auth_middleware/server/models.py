@@ -97,6 +97,7 @@ class Token:
     jti: str
     revoked: bool = False
     refresh_revoked: bool = False
+    dpop_jkt: str | None = None  # RFC 9449 §6: the thumbprint of the key the token is bound to
 
     def check_client(self, client: Client) -> bool:
         return self.client_id == client.client_id
@@ -131,4 +132,5 @@ class Token:
             "aud": self.resource[0] if len(self.resource) == 1 else self.resource or None,
             "iss": issuer,
             "jti": self.jti,
+            **({"token_type": "DPoP", "cnf": {"jkt": self.dpop_jkt}} if self.dpop_jkt else {}),
         }
