@@ -12,6 +12,7 @@ SCRIPTS = [
     ("Cached introspection and burst deduplication", "introspection.py"),
     ("Per-tool scope rules on a 1 KB tools/call", "per_tool_policy.py"),
     ("Token-guessing guard under a 10,000-address attack", "rate_limit.py"),
+    ("DPoP proof checks against a raw ES256 verify", "dpop.py"),
     ("Load and soak: real uvicorn + FastMCP, mixed traffic", "soak.py"),
 ]
 

@@ -118,6 +118,7 @@ class DPoPVerifier:
         self.nonce_lifetime = nonce_lifetime
         # Replicas that share the secret issue and accept the same nonces.
         self._nonce_secret = nonce_secret.encode() if nonce_secret else secrets.token_bytes(32)
+        self._keys: dict[str, tuple[Key, str]] = {}
 
     def current_nonce(self) -> str:
         """A nonce for this period, derivable on every replica that shares the secret."""
@@ -150,7 +151,7 @@ class DPoPVerifier:
             raise InvalidDPoPProofError("The DPoP proof algorithm is not accepted")
         if "crit" in header:
             raise InvalidDPoPProofError("The DPoP proof uses unsupported header parameters")
-        key = _public_key(header.get("jwk"))
+        key, thumbprint = self._key(header.get("jwk"))
         # joserfc's algorithm models verify; its compact parser caps headers at 512 bytes,
         # which an RSA key in `jwk` exceeds, so the three segments are split here.
         model = self._models[header["alg"]]
@@ -170,11 +171,28 @@ class DPoPVerifier:
         self._check_claims(claims, method=method, url=url, access_token=access_token)
         if self.nonces and not self._nonce_ok(claims.get("nonce")):
             raise UseDPoPNonceError(self.current_nonce())
-        thumbprint = key.thumbprint()
         # RFC 9449 §11.1: a proof is used once; its jti is remembered for the whole iat window.
         if not await self._replays.hit(self._once, "dpop-jti", thumbprint, claims["jti"]):
             raise InvalidDPoPProofError("The DPoP proof was already used", detail="jti replayed")
         return thumbprint
+
+    def _key(self, jwk: object) -> tuple[Key, str]:
+        """The proof's key and its RFC 7638 thumbprint; a client signs every proof with the same
+        key, so both are computed once per key (bounded)."""
+        if not isinstance(jwk, dict):
+            raise InvalidDPoPProofError("The DPoP proof key is missing or not a public key")
+        try:
+            cache_key = json.dumps(jwk, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise InvalidDPoPProofError("The DPoP proof key is malformed") from exc
+        known = self._keys.get(cache_key)
+        if known is None:
+            key = _public_key(jwk)
+            known = (key, key.thumbprint())
+            if len(self._keys) >= 1024:
+                self._keys.clear()
+            self._keys[cache_key] = known
+        return known
 
     def _check_claims(self, claims: dict[str, Any], *, method: str, url: str, access_token: str) -> None:
         jti, htm, htu, iat, ath = (claims.get(n) for n in ("jti", "htm", "htu", "iat", "ath"))
