@@ -80,7 +80,7 @@ __all__ = ["MCPAuthMiddleware"]
 logger = logging.getLogger("mcp_auth_middleware")
 
 #: Headers a browser client (MCP Inspector) must be able to read (CORS for browser clients).
-EXPOSED_HEADERS = ("WWW-Authenticate", "Mcp-Session-Id", "Mcp-Protocol-Version", "Retry-After")
+EXPOSED_HEADERS = ("WWW-Authenticate", "Mcp-Session-Id", "Mcp-Protocol-Version", "Retry-After", "DPoP-Nonce")
 _METHOD_NOT_ALLOWED: RawResponse = (405, [(b"allow", b"GET, HEAD, OPTIONS")], b"")
 _FORBIDDEN_ORIGIN: RawResponse = (
     403,
@@ -160,7 +160,7 @@ class MCPAuthMiddleware:
             dpop_algorithms=config.dpop_algorithms if config.dpop else (),
             dpop_required=config.dpop_required,
         )
-        self._resource_host = (urlsplit(resource).netloc or "").lower()
+        self._resource_host = parts.netloc.lower()
         self._hosts_seen: set[str] = set()
         self._misconfigurations: set[str | None] = set()
         self._well_known_routed = False
