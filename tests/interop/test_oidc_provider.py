@@ -7,10 +7,17 @@ through its introspection endpoint with client authentication, revocation (RFC 7
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
+import secrets
+import time
 from typing import Any
 
 import httpx2
 import pytest
+from joserfc import jws
+from joserfc.jwk import ECKey
 
 from mcp_auth_middleware import (
     FallbackValidator,
@@ -21,6 +28,7 @@ from mcp_auth_middleware import (
     MCPAuthMiddleware,
     discover_authorization_server,
 )
+from mcp_auth_middleware.testing import serve
 
 from ..conftest import asgi_client, bearer, echo_app, remember_token
 from .conftest import RESOURCE_JWT, RESOURCE_OPAQUE, OIDCProvider
@@ -168,3 +176,64 @@ async def test_key_rotation(oidc_provider: OIDCProvider) -> None:
     assert info.client_id == "mcp-client"
     assert new_key.kid in keys._index.kids
     assert keys.fetches == 2
+
+
+# -- DPoP-bound tokens from oidc-provider (RFC 9449), through the middleware on uvicorn ---------
+
+DPOP_KEY = ECKey.generate_key("P-256")
+
+
+def dpop_proof(method: str, url: str, access_token: str | None = None) -> str:
+    """A DPoP proof built with joserfc, as a client builds it (RFC 9449 §4.2)."""
+    claims: dict[str, Any] = {"jti": secrets.token_urlsafe(12), "htm": method, "htu": url, "iat": int(time.time())}
+    if access_token is not None:
+        claims["ath"] = base64.urlsafe_b64encode(hashlib.sha256(access_token.encode()).digest()).rstrip(b"=").decode()
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": DPOP_KEY.as_dict(private=False)}
+    return jws.serialize_compact(header, json.dumps(claims), DPOP_KEY)
+
+
+async def get_dpop_token(provider: OIDCProvider, resource: str) -> str:
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(
+            f"{provider.issuer}/token",
+            auth=("mcp-client", "mcp-client-secret"),
+            data={"grant_type": "client_credentials", "scope": "mcp", "resource": resource},
+            headers={"DPoP": dpop_proof("POST", f"{provider.issuer}/token")},
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["token_type"] == "DPoP"  # bound to DPOP_KEY by oidc-provider
+    return remember_token(str(response.json()["access_token"]))
+
+
+@pytest.mark.parametrize("resource", [RESOURCE_JWT, RESOURCE_OPAQUE])
+async def test_dpop_bound_tokens_from_oidc_provider_on_uvicorn(oidc_provider: OIDCProvider, resource: str) -> None:
+    token = await get_dpop_token(oidc_provider, resource)
+    options: dict[str, Any] = {"resource": resource, "issuer": oidc_provider.issuer, "dpop": True}
+    if resource == RESOURCE_OPAQUE:
+        options |= {"token_validation": "introspection", "client_id": "resource-server"}
+        options |= {"client_secret": "resource-server-secret"}
+    app = MCPAuthMiddleware(echo_app(), **options)
+    with serve(app) as base:
+        url = f"{base}/mcp"
+        async with httpx2.AsyncClient() as http:
+            # The proof names the public URL (resource), as a client behind a proxy sees it.
+            accepted = await http.post(
+                url, headers={"Authorization": f"DPoP {token}", "DPoP": dpop_proof("POST", resource, token)}
+            )
+            as_bearer = await http.post(url, headers={"Authorization": f"Bearer {token}"})
+            stolen = await http.post(
+                url,
+                headers={"Authorization": f"DPoP {token}", "DPoP": proof_by_another_key(resource, token)},
+            )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["client_id"] == "mcp-client"
+    assert as_bearer.status_code == 401  # RFC 9449 §7.2
+    assert stolen.status_code == 401 and stolen.json()["error"] == "invalid_dpop_proof"
+
+
+def proof_by_another_key(url: str, access_token: str) -> str:
+    thief = ECKey.generate_key("P-256")
+    ath = base64.urlsafe_b64encode(hashlib.sha256(access_token.encode()).digest()).rstrip(b"=").decode()
+    claims = {"jti": secrets.token_urlsafe(12), "htm": "POST", "htu": url, "iat": int(time.time()), "ath": ath}
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": thief.as_dict(private=False)}
+    return jws.serialize_compact(header, json.dumps(claims), thief)
