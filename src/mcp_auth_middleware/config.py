@@ -23,6 +23,7 @@ from .rate_limit import FORWARDED_HEADERS, ForwardedHeader
 from .validators.base import TokenValidator
 from .validators.fallback import FallbackValidator
 from .validators.introspection import IntrospectionValidator
+from .validators.issuers import IssuerRouter
 from .validators.jwt import JWTValidator
 from .values import check_server_url, word_list
 
@@ -128,6 +129,7 @@ class AuthConfig:
         resource: str,
         authorization_servers: Scopes | None = None,
         issuer: str | None = None,
+        issuers: Scopes | None = None,
         validator: TokenValidator | None = None,
         required_scopes: Scopes = (),
         scopes_supported: Scopes | None = None,
@@ -172,7 +174,28 @@ class AuthConfig:
         resource = check_server_url("resource", resource, allow_http=allow_http)
         if issuer is not None:
             issuer = check_server_url("issuer", issuer, allow_http=allow_http)
-        servers = tuple(word_list(authorization_servers)) or ((issuer,) if issuer else ())
+        several = tuple(check_server_url("issuer", i, allow_http=allow_http) for i in word_list(issuers))
+        if several:
+            if issuer is not None or validator is not None or token_validation != "jwt":
+                raise ValueError(
+                    "`issuers` discovers one JWTValidator per issuer: not with issuer=, validator= or introspection"
+                )
+            validator = IssuerRouter(
+                {
+                    i: _validator_for(
+                        i,
+                        "jwt",
+                        jwks_uri=None,
+                        introspection_endpoint=None,
+                        client_id=None,
+                        client_secret=None,
+                        allow_http=allow_http,
+                    )
+                    for i in several
+                }
+            )
+        routed = tuple(validator.issuers) if isinstance(validator, IssuerRouter) else ()
+        servers = tuple(word_list(authorization_servers)) or ((issuer,) if issuer else routed)
         for server in servers:
             check_server_url("authorization server", server, allow_http=allow_http)
         if forwarded_header not in FORWARDED_HEADERS:
@@ -255,6 +278,7 @@ class AuthConfig:
         options: dict[str, Any] = {
             "resource": env.get("MCP_AUTH_RESOURCE"),
             "issuer": env.get("MCP_AUTH_ISSUER"),
+            "issuers": listed("MCP_AUTH_ISSUERS"),
             "authorization_servers": listed("MCP_AUTH_AUTHORIZATION_SERVERS"),
             "jwks_uri": env.get("MCP_AUTH_JWKS_URI"),
             "introspection_endpoint": env.get("MCP_AUTH_INTROSPECTION_ENDPOINT"),

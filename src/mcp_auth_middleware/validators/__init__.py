@@ -4,6 +4,7 @@ from .base import CachingValidator, ResourceBound, TokenValidator
 from .cache import TokenCache, token_key
 from .fallback import FallbackValidator
 from .introspection import IntrospectionValidator
+from .issuers import IssuerRouter, TenantIssuers
 from .jwks import JWKSKeys, StaticKeys
 from .jwt import JWTValidator
 
@@ -11,10 +12,12 @@ __all__ = [
     "CachingValidator",
     "FallbackValidator",
     "IntrospectionValidator",
+    "IssuerRouter",
     "JWKSKeys",
     "JWTValidator",
     "ResourceBound",
     "StaticKeys",
+    "TenantIssuers",
     "TokenCache",
     "TokenValidator",
     "token_key",

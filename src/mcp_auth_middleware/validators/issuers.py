@@ -1,0 +1,182 @@
+"""Several trusted issuers: each JWT goes to the validator of its issuer.
+
+A JWT is routed by its `iss` claim, read before verification, but only among the configured
+issuers: an unknown `iss` is refused at once and never causes a key or discovery fetch, and
+the chosen validator still checks `iss` exactly after verifying the signature with that
+issuer's own keys. Each issuer keeps its own key cache and fetch state, so one issuer's outage
+leaves the others alone. Tokens that are not JWTs go to the one `opaque` validator, if any.
+
+Identity providers with one issuer per tenant (Entra ID, Auth0 organisations on custom
+domains, Keycloak realms) are covered by `TenantIssuers`: an issuer template and the tenants
+allowed; a tenant's validator is built the first time one of its tokens arrives.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+
+from ..auth_info import AuthInfo
+from ..discovery import Discovery
+from ..errors import InvalidTokenError, shown
+from ..values import word_list
+from .base import (
+    CachingValidator,
+    CheckableValidator,
+    LocalValidator,
+    TokenValidator,
+    accepting_bound,
+    for_resource,
+)
+from .fallback import looks_like_jwt
+from .jwt import JWTValidator
+
+__all__ = ["IssuerRouter", "TenantIssuers", "unverified_issuer"]
+
+
+def unverified_issuer(token: str) -> str | None:
+    """The `iss` of a JWT before any verification: only to pick which issuer's keys to try."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    iss = claims.get("iss") if isinstance(claims, dict) else None
+    return iss if isinstance(iss, str) else None
+
+
+def _discovered_jwt_validator(issuer: str) -> TokenValidator:
+    """The default validator for a tenant's issuer: its keys found by discovery (RFC 8414, OIDC)."""
+    discovery = Discovery(issuer)
+    return JWTValidator(issuer=issuer, resolve_jwks_uri=partial(discovery.endpoint, "jwks_uri"))
+
+
+class TenantIssuers:
+    """Issuers of the form `template` (with `{tenant}`), for the tenants in `tenants` only.
+
+    TenantIssuers("https://login.microsoftonline.com/{tenant}/v2.0", tenants=["<tenant-id>"])
+    """
+
+    def __init__(
+        self,
+        template: str,
+        tenants: str | Iterable[str],
+        *,
+        validator_for: Callable[[str], TokenValidator] = _discovered_jwt_validator,
+    ) -> None:
+        if template.count("{tenant}") != 1:
+            raise ValueError(f"the issuer template needs exactly one {{tenant}}: {template!r}")
+        self.template = template
+        self.tenants = frozenset(word_list(tenants))
+        if not self.tenants:
+            raise ValueError("TenantIssuers needs the tenants it allows")
+        head, tail = template.split("{tenant}")
+        self._pattern = re.compile(re.escape(head) + r"([^/?#]+)" + re.escape(tail))
+        self.validator_for = validator_for
+
+    @property
+    def issuers(self) -> list[str]:
+        """Every issuer allowed, for the metadata's `authorization_servers`."""
+        return [self.template.replace("{tenant}", tenant) for tenant in sorted(self.tenants)]
+
+    def allows(self, issuer: str) -> bool:
+        match = self._pattern.fullmatch(issuer)
+        return match is not None and match.group(1) in self.tenants
+
+
+class IssuerRouter:
+    """A TokenValidator over several issuers (see the module docstring)."""
+
+    def __init__(
+        self,
+        issuers: Mapping[str, TokenValidator],
+        *,
+        tenants: TenantIssuers | None = None,
+        opaque: TokenValidator | None = None,
+    ) -> None:
+        if not issuers and tenants is None:
+            raise ValueError("IssuerRouter needs at least one issuer")
+        self.validators: dict[str, TokenValidator] = dict(issuers)
+        self.tenants = tenants
+        self.opaque = opaque
+        self._bind: Callable[[TokenValidator], TokenValidator] = lambda validator: validator
+
+    @property
+    def issuers(self) -> list[str]:
+        return [*self.validators, *(self.tenants.issuers if self.tenants else ())]
+
+    @property
+    def parts(self) -> tuple[TokenValidator, ...]:
+        return (*self.validators.values(), *((self.opaque,) if self.opaque is not None else ()))
+
+    def _copy(self, bind: Callable[[TokenValidator], TokenValidator]) -> IssuerRouter:
+        router = IssuerRouter(
+            {iss: bind(v) for iss, v in self.validators.items()},
+            tenants=self.tenants,
+            opaque=bind(self.opaque) if self.opaque is not None else None,
+        )
+        previous = self._bind
+        router._bind = lambda validator: bind(previous(validator))  # tenants' validators, built later
+        return router
+
+    def for_resource(self, resource: str) -> IssuerRouter:
+        return self._copy(partial(_for_resource, resource=resource))
+
+    def accepting_bound(self) -> IssuerRouter:
+        return self._copy(accepting_bound)
+
+    def _route(self, token: str) -> TokenValidator:
+        if not looks_like_jwt(token):
+            if self.opaque is None:
+                raise InvalidTokenError("The access token is malformed")
+            return self.opaque
+        issuer = unverified_issuer(token)
+        if issuer is None:
+            raise InvalidTokenError("The access token is malformed")
+        validator = self.validators.get(issuer)
+        if validator is None and self.tenants is not None and self.tenants.allows(issuer):
+            # A tenant's first token: its validator (and its own key cache) from now on.
+            validator = self.validators[issuer] = self._bind(self.tenants.validator_for(issuer))
+        if validator is None:
+            raise InvalidTokenError(
+                "The access token issuer is not trusted",
+                detail=f"issuer {shown(issuer)} is not one of the configured issuers",
+                configuration=True,
+            )
+        return validator
+
+    def cached(self, key: bytes) -> AuthInfo | None:
+        for validator in (*self.validators.values(), self.opaque):
+            if isinstance(validator, CachingValidator) and (info := validator.cached(key)) is not None:
+                return info
+        return None
+
+    async def validate(self, token: str) -> AuthInfo:
+        return await self._route(token).validate(token)
+
+    async def validate_new(self, token: str, key: bytes) -> AuthInfo:
+        validator = self._route(token)
+        if isinstance(validator, CachingValidator):
+            return await validator.validate_new(token, key)
+        return await validator.validate(token)
+
+    def checks_locally(self, token: str) -> bool:
+        try:
+            validator = self._route(token)
+        except InvalidTokenError:
+            return True  # refused without any remote call
+        return isinstance(validator, LocalValidator) and validator.checks_locally(token)
+
+    async def check(self) -> None:
+        for validator in self.parts:
+            if isinstance(validator, CheckableValidator):
+                await validator.check()
+
+
+def _for_resource(validator: TokenValidator, *, resource: str) -> TokenValidator:
+    return for_resource(validator, resource)
