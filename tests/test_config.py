@@ -83,3 +83,13 @@ def test_from_env_reads_every_variable() -> None:
     assert config.log_allowed and config.strict_startup and config.resource_name == "Overridden by a keyword"
     with pytest.raises(ValueError, match="MCP_AUTH_RESOURCE"):
         AuthConfig.from_env({})
+
+
+def test_several_issuers_from_the_environment() -> None:
+    from mcp_auth_middleware import IssuerRouter
+
+    config = AuthConfig.from_env(
+        {"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUERS": "https://a.example, https://b.example"}
+    )
+    assert config.authorization_servers == ("https://a.example", "https://b.example")
+    assert isinstance(config.validator, IssuerRouter) and config.validator.issuers == list(config.authorization_servers)
