@@ -23,7 +23,7 @@ from .rate_limit import FORWARDED_HEADERS, ForwardedHeader
 from .validators.base import TokenValidator
 from .validators.fallback import FallbackValidator
 from .validators.introspection import IntrospectionValidator
-from .validators.issuers import IssuerRouter
+from .validators.issuers import IssuerRouter, discovered_jwt_validator
 from .validators.jwt import JWTValidator
 from .values import check_server_url, word_list
 
@@ -180,20 +180,7 @@ class AuthConfig:
                 raise ValueError(
                     "`issuers` discovers one JWTValidator per issuer: not with issuer=, validator= or introspection"
                 )
-            validator = IssuerRouter(
-                {
-                    i: _validator_for(
-                        i,
-                        "jwt",
-                        jwks_uri=None,
-                        introspection_endpoint=None,
-                        client_id=None,
-                        client_secret=None,
-                        allow_http=allow_http,
-                    )
-                    for i in several
-                }
-            )
+            validator = IssuerRouter({i: discovered_jwt_validator(i, allow_http=allow_http) for i in several})
         routed = tuple(validator.issuers) if isinstance(validator, IssuerRouter) else ()
         servers = tuple(word_list(authorization_servers)) or ((issuer,) if issuer else routed)
         for server in servers:

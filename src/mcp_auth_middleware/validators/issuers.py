@@ -34,7 +34,7 @@ from .base import (
 from .fallback import looks_like_jwt
 from .jwt import JWTValidator
 
-__all__ = ["IssuerRouter", "TenantIssuers", "unverified_issuer"]
+__all__ = ["IssuerRouter", "TenantIssuers", "discovered_jwt_validator", "unverified_issuer"]
 
 
 def unverified_issuer(token: str) -> str | None:
@@ -50,10 +50,11 @@ def unverified_issuer(token: str) -> str | None:
     return iss if isinstance(iss, str) else None
 
 
-def _discovered_jwt_validator(issuer: str) -> TokenValidator:
-    """The default validator for a tenant's issuer: its keys found by discovery (RFC 8414, OIDC)."""
-    discovery = Discovery(issuer)
-    return JWTValidator(issuer=issuer, resolve_jwks_uri=partial(discovery.endpoint, "jwks_uri"))
+def discovered_jwt_validator(issuer: str, *, allow_http: bool = False) -> JWTValidator:
+    """A validator for `issuer` whose keys are found by discovery (RFC 8414, then OpenID
+    Connect), lazily: the default for each of several issuers and for a tenant's issuer."""
+    discovery = Discovery(issuer, allow_http=allow_http)
+    return JWTValidator(issuer=issuer, allow_http=allow_http, resolve_jwks_uri=partial(discovery.endpoint, "jwks_uri"))
 
 
 class TenantIssuers:
@@ -67,7 +68,7 @@ class TenantIssuers:
         template: str,
         tenants: str | Iterable[str],
         *,
-        validator_for: Callable[[str], TokenValidator] = _discovered_jwt_validator,
+        validator_for: Callable[[str], TokenValidator] = discovered_jwt_validator,
     ) -> None:
         if template.count("{tenant}") != 1:
             raise ValueError(f"the issuer template needs exactly one {{tenant}}: {template!r}")
