@@ -226,3 +226,15 @@ def test_a_mutated_proof_is_never_accepted_and_never_crashes(position: int, repl
     fuzz_call(FUZZ_PROOF)  # whatever the order the tests run in, the original is used up
     mutated = FUZZ_PROOF[:position] + replacement + FUZZ_PROOF[position + 1 :]
     assert fuzz_call(mutated) in (400, 401), (position, replacement)
+
+
+async def test_replay_store_down_fails_closed(issuer: LocalIssuer) -> None:
+    # Redis on a port where nothing listens: a replay cannot be ruled out, so 503, never a pass.
+    from mcp_auth_middleware.testing import free_port
+
+    verifier = DPoPVerifier(storage_uri=f"redis://127.0.0.1:{free_port()}/0")
+    token = bound_token(issuer)
+    from mcp_auth_middleware import AuthorizationServerUnavailableError
+
+    with pytest.raises(AuthorizationServerUnavailableError, match="replay check"):
+        await verifier.verify(proof(token), method="POST", url=RESOURCE, access_token=token)

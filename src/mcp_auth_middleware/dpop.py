@@ -28,7 +28,7 @@ from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from limits import parse
 from limits.aio.strategies import FixedWindowRateLimiter
 
-from .errors import AuthError, InvalidTokenError
+from .errors import AuthError, AuthorizationServerUnavailableError, InvalidTokenError
 from .rate_limit import storage_for
 from .validators.claims import is_numeric_date
 from .values import word_list
@@ -172,7 +172,14 @@ class DPoPVerifier:
         if self.nonces and not self._nonce_ok(claims.get("nonce")):
             raise UseDPoPNonceError(self.current_nonce())
         # RFC 9449 §11.1: a proof is used once; its jti is remembered for the whole iat window.
-        if not await self._replays.hit(self._once, "dpop-jti", thumbprint, claims["jti"]):
+        try:
+            first_use = await self._replays.hit(self._once, "dpop-jti", thumbprint, claims["jti"])
+        except Exception as exc:
+            # Fail closed: without the store, a replay could not be told from a first use.
+            raise AuthorizationServerUnavailableError(
+                "The DPoP replay check is unavailable", detail=f"replay store: {type(exc).__name__}: {exc}"[:200]
+            ) from None
+        if not first_use:
             raise InvalidDPoPProofError("The DPoP proof was already used", detail="jti replayed")
         return thumbprint
 
