@@ -437,6 +437,9 @@ class MCPAuthMiddleware:
             problem = await self.check()
             if self.strict_startup and isinstance(problem, ConfigurationError):
                 raise RuntimeError(f"misconfigured: {problem.detail}")
+            if not self._well_known_routed:
+                # An outer app runs our lifespan, so we are mounted: say it at startup already.
+                self._warn_mounted("a prefix")
             yield
 
     def well_known_routes(self, *, include_root: bool = True) -> list[Route]:
