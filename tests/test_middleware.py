@@ -575,7 +575,7 @@ def test_from_env(issuer: LocalIssuer) -> None:
     app = MCPAuthMiddleware.from_env(echo_app(), env)
     assert app.required_scopes == {"mcp", "read"}
     assert app.metadata.document["authorization_servers"] == [ISSUER]
-    assert app._cors is None
+    assert app.config.cors_origins is None  # an empty variable turns CORS off
     assert app.log_allowed is True
     assert MCPAuthMiddleware.from_env(echo_app(), {**env, "MCP_AUTH_LOG_ALLOWED": "0"}).log_allowed is False
     with pytest.raises(ValueError, match="MCP_AUTH_RESOURCE"):
