@@ -23,6 +23,7 @@ _SPACE = ord(" ")  # an int `in` bytes is a plain scan; a bytes one first tries 
 #: More headers than this and the request is refused before any of them is looked at.
 MAX_HEADERS = 200
 _FORM = b"application/x-www-form-urlencoded"
+_FORM_LENGTH = len(_FORM)
 # RFC 6750 b64token characters (with "=" anywhere, as some opaque tokens have it).
 _B64TOKEN = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
 
@@ -79,7 +80,8 @@ def check_token_syntax(token: str) -> None:
 
 def is_form(content_type: bytes) -> bool:
     """A form-encoded body, which could hold a token (RFC 6750 §2, §3.1)."""
-    return content_type[: len(_FORM)].lower() == _FORM
+    # Most bodies are JSON: "application/json" is shorter than the form type, no copy needed.
+    return len(content_type) >= _FORM_LENGTH and content_type[:_FORM_LENGTH].lower() == _FORM
 
 
 def query_holds_token(query: bytes) -> bool:
