@@ -200,11 +200,8 @@ class JWTValidator:
         for one resource is never a cache hit at another."""
         if self.audience is not None:
             return self  # the configured audience holds at every resource, cached or not
-        bound = copy.copy(self)
+        bound = self._copy_with_own_cache()
         bound.audience = canonical_audiences(resource)
-        bound._cache = TokenCache(self._cache.maxsize)
-        bound.cached = bound._cache.get
-        bound.cache_misses = 0
         return bound
 
     async def check(self) -> None:
@@ -219,12 +216,17 @@ class JWTValidator:
     def accepting_bound(self) -> JWTValidator:
         """A copy that returns sender-constrained tokens instead of refusing them, with its
         own cache; for a middleware that checks their DPoP proofs. `self` is unchanged."""
-        bound = copy.copy(self)
+        bound = self._copy_with_own_cache()
         bound.accept_bound = True
-        bound._cache = TokenCache(self._cache.maxsize)
-        bound.cached = bound._cache.get
-        bound.cache_misses = 0
         return bound
+
+    def _copy_with_own_cache(self) -> JWTValidator:
+        """A copy sharing the key source and the header checks, with an empty token cache."""
+        copied = copy.copy(self)
+        copied._cache = TokenCache(self._cache.maxsize)
+        copied.cached = copied._cache.get
+        copied.cache_misses = 0
+        return copied
 
     kind = "jwt"  # for metrics (ValidatorCounters)
 
