@@ -376,3 +376,21 @@ async def test_browser_clients_get_cors_nosniff_and_no_store(http: httpx2.AsyncC
     token = await http.post("/token", data={"grant_type": "client_credentials"}, headers=origin)
     assert token.headers["access-control-allow-origin"] == "*"
     assert token.headers["cache-control"] == "no-store"  # RFC 6749 §5.1, on errors too
+
+
+async def test_registrations_survive_a_restart_with_a_file(tmp_path: Any) -> None:
+    # An SDK keeps its client id across a restart of the development server.
+    file = tmp_path / "clients.json"
+    first = LocalAuthorizationServer(ISSUER, registrations_file=file)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=first.app), base_url=ISSUER) as c:
+        client = await register(c)
+    assert file.stat().st_mode & 0o777 == 0o600
+    restarted = LocalAuthorizationServer(ISSUER, registrations_file=file)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=restarted.app), base_url=ISSUER) as c:
+        _, challenge = pkce()
+        response = await authorize(c, client["client_id"], challenge)
+    assert response.status_code == 302  # known: no invalid_client, no re-registration needed
+    without_file = LocalAuthorizationServer(ISSUER)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=without_file.app), base_url=ISSUER) as c:
+        _, challenge = pkce()
+        assert (await authorize(c, client["client_id"], challenge)).json()["error"] == "invalid_client"

@@ -11,10 +11,13 @@ configured user. It binds 127.0.0.1 by default.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import secrets
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
 from authlib.common.urls import add_params_to_uri
@@ -63,6 +66,7 @@ class LocalAuthorizationServer:
         default_scopes: str | Iterable[str] | None = None,
         key: RSAKey | None = None,
         client_metadata_documents: ClientMetadataDocuments | None = None,
+        registrations_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.user = User(user)
@@ -81,6 +85,12 @@ class LocalAuthorizationServer:
         self.by_access: dict[str, Token] = {}
         self.by_refresh: dict[str, Token] = {}
         self.resource_servers: dict[str, IntrospectionClient] = {}
+        # Dynamically registered clients survive a restart when a file keeps them (development:
+        # their secrets are stored as they are, in a file only its owner can read).
+        self.registrations_file = Path(registrations_file) if registrations_file else None
+        if self.registrations_file is not None and self.registrations_file.exists():
+            for record in json.loads(self.registrations_file.read_text()):
+                self.clients[record["client_id"]] = Client(**record)
         # Clients whose client_id is the https URL of their metadata document (MCP 2025-11-25).
         self.client_metadata = client_metadata_documents or ClientMetadataDocuments()
 
@@ -138,6 +148,17 @@ class LocalAuthorizationServer:
         )
         self.clients[client.client_id] = client
         return client
+
+    def keep_registration(self, client: Client) -> None:
+        """Write a dynamically registered client to `registrations_file`, if there is one."""
+        if self.registrations_file is None:
+            return
+        records = json.loads(self.registrations_file.read_text()) if self.registrations_file.exists() else []
+        records = [r for r in records if r["client_id"] != client.client_id] + [dataclasses.asdict(client)]
+        temporary = self.registrations_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(records, indent=1))
+        temporary.chmod(0o600)
+        temporary.replace(self.registrations_file)
 
     def register_resource_server(self, client_id: str, client_secret: str, resources: Iterable[str]) -> None:
         """A client allowed to introspect tokens issued for `resources`."""

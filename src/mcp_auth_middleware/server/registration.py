@@ -82,14 +82,17 @@ class Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
         return secrets.token_urlsafe(32)
 
     def save_client(self, client_info: dict[str, Any], client_metadata: dict[str, Any], request: Any) -> Client:
-        return owner_of(self).register_client(
+        owner = owner_of(self)
+        client = owner.register_client(
             client_id=client_info["client_id"],
             client_secret=client_info.get("client_secret"),
             redirect_uris=client_metadata.get("redirect_uris", []),
             grant_types=client_metadata.get("grant_types", ["authorization_code", "refresh_token"]),
             # A registered client may later ask for any supported scope (step-up after a 403);
             # its registration `scope` is only what it asks for first.
-            scope=" ".join(owner_of(self).scopes_supported),
+            scope=" ".join(owner.scopes_supported),
             token_endpoint_auth_method=client_metadata.get("token_endpoint_auth_method", "client_secret_basic"),
             client_name=client_metadata.get("client_name"),
         )
+        owner.keep_registration(client)
+        return client
