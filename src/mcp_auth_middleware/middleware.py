@@ -571,7 +571,8 @@ class MCPAuthMiddleware:
     def _check_host(self, scope: Scope) -> None:
         """Say once per host when requests name another host than the resource: a client that
         connected to `localhost` for a `127.0.0.1` resource fails the RFC 9728 §3.3 check."""
-        host = Headers(scope=scope).get("host", "").lower()
+        raw = next((value for name, value in scope["headers"] if name == b"host"), b"")
+        host = raw.decode("latin-1").lower()
         if not host or host == self._resource_host or host in self._hosts_seen:
             return
         self._hosts_seen.add(host)

@@ -105,6 +105,11 @@ class IssuerRouter:
         self.validators: dict[str, TokenValidator] = dict(issuers)
         self.tenants = tenants
         self.opaque = opaque
+        # Decided once per validator, not per request: a runtime protocol check costs microseconds.
+        self._lookups: list[Callable[[bytes], AuthInfo | None]] = []
+        for validator in (*self.validators.values(), opaque):
+            if isinstance(validator, CachingValidator):
+                self._lookups.append(validator.cached)
         self._bind: Callable[[TokenValidator], TokenValidator] = lambda validator: validator
 
     @property
@@ -143,6 +148,8 @@ class IssuerRouter:
         if validator is None and self.tenants is not None and self.tenants.allows(issuer):
             # A tenant's first token: its validator (and its own key cache) from now on.
             validator = self.validators[issuer] = self._bind(self.tenants.validator_for(issuer))
+            if isinstance(validator, CachingValidator):
+                self._lookups.append(validator.cached)
         if validator is None:
             raise InvalidTokenError(
                 "The access token issuer is not trusted",
@@ -152,8 +159,8 @@ class IssuerRouter:
         return validator
 
     def cached(self, key: bytes) -> AuthInfo | None:
-        for validator in (*self.validators.values(), self.opaque):
-            if isinstance(validator, CachingValidator) and (info := validator.cached(key)) is not None:
+        for lookup in self._lookups:
+            if (info := lookup(key)) is not None:
                 return info
         return None
 
