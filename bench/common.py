@@ -86,6 +86,24 @@ def ratio(samples: dict[str, list[float]], name: str, over: str, base: str = "ba
     return statistics.median((a - b) / c for a, b, c in zip(samples[name], samples[base], samples[over], strict=True))
 
 
+def ratio_of_added(samples: dict[str, list[float]], name: str, floor: str, base: str = "bare") -> list[float]:
+    """Per round: (variant - base) / (floor - base), both added costs from the same round."""
+    return [
+        (a - b) / (f - b) for a, f, b in zip(samples[name], samples[floor], samples[base], strict=True) if f - b > 0
+    ]
+
+
+def spread(values: list[float]) -> str:
+    """Median and interquartile range of per-round ratios: how much the machine moved them."""
+    q1, q2, q3 = statistics.quantiles(values, n=4) if len(values) >= 2 else (values[0],) * 3
+    return f"{q2:.2f}x (rounds: {q1:.2f}-{q3:.2f})"
+
+
+def verdict(value: float, target: float, aim: float | None = None) -> str:
+    met = "met" if value <= target else "NOT met"
+    return f"target <= {target}x{f' (aim {aim}x)' if aim else ''}: {met}"
+
+
 def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731

@@ -149,6 +149,7 @@ class MCPAuthMiddleware:
         parts = urlsplit(resource)
         self._origin_url = f"{parts.scheme}://{parts.netloc}"  # htu: the URL clients use (RFC 9449 §4.3)
         self._caching = self.validator if isinstance(self.validator, CachingValidator) else None
+        self._cached = self._caching.cached if self._caching is not None else _nothing_cached
         self._local = self.validator if isinstance(self.validator, LocalValidator) else None
         mentioned = self.required_scopes | self.policy.mentioned_scopes()
         self.metadata = ResourceMetadata(
@@ -308,9 +309,10 @@ class MCPAuthMiddleware:
                     raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
                 receive = replay(body, disconnect, receive)
             token = bearer_token(authorization, self.max_token_length)
-            dpop_scheme = token is None and self._dpop is not None
-            if dpop_scheme:
+            dpop_scheme = False
+            if token is None and self._dpop is not None:
                 token = dpop_token(authorization, self.max_token_length)
+                dpop_scheme = token is not None
             if token is None:
                 # No credentials (or another scheme): the plain challenge without `error`
                 # (RFC 6750 §3.1), which starts a client's OAuth flow (RFC 9728 §5.1).
@@ -324,7 +326,7 @@ class MCPAuthMiddleware:
             key = token_key(token)
             # A token verified before costs the hash above and this lookup, and is never
             # refused for its address's earlier failures.
-            info = self._caching.cached(key) if self._caching is not None else None
+            info = self._cached(key)
             if info is None:
                 info = await self._validate_new(token_text(token), key, scope)
             if self._dpop is not None:
@@ -610,6 +612,11 @@ async def _with_cors(cors: CORSMiddleware, scope: Scope, receive: Receive, send:
         await cors.preflight_response(request_headers)(scope, receive, send)
         return None
     return partial(cors.send, send=send, request_headers=request_headers)
+
+
+def _nothing_cached(key: bytes) -> None:
+    """The cache lookup of a validator without a cache."""
+    return None
 
 
 def _token_hash(key: bytes | None) -> str | None:

@@ -8,12 +8,14 @@ import json
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Any, NoReturn
 
 import httpx2
+from cryptography.exceptions import InvalidSignature
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwa import JWSAlgModel
+from joserfc.jwa import JWSAlgModel, RSAAlgorithm, RSAPSSAlgorithm
 from joserfc.jwk import Key
 
 from ..auth_info import AuthInfo
@@ -119,6 +121,41 @@ def _no_constant(name: str) -> NoReturn:
 _JSON = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
 
 
+#: A signature check bound to one key: (signing input, signature) -> valid.
+_Verify = Callable[[bytes, bytes], bool]
+
+
+def _verifier(model: JWSAlgModel, key: Key) -> _Verify:
+    """The check of `model`'s signatures with `key`, after joserfc's key checks (type, curve,
+    `use`, `alg`, `key_ops`), which hold for every token and so are made here, once.
+
+    joserfc's RSA models repeat the `key_ops` check and build the padding and hash objects
+    on every verify, a few µs a new token; for RSA this calls `cryptography` as those models
+    do, with what they compute made once. Other algorithms go through the model.
+    """
+    model.check_key(key)
+    if not isinstance(model, RSAAlgorithm | RSAPSSAlgorithm):
+        return partial(_model_verify, model, key)
+    public = key.get_op_key("verify")
+    pad, hash_alg = model.padding, model.hash_alg()
+
+    def verify(signing_input: bytes, signature: bytes) -> bool:
+        try:
+            public.verify(signature, signing_input, pad, hash_alg)
+        except InvalidSignature:
+            return False
+        return True
+
+    return verify
+
+
+def _model_verify(model: JWSAlgModel, key: Key, signing_input: bytes, signature: bytes) -> bool:
+    try:
+        return model.verify(signing_input, signature, key)
+    except (JoseError, ValueError, TypeError):
+        return False  # a malformed signature (wrong length for the curve, say) is not a valid one
+
+
 class JWTValidator:
     """Verifies JWT access tokens with keys from `jwks_uri` or static `keys`.
 
@@ -187,7 +224,7 @@ class JWTValidator:
         # iss, exp and aud are always required; strict RFC 9068 mode requires these too.
         self._extra_required = ("sub", "client_id", "iat", "jti") if require_at_jwt else ()
         self._headers: dict[bytes, tuple[JWSAlgModel, str | None]] = {}
-        self._fits: dict[tuple[int, str], Key] = {}
+        self._verifiers: dict[tuple[int, str], tuple[Key, _Verify]] = {}
         self._cache = TokenCache(cache_size)
         # CachingValidator: the middleware calls the cache's own `get`, no wrapper in between.
         self.cached: Callable[[bytes], AuthInfo | None] = self._cache.get
@@ -281,20 +318,20 @@ class JWTValidator:
         raise InvalidTokenError("The access token signature is invalid", detail=detail, configuration=not known)
 
     def _signature_ok(self, model: JWSAlgModel, signing_input: bytes, signature: bytes, candidates: list[Key]) -> bool:
+        verifiers = self._verifiers
         for key in candidates:
-            try:
-                # The key's type, curve, `use` and `alg` must fit the algorithm; checked once
-                # per key and algorithm (the key object itself is kept, so its id is not reused).
-                fit = (id(key), model.name)
-                if self._fits.get(fit) is not key:
-                    model.check_key(key)
-                    if len(self._fits) >= 64:
-                        self._fits.clear()
-                    self._fits[fit] = key
-                if model.verify(signing_input, signature, key):
-                    return True
-            except (JoseError, ValueError, TypeError):
-                continue
+            # Checked once per key and algorithm; the key object is kept, so its id is not reused.
+            entry = verifiers.get((id(key), model.name))
+            if entry is None or entry[0] is not key:
+                try:
+                    entry = (key, _verifier(model, key))
+                except (JoseError, ValueError, TypeError):
+                    continue  # this key does not fit the algorithm: try the next one
+                if len(verifiers) >= 64:
+                    verifiers.clear()
+                verifiers[(id(key), model.name)] = entry
+            if entry[1](signing_input, signature):
+                return True
         return False
 
     def _header(self, segment: bytes) -> tuple[JWSAlgModel, str | None]:
