@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import httpx2
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwa import JWSAlgModel, RSAAlgorithm, RSAPSSAlgorithm
@@ -134,9 +135,9 @@ def _verifier(model: JWSAlgModel, key: Key) -> _Verify:
     do, with what they compute made once. Other algorithms go through the model.
     """
     model.check_key(key)
-    if not isinstance(model, RSAAlgorithm | RSAPSSAlgorithm):
-        return partial(_model_verify, model, key)
     public = key.get_op_key("verify")
+    if not (isinstance(model, RSAAlgorithm | RSAPSSAlgorithm) and isinstance(public, RSAPublicKey)):
+        return partial(_model_verify, model, key)
     pad, hash_alg = model.padding, model.hash_alg()
 
     def verify(signing_input: bytes, signature: bytes) -> bool:
