@@ -13,6 +13,7 @@ SCRIPTS = [
     ("Per-tool scope rules on a 1 KB tools/call", "per_tool_policy.py"),
     ("Token-guessing guard under a 10,000-address attack", "rate_limit.py"),
     ("DPoP proof checks against a raw ES256 verify", "dpop.py"),
+    ("End-to-end throughput: real uvicorn + FastMCP, with and without the middleware", "throughput.py"),
     ("Load and soak: real uvicorn + FastMCP, mixed traffic", "soak.py"),
 ]
 

@@ -50,10 +50,14 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def start_server(middleware: bool, issuer: LocalIssuer, port: int) -> subprocess.Popen[bytes]:
+#: The servers soak_app.py builds: FastMCP behind our middleware, bare, or behind the floor.
+MODES = {"ours": "1", "bare": "0", "floor": "floor"}
+
+
+def start_server(mode: str, issuer: LocalIssuer, port: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "SOAK_MIDDLEWARE": "1" if middleware else "0",
+        "SOAK_MIDDLEWARE": MODES[mode],
         "SOAK_ISSUER": ISSUER,
         "SOAK_RESOURCE": f"http://127.0.0.1:{port}/mcp",
         "SOAK_JWKS": json.dumps(issuer.jwks),
@@ -149,7 +153,7 @@ async def load(url: str, issuer: LocalIssuer, seconds: float, clients: int, pid:
 def run(seconds: float, clients: int, middleware: bool = True) -> Report:
     issuer = LocalIssuer(ISSUER)
     port = free_port()
-    server = start_server(middleware, issuer, port)
+    server = start_server("ours" if middleware else "bare", issuer, port)
     try:
         return asyncio.run(load(f"http://127.0.0.1:{port}/mcp", issuer, seconds, clients, server.pid, middleware))
     finally:
