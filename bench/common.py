@@ -13,6 +13,25 @@ from mcp_auth_middleware.integrations.mcp import user_context_var
 Scope = dict[str, Any]
 
 
+#: What an MCP client's POST carries besides the token (the TypeScript SDK's, over HTTP/1.1):
+#: every middleware walks these to find the Authorization header.
+CLIENT_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"host", b"mcp.example.com"),
+    (b"connection", b"keep-alive"),
+    (b"content-type", b"application/json"),
+    (b"accept", b"application/json, text/event-stream"),
+    (b"mcp-protocol-version", b"2025-11-25"),
+    (b"user-agent", b"node"),
+    (b"accept-encoding", b"gzip, deflate"),
+    (b"content-length", b"98"),
+]
+
+
+def client_headers(token: str, scheme: str = "Bearer") -> list[tuple[bytes, bytes]]:
+    """A client's request headers with `Authorization: <scheme> <token>` among them."""
+    return [*CLIENT_HEADERS[:5], (b"authorization", f"{scheme} {token}".encode()), *CLIENT_HEADERS[5:]]
+
+
 def http_scope(path: str = "/mcp", headers: Sequence[tuple[bytes, bytes]] = (), method: str = "POST") -> Scope:
     return {
         "type": "http",

@@ -22,7 +22,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from common import Call, added, compare, http_scope, median, table
+from common import Call, added, client_headers, compare, http_scope, median, table
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -95,8 +95,8 @@ async def run(n: int, rounds: int) -> str:
         await verifier.verify(checked[counters["proof"]], method="POST", url=RESOURCE, access_token=bound)
 
     bare_call, app_call = Call(bare), Call(app)
-    bare_scope = http_scope()
-    bearer_scope = http_scope(headers=[(b"authorization", f"Bearer {bearer}".encode())])
+    bearer_scope = http_scope(headers=client_headers(bearer))
+    bare_scope = bearer_scope  # the same headers; the bare app reads none of them
 
     async def bare_request(i: int) -> None:
         await bare_call(bare_scope)
@@ -106,9 +106,8 @@ async def run(n: int, rounds: int) -> str:
 
     async def dpop_request(i: int) -> None:
         counters["dpop"] += 1
-        scope = http_scope(
-            headers=[(b"authorization", f"DPoP {bound}".encode()), (b"dpop", requested[counters["dpop"]].encode())]
-        )
+        proof = (b"dpop", requested[counters["dpop"]].encode())
+        scope = http_scope(headers=[proof, *client_headers(bound, scheme="DPoP")])
         assert await app_call(scope) == 200
 
     samples = await compare(

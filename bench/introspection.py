@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import gc
 
-from common import Call, added, compare, hash_lookup_floor, http_scope, median, table
+from common import Call, added, client_headers, compare, hash_lookup_floor, http_scope, median, table
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,7 +32,7 @@ async def run(n: int, rounds: int, burst: int, issuer: str, mint: object) -> str
     )
     ours = MCPAuthMiddleware(bare, resource=RESOURCE, authorization_servers=[issuer], validator=validator)
     token = mint()  # type: ignore[operator]
-    scope = http_scope(headers=[(b"authorization", f"Bearer {token}".encode())])
+    scope = http_scope(headers=client_headers(token))
     call_bare, call_ours = Call(bare), Call(ours)
     assert await call_ours(scope) == 200  # the one introspection call; the rest are cache hits
 
@@ -59,7 +59,7 @@ async def run(n: int, rounds: int, burst: int, issuer: str, mint: object) -> str
         f"{issuer}/introspect", client_id="rs", client_secret="rs-secret", audience=RESOURCE
     )
     burst_app = MCPAuthMiddleware(bare, resource=RESOURCE, authorization_servers=[issuer], validator=burst_validator)
-    new_scope = http_scope(headers=[(b"authorization", f"Bearer {mint()}".encode())])  # type: ignore[operator]
+    new_scope = http_scope(headers=client_headers(mint()))  # type: ignore[operator]
     statuses = await asyncio.gather(*(Call(burst_app)(new_scope) for _ in range(burst)))
     assert set(statuses) == {200}
     return "\n".join(

@@ -33,6 +33,7 @@ import jwt as pyjwt
 from common import (
     Call,
     added,
+    client_headers,
     compare,
     hash_lookup_floor,
     http_scope,
@@ -179,7 +180,7 @@ async def run(n: int, rounds: int) -> str:
     decoded = [(i.encode(), base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))) for i, s in parts]
 
     def warm(app: Any) -> Any:
-        call, scope = Call(app), http_scope(headers=[(b"authorization", f"Bearer {warm_token}".encode())])
+        call, scope = Call(app), http_scope(headers=client_headers(warm_token))
 
         async def fn(i: int) -> None:
             assert await call(scope) == 200
@@ -188,7 +189,7 @@ async def run(n: int, rounds: int) -> str:
 
     def cold(app: Any) -> Any:
         call = Call(app)
-        scopes = [http_scope(headers=[(b"authorization", f"Bearer {t}".encode())]) for t in cold_tokens]
+        scopes = [http_scope(headers=client_headers(t)) for t in cold_tokens]
         counter = iter(range(len(scopes)))
 
         async def fn(i: int) -> None:
@@ -295,7 +296,7 @@ async def sanity() -> None:
         call = Call(build(issuer))
         assert await call(http_scope(headers=[(b"authorization", b"Bearer nope")])) == 401, build
         good = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
-        assert await call(http_scope(headers=[(b"authorization", f"Bearer {good}".encode())])) == 200, build
+        assert await call(http_scope(headers=client_headers(good))) == 200, build
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import gc
 
-from common import Call, added, http_scope, median, per_call_us, table
+from common import Call, added, client_headers, http_scope, median, per_call_us, table
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -44,7 +44,7 @@ async def run(attackers: int, n: int, rounds: int) -> str:
         await attack_call(dict(http_scope(headers=[(b"authorization", b"Bearer guess")]), client=(attacker(i), 1)))
     assert guarded.guard is not None and len(guarded.guard.suspects) == attackers
 
-    legit = http_scope(headers=[(b"authorization", f"Bearer {token}".encode())])
+    legit = http_scope(headers=client_headers(token))
     call_guarded, call_unguarded = Call(guarded), Call(unguarded)
     attack_counter = iter(range(10**9))
 

@@ -90,6 +90,8 @@ _FORBIDDEN_ORIGIN: RawResponse = (
 _OUTCOMES = {429: "limited", 503: "unavailable"}
 _STARTUP_CHECK_TIMEOUT = 10.0
 _MAX_HOSTS_SEEN = 16  # distinct unexpected Host values reported, then no more
+#: The request headers the request path reads (ASGI header names are lowercase).
+_READ_HEADERS = frozenset({b"authorization", b"content-type", b"origin", b"dpop"})
 #: Stands for two Origin headers: matches no allowed origin, so such a request is refused.
 _CONFLICTING_ORIGINS = b"\x00conflicting origins"
 
@@ -241,6 +243,8 @@ class MCPAuthMiddleware:
             problem = "The request carries too many headers"
         else:
             for name, value in headers:
+                if name not in _READ_HEADERS:  # most headers: one set lookup, nothing else
+                    continue
                 if name == b"authorization":
                     if authorization is not None:
                         problem = "The request carries more than one Authorization header"
