@@ -100,22 +100,18 @@ def added(samples: dict[str, list[float]], name: str, base: str = "bare") -> flo
     return statistics.median(a - b for a, b in zip(samples[name], samples[base], strict=True))
 
 
-def ratio(samples: dict[str, list[float]], name: str, over: str, base: str = "bare") -> float:
-    """Median over rounds of (variant - base) / over, all from the same round."""
-    return statistics.median((a - b) / c for a, b, c in zip(samples[name], samples[base], samples[over], strict=True))
+def differences(samples: dict[str, list[float]], name: str, base: str = "bare") -> list[float]:
+    """Per round: what `name` adds to `base`, both timed in that round."""
+    return [a - b for a, b in zip(samples[name], samples[base], strict=True)]
 
 
-def ratio_of_added(samples: dict[str, list[float]], name: str, floor: str, base: str = "bare") -> list[float]:
-    """Per round: (variant - base) / (floor - base), both added costs from the same round."""
-    return [
-        (a - b) / (f - b) for a, f, b in zip(samples[name], samples[floor], samples[base], strict=True) if f - b > 0
-    ]
-
-
-def spread(values: list[float]) -> str:
-    """Median and interquartile range of per-round ratios: how much the machine moved them."""
-    q1, q2, q3 = statistics.quantiles(values, n=4) if len(values) >= 2 else (values[0],) * 3
-    return f"{q2:.2f}x (rounds: {q1:.2f}-{q3:.2f})"
+def ratio_summary(numerators: list[float], denominators: list[float]) -> tuple[float, str]:
+    """The ratio of the medians of two series from the same rounds, and the middle half of the
+    per-round ratios (how much the machine moved them)."""
+    value = statistics.median(numerators) / statistics.median(denominators)
+    per_round = sorted(n / d for n, d in zip(numerators, denominators, strict=True) if d > 0)
+    q1, q3 = per_round[len(per_round) // 4], per_round[(3 * len(per_round)) // 4]
+    return value, f"{value:.2f}x (rounds: {q1:.2f}-{q3:.2f})"
 
 
 def verdict(value: float, target: float, aim: float | None = None) -> str:

@@ -25,7 +25,6 @@ import base64
 import gc
 import hashlib
 import json
-import statistics
 import time
 from typing import Any
 
@@ -35,11 +34,11 @@ from common import (
     added,
     client_headers,
     compare,
+    differences,
     hash_lookup_floor,
     http_scope,
     median,
-    ratio_of_added,
-    spread,
+    ratio_summary,
     table,
     verdict,
 )
@@ -265,20 +264,18 @@ async def run(n: int, rounds: int) -> str:
         "Against the peers (their own rounds):",
         table([row(name, pw, pc) for name in peer_apps], header),
     ]
-    warm_ratio = ratio_of_added(fw, "ours", "hash+lookup floor")
-    alone = [(a - b) / v for a, b, v in zip(fc["ours"], fc["bare"], fc["raw verify"], strict=True)]
-    in_request = ratio_of_added(fc, "ours", "raw verify in a request")
-    least = ratio_of_added(fc, "ours", "least JWT middleware")
+    ours_warm, ours_cold = differences(fw, "ours"), differences(fc, "ours")
+    warm = ratio_summary(ours_warm, differences(fw, "hash+lookup floor"))
+    alone = ratio_summary(ours_cold, fc["raw verify"])
+    in_request = ratio_summary(ours_cold, differences(fc, "raw verify in a request"))
+    least = ratio_summary(ours_cold, differences(fc, "least JWT middleware"))
     out += [
         "",
-        "ratios, each from the same round (median over rounds, and the middle half of the rounds):",
-        f"  warm added / hash+lookup floor:                 {spread(warm_ratio)}  "
-        f"{verdict(statistics.median(warm_ratio), 2.0, 1.5)}",
-        f"  cold added / one raw RS256 verify, alone:       {spread(alone)}  "
-        f"{verdict(statistics.median(alone), 2.5, 2.0)}",
-        f"  cold added / one raw RS256 verify in a request: {spread(in_request)}  "
-        f"{verdict(statistics.median(in_request), 2.5, 2.0)}",
-        f"  cold added / least JWT middleware:              {spread(least)}",
+        "ratios of medians over rounds (and the middle half of the per-round ratios):",
+        f"  warm added / hash+lookup floor:                 {warm[1]}  {verdict(warm[0], 2.0, 1.5)}",
+        f"  cold added / one raw RS256 verify, alone:       {alone[1]}  {verdict(alone[0], 2.5, 2.0)}",
+        f"  cold added / one raw RS256 verify in a request: {in_request[1]}  {verdict(in_request[0], 2.5, 2.0)}",
+        f"  cold added / least JWT middleware:              {least[1]}",
     ]
     for peer in ("fastmcp", "mcp-sdk"):
         for label, samples in (("warm", pw), ("cold", pc)):

@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 from pathlib import Path
 
 import httpx2
-from common import spread
+from common import ratio_summary
 from soak import ISSUER, start_server
 
 from mcp_auth_middleware.testing import LocalIssuer, free_port
@@ -101,22 +100,22 @@ def main() -> None:
             server.terminate()
             server.wait(10)
 
-    def ratios(a: str, b: str, field: int) -> list[float]:
-        return [x[field] / y[field] for x, y in zip(results[a], results[b], strict=True)]
+    def ratio(a: str, b: str, field: int) -> tuple[float, str]:
+        return ratio_summary([r[field] for r in results[a]], [r[field] for r in results[b]])
 
     lines = [f"{'round':>5}" + "".join(f"  {n + ' req/s':>11}  {n + ' CPU µs/req':>16}" for n in names)]
     for i in range(args.rounds):
         lines.append(f"{i + 1:>5}" + "".join(f"  {results[n][i][0]:>11.0f}  {results[n][i][1]:>16.0f}" for n in names))
-    ours_bare, ours_floor = ratios("ours", "bare", 0), ratios("ours", "floor", 0)
+    throughput = ratio("ours", "bare", 0)
     lines += [
         "",
-        "ratios, each from one round (median over rounds, and the middle half of the rounds):",
-        f"  throughput, ours / bare FastMCP:      {spread(ours_bare)}"
-        f"  at least 0.97x: {'met' if statistics.median(ours_bare) >= 0.97 else 'NOT met'}",
-        f"  throughput, ours / floor middleware:  {spread(ours_floor)}",
-        f"  throughput, floor / bare FastMCP:     {spread(ratios('floor', 'bare', 0))}",
-        f"  server CPU per request, ours / bare:  {spread(ratios('ours', 'bare', 1))}",
-        f"  server CPU per request, ours / floor: {spread(ratios('ours', 'floor', 1))}",
+        "ratios of medians over rounds (and the middle half of the per-round ratios):",
+        f"  throughput, ours / bare FastMCP:      {throughput[1]}"
+        f"  target >= 0.97x: {'met' if throughput[0] >= 0.97 else 'NOT met'}",
+        f"  throughput, ours / floor middleware:  {ratio('ours', 'floor', 0)[1]}",
+        f"  throughput, floor / bare FastMCP:     {ratio('floor', 'bare', 0)[1]}",
+        f"  server CPU per request, ours / bare:  {ratio('ours', 'bare', 1)[1]}",
+        f"  server CPU per request, ours / floor: {ratio('ours', 'floor', 1)[1]}",
     ]
     print("\n".join(lines))
 
