@@ -8,9 +8,10 @@ plain Starlette user.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from starlette.authentication import BaseUser
 
@@ -38,6 +39,8 @@ class AuthInfo(Protocol):
 
 
 __all__ = ["AuthUser", "starlette_user", "user_context_var"]
+
+T = TypeVar("T")
 
 
 class AuthUser(BaseUser):
@@ -77,7 +80,7 @@ def _sdk_user_class() -> tuple[Callable[[AuthInfo], BaseUser] | None, ContextVar
         @computed_once
         def access_token(self) -> AccessToken:
             info = self.auth_info
-            return AccessToken(
+            return _access_token_class(AccessToken)(
                 # The SDK model requires a token string; the raw token is not passed on (no passthrough)
                 # unless the operator opted in with expose_token=True.
                 token=info.token or "",
@@ -94,6 +97,19 @@ def _sdk_user_class() -> tuple[Callable[[AuthInfo], BaseUser] | None, ContextVar
             return sorted(self.auth_info.scopes)
 
     return SDKUser, auth_context_var
+
+
+def _access_token_class(sdk_class: type[T]) -> type[T]:
+    """FastMCP's AccessToken (the SDK's, with `claims`) when FastMCP runs in this process, else
+    the SDK's. FastMCP's get_access_token() turns any other AccessToken into its own through
+    pydantic on every call, several times a request (telemetry, auth checks, the tool's own
+    call); given its own, it returns it as it is. Looked up when a token is first read, by
+    then FastMCP's app is built; FastMCP is never imported here."""
+    module = sys.modules.get("fastmcp.server.auth.auth")
+    fastmcp_class = getattr(module, "AccessToken", None)
+    if isinstance(fastmcp_class, type) and issubclass(fastmcp_class, sdk_class):
+        return fastmcp_class
+    return sdk_class
 
 
 _SDKUser, sdk_context_var = _sdk_user_class()
