@@ -106,10 +106,11 @@ def differences(samples: dict[str, list[float]], name: str, base: str = "bare") 
 
 
 def ratio_summary(numerators: list[float], denominators: list[float]) -> tuple[float, str]:
-    """The ratio of the medians of two series from the same rounds, and the middle half of the
-    per-round ratios (how much the machine moved them)."""
-    value = statistics.median(numerators) / statistics.median(denominators)
+    """The median over rounds of numerator / denominator, each pair from the same round, and
+    the middle half of those per-round ratios (how much the machine moved them). A ratio per
+    round cancels the machine's speed in that round, which drifts between rounds."""
     per_round = sorted(n / d for n, d in zip(numerators, denominators, strict=True) if d > 0)
+    value = statistics.median(per_round)
     q1, q3 = per_round[len(per_round) // 4], per_round[(3 * len(per_round)) // 4]
     return value, f"{value:.2f}x (rounds: {q1:.2f}-{q3:.2f})"
 

@@ -80,7 +80,7 @@ async def run(n: int, rounds: int, burst: int, issuer: str, mint: object) -> str
             table(rows, ("stack", "µs/req", "added vs bare")),
             "",
             f"cached introspection hit, added / hash+lookup floor: {hit[1]}  {verdict(hit[0], 2.0, 1.5)}",
-            "  (ratio of the medians over rounds, and the middle half of the per-round ratios)",
+            "  (the ratio taken within each round: median over rounds, and the middle half of the rounds)",
             f"{burst} concurrent requests with one new token -> {burst_validator.calls} introspection call(s)",
         ]
     )

@@ -271,7 +271,7 @@ async def run(n: int, rounds: int) -> str:
     least = ratio_summary(ours_cold, differences(fc, "least JWT middleware"))
     out += [
         "",
-        "ratios of medians over rounds (and the middle half of the per-round ratios):",
+        "ratios, each taken within one round (median over rounds, and the middle half of the rounds):",
         f"  warm added / hash+lookup floor:                 {warm[1]}  {verdict(warm[0], 2.0, 1.5)}",
         f"  cold added / one raw RS256 verify, alone:       {alone[1]}  {verdict(alone[0], 2.5, 2.0)}",
         f"  cold added / one raw RS256 verify in a request: {in_request[1]}  {verdict(in_request[0], 2.5, 2.0)}",

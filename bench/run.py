@@ -15,6 +15,7 @@ SCRIPTS = [
     ("DPoP proof checks against a raw ES256 verify", "dpop.py"),
     ("End-to-end throughput: real uvicorn + FastMCP, with and without the middleware", "throughput.py"),
     ("Load and soak: real uvicorn + FastMCP, mixed traffic", "soak.py"),
+    ("Instructions per request under callgrind (needs valgrind)", "instructions.py"),
 ]
 
 

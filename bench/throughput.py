@@ -109,7 +109,7 @@ def main() -> None:
     throughput = ratio("ours", "bare", 0)
     lines += [
         "",
-        "ratios of medians over rounds (and the middle half of the per-round ratios):",
+        "ratios, each taken within one round (median over rounds, and the middle half of the rounds):",
         f"  throughput, ours / bare FastMCP:      {throughput[1]}"
         f"  target >= 0.97x: {'met' if throughput[0] >= 0.97 else 'NOT met'}",
         f"  throughput, ours / floor middleware:  {ratio('ours', 'floor', 0)[1]}",
