@@ -105,6 +105,37 @@ def test_demo_on_a_busy_port_is_one_clear_line() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_demo_restarted_at_once_is_not_refused_for_its_last_connections() -> None:
+    """A demo stopped a moment ago leaves its ports in TIME_WAIT, which uvicorn binds over; the
+    busy-port check must not call them in use (here the other port is the busy one)."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's listener has
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        lingering = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", lingering))
+        accepted, _ = listener.accept()
+        accepted.close()  # the server side closes first: its end of port `lingering` waits
+        client.close()
+    with socket.socket() as plain:  # the precondition: a bind without SO_REUSEADDR is refused
+        with pytest.raises(OSError):
+            plain.bind(("127.0.0.1", lingering))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "mcp_auth_middleware.cli", "demo", "--port", str(lingering), "--as-port", str(busy)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {busy} on 127.0.0.1 is in use" in result.stderr
+
+
 def test_console_script_installed() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mcp_auth_middleware.cli", "--help"], capture_output=True, text=True, check=True

@@ -77,7 +77,10 @@ def _version() -> str:
 
 
 def _port_free(host: str, port: int) -> bool:
+    """Whether uvicorn can listen on the port: with SO_REUSEADDR, as uvicorn binds, so that the
+    connections a demo stopped a moment ago left in TIME_WAIT do not count as "in use"."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
