@@ -119,9 +119,9 @@ def test_demo_restarted_at_once_is_not_refused_for_its_last_connections() -> Non
         accepted, _ = listener.accept()
         accepted.close()  # the server side closes first: its end of port `lingering` waits
         client.close()
-    with socket.socket() as plain:  # the precondition: a bind without SO_REUSEADDR is refused
-        with pytest.raises(OSError):
-            plain.bind(("127.0.0.1", lingering))
+    # The precondition: the port does linger, a bind without SO_REUSEADDR is refused.
+    with socket.socket() as plain, pytest.raises(OSError, match="Address already in use"):
+        plain.bind(("127.0.0.1", lingering))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
