@@ -42,7 +42,9 @@ class TokenCache:
         """Remember `info` until `until` (seconds since the epoch)."""
         if self.maxsize <= 0:
             return
-        self._entries[key] = (info, until)
+        # A float, as time.time() is: comparing an int `exp` with it takes a slower path on
+        # every hit.
+        self._entries[key] = (info, float(until))
         if len(self._entries) > self.maxsize:
             self._entries.popitem(last=False)
 
