@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import OrderedDict
 
@@ -43,8 +44,12 @@ class TokenCache:
         if self.maxsize <= 0:
             return
         # A float, as time.time() is: comparing an int `exp` with it takes a slower path on
-        # every hit.
-        self._entries[key] = (info, float(until))
+        # every hit. An `exp` beyond any float never comes (the LRU bound still holds).
+        try:
+            deadline = float(until)
+        except OverflowError:
+            deadline = math.inf
+        self._entries[key] = (info, deadline)
         if len(self._entries) > self.maxsize:
             self._entries.popitem(last=False)
 
