@@ -126,18 +126,23 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
-def hash_lookup_floor(app: Any, token: str) -> Any:
+def hash_lookup_floor(app: Any, token: str | None = None, on_miss: Callable[[bytes], Any] | None = None) -> Any:
     """The least a cached-token middleware can do: find the header, SHA-256 the token, look it
-    up, attach the result and set the context variable. No checks, no challenge, no metrics."""
-    cache = {hashlib.sha256(token.encode()).digest(): object()}
+    up, attach the result and set the context variable. No checks, no challenge, no metrics.
+    A token not seen before goes to `on_miss`, whose answer is kept; without it, the
+    middleware knows `token` alone."""
+    cache = {} if token is None else {hashlib.sha256(token.encode()).digest(): object()}
 
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
-        token = None
+        found = b""
         for name, value in scope["headers"]:
             if name == b"authorization":
-                token = value[7:]
-        assert token is not None
-        info = cache[hashlib.sha256(token).digest()]
+                found = value[7:]
+        key = hashlib.sha256(found).digest()
+        info = cache.get(key)
+        if info is None:
+            assert on_miss is not None, "a token this floor does not know"
+            info = cache[key] = on_miss(found)
         scope.setdefault("state", {})["auth"] = scope["user"] = info
         reset = user_context_var.set(info)
         try:

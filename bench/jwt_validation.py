@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import base64
 import gc
-import hashlib
 import json
 import time
 from typing import Any
@@ -59,7 +58,6 @@ from starlette.responses import Response
 from starlette.routing import Route, request_response
 
 from mcp_auth_middleware import MCPAuthMiddleware
-from mcp_auth_middleware.integrations.mcp import user_context_var
 from mcp_auth_middleware.testing import LocalIssuer
 
 ISSUER = "https://auth.example.com"
@@ -131,37 +129,22 @@ def mcp_sdk(issuer: LocalIssuer) -> Any:
 
 
 def least_jwt_middleware(app: Any, issuer: LocalIssuer) -> Any:
-    """The least a JWT middleware can do for a new token: hash and look it up, split it, verify
-    the RS256 signature with `cryptography`, parse the claims, compare iss, aud and exp, cache
-    and attach them. No typ/alg/kid checks, no other claims, no challenge, no metrics."""
+    """The least a JWT middleware can do: the hash+lookup floor, and for a new token: split
+    it, verify the RS256 signature with `cryptography`, parse the claims, compare iss, aud and
+    exp. No typ/alg/kid checks, no other claims, no challenge, no metrics."""
     public = load_pem_public_key(issuer.key.as_pem(private=False))
     assert isinstance(public, rsa.RSAPublicKey)
-    cache: dict[bytes, Any] = {}
     pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
 
-    async def middleware(scope: Any, receive: Any, send: Any) -> None:
-        token = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                token = value[7:]
-        key = hashlib.sha256(token).digest()
-        claims = cache.get(key)
-        if claims is None:
-            _, payload, signature = token.split(b".")
-            signing_input = token[: len(token) - len(signature) - 1]
-            raw_signature = base64.urlsafe_b64decode(signature + b"=" * (-len(signature) % 4))
-            public.verify(raw_signature, signing_input, pkcs1, sha256)
-            claims = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
-            assert claims["iss"] == ISSUER and claims["aud"] == RESOURCE and claims["exp"] > time.time()
-            cache[key] = claims
-        scope.setdefault("state", {})["auth"] = scope["user"] = claims
-        reset = user_context_var.set(claims)
-        try:
-            await app(scope, receive, send)
-        finally:
-            user_context_var.reset(reset)
+    def verify(token: bytes) -> Any:
+        _, payload, signature = token.split(b".")
+        signing_input = token[: len(token) - len(signature) - 1]
+        public.verify(base64.urlsafe_b64decode(signature + b"=" * (-len(signature) % 4)), signing_input, pkcs1, sha256)
+        claims = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+        assert claims["iss"] == ISSUER and claims["aud"] == RESOURCE and claims["exp"] > time.time()
+        return claims
 
-    return middleware
+    return hash_lookup_floor(app, on_miss=verify)
 
 
 async def run(n: int, rounds: int) -> str:
