@@ -126,7 +126,9 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
-def hash_lookup_floor(app: Any, token: str | None = None, on_miss: Callable[[bytes], Any] | None = None) -> Any:
+def hash_lookup_floor(
+    app: Any, token: str | None = None, on_miss: Callable[[bytes], Awaitable[Any]] | None = None
+) -> Any:
     """The least a cached-token middleware can do: find the header, SHA-256 the token, look it
     up, attach the result and set the context variable. No checks, no challenge, no metrics.
     A token not seen before goes to `on_miss`, whose answer is kept; without it, the
@@ -134,6 +136,9 @@ def hash_lookup_floor(app: Any, token: str | None = None, on_miss: Callable[[byt
     cache = {} if token is None else {hashlib.sha256(token.encode()).digest(): object()}
 
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # lifespan: the app's own
+            await app(scope, receive, send)
+            return
         found = b""
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -142,7 +147,7 @@ def hash_lookup_floor(app: Any, token: str | None = None, on_miss: Callable[[byt
         info = cache.get(key)
         if info is None:
             assert on_miss is not None, "a token this floor does not know"
-            info = cache[key] = on_miss(found)
+            info = cache[key] = await on_miss(found)
         scope.setdefault("state", {})["auth"] = scope["user"] = info
         reset = user_context_var.set(info)
         try:

@@ -136,7 +136,7 @@ def least_jwt_middleware(app: Any, issuer: LocalIssuer) -> Any:
     assert isinstance(public, rsa.RSAPublicKey)
     pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
 
-    def verify(token: bytes) -> Any:
+    async def verify(token: bytes) -> Any:
         _, payload, signature = token.split(b".")
         signing_input = token[: len(token) - len(signature) - 1]
         public.verify(base64.urlsafe_b64decode(signature + b"=" * (-len(signature) % 4)), signing_input, pkcs1, sha256)

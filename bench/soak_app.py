@@ -3,15 +3,14 @@ or behind the least middleware that authenticates a repeated token (floor)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any
 
+from common import hash_lookup_floor
 from fastmcp import FastMCP
 
-from mcp_auth_middleware import AuthInfo, JWTValidator, MCPAuthMiddleware, get_auth
-from mcp_auth_middleware.integrations.mcp import user_context_var
+from mcp_auth_middleware import JWTValidator, MCPAuthMiddleware, get_auth
 
 mcp = FastMCP("soak")
 
@@ -23,32 +22,14 @@ def whoami() -> str:
 
 
 def floor(app: Any, validator: JWTValidator) -> Any:
-    """Find the header, hash the token, look it up, attach the caller where FastMCP and the
-    MCP SDK look for it: what any middleware must do for a token it has seen. A new token is
-    verified once by our validator, so the app sees the same caller as behind ours."""
-    seen: dict[bytes, AuthInfo] = {}
+    """bench/common.py's hash+lookup floor, attaching the caller as the MCP SDK's user, where
+    FastMCP and `get_auth()` look for it. A new token is verified once by our validator, so the
+    app sees the same caller as behind ours."""
 
-    async def middleware(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        token = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                token = value[7:]
-        key = hashlib.sha256(token).digest()
-        info = seen.get(key)
-        if info is None:
-            info = seen[key] = await validator.validate(token.decode())
-        scope.setdefault("state", {})["auth"] = info
-        scope["user"], scope["auth"] = info.user, info.credentials
-        reset = user_context_var.set(info.user)
-        try:
-            await app(scope, receive, send)
-        finally:
-            user_context_var.reset(reset)
+    async def user(token: bytes) -> Any:
+        return (await validator.validate(token.decode())).user
 
-    return middleware
+    return hash_lookup_floor(app, on_miss=user)
 
 
 def create_app() -> object:
