@@ -6,6 +6,10 @@ alternating rounds, by concurrent clients on 127.0.0.1, so that the machine's dr
 alike. Reported per round pair: requests per second, and the server's own CPU time per
 request (from /proc), which does not depend on how fast the clients are.
 
+A second floor server, the same code as the first, shows how far apart the run puts two
+identical servers: differences smaller than that are not resolved (bench/instructions.py
+counts them instead).
+
     python bench/throughput.py [--rounds 16] [--seconds 2] [--clients 32]
 """
 
@@ -71,9 +75,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     args = parser.parse_args()
     issuer = LocalIssuer(ISSUER)
-    names = ("ours", "bare", "floor")
+    # "floor 2" is a second floor server, the same code: how far apart the bench puts two
+    # identical servers is how much of a difference it can resolve.
+    names = ("ours", "bare", "floor", "floor 2")
     ports = {name: free_port() for name in names}
-    servers = {name: start_server(name, issuer, port) for name, port in ports.items()}
+    servers = {name: start_server(name.split()[0], issuer, port) for name, port in ports.items()}
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     try:
         urls = {name: f"http://127.0.0.1:{port}/mcp" for name, port in ports.items()}
@@ -93,7 +99,8 @@ def main() -> None:
         for name in names:  # a first pass at each server, not counted: imports, caches, pools
             measure(name, 3.0)
         for round_ in range(args.rounds):
-            for name in names[round_ % 3 :] + names[: round_ % 3]:  # each server first in turn
+            first = round_ % len(names)
+            for name in names[first:] + names[:first]:  # each server first in turn
                 results[name].append(measure(name, args.seconds))
     finally:
         for server in servers.values():
@@ -103,9 +110,9 @@ def main() -> None:
     def ratio(a: str, b: str, field: int) -> tuple[float, str]:
         return ratio_summary([r[field] for r in results[a]], [r[field] for r in results[b]])
 
-    lines = [f"{'round':>5}" + "".join(f"  {n + ' req/s':>11}  {n + ' CPU µs/req':>16}" for n in names)]
+    lines = [f"{'round':>5}" + "".join(f"  {n + ' req/s':>13}  {n + ' CPU µs/req':>18}" for n in names)]
     for i in range(args.rounds):
-        lines.append(f"{i + 1:>5}" + "".join(f"  {results[n][i][0]:>11.0f}  {results[n][i][1]:>16.0f}" for n in names))
+        lines.append(f"{i + 1:>5}" + "".join(f"  {results[n][i][0]:>13.0f}  {results[n][i][1]:>18.0f}" for n in names))
     throughput = ratio("ours", "bare", 0)
     lines += [
         "",
@@ -116,6 +123,9 @@ def main() -> None:
         f"  throughput, floor / bare FastMCP:     {ratio('floor', 'bare', 0)[1]}",
         f"  server CPU per request, ours / bare:  {ratio('ours', 'bare', 1)[1]}",
         f"  server CPU per request, ours / floor: {ratio('ours', 'floor', 1)[1]}",
+        f"  two identical servers (floor 2 / floor): throughput {ratio('floor 2', 'floor', 0)[1]},"
+        f" CPU per request {ratio('floor 2', 'floor', 1)[1]}",
+        "  (a difference smaller than the last line's is not resolved by this run)",
     ]
     print("\n".join(lines))
 
