@@ -513,3 +513,18 @@ async def test_sender_constrained_token_refused_as_bearer(
     validator: JWTValidator, rsa: RSAKey, cnf: dict[str, str]
 ) -> None:
     await rejects(validator, sign(rsa, claims(cnf=cnf)), "bearer token")
+
+
+@pytest.mark.parametrize("signature", ["", "AAAA", "cut", "longer", "A" * 2000])
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256"])
+async def test_signature_of_the_wrong_length_is_an_invalid_signature(signature: str, alg: str) -> None:
+    """Each key's check is prepared once (for RSA, cryptography called directly): a signature
+    of any other length is a 401 like any bad signature, never another exception."""
+    key = ECKey.generate_key("P-256", parameters={"kid": "ec"}) if alg == "ES256" else None
+    issuer = LocalIssuer("https://as", key=key, algorithm=alg)
+    validator = issuer.validator().for_resource("https://r")
+    header, payload, good = issuer.mint_token(audience="https://r").split(".")
+    forged = {"cut": good[:-10], "longer": good + "AAAA"}.get(signature, signature)
+    with pytest.raises(InvalidTokenError, match="signature is invalid"):
+        await validator.validate(f"{header}.{payload}.{forged}")
+    assert (await validator.validate(f"{header}.{payload}.{good}")).audience == ("https://r",)
