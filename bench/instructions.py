@@ -3,11 +3,14 @@ benchmarks, counted instead of timed, so the figures do not move with the machin
 (the same count twice on a busy machine). Needs valgrind (Debian: `apt-get install valgrind`).
 
   warm      a repeated JWT on a Starlette route: bare, the hash+lookup floor, ours
+  cold      a new JWT on every request, same route: bare, one raw RS256 verify as all a
+            middleware adds, the least JWT middleware, ours
   fastmcp   a tools/call to FastMCP (stateless HTTP): bare, behind the least middleware that
             authenticates a repeated token (bench/soak_app.py's floor), behind ours
 
-A new token's signature check is left out: valgrind runs OpenSSL on other code paths than
-the CPU does, so its instruction count says little about its time.
+For a new token, only what a middleware does besides the signature check is compared: valgrind
+runs OpenSSL on other code paths than the CPU does, so the verify's own count says little
+about its time.
 
     python bench/instructions.py [--n 300]
 """
@@ -32,7 +35,11 @@ from mcp_auth_middleware.testing import LocalIssuer
 
 HERE = Path(__file__).resolve().parent
 ISSUER = "https://auth.example.com"
-CASES = {"warm": ("bare", "floor", "ours"), "fastmcp": ("bare", "floor", "ours")}
+CASES = {
+    "warm": ("bare", "floor", "ours"),
+    "cold": ("bare", "verify", "least", "ours"),
+    "fastmcp": ("bare", "floor", "ours"),
+}
 TOOL_CALL = json.dumps(
     {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
 ).encode()
@@ -53,14 +60,25 @@ async def started(app: Any) -> None:
     await ready.wait()
 
 
-async def build(case: str, stack: str, issuer: LocalIssuer) -> tuple[Call, dict[str, Any]]:
-    """The app under count and one request for it."""
+async def build(case: str, stack: str, issuer: LocalIssuer, n: int) -> tuple[Call, list[dict[str, Any]]]:
+    """The app under count and its requests: the same one n times, or n with new tokens."""
     if case == "warm":
         from jwt_validation import RESOURCE, bare_app, ours
 
         token = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
         app = {"bare": bare_app, "floor": lambda: hash_lookup_floor(bare_app(), token), "ours": lambda: ours(issuer)}
-        return Call(app[stack]()), http_scope(headers=client_headers(token))
+        return Call(app[stack]()), [http_scope(headers=client_headers(token))] * n
+    if case == "cold":
+        from jwt_validation import RESOURCE, bare_app, least_jwt_middleware, ours, verify_in_request
+
+        tokens = [issuer.mint_token(audience=RESOURCE, scopes=["mcp"], sub=f"user-{i}") for i in range(n)]
+        app = {
+            "bare": bare_app,
+            "verify": lambda: verify_in_request(bare_app(), issuer, tokens),
+            "least": lambda: least_jwt_middleware(bare_app(), issuer),
+            "ours": lambda: ours(issuer),
+        }
+        return Call(app[stack]()), [http_scope(headers=client_headers(t)) for t in tokens]
     resource = "http://127.0.0.1:8000/mcp"
     os.environ.update(
         SOAK_ISSUER=ISSUER,
@@ -74,17 +92,18 @@ async def build(case: str, stack: str, issuer: LocalIssuer) -> tuple[Call, dict[
     await started(app)
     token = issuer.mint_token(audience=resource, sub="user-1", scopes=["mcp"])
     headers = [(b"host", b"127.0.0.1:8000"), *client_headers(token)[1:]]
-    return Call(app, TOOL_CALL), dict(http_scope(headers=headers), scheme="http", server=("127.0.0.1", 8000))
+    scope = dict(http_scope(headers=headers), scheme="http", server=("127.0.0.1", 8000))
+    return Call(app, TOOL_CALL), [scope] * n
 
 
 async def child(case: str, stack: str, n: int) -> None:
     """Runs inside valgrind: counting is switched on only around the n requests."""
-    call, scope = await build(case, stack, LocalIssuer(ISSUER))
-    for _ in range(30):  # warm-up: caches filled, lazy imports done
+    call, scopes = await build(case, stack, LocalIssuer(ISSUER), n + 30)
+    for scope in scopes[:30]:  # warm-up: caches filled, lazy imports done
         assert await call(scope) == 200
     gc.collect()
     instrument("on")
-    for _ in range(n):
+    for scope in scopes[30:]:
         assert await call(scope) == 200
     instrument("off")
 
@@ -133,11 +152,16 @@ def main() -> None:
     rows = [(case, stack, f"{value / 1000:,.1f}k") for (case, stack), value in counts.items()]
     warm_ours = counts["warm", "ours"] - counts["warm", "bare"]
     warm_floor = counts["warm", "floor"] - counts["warm", "bare"]
+    # Besides the verify: what each adds over the middleware whose only work is the verify.
+    cold_ours = counts["cold", "ours"] - counts["cold", "verify"]
+    cold_least = counts["cold", "least"] - counts["cold", "verify"]
     lines = [
         table(rows, ("case", "stack", "instructions/request")),
         "",
         f"warm added / hash+lookup floor: {warm_ours / warm_floor:.2f}x"
         f" ({warm_ours / 1000:,.1f}k / {warm_floor / 1000:,.1f}k instructions)",
+        f"cold, besides the verify, ours / least JWT middleware: {cold_ours / cold_least:.2f}x"
+        f" ({cold_ours / 1000:,.1f}k / {cold_least / 1000:,.1f}k instructions)",
         f"FastMCP tools/call, ours / bare:  {counts['fastmcp', 'ours'] / counts['fastmcp', 'bare']:.3f}x",
         f"FastMCP tools/call, ours / floor: {counts['fastmcp', 'ours'] / counts['fastmcp', 'floor']:.3f}x",
     ]
