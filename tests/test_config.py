@@ -93,3 +93,72 @@ def test_several_issuers_from_the_environment() -> None:
     )
     assert config.authorization_servers == ("https://a.example", "https://b.example")
     assert isinstance(config.validator, IssuerRouter) and config.validator.issuers == list(config.authorization_servers)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MCP_AUTH_DPOP_REQUIRED", "ture"),
+        ("MCP_AUTH_STRICT_STARTUP", "ture"),
+        ("MCP_AUTH_ALLOW_HTTP", "maybe"),
+        ("MCP_AUTH_DPOP", "enabled"),
+        ("MCP_AUTH_LOG_ALLOWED", "2"),
+    ],
+)
+def test_a_misspelled_boolean_is_refused_naming_its_variable(variable: str, value: str) -> None:
+    """A security switch that cannot be read fails closed: no silent False."""
+    environ = {"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUER": ISSUER, variable: value}
+    with pytest.raises(ValueError, match=f"{variable}='{value}' is not a boolean"):
+        AuthConfig.from_env(environ)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", True), ("TRUE", True), (" on ", True), ("no", False), ("", False)])
+def test_recognised_booleans(value: str, expected: bool) -> None:
+    environ = {"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUER": ISSUER, "MCP_AUTH_DPOP_REQUIRED": value}
+    assert AuthConfig.from_env(environ).dpop_required is expected
+
+
+def test_commas_separate_lists_in_keywords_as_in_variables() -> None:
+    """One rule for both: spaces or commas."""
+    from_keywords = AuthConfig(
+        resource=RESOURCE, issuer=ISSUER, required_scopes="mcp,notes:read", public_paths="/health,/docs"
+    )
+    from_env = AuthConfig.from_env(
+        {
+            "MCP_AUTH_RESOURCE": RESOURCE,
+            "MCP_AUTH_ISSUER": ISSUER,
+            "MCP_AUTH_REQUIRED_SCOPES": "mcp,notes:read",
+            "MCP_AUTH_PUBLIC_PATHS": "/health,/docs",
+        }
+    )
+    for config in (from_keywords, from_env):
+        assert config.required_scopes == {"mcp", "notes:read"}
+        assert config.public_paths == ("/health", "/docs")
+
+
+def test_a_forgotten_resource_is_one_line_naming_the_middleware_and_the_option() -> None:
+    with pytest.raises(ValueError, match=r"^MCPAuthMiddleware: `resource` is required: the URL clients use") as raised:
+        MCPAuthMiddleware(echo_app(), issuer=ISSUER)  # type: ignore[call-arg]
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_a_misspelled_option_is_named_with_the_likely_one() -> None:
+    with pytest.raises(ValueError, match=r"MCPAuthMiddleware: unknown option 'resouce' \(did you mean 'resource'\?\)"):
+        MCPAuthMiddleware(echo_app(), resouce=RESOURCE, issuer=ISSUER)
+
+
+async def test_the_middleware_form_without_lifespan_answers_503_and_says_why_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+
+    app = Starlette(middleware=[Middleware(MCPAuthMiddleware, issuer=ISSUER)])  # resource forgotten
+    with caplog.at_level("ERROR", logger="mcp_auth_middleware"):
+        async with asgi_client(app) as client:
+            answers = [await client.post("/mcp") for _ in range(3)]
+    assert {a.status_code for a in answers} == {503}
+    assert answers[0].json()["error"] == "server_misconfigured"
+    lines = [r.getMessage() for r in caplog.records if "MCPAuthMiddleware" in r.getMessage()]
+    assert lines == ["MCPAuthMiddleware: `resource` is required: the URL clients use for this MCP server, "
+                     'e.g. resource="https://mcp.example.com/mcp" (MCP_AUTH_RESOURCE)']

@@ -149,7 +149,10 @@ async def test_bound_token_as_bearer_and_missing_proofs(dpop_app: MCPAuthMiddlew
     assert no_proof.status_code == 401 and no_proof.json()["error"] == "invalid_dpop_proof"
     assert unbound.status_code == 401 and "not DPoP-bound" in unbound.json()["error_description"]
     assert bearer_ok.status_code == 200  # bearer tokens are still accepted unless dpop_required
-    assert two.status_code == 400  # exactly one DPoP header (§4.3)
+    # RFC 9449 §4.3 (not more than one DPoP header) is a check of the proof: §7.1's answer.
+    assert two.status_code == 401 and two.json()["error"] == "invalid_dpop_proof"
+    assert two.headers["www-authenticate"].startswith("DPoP ")
+    assert 'error="invalid_dpop_proof"' in two.headers["www-authenticate"]
 
 
 async def test_challenges_and_metadata(make_app: Factory, issuer: LocalIssuer) -> None:
@@ -238,3 +241,33 @@ async def test_replay_store_down_fails_closed(issuer: LocalIssuer) -> None:
 
     with pytest.raises(AuthorizationServerUnavailableError, match="replay check"):
         await verifier.verify(proof(token), method="POST", url=RESOURCE, access_token=token)
+
+
+@pytest.mark.parametrize("part", ["header", "claims"])
+async def test_a_proof_with_a_repeated_json_member_is_refused(
+    dpop_app: MCPAuthMiddleware, issuer: LocalIssuer, part: str
+) -> None:
+    """RFC 7515 §5.2, RFC 8725 §3.4: proofs are read as strictly as access tokens, so a
+    duplicate member (which parsers resolve differently) is malformed, not the last one."""
+    token = bound_token(issuer)
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    jwk = json.dumps(CLIENT_KEY.as_dict(private=False))
+    ath = b64(hashlib.sha256(token.encode()).digest())
+    claims = f'"jti": "{secrets.token_urlsafe(12)}", "htm": "POST", "htu": "{RESOURCE}", "iat": {int(time.time())}, '
+    claims += f'"ath": "{ath}"'
+    header = f'{{"typ": "dpop+jwt", "alg": "ES256", "jwk": {jwk}'
+    if part == "header":
+        header += ', "alg": "ES256"}'
+        body = "{" + claims + "}"
+    else:
+        header += "}"
+        body = "{" + claims + ', "htm": "GET"}'
+    signing_input = f"{b64(header.encode())}.{b64(body.encode())}"
+    signature = jws.JWSRegistry.algorithms["ES256"].sign(signing_input.encode(), CLIENT_KEY)
+    async with asgi_client(dpop_app) as client:
+        answer = await client.post("/mcp", headers=dpop(token, f"{signing_input}.{b64(signature)}"))
+    assert answer.status_code == 401
+    assert answer.json() == {"error": "invalid_dpop_proof", "error_description": "The DPoP proof is malformed"}

@@ -63,7 +63,10 @@ async def test_list_options_accept_one_string(issuer: LocalIssuer) -> None:
         ("resource", "mcp.example.com/mcp", "absolute"),
         ("issuer", "https://auth.example.com/?realm=a", "query or fragment"),
         ("issuer", "http://auth.example.com", "plain http"),
-        ("issuer", "ftp://auth.example.com", "absolute"),
+        ("issuer", "ftp://auth.example.com", "must be an https URL"),
+        # http is allowed on loopback: the message for a relative resource must not say "https only"
+        ("resource", "/mcp", r"not an absolute URL: write it in full, scheme and host included \(https://host/path; "
+         "plain http only on loopback"),
     ],
 )
 def test_construction_refuses_urls_that_cannot_work(name: str, url: str, message: str) -> None:

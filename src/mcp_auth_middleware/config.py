@@ -25,7 +25,7 @@ from .validators.fallback import FallbackValidator
 from .validators.introspection import IntrospectionValidator
 from .validators.issuers import IssuerRouter, discovered_jwt_validator
 from .validators.jwt import JWTValidator
-from .values import check_server_url, word_list
+from .values import check_server_url, flag, word_list
 
 __all__ = ["AuthConfig", "TokenValidation"]
 
@@ -126,7 +126,7 @@ class AuthConfig:
     def __init__(
         self,
         *,
-        resource: str,
+        resource: str | None = None,
         authorization_servers: Scopes | None = None,
         issuer: str | None = None,
         issuers: Scopes | None = None,
@@ -171,6 +171,11 @@ class AuthConfig:
         dpop_nonces: bool = False,
         dpop_nonce_secret: str | None = None,
     ) -> None:
+        if resource is None:
+            raise ValueError(
+                "`resource` is required: the URL clients use for this MCP server, "
+                'e.g. resource="https://mcp.example.com/mcp" (MCP_AUTH_RESOURCE)'
+            )
         resource = check_server_url("resource", resource, allow_http=allow_http)
         if issuer is not None:
             issuer = check_server_url("issuer", issuer, allow_http=allow_http)
@@ -260,7 +265,7 @@ class AuthConfig:
 
         def listed(name: str) -> list[str] | None:
             value = env.get(name)
-            return value.replace(",", " ").split() if value is not None else None
+            return word_list(value) if value is not None else None
 
         options: dict[str, Any] = {
             "resource": env.get("MCP_AUTH_RESOURCE"),
@@ -279,13 +284,13 @@ class AuthConfig:
             "rate_limit_storage": env.get("MCP_AUTH_RATE_LIMIT_STORAGE"),
             "trusted_proxies": listed("MCP_AUTH_TRUSTED_PROXIES"),
             "forwarded_header": env.get("MCP_AUTH_FORWARDED_HEADER"),
-            "log_allowed": _flag(env.get("MCP_AUTH_LOG_ALLOWED")),
+            "log_allowed": flag("MCP_AUTH_LOG_ALLOWED", env.get("MCP_AUTH_LOG_ALLOWED")),
             "allowed_origins": listed("MCP_AUTH_ALLOWED_ORIGINS"),
-            "allow_http": _flag(env.get("MCP_AUTH_ALLOW_HTTP")),
-            "strict_startup": _flag(env.get("MCP_AUTH_STRICT_STARTUP")),
-            "dpop": _flag(env.get("MCP_AUTH_DPOP")),
-            "dpop_required": _flag(env.get("MCP_AUTH_DPOP_REQUIRED")),
-            "dpop_nonces": _flag(env.get("MCP_AUTH_DPOP_NONCES")),
+            "allow_http": flag("MCP_AUTH_ALLOW_HTTP", env.get("MCP_AUTH_ALLOW_HTTP")),
+            "strict_startup": flag("MCP_AUTH_STRICT_STARTUP", env.get("MCP_AUTH_STRICT_STARTUP")),
+            "dpop": flag("MCP_AUTH_DPOP", env.get("MCP_AUTH_DPOP")),
+            "dpop_required": flag("MCP_AUTH_DPOP_REQUIRED", env.get("MCP_AUTH_DPOP_REQUIRED")),
+            "dpop_nonces": flag("MCP_AUTH_DPOP_NONCES", env.get("MCP_AUTH_DPOP_NONCES")),
             "dpop_nonce_secret": env.get("MCP_AUTH_DPOP_NONCE_SECRET"),
         }
         options = {k: v for k, v in options.items() if v is not None}
@@ -298,10 +303,6 @@ class AuthConfig:
         if "resource" not in options:
             raise ValueError("MCP_AUTH_RESOURCE is required")
         return cls(**options)
-
-
-def _flag(value: str | None) -> bool | None:
-    return None if value is None else value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _validator_for(

@@ -28,6 +28,7 @@ from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from limits import parse
 from limits.aio.strategies import FixedWindowRateLimiter
 
+from .jose import MalformedJOSE, compact_parts, json_object
 from .errors import AuthError, AuthorizationServerUnavailableError, InvalidTokenError
 from .rate_limit import storage_for
 from .validators.claims import is_numeric_date
@@ -75,13 +76,6 @@ def normalized_htu(url: str) -> str:
     port = parts.port
     netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
-
-
-def _b64url(segment: str) -> bytes:
-    """Strict base64url (RFC 7515 §2): no padding, no characters of the other alphabets."""
-    if "=" in segment or "+" in segment or "/" in segment:
-        raise ValueError("not base64url")
-    return base64.b64decode(segment.replace("-", "+").replace("_", "/") + "=" * (-len(segment) % 4), validate=True)
 
 
 class DPoPVerifier:
@@ -137,37 +131,34 @@ class DPoPVerifier:
 
     async def verify(self, proof: str, *, method: str, url: str, access_token: str) -> str:
         """The RFC 7638 thumbprint of the proof's key, or InvalidDPoPProofError saying why."""
-        if len(proof) > _MAX_PROOF or proof.count(".") != 2 or not proof.isascii():
-            raise InvalidDPoPProofError("The DPoP proof is malformed")
-        header_segment, payload_segment, signature_segment = proof.split(".")
         try:
-            header = json.loads(_b64url(header_segment))
-            signature = _b64url(signature_segment)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            # joserfc's compact parser caps headers at 512 bytes, which an RSA key in `jwk`
+            # exceeds: the proof is read as access tokens are (strict base64url and JSON).
+            header_segment, signing_input, payload_segment, signature = compact_parts(
+                proof.encode("ascii", "replace"), _MAX_PROOF
+            )
+            header = json_object(header_segment)
+        except MalformedJOSE as exc:
             raise InvalidDPoPProofError("The DPoP proof is malformed") from exc
-        if not isinstance(header, dict) or header.get("typ") != "dpop+jwt":
+        if header.get("typ") != "dpop+jwt":
             raise InvalidDPoPProofError("The DPoP proof is not typed dpop+jwt")
         if header.get("alg") not in self.algorithms:
             raise InvalidDPoPProofError("The DPoP proof algorithm is not accepted")
         if "crit" in header:
             raise InvalidDPoPProofError("The DPoP proof uses unsupported header parameters")
         key, thumbprint = self._key(header.get("jwk"))
-        # joserfc's algorithm models verify; its compact parser caps headers at 512 bytes,
-        # which an RSA key in `jwk` exceeds, so the three segments are split here.
         model = self._models[header["alg"]]
         try:
             model.check_key(key)
-            valid = model.verify(f"{header_segment}.{payload_segment}".encode("ascii"), signature, key)
+            valid = model.verify(signing_input, signature, key)
         except (JoseError, ValueError, TypeError):
             valid = False
         if not valid:
             raise InvalidDPoPProofError("The DPoP proof signature is invalid")
         try:
-            claims = json.loads(_b64url(payload_segment))
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            claims = json_object(payload_segment)
+        except MalformedJOSE as exc:
             raise InvalidDPoPProofError("The DPoP proof is malformed") from exc
-        if not isinstance(claims, dict):
-            raise InvalidDPoPProofError("The DPoP proof is malformed")
         self._check_claims(claims, method=method, url=url, access_token=access_token)
         if self.nonces and not self._nonce_ok(claims.get("nonce")):
             raise UseDPoPNonceError(self.current_nonce())

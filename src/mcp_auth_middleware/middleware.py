@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import hmac
+import inspect
 import logging
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -87,6 +90,12 @@ _FORBIDDEN_ORIGIN: RawResponse = (
     [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")],
     b'{"error": "forbidden_origin", "error_description": "This Origin is not allowed"}',
 )
+_MISCONFIGURED: RawResponse = (
+    503,
+    [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")],
+    b'{"error": "server_misconfigured", "error_description": "The server is misconfigured for authorization; '
+    b'its log says why"}',
+)
 _OUTCOMES = {429: "limited", 503: "unavailable"}
 _STARTUP_CHECK_TIMEOUT = 10.0
 _MAX_HOSTS_SEEN = 16  # distinct unexpected Host values reported, then no more
@@ -94,6 +103,8 @@ _MAX_HOSTS_SEEN = 16  # distinct unexpected Host values reported, then no more
 _READ_HEADERS = frozenset({b"authorization", b"content-type", b"origin", b"dpop"})
 #: Stands for two Origin headers: matches no allowed origin, so such a request is refused.
 _CONFLICTING_ORIGINS = b"\x00conflicting origins"
+#: Stands for two DPoP headers: an invalid proof (RFC 9449 §4.3, §7.1).
+_REPEATED_PROOFS = b"\x00repeated proofs"
 
 
 class MCPAuthMiddleware:
@@ -107,7 +118,18 @@ class MCPAuthMiddleware:
         """`MCPAuthMiddleware(app, resource=..., issuer=...)`, or `(app, AuthConfig(...))`;
         every option is in docs/configuration.md."""
         if config is None:
-            config = AuthConfig(**options)
+            try:
+                config = AuthConfig(**_known_options(options))
+            except (TypeError, ValueError) as exc:
+                problem = f"MCPAuthMiddleware: {exc}"
+                if not _built_by_a_middleware_stack():
+                    raise ValueError(problem) from None
+                # Starlette's `Middleware(MCPAuthMiddleware, ...)` is built when serving starts,
+                # inside the lifespan: raising there reads to uvicorn as "lifespan unsupported",
+                # and every request would then be a 500. Fail the startup instead, saying why.
+                self.__class__ = _Misconfigured
+                self.app, self.problem = app, problem
+                return
         elif options:
             raise TypeError("pass an AuthConfig or keyword options, not both")
         self.app = app
@@ -259,9 +281,8 @@ class MCPAuthMiddleware:
                     # One Origin per request (RFC 6454 §7.3); two match no allowed origin.
                     origin = value if origin is None else _CONFLICTING_ORIGINS
                 elif name == b"dpop":
-                    if proof is not None:  # RFC 9449 §4.3: exactly one DPoP header
-                        problem = "The request carries more than one DPoP header"
-                    proof = value
+                    # RFC 9449 §4.3: not more than one DPoP header; two are an invalid proof.
+                    proof = value if proof is None else _REPEATED_PROOFS
         # The path inside the app we wrap: without the prefix of a Mount, or of a proxy's
         # root_path (uvicorn --root-path puts it in front of every path).
         path: str = scope["path"]
@@ -495,6 +516,8 @@ class MCPAuthMiddleware:
             raise InvalidTokenError("The access token is not DPoP-bound", guess=False)
         if proof is None:
             raise InvalidDPoPProofError("A DPoP token needs a DPoP proof")
+        if proof is _REPEATED_PROOFS:
+            raise InvalidDPoPProofError("The request carries more than one DPoP header")
         assert self._dpop is not None
         thumbprint = await self._dpop.verify(
             proof.decode("latin-1"),
@@ -589,6 +612,48 @@ class MCPAuthMiddleware:
             host,
             self.resource,
         )
+
+
+class _Misconfigured(MCPAuthMiddleware):
+    """A middleware whose options cannot work, built by a middleware stack (see __init__):
+    its startup fails with the one line that says why; without lifespan, every request gets
+    503 `server_misconfigured` and the line is logged once."""
+
+    problem: str
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.failed", "message": self.problem})
+            return
+        if not getattr(self, "_said", False):
+            self._said = True
+            logger.error("%s", self.problem)
+        if scope["type"] == "http":
+            await send_response(send, _MISCONFIGURED)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1011})
+
+
+_OPTIONS = frozenset(inspect.signature(AuthConfig.__init__).parameters) - {"self"}
+
+
+def _known_options(options: dict[str, Any]) -> dict[str, Any]:
+    """`options`, or a ValueError naming an option that does not exist (a typo, most likely)."""
+    for name in options:
+        if name not in _OPTIONS:
+            close = difflib.get_close_matches(name, _OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else " (docs/configuration.md lists them)"
+            raise ValueError(f"unknown option {name!r}{hint}")
+    return options
+
+
+def _built_by_a_middleware_stack() -> bool:
+    """Whether Starlette (or FastAPI) is building us from `Middleware(MCPAuthMiddleware, ...)`:
+    its `build_middleware_stack` calls the class, two frames up from here."""
+    frame = sys._getframe(2)
+    return frame.f_code.co_name == "build_middleware_stack"
 
 
 class _MetadataEndpoint:

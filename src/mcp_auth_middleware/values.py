@@ -1,8 +1,9 @@
 """Reading configuration values the way users write them, and refusing the ones that cannot work.
 
-Every option that takes a list (scopes, URLs, networks, claim names) accepts one
-space-separated string too: `required_scopes="mcp"` means the scope `mcp`, never the
-scopes `m`, `c`, `p`.
+Every option that takes a list (scopes, URLs, networks, claim names) accepts one string too,
+separated by spaces or commas, the same in keywords and in `MCP_AUTH_*` variables:
+`required_scopes="mcp"` means the scope `mcp` (never `m`, `c`, `p`), and
+`required_scopes="mcp,notes:read"` the two scopes `mcp` and `notes:read`.
 """
 
 from __future__ import annotations
@@ -10,17 +11,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["LOOPBACK_HOSTS", "check_server_url", "is_loopback", "word_list", "word_lists"]
+__all__ = ["LOOPBACK_HOSTS", "check_server_url", "flag", "is_loopback", "word_list", "word_lists"]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def word_list(value: str | Iterable[str] | None) -> list[str]:
-    """A list from a list, or from one space-separated string."""
+    """A list from a list, or from one string separated by spaces or commas."""
     if value is None:
         return []
     if isinstance(value, str):
-        return value.split()
+        return value.replace(",", " ").split()
     values = list(value)
     if not all(isinstance(v, str) for v in values):
         raise TypeError(f"expected strings, got {values!r}")
@@ -30,6 +34,20 @@ def word_list(value: str | Iterable[str] | None) -> list[str]:
 def word_lists(mapping: Mapping[str, str | Iterable[str]] | None) -> dict[str, list[str]] | None:
     """`{"tool": "a b"}` and `{"tool": ["a", "b"]}` alike."""
     return None if mapping is None else {key: word_list(value) for key, value in mapping.items()}
+
+
+def flag(name: str, value: str | None) -> bool | None:
+    """A boolean variable: 1/true/yes/on or 0/false/no/off (any case; empty is false), None
+    when unset. Anything else is a ValueError naming the variable: a misspelled `ture` must
+    not quietly turn a security switch off."""
+    if value is None:
+        return None
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(f"{name}={value!r} is not a boolean: use 1/true/yes/on or 0/false/no/off")
 
 
 def is_loopback(url: str) -> bool:
@@ -44,8 +62,13 @@ def check_server_url(name: str, url: str, *, allow_http: bool = False) -> str:
         raise ValueError(f"{name} must be a non-empty URL")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
+    if not parts.scheme or not parts.netloc:
+        raise ValueError(
+            f"{name} {url!r} is not an absolute URL: write it in full, scheme and host included "
+            "(https://host/path; plain http only on loopback or with allow_http)"
+        )
     if scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{name} must be an absolute https URL, not {url!r}")
+        raise ValueError(f"{name} {url!r} must be an https URL (plain http only on loopback or with allow_http)")
     if parts.query or parts.fragment or "?" in url or "#" in url:
         raise ValueError(f"{name} must not have a query or fragment: {url!r}")
     if scheme == "http" and not allow_http and not is_loopback(url):

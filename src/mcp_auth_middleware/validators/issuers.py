@@ -13,8 +13,6 @@ allowed; a tenant's validator is built the first time one of its tokens arrives.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -22,6 +20,7 @@ from functools import partial
 from ..auth_info import AuthInfo
 from ..discovery import Discovery
 from ..errors import InvalidTokenError, shown
+from ..jose import peek_claims
 from ..values import word_list
 from .base import (
     CachingValidator,
@@ -39,14 +38,8 @@ __all__ = ["IssuerRouter", "TenantIssuers", "discovered_jwt_validator", "unverif
 
 def unverified_issuer(token: str) -> str | None:
     """The `iss` of a JWT before any verification: only to pick which issuer's keys to try."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    iss = claims.get("iss") if isinstance(claims, dict) else None
+    claims = peek_claims(token)
+    iss = claims.get("iss") if claims is not None else None
     return iss if isinstance(iss, str) else None
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import binascii
 import copy
-import json
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
@@ -21,6 +19,7 @@ from joserfc.jwk import Key
 
 from ..auth_info import AuthInfo
 from ..errors import ConfigurationError, InvalidTokenError, mismatch_hint, shown
+from ..jose import MalformedJOSE, compact_parts, json_object
 from ..values import word_list
 from .cache import TokenCache, token_key
 from .claims import (
@@ -58,68 +57,20 @@ _AT_JWT = frozenset({"at+jwt", "application/at+jwt"})
 #: access token (RFC 8725 §3.11, RFC 9068 §4).
 _ACCESS_TOKEN_TYPES = _AT_JWT | {"jwt", "application/jwt"}
 
-_TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
-
-
-_PADDING = (b"", b"===", b"==", b"=")
-_PLUS, _SLASH, _EQUALS = b"+/="
-
-
-def _b64url(segment: bytes) -> bytes:
-    return binascii.a2b_base64(segment.translate(_TO_STANDARD_ALPHABET) + _PADDING[len(segment) % 4], strict_mode=True)
-
 
 def _split_compact(token: str, max_length: int) -> tuple[bytes, bytes, bytes, bytes]:
-    """Header segment, signing input, payload segment and signature of a JWS compact serialization.
-
-    joserfc's own parser does the same with more generality (JWE, RFC 7797) at several times
-    the cost; on the cold path that cost is most of our budget, so the three segments are
-    split here and joserfc's algorithm models verify the signature.
-    """
-    raw = token.encode("ascii", "replace")
-    segments = raw.split(b".")
-    # Strict base64 decoding refuses every other character after `-_` become `+/`; these
-    # three would pass it, and base64url (RFC 7515 §2) has none of them. (Byte values: an int
-    # `in` bytes is a plain scan, a bytes one first tries to read it as an int.)
-    if len(segments) != 3 or len(raw) > max_length or _PLUS in raw or _SLASH in raw or _EQUALS in raw:
-        raise InvalidTokenError("The access token is malformed")
-    header_segment, payload_segment, signature_segment = segments
+    """Header segment, signing input, payload segment and signature of an access token."""
     try:
-        signature = _b64url(signature_segment)
-    except ValueError as exc:
+        return compact_parts(token.encode("ascii", "replace"), max_length)
+    except MalformedJOSE as exc:
         raise InvalidTokenError("The access token is malformed") from exc
-    signing_input = raw[: len(raw) - len(signature_segment) - 1]
-    return header_segment, signing_input, payload_segment, signature
 
 
 def _json_segment(segment: bytes) -> dict[str, Any]:
     try:
-        text = _b64url(segment).decode()
-        # raw_decode skips decode()'s two whitespace scans; whitespace around the object (rare,
-        # but valid JSON) or anything else takes the general path.
-        value, end = _JSON.raw_decode(text) if text[:1] == "{" else (None, -1)
-        if end != len(text):
-            value = _JSON.decode(text)
-    except (ValueError, TypeError, RecursionError) as exc:
+        return json_object(segment)
+    except MalformedJOSE as exc:
         raise InvalidTokenError("The access token is malformed") from exc
-    if not isinstance(value, dict):
-        raise InvalidTokenError("The access token is malformed")
-    return value
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member in JSON object")
-    return result
-
-
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-#: Strict JSON for JOSE headers and claims: duplicate members and NaN/Infinity are errors.
-_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
 
 
 #: A signature check bound to one key: (signing input, signature) -> valid.
