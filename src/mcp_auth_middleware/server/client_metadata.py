@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -19,12 +20,17 @@ from urllib.parse import urlsplit
 
 import httpx2
 from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc7591.errors import InvalidRedirectURIError
 
 from ..challenge import safe_description
-from ..fetch import fetch_limited
+from ..fetch import UnexpectedStatusError, fetch_limited
 from ..values import LOOPBACK_HOSTS
+from .public_addresses import public_target
+from .registration import check_redirect_uris
 
 __all__ = ["ClientMetadataDocuments"]
+
+logger = logging.getLogger("mcp_auth_middleware.server")
 
 _MAX_AGE = re.compile(r"max-age=(\d+)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"no-store|no-cache", re.IGNORECASE)
@@ -95,10 +101,26 @@ class ClientMetadataDocuments:
         self.fetches += 1
         try:
             async with asyncio.timeout(self.timeout):
-                body, headers = await fetch_limited(self._client, "GET", client_id, self.max_bytes)
+                # CIMD, Security Considerations (SSRF): the address is resolved and checked
+                # first, and the request goes to that checked address (no second lookup).
+                url, host, extensions = await public_target(client_id, loopback=self.development)
+                body, headers = await fetch_limited(
+                    self._client, "GET", url, self.max_bytes, headers={"host": host}, extensions=extensions
+                )
+        except (OSError, httpx2.HTTPError, TimeoutError, UnexpectedStatusError) as exc:
+            # Why goes to the log, never to the client: an error text would let any web page
+            # the developer opens map their network through this server.
+            logger.warning("client metadata document %s not fetched: %s: %s", client_id, type(exc).__name__, exc)
+            raise _refused("its metadata document could not be fetched") from None
+        except ValueError:
+            raise _refused(f"its metadata document is larger than {self.max_bytes} bytes") from None
+        try:
             document = json.loads(body)
-        except Exception as exc:
-            raise _refused(f"its metadata document could not be fetched ({type(exc).__name__}: {exc})") from None
+        except ValueError:
+            raise _refused("its metadata document is not JSON") from None
+        media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            raise _refused(f"its metadata document is served as {media_type or 'no type'}, not application/json")
         if not isinstance(document, dict):
             raise _refused("its metadata document is not a JSON object")
         if document.get("client_id") != client_id:
@@ -106,12 +128,12 @@ class ClientMetadataDocuments:
         if "client_secret" in document or document.get("token_endpoint_auth_method") in _SECRET_METHODS:
             raise _refused("a metadata document describes a public client: no shared secret")
         redirect_uris = document.get("redirect_uris")
-        if (
-            not isinstance(redirect_uris, list)
-            or not redirect_uris
-            or not all(isinstance(u, str) for u in redirect_uris)
-        ):
+        if not isinstance(redirect_uris, list) or not redirect_uris:
             raise _refused("its metadata document has no redirect_uris")
+        try:
+            check_redirect_uris(redirect_uris)
+        except InvalidRedirectURIError as exc:
+            raise _refused(str(exc.description)) from None
         return document, self._ttl(headers.get("cache-control", ""))
 
     def _ttl(self, cache_control: str) -> float:

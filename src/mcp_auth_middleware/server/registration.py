@@ -11,30 +11,39 @@ from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7591.errors import InvalidClientMetadataError, InvalidRedirectURIError
 
 from ..challenge import safe_description
+from ..values import LOOPBACK_HOSTS
 from .bridge import owner_of
 from .models import Client
 
-__all__ = ["AUTH_METHODS", "GRANT_TYPES", "Registration", "check_client_metadata"]
+__all__ = ["AUTH_METHODS", "GRANT_TYPES", "Registration", "check_client_metadata", "check_redirect_uris"]
 
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 
 
-def check_client_metadata(metadata: Mapping[str, Any], scopes_supported: Iterable[str]) -> None:
-    """RFC 7591 §3.2.2: metadata this server cannot honour is refused, naming the member."""
-    redirect_uris = metadata.get("redirect_uris", [])
+def check_redirect_uris(redirect_uris: object) -> list[str]:
+    """The redirect URIs of a client, registered (RFC 7591) or described by its metadata
+    document (CIMD), or InvalidRedirectURIError: https, or http on loopback, absolute and
+    without fragment (RFC 6749 §3.1.2, OAuth 2.1 §2.3.1). Never `javascript:` or `data:`,
+    never plain http to another host."""
     if not isinstance(redirect_uris, list) or not all(isinstance(u, str) for u in redirect_uris):
-        raise InvalidClientMetadataError(description="redirect_uris must be a list of URLs")
+        raise InvalidRedirectURIError(description="redirect_uris must be a list of URLs")
     for uri in redirect_uris:
         parts = urlsplit(uri)
-        loopback = parts.scheme == "http" and (parts.hostname or "") in ("127.0.0.1", "localhost", "::1")
+        loopback = parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
         not_a_uri = any(c.isspace() or c in '"<>\\{}|^`' for c in uri)  # RFC 3986 §2
         if parts.fragment or not parts.netloc or not (parts.scheme == "https" or loopback) or not_a_uri:
             raise InvalidRedirectURIError(
                 description=f"redirect_uris: {safe_description(uri[:100])} is not an https or loopback "
                 "http URL without fragment (OAuth 2.1 section 2.3.1)"
             )
+    return redirect_uris
+
+
+def check_client_metadata(metadata: Mapping[str, Any], scopes_supported: Iterable[str]) -> None:
+    """RFC 7591 §3.2.2: metadata this server cannot honour is refused, naming the member."""
+    check_redirect_uris(metadata.get("redirect_uris", []))
     for member, allowed in (("grant_types", GRANT_TYPES), ("response_types", ("code",))):
         values = metadata.get(member, [])
         if not isinstance(values, list) or any(v not in allowed for v in values):
