@@ -111,7 +111,6 @@ async def test_client_secret_post() -> None:
         ({"Authorization": "Basic !!!notbase64"}, {"token": "good"}),
         ({"Authorization": "Bearer good"}, {"token": "good"}),
         ({}, {"token": "good", "client_id": "rs"}),
-        (BASIC, {"token": "good", "client_id": "rs", "client_secret": "s3cret"}),
     ],
 )
 async def test_client_authentication_required(headers: dict[str, str], data: dict[str, str]) -> None:
@@ -250,3 +249,44 @@ async def test_repeated_singleton_headers_400(headers: list[tuple[str, str]]) ->
         "error": "invalid_request",
         "error_description": "A header that may appear once is repeated",
     }
+
+
+async def test_two_client_authentication_methods_are_an_invalid_request() -> None:
+    """RFC 6749 §2.3: one method per request; §5.2: more than one is `invalid_request`, as the
+    local authorization server's token endpoint answers too."""
+    async with client(endpoint()) as c:
+        response = await c.post(
+            "/introspect", data={"token": "good", "client_id": "rs", "client_secret": "s3cret"}, headers=BASIC
+        )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "more than one client authentication method" in response.json()["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("dates", "active"),
+    [
+        ({"exp": str(int(time.time()) + 600)}, True),  # a Redis hash returns strings
+        ({"exp": str(int(time.time()) - 600)}, False),
+        ({"exp": "tomorrow"}, False),  # unreadable: fail closed, never active for ever
+        ({"nbf": "soon"}, False),
+        ({"exp": "nan"}, False),
+        ({"exp": True}, False),
+        ({"exp": [1]}, False),
+        ({"nbf": str(int(time.time()) + 600)}, False),
+    ],
+)
+async def test_dates_from_the_lookup_are_numbers_or_the_token_is_inactive(
+    dates: dict[str, object], active: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def lookup(token: str, hint: str | None) -> dict[str, object] | None:
+        return {"sub": "alice", "aud": "https://mcp.example.com/mcp", "client_id": "app", **dates}
+
+    clients = {"rs": IntrospectionClient.with_secret("rs", "s3cret", ["https://mcp.example.com/mcp"])}
+    async with client(IntrospectionEndpoint(lookup, clients)) as c:
+        answer = (await c.post("/introspect", data={"token": "t"}, headers=BASIC)).json()
+    assert answer["active"] is active
+    if active:
+        assert isinstance(answer["exp"], float | int)  # numbers on the wire (RFC 7662 §2.2)
+    if dates in ({"exp": "tomorrow"}, {"nbf": "soon"}):
+        assert "not a number of seconds" in caplog.text

@@ -394,3 +394,104 @@ async def test_registrations_survive_a_restart_with_a_file(tmp_path: Any) -> Non
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=without_file.app), base_url=ISSUER) as c:
         _, challenge = pkce()
         assert (await authorize(c, client["client_id"], challenge)).json()["error"] == "invalid_client"
+
+
+async def test_reusing_a_rotated_out_refresh_token_revokes_its_family(
+    http: httpx2.AsyncClient, server: LocalAuthorizationServer
+) -> None:
+    """RFC 9700 §4.14.2: an old refresh token used again means two parties hold it, so the
+    tokens issued from it (the successor refresh token and its access token) are revoked."""
+    client, first, _ = await code_flow(http)
+    server.register_resource_server("rs", "rs-secret", [RESOURCE])
+    old = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": client["client_id"]}
+    second = (await http.post("/token", data=old)).json()
+    reused = await http.post("/token", data=old)  # an attacker (or the client) replays the old one
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    successor = {**old, "refresh_token": second["refresh_token"]}
+    assert (await http.post("/token", data=successor)).json()["error"] == "invalid_grant"
+    for access in (first["access_token"], second["access_token"]):
+        answer = await http.post("/introspect", data={"token": access}, auth=("rs", "rs-secret"))
+        assert answer.json() == {"active": False}
+
+
+async def test_another_grant_of_the_same_client_is_not_revoked_by_it(
+    http: httpx2.AsyncClient, server: LocalAuthorizationServer
+) -> None:
+    client, first, _ = await code_flow(http)
+    _, other, _ = await code_flow(http)
+    old = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": client["client_id"]}
+    await http.post("/token", data=old)
+    await http.post("/token", data=old)
+    server.register_resource_server("rs", "rs-secret", [RESOURCE])
+    answer = await http.post("/introspect", data={"token": other["access_token"]}, auth=("rs", "rs-secret"))
+    assert answer.json()["active"] is True
+
+
+@pytest.mark.parametrize("parameter", ["client_secret", "code_verifier", "grant_type"])
+async def test_the_token_endpoint_takes_no_parameters_from_the_url(http: httpx2.AsyncClient, parameter: str) -> None:
+    """RFC 6749 §2.3.1, §3.2: credentials never in the request URI (logs, proxies keep it)."""
+    client, _, _ = await code_flow(http)
+    response = await http.post(
+        "/token",
+        params={parameter: "x"},
+        data={"grant_type": "refresh_token", "refresh_token": "r", "client_id": client["client_id"]},
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "Parameters belong in the form body, not in the URL",
+    }
+
+
+async def test_two_client_authentication_methods_are_an_invalid_request(
+    http: httpx2.AsyncClient, server: LocalAuthorizationServer
+) -> None:
+    """RFC 6749 §2.3, §5.2: Basic credentials and a client_secret in the body is not a token."""
+    server.register_client(client_id="svc", client_secret="svc-secret", grant_types=["client_credentials"])
+    response = await http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_secret": "svc-secret"},
+        auth=("svc", "svc-secret"),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "more than one client authentication method" in response.json()["error_description"]
+
+
+async def test_several_redirect_uris_and_none_in_the_request_is_an_error(http: httpx2.AsyncClient) -> None:
+    """RFC 6749 §3.1.2.3, OAuth 2.1 §4.1.1: the server cannot guess which one; never the first."""
+    client = await register(http, redirect_uris=[REDIRECT, "http://127.0.0.1:6666/other"])
+    _, challenge = pkce()
+    response = await authorize(http, client["client_id"], challenge, redirect_uri=None)  # type: ignore[arg-type]
+    assert response.status_code == 400 and "location" not in response.headers
+    assert response.json()["error"] == "invalid_request"
+    single = await register(http)
+    one = await authorize(http, single["client_id"], challenge, redirect_uri=None)  # type: ignore[arg-type]
+    assert one.status_code == 302 and one.headers["location"].startswith(REDIRECT)  # one: it is that one
+
+
+async def test_no_token_or_secret_reaches_a_log_line(
+    http: httpx2.AsyncClient, server: LocalAuthorizationServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/security.md: tokens are never logged, not even by Authlib's DEBUG lines (which log
+    issued tokens and the client with %r)."""
+    server.register_client(client_id="svc", client_secret="svc-secret-value", grant_types=["client_credentials"])
+    with caplog.at_level("DEBUG"):
+        client, tokens, _ = await code_flow(http)
+        refreshed = await http.post(
+            "/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": client["client_id"]},
+        )
+        service = await http.post("/token", data={"grant_type": "client_credentials"}, auth=("svc", "svc-secret-value"))
+    secrets_seen = [
+        tokens["access_token"],
+        tokens["refresh_token"],
+        refreshed.json()["access_token"],
+        refreshed.json()["refresh_token"],
+        service.json()["access_token"],
+        "svc-secret-value",
+    ]
+    assert any(r.name.startswith("authlib") for r in caplog.records)  # Authlib did log at DEBUG
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert not [s for s in secrets_seen if s in text]
+    assert "svc-secret-value" not in repr(server.clients["svc"])

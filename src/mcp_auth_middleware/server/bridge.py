@@ -3,6 +3,7 @@ Authlib `AuthorizationServer` subclass that stores into the local server, its re
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -16,12 +17,12 @@ from starlette.responses import JSONResponse, Response
 
 from ..body import read_body
 from ..errors import BodyTooLargeError
-from .models import Client
+from .models import Client, Token
 
 if TYPE_CHECKING:
     from .local import LocalAuthorizationServer
 
-__all__ = ["MAX_BODY", "OAuthRequest", "Server", "StaticJson", "owner_of", "read_oauth_request"]
+__all__ = ["MAX_BODY", "OAuthRequest", "Server", "StaticJson", "owner_of", "quiet_authlib_logs", "read_oauth_request"]
 
 
 MAX_BODY = 64 * 1024
@@ -63,12 +64,14 @@ class Server(AuthlibServer):  # type: ignore[misc]
 
     def save_token(self, token: dict[str, Any], request: OAuthRequest) -> None:
         user = request.user
+        rotated = request.refresh_token  # the Token a refresh grant rotates out, if any
         self.owner._save_token(
             token,
             client_id=request.client.client_id,
             sub=user.sub if user else request.client.client_id,
             resource=request.resource,
             code=request.authorization_code,
+            family=rotated.family if isinstance(rotated, Token) else None,
         )
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
@@ -97,10 +100,20 @@ class StaticJson(JsonPayload):  # type: ignore[misc]
         return self._data
 
 
+#: Body parameters that authenticate a client (RFC 6749 §2.3.1, RFC 7523 §2.2).
+_CLIENT_CREDENTIALS = ("client_secret", "client_assertion")
+
+
 async def read_oauth_request(request: Request, *, form: bool = False) -> OAuthRequest:
+    """The request's parameters: from the query string at /authorize, from the form body only
+    at the token and revocation endpoints."""
     values: dict[str, str] = {}
     datalist: dict[str, list[str]] = {}
     if form:
+        if request.url.query:
+            # RFC 6749 §2.3.1, §3.2: credentials (client_secret, code_verifier, refresh_token)
+            # never belong in a URI, where logs and proxies keep them.
+            raise InvalidRequestError(description="Parameters belong in the form body, not in the URL")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
             raise InvalidRequestError(description="Use application/x-www-form-urlencoded")
@@ -117,4 +130,35 @@ async def read_oauth_request(request: Request, *, form: bool = False) -> OAuthRe
         if len(value_list) > 1 and key != "resource":
             raise InvalidRequestError(description="A parameter is repeated")
         values[key] = value_list[0]
+    methods = sum(key in values for key in _CLIENT_CREDENTIALS)
+    methods += request.headers.get("authorization", "")[:6].lower() == "basic "
+    if methods > 1:
+        # RFC 6749 §2.3: one client authentication method per request; §5.2: else invalid_request.
+        raise InvalidRequestError(description="The request uses more than one client authentication method")
     return OAuthRequest(request, values if form else {}, datalist)
+
+
+class _Redacted(logging.Filter):
+    """Authlib's DEBUG lines log issued tokens and clients with %r ("Issue token {...} to
+    Client(...)"): their values are replaced, the message stays (docs/security.md: no token
+    or secret in any log line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, Mapping):
+            record.args = {key: "[redacted]" for key in record.args}
+        elif record.args:
+            record.args = tuple("[redacted]" for _ in record.args)
+        return True
+
+
+_REDACTED = _Redacted()
+
+
+def quiet_authlib_logs() -> None:
+    """Put the redaction on every Authlib logger (a logger's filters are not inherited by its
+    children, so each one gets it)."""
+    for name in list(logging.root.manager.loggerDict):
+        if name == "authlib" or name.startswith("authlib."):
+            logger = logging.getLogger(name)
+            if _REDACTED not in logger.filters:
+                logger.addFilter(_REDACTED)

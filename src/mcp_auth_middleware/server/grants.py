@@ -80,8 +80,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
-        token = owner_of(self).by_refresh.get(refresh_token)
-        if token is None or token.refresh_revoked:
+        owner = owner_of(self)
+        token = owner.by_refresh.get(refresh_token)
+        if token is None:
+            return None
+        if token.refresh_revoked:
+            # RFC 9700 §4.14.2: a refresh token used after rotation (or revocation) means two
+            # parties hold it; every token of its family is revoked, the successor included.
+            owner.revoke_family(token.family)
             return None
         return token
 

@@ -13,6 +13,8 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from urllib.parse import parse_qsl, unquote
 from starlette.types import Receive, Scope, Send
 
 from ..body import read_body
-from ..errors import BodyTooLargeError
+from ..errors import BodyTooLargeError, shown
 from ..rate_limit import ClientAddresses, FailureLimiter, ForwardedHeader
 
 __all__ = ["IntrospectionClient", "IntrospectionEndpoint", "TokenLookup", "hash_secret"]
@@ -31,6 +33,8 @@ __all__ = ["IntrospectionClient", "IntrospectionEndpoint", "TokenLookup", "hash_
 #: `exp`, `aud`, `sub`, `token_type`, ...), or None when the token is unknown or revoked.
 #: The hint is only a hint: a lookup must search every kind of token it knows.
 TokenLookup = Callable[[str, str | None], Awaitable[Mapping[str, Any] | None]]
+
+logger = logging.getLogger("mcp_auth_middleware.server")
 
 INACTIVE = b'{"active": false}'
 #: RFC 7662 §2.2 members, plus `cnf`: a token bound to a DPoP key or a certificate must say so,
@@ -141,7 +145,11 @@ class IntrospectionEndpoint:
         except ValueError as exc:
             return 400, [], _error("invalid_request", str(exc))
 
-        client = await self._authenticate(headers.get(b"authorization"), form)
+        authorization = headers.get(b"authorization")
+        if authorization is not None and authorization[:6].lower() == b"basic " and "client_secret" in form:
+            # RFC 6749 §2.3: one client authentication method per request; §5.2: invalid_request.
+            return 400, [], _error("invalid_request", "The request uses more than one client authentication method")
+        client = await self._authenticate(authorization, form)
         if client is None:
             await self.address_misses.record_failure(address)
             return (
@@ -156,19 +164,19 @@ class IntrospectionEndpoint:
         if not token:
             return 400, [], _error("invalid_request", "The token parameter is required")
         record = await self.lookup(token, form.get("token_type_hint"))
-        if record is None or not _current(record) or not self.may_introspect(client, record):
+        dates = None if record is None else _current(record)
+        if record is None or dates is None or not self.may_introspect(client, record):
             # RFC 7662 §2.2: unknown, expired, revoked and not-yours all look exactly the same.
             await self.client_misses.record_failure(client.client_id)
             await self.address_misses.record_failure(address)
             return 200, [], INACTIVE
         answer: dict[str, Any] = {"active": True}
         answer.update({k: record[k] for k in RESPONSE_MEMBERS if record.get(k) is not None})
+        answer.update(dates)  # numbers, as RFC 7662 §2.2 has them
         return 200, [], json.dumps(answer).encode()
 
     async def _authenticate(self, authorization: bytes | None, form: dict[str, str]) -> IntrospectionClient | None:
         credentials = _basic(authorization) if authorization else None
-        if credentials is not None and "client_secret" in form:
-            return None  # RFC 6749 §2.3: one method per request
         if credentials is None:
             client_id, secret = form.get("client_id"), form.get("client_secret")
             if not client_id or secret is None:
@@ -183,12 +191,27 @@ class IntrospectionEndpoint:
         return client if client.check_secret(secret) else None
 
 
-def _current(record: Mapping[str, Any]) -> bool:
+def _current(record: Mapping[str, Any]) -> dict[str, float] | None:
+    """The token's NumericDates, if it is within `exp` and `nbf`; else None. A lookup may return
+    them as strings (a Redis hash does): numeric strings are read as numbers, anything else
+    makes the token inactive (fail closed) and is logged."""
     now = time.time()
-    exp, nbf = record.get("exp"), record.get("nbf")
-    if isinstance(exp, int | float) and exp <= now:
-        return False
-    return not (isinstance(nbf, int | float) and nbf > now)
+    dates: dict[str, float] = {}
+    for name in ("exp", "nbf", "iat"):
+        value = record.get(name)
+        if value is None:
+            continue
+        try:
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+                raise ValueError(name)
+        except ValueError:
+            logger.warning("the token lookup returned %s=%s, not a number of seconds: inactive", name, shown(value))
+            return None
+        dates[name] = number
+    if dates.get("exp", math.inf) <= now or dates.get("nbf", -math.inf) > now:
+        return None
+    return dates
 
 
 _SINGLETONS = (b"authorization", b"content-type")

@@ -33,7 +33,7 @@ from starlette.routing import Route
 from ..body import read_body
 from ..errors import BodyTooLargeError
 from ..values import word_list
-from .bridge import MAX_BODY, OAuthRequest, Server, StaticJson, read_oauth_request
+from .bridge import MAX_BODY, OAuthRequest, Server, StaticJson, quiet_authlib_logs, read_oauth_request
 from .browsers import ForBrowsers
 from .client_metadata import ClientMetadataDocuments
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256Only
@@ -94,6 +94,7 @@ class LocalAuthorizationServer:
         # Clients whose client_id is the https URL of their metadata document (MCP 2025-11-25).
         self.client_metadata = client_metadata_documents or ClientMetadataDocuments()
 
+        quiet_authlib_logs()
         self.server = Server(self)
         generator = (
             JWTTokens(self)
@@ -170,6 +171,12 @@ class LocalAuthorizationServer:
             if token is not None:
                 token.revoked = token.refresh_revoked = True
 
+    def revoke_family(self, family: str) -> None:
+        """Every access and refresh token issued in one chain of refresh-token rotations."""
+        for token in self.by_access.values():
+            if token.family == family:
+                token.revoked = token.refresh_revoked = True
+
     def _expires_in(self, client: Client, grant_type: str) -> int:
         lifetime = token_lifetime.get()
         return self.access_token_ttl if lifetime is None else lifetime
@@ -205,6 +212,7 @@ class LocalAuthorizationServer:
         resource: list[str],
         code: AuthorizationCode | None = None,
         dpop_jkt: str | None = None,
+        family: str | None = None,
     ) -> None:
         record = Token(
             access_token=token["access_token"],
@@ -218,6 +226,8 @@ class LocalAuthorizationServer:
             jti=secrets.token_urlsafe(12),
             dpop_jkt=dpop_jkt,
         )
+        if family is not None:
+            record.family = family
         self.by_access[record.access_token] = record
         if record.refresh_token:
             self.by_refresh[record.refresh_token] = record

@@ -16,7 +16,7 @@ __all__ = ["AuthorizationCode", "Client", "Token", "User"]
 @dataclass
 class Client(ClientMixin):  # type: ignore[misc]
     client_id: str
-    client_secret: str | None
+    client_secret: str | None = field(repr=False)  # never in a log line (Authlib logs clients with %r)
     redirect_uris: list[str]
     grant_types: list[str]
     scope: str
@@ -27,7 +27,8 @@ class Client(ClientMixin):  # type: ignore[misc]
         return self.client_id
 
     def get_default_redirect_uri(self) -> str | None:
-        return self.redirect_uris[0] if self.redirect_uris else None
+        # RFC 6749 §3.1.2.3, OAuth 2.1 §4.1.1: with several registered, the request must say which.
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
 
     def get_allowed_scope(self, scope: str) -> str:
         if not scope:
@@ -86,8 +87,8 @@ class AuthorizationCode:
 
 @dataclass
 class Token:
-    access_token: str
-    refresh_token: str | None
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
     client_id: str
     scope: str
     sub: str
@@ -98,6 +99,9 @@ class Token:
     revoked: bool = False
     refresh_revoked: bool = False
     dpop_jkt: str | None = None  # RFC 9449 §6: the thumbprint of the key the token is bound to
+    #: The grant this token descends from through refresh-token rotation: a rotated-out refresh
+    #: token used again revokes the whole family (RFC 9700 §4.14.2).
+    family: str = field(default_factory=lambda: secrets.token_urlsafe(12))
 
     def check_client(self, client: Client) -> bool:
         return self.client_id == client.client_id
