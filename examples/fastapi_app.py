@@ -6,7 +6,7 @@ the default issuer):
     python examples/fastapi_app.py               # http://127.0.0.1:8001/api
 
 Flags (or MCP_AUTH_* variables): --host, --port, --resource, --issuer. /health is public;
-DELETE /api/repos/NAME needs the scope `repo:admin` (403 with a step-up challenge otherwise).
+DELETE /api/repos/NAME needs the scope `repo:delete` (403 with a step-up challenge otherwise).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ async def whoami(request: Request) -> dict[str, Any]:
 
 
 @app.delete("/api/repos/{name}")
-async def delete_repo(name: str, auth: AuthInfo = Depends(require_auth("repo:admin"))) -> dict[str, str]:  # noqa: B008
+async def delete_repo(name: str, auth: AuthInfo = Depends(require_auth("repo:delete"))) -> dict[str, str]:  # noqa: B008
     return {"deleted": name, "by": auth.sub or ""}
 
 

@@ -166,7 +166,7 @@ async def test_demo_prints_one_line_per_request_with_the_decision(capsys: pytest
         "MCP  POST /mcp -> 401  no bearer token",
         "MCP  POST /mcp -> 401  The access token is malformed",
         "MCP  POST /mcp -> 403  The access token lacks a required scope: "
-        "scope notes:admin missing for tools/call delete_notes",
+        "scope notes:delete missing for tools/call delete_notes",
     ]
 
 
@@ -203,3 +203,117 @@ async def test_demo_advertises_the_same_scopes_on_both_sides() -> None:
             server = (await http.get(f"{stack.issuer}/.well-known/oauth-authorization-server")).json()
     assert sorted(resource["scopes_supported"]) == sorted(server["scopes_supported"])
     assert server["client_id_metadata_document_supported"] is True
+
+
+def run_cli(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it, in its own process (`prelude` can hide a package)."""
+    code = f"{prelude}\nimport sys\nfrom mcp_auth_middleware.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_demo_without_its_extra_names_the_extra() -> None:
+    """`pip install mcp-oauth-middleware` then `mcp-oauth-middleware demo`: one line, no traceback."""
+    result = run_cli(
+        "demo",
+        "--port",
+        str(free_port()),
+        "--as-port",
+        str(free_port()),
+        prelude="import sys; sys.modules['fastmcp'] = None",
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "mcp-oauth-middleware demo: needs fastmcp: pip install 'mcp-oauth-middleware[demo]'"
+    )
+
+
+def test_serve_without_uvicorn_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['uvicorn'] = None\n"
+        "from mcp_auth_middleware.testing import serve\n"
+        "with serve(object()): pass"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ModuleNotFoundError: serve() runs uvicorn, which is not installed: pip install 'mcp-oauth-middleware[server]'"
+    )
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::"])
+def test_demo_on_a_host_that_is_not_loopback_is_one_line(host: str) -> None:
+    result = run_cli("demo", "--host", host)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"mcp-oauth-middleware demo: --host {host} is not a loopback address")
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_every_demo_option_says_what_it_does() -> None:
+    text = " ".join(run_cli("demo", "--help").stdout.split())
+    assert "--host HOST loopback address to bind (default 127.0.0.1;" in text
+    assert "--port PORT MCP server port (default 8000)" in text
+    assert "--as-port AS_PORT authorization server port (default 9000)" in text
+    assert "--token-format {jwt,opaque} jwt: RFC 9068 access tokens" in text and "RFC 7662 introspection" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("127.0.0.1:19000", "'127.0.0.1:19000' is not an absolute URL: write the scheme and host (https://...)"),
+        ("ftp://x", "'ftp://x': only https URLs (plain http on loopback, or with allow_http)"),
+        ("http://10.255.255.1:19000", "'http://10.255.255.1:19000' is plain http to a host that is not loopback"),
+    ],
+)
+def test_discover_refuses_urls_in_one_line(url: str, message: str) -> None:
+    result = run_cli("discover", url)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"mcp-oauth-middleware discover: {message}")
+    assert "Traceback" not in result.stderr and "non-https" not in result.stderr
+
+
+def test_discover_given_an_mcp_server_follows_its_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    """A user passes the MCP server's URL: discover does what clients do, RFC 9728 first."""
+    with demo_stack(port=free_port(), as_port=free_port()) as stack:
+        assert main(["discover", stack.resource]) == 0
+    captured = capsys.readouterr()
+    assert f"{stack.resource} is a protected resource (RFC 9728); its authorization server is {stack.issuer}" in (
+        captured.err
+    )
+    assert f'"issuer": "{stack.issuer}"' in captured.out
+
+
+def test_check_on_a_private_network_over_plain_http(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--allow-http` and MCP_AUTH_ALLOW_HTTP=1 both let check through (its own refusal named them)."""
+    args = ["check", "--resource", "http://mcp.internal/mcp", "--issuer", f"http://127.0.0.1:{free_port()}"]
+    assert main(args) == 2
+    assert "--allow-http" in capsys.readouterr().err
+    assert main([*args, "--allow-http"]) == 3  # now it goes on, to an authorization server that is not there
+    assert capsys.readouterr().out.startswith("UNREACHABLE  ")
+    monkeypatch.setenv("MCP_AUTH_ALLOW_HTTP", "1")
+    assert main(args) == 3
+    monkeypatch.setenv("MCP_AUTH_ALLOW_HTTP", "maybe")
+    assert main(args) == 2
+    assert "MCP_AUTH_ALLOW_HTTP='maybe' is not a boolean" in capsys.readouterr().err
+
+
+async def test_the_opaque_demo_prints_the_introspection_credentials() -> None:
+    with demo_stack(port=free_port(), as_port=free_port(), token_format="opaque") as stack:
+        token = stack.authorization_server.mint_token(sub="demo-user", scopes=["mcp"], audience=stack.resource)
+        text = instructions(stack, token)
+        async with httpx2.AsyncClient() as http:  # the credentials printed are the ones that work
+            answer = await http.post(
+                f"{stack.issuer}/introspect", data={"token": token}, auth=("demo-resource-server", "demo-secret")
+            )
+    assert 'client_id="demo-resource-server", client_secret="demo-secret"' in text
+    assert f'issuer="{stack.issuer}", token_validation="introspection"' in text
+    assert answer.json()["active"] is True
+
+
+def test_the_demo_names_scopes_after_what_they_allow() -> None:
+    """docs/per-tool-scopes.md, Naming scopes: no over-broad `admin` in what the demo advertises."""
+    from mcp_auth_middleware.demo import build_demo
+
+    stack = build_demo(port=free_port(), as_port=free_port())
+    assert stack.mcp_app.metadata.document["scopes_supported"] == ["mcp", "notes:delete", "notes:read"]

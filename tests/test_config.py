@@ -112,7 +112,9 @@ def test_a_misspelled_boolean_is_refused_naming_its_variable(variable: str, valu
         AuthConfig.from_env(environ)
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1", True), ("TRUE", True), (" on ", True), ("no", False), ("", False)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1", True), ("TRUE", True), (" on ", True), ("no", False), ("", False)]
+)
 def test_recognised_booleans(value: str, expected: bool) -> None:
     environ = {"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUER": ISSUER, "MCP_AUTH_DPOP_REQUIRED": value}
     assert AuthConfig.from_env(environ).dpop_required is expected
@@ -160,5 +162,7 @@ async def test_the_middleware_form_without_lifespan_answers_503_and_says_why_onc
     assert {a.status_code for a in answers} == {503}
     assert answers[0].json()["error"] == "server_misconfigured"
     lines = [r.getMessage() for r in caplog.records if "MCPAuthMiddleware" in r.getMessage()]
-    assert lines == ["MCPAuthMiddleware: `resource` is required: the URL clients use for this MCP server, "
-                     'e.g. resource="https://mcp.example.com/mcp" (MCP_AUTH_RESOURCE)']
+    assert lines == [
+        "MCPAuthMiddleware: `resource` is required: the URL clients use for this MCP server, "
+        'e.g. resource="https://mcp.example.com/mcp" (MCP_AUTH_RESOURCE)'
+    ]

@@ -624,7 +624,7 @@ async def test_each_denial_is_one_line_with_its_reason_in_words(
     elsewhere = issuer.mint_token(audience=["https://a.example/mcp", "https://b.example/mcp"])
     foreign = LocalIssuer("https://evil.example").mint_token(audience=RESOURCE)
     narrow = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
-    app = make_app(tool_scopes={"delete_notes": ["notes:admin"]})
+    app = make_app(tool_scopes={"delete_notes": ["notes:delete"]})
     async with asgi_client(app) as client:
         await client.post("/mcp")
         for token in (expired, elsewhere, foreign):
@@ -641,7 +641,7 @@ async def test_each_denial_is_one_line_with_its_reason_in_words(
         in audience_line.getMessage()
     )
     assert key_line.levelno == logging.WARNING and "no RSA key with key id" in key_line.getMessage()
-    assert "scope notes:admin missing for tools/call delete_notes" in scope_line.getMessage()
+    assert "scope notes:delete missing for tools/call delete_notes" in scope_line.getMessage()
     for line in (expired_line, audience_line, key_line, scope_line):
         assert line.auth_token_hash and line.auth_client_address == "127.0.0.1"  # type: ignore[attr-defined]
         assert f"(token {line.auth_token_hash}, client 127.0.0.1)" in line.getMessage()  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ def call(name: Any, id_: int = 1, **extra: Any) -> dict[str, Any]:
 
 
 RULES: dict[str, Any] = {
-    "tool_scopes": {"delete_repo": ["repo:admin"], "read_file": ["files:read"]},
+    "tool_scopes": {"delete_repo": ["repo:delete"], "read_file": ["files:read"]},
     "method_scopes": {"resources/read": ["resources"], "tools/list": []},
     "resource_scopes": {"file:///secret/*": ["secrets"]},
     "prompt_scopes": {"incident": ["oncall"]},
@@ -36,19 +36,19 @@ RULES: dict[str, Any] = {
 
 def test_required_for_each_kind_of_message() -> None:
     policy = ScopePolicy(**RULES)
-    assert policy.required_for([call("delete_repo")]) == {"repo:admin"}
+    assert policy.required_for([call("delete_repo")]) == {"repo:delete"}
     assert policy.required_for([call("anything_else")]) == frozenset()
     read = {"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": "file:///secret/key"}}
     assert policy.required_for([read]) == {"resources", "secrets"}
     prompt = {"jsonrpc": "2.0", "id": 3, "method": "prompts/get", "params": {"name": "incident"}}
     assert policy.required_for([prompt]) == {"oncall"}
-    assert policy.required_for([call("delete_repo"), call("read_file")]) == {"repo:admin", "files:read"}
+    assert policy.required_for([call("delete_repo"), call("read_file")]) == {"repo:delete", "files:read"}
 
 
 def test_hierarchy_explicit_and_prefix() -> None:
-    policy = ScopePolicy(implied_scopes={"admin": ["repo:admin", "files"], "files": ["files:read"]})
-    assert policy.missing(frozenset({"admin"}), frozenset({"files:read", "repo:admin"})) == frozenset()
-    assert policy.missing(frozenset({"files"}), frozenset({"repo:admin"})) == {"repo:admin"}
+    policy = ScopePolicy(implied_scopes={"admin": ["repo:delete", "files"], "files": ["files:read"]})
+    assert policy.missing(frozenset({"admin"}), frozenset({"files:read", "repo:delete"})) == frozenset()
+    assert policy.missing(frozenset({"files"}), frozenset({"repo:delete"})) == {"repo:delete"}
     prefix = ScopePolicy(prefix_implies=True)
     assert prefix.missing(frozenset({"files"}), frozenset({"files:read", "files:write"})) == frozenset()
     assert prefix.missing(frozenset({"files"}), frozenset({"filesystem:read"})) == {"filesystem:read"}
@@ -89,14 +89,14 @@ async def test_tool_needing_more_gets_403_naming_all_needed(app: MCPAuthMiddlewa
     _, params = parse_challenge(response.headers["www-authenticate"])
     assert params["error"] == "insufficient_scope"
     assert (
-        params["scope"] == "mcp repo:admin"
+        params["scope"] == "mcp repo:delete"
     )  # the operation's scopes, global ones included (MCP authorization, Scope Challenge Handling)
     assert params["resource_metadata"].endswith("/.well-known/oauth-protected-resource/mcp")
     assert params["error_description"]
 
 
 async def test_allowed_tool_passes_with_body_untouched(app: MCPAuthMiddleware, issuer: LocalIssuer) -> None:
-    token = issuer.mint_token(audience=RESOURCE, scopes=["mcp", "repo:admin"])
+    token = issuer.mint_token(audience=RESOURCE, scopes=["mcp", "repo:delete"])
     raw = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo","arguments":{"x":"\\u00e9"}}}'
     response = await post(app, token, raw)
     assert response.status_code == 200
@@ -107,14 +107,14 @@ async def test_challenge_can_include_granted_scopes(make_app: Factory, issuer: L
     app = make_app(required_scopes=["mcp"], challenge_granted_scopes=True, **RULES)
     token = issuer.mint_token(audience=RESOURCE, scopes=["mcp", "files:read"])
     response = await post(app, token, call("delete_repo"))
-    assert parse_challenge(response.headers["www-authenticate"])[1]["scope"] == "files:read mcp repo:admin"
+    assert parse_challenge(response.headers["www-authenticate"])[1]["scope"] == "files:read mcp repo:delete"
 
 
 async def test_batch_needs_the_union(app: MCPAuthMiddleware, issuer: LocalIssuer) -> None:
     token = issuer.mint_token(audience=RESOURCE, scopes=["mcp", "files:read"])
     response = await post(app, token, [call("read_file", 1), call("delete_repo", 2)])
     assert response.status_code == 403
-    assert parse_challenge(response.headers["www-authenticate"])[1]["scope"] == "files:read mcp repo:admin"
+    assert parse_challenge(response.headers["www-authenticate"])[1]["scope"] == "files:read mcp repo:delete"
     ok = await post(app, token, [call("read_file", 1), call("other", 2)])
     assert ok.status_code == 200
 
@@ -122,7 +122,7 @@ async def test_batch_needs_the_union(app: MCPAuthMiddleware, issuer: LocalIssuer
 async def test_scopes_supported_lists_every_rule_scope(app: MCPAuthMiddleware) -> None:
     async with asgi_client(app) as client:
         document = (await client.get("/.well-known/oauth-protected-resource/mcp")).json()
-    assert set(document["scopes_supported"]) == {"mcp", "repo:admin", "files:read", "resources", "secrets", "oncall"}
+    assert set(document["scopes_supported"]) == {"mcp", "repo:delete", "files:read", "resources", "secrets", "oncall"}
 
 
 async def test_hierarchy_through_the_middleware(make_app: Factory, issuer: LocalIssuer) -> None:
@@ -197,7 +197,7 @@ async def test_other_content_types_are_still_checked(app: MCPAuthMiddleware, iss
 
 
 async def test_slow_chunked_body_is_reassembled(app: MCPAuthMiddleware, issuer: LocalIssuer) -> None:
-    token = issuer.mint_token(audience=RESOURCE, scopes=["mcp", "repo:admin"])
+    token = issuer.mint_token(audience=RESOURCE, scopes=["mcp", "repo:delete"])
     raw = json.dumps(call("delete_repo")).encode()
     chunks = [raw[i : i + 7] for i in range(0, len(raw), 7)]
     messages = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]

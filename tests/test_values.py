@@ -24,14 +24,14 @@ def test_word_list_reads_one_string_as_space_separated(value: object, expected: 
 
 
 async def test_required_scopes_as_one_string_is_that_scope(make_app: Factory, issuer: LocalIssuer) -> None:
-    app = make_app(required_scopes="mcp", tool_scopes={"delete": "notes:admin notes:write"})
+    app = make_app(required_scopes="mcp", tool_scopes={"delete": "notes:delete notes:write"})
     assert app.required_scopes == {"mcp"}  # not {"m", "c", "p"}
     async with asgi_client(app) as client:
         challenge = (await client.post("/mcp")).headers["www-authenticate"]
         document = (await client.get("/.well-known/oauth-protected-resource/mcp")).json()
         ok = await client.post("/mcp", headers=bearer(issuer.mint_token(audience=RESOURCE, scopes="mcp")))
     assert 'scope="mcp"' in challenge
-    assert document["scopes_supported"] == ["mcp", "notes:admin", "notes:write"]
+    assert document["scopes_supported"] == ["mcp", "notes:delete", "notes:write"]
     assert ok.status_code == 200
 
 
@@ -65,8 +65,12 @@ async def test_list_options_accept_one_string(issuer: LocalIssuer) -> None:
         ("issuer", "http://auth.example.com", "plain http"),
         ("issuer", "ftp://auth.example.com", "must be an https URL"),
         # http is allowed on loopback: the message for a relative resource must not say "https only"
-        ("resource", "/mcp", r"not an absolute URL: write it in full, scheme and host included \(https://host/path; "
-         "plain http only on loopback"),
+        (
+            "resource",
+            "/mcp",
+            r"not an absolute URL: write it in full, scheme and host included \(https://host/path; "
+            "plain http only on loopback",
+        ),
     ],
 )
 def test_construction_refuses_urls_that_cannot_work(name: str, url: str, message: str) -> None:

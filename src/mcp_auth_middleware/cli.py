@@ -13,6 +13,9 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from .fetch import check_fetch_url
+from .values import LOOPBACK_HOSTS, flag
+
 __all__ = ["main", "readiness_problems"]
 
 
@@ -22,15 +25,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run a local authorization server and a protected MCP server")
-    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="loopback address to bind (default 127.0.0.1; the demo is plain http and approves every sign-in)",
+    )
     demo.add_argument("--port", type=int, default=8000, help="MCP server port (default 8000)")
     demo.add_argument("--as-port", type=int, default=9000, help="authorization server port (default 9000)")
-    demo.add_argument("--token-format", choices=["jwt", "opaque"], default="jwt")
+    demo.add_argument(
+        "--token-format",
+        choices=["jwt", "opaque"],
+        default="jwt",
+        help="jwt: RFC 9068 access tokens checked against the JWKS (default); "
+        "opaque: random tokens checked by RFC 7662 introspection",
+    )
 
     discover = commands.add_parser(
-        "discover", help="fetch an authorization server's metadata and check that MCP clients can use it"
+        "discover",
+        help="fetch an authorization server's metadata (given its issuer, or an MCP server URL whose "
+        "protected-resource metadata names it) and check that MCP clients can use it",
     )
-    discover.add_argument("issuer")
+    discover.add_argument("issuer", help="the issuer URL, or the URL of an MCP server")
+    discover.add_argument(
+        "--allow-http", action="store_true", help="allow plain http beyond loopback (private network)"
+    )
 
     check = commands.add_parser(
         "check",
@@ -46,25 +64,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument(
         "--client-secret", help="introspection: its secret (default: the MCP_AUTH_CLIENT_SECRET variable)"
     )
+    check.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="allow plain http beyond loopback, for a private network (or MCP_AUTH_ALLOW_HTTP=1)",
+    )
 
     args = parser.parse_args(argv)
     if args.command == "demo":
-        busy = [port for port in (args.port, args.as_port) if not _port_free(args.host, port)]
-        if busy:
-            print(
-                f"mcp-oauth-middleware demo: port {busy[0]} on {args.host} is in use; "
-                "choose others with --port and --as-port",
-                file=sys.stderr,
-            )
-            return 1
-        from .demo import run_demo
-
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the demo ends
-            run_demo(args.host, args.port, args.as_port, args.token_format)
-        return 0
+        return _demo(args)
     if args.command == "discover":
-        return asyncio.run(_discover(args.issuer))
+        return asyncio.run(_discover(args.issuer, allow_http=args.allow_http))
     return asyncio.run(_check(args))
+
+
+def _fail(command: str, problem: str, code: int = 2) -> int:
+    """One line on stderr, no traceback: what is wrong and what to do."""
+    print(f"mcp-oauth-middleware {command}: {problem}", file=sys.stderr)
+    return code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if args.host.strip("[]").lower() not in LOOPBACK_HOSTS:
+        return _fail(
+            "demo",
+            f"--host {args.host} is not a loopback address: the demo serves plain http and signs everyone in "
+            "without asking, so it binds only 127.0.0.1, ::1 or localhost",
+        )
+    busy = [port for port in (args.port, args.as_port) if not _port_free(args.host, port)]
+    if busy:
+        return _fail("demo", f"port {busy[0]} on {args.host} is in use; choose others with --port and --as-port", 1)
+    try:
+        from .demo import run_demo
+    except ImportError as exc:
+        return _fail("demo", f"needs {exc.name or 'FastMCP'}: pip install 'mcp-oauth-middleware[demo]'")
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the demo ends
+        run_demo(args.host.strip("[]"), args.port, args.as_port, args.token_format)
+    return 0
 
 
 def _version() -> str:
@@ -110,15 +146,38 @@ def readiness_problems(document: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-async def _discover(issuer: str) -> int:
-    from .discovery import discover_authorization_server
-    from .errors import AuthError
+async def _discover(url: str, *, allow_http: bool = False) -> int:
+    """The authorization server's metadata, from its issuer; given an MCP server's URL, first
+    its protected-resource metadata (RFC 9728 §3), as MCP clients find their way."""
+    from .discovery import discover_authorization_server, discover_resource
+    from .errors import AuthError, ConfigurationError
 
     try:
-        document = await discover_authorization_server(issuer)
+        allow_http = allow_http or _env_flag("MCP_AUTH_ALLOW_HTTP")
+        check_fetch_url(url, allow_http=allow_http)
+        try:
+            document = await discover_authorization_server(url, allow_http=allow_http)
+        except ConfigurationError as not_an_issuer:
+            resource = await discover_resource(url, allow_http=allow_http)
+            if resource is None:
+                raise not_an_issuer from None
+            servers = resource.get("authorization_servers")
+            if not isinstance(servers, list) or not servers or not isinstance(servers[0], str):
+                return _fail("discover", f"{url} is a protected resource whose metadata names no authorization server")
+            print(
+                f"{url} is a protected resource (RFC 9728); its authorization server is {servers[0]}", file=sys.stderr
+            )
+            if resource.get("resource") != url:
+                print(
+                    f"warning: its metadata says resource {resource.get('resource')!r}, not {url!r}: MCP clients "
+                    "compare the two exactly and stop (RFC 9728 §3.3)",
+                    file=sys.stderr,
+                )
+            document = await discover_authorization_server(servers[0], allow_http=allow_http)
+    except ValueError as exc:  # a URL that cannot be fetched as given
+        return _fail("discover", str(exc))
     except AuthError as exc:
-        print(f"discovery failed: {exc.detail or exc.description}", file=sys.stderr)
-        return 1
+        return _fail("discover", f"discovery failed: {exc.detail or exc.description}", 1)
     print(json.dumps(document, indent=2))
     problems = readiness_problems(document)
     for problem in problems:
@@ -129,6 +188,10 @@ async def _discover(issuer: str) -> int:
         file=sys.stderr,
     )
     return 1 if problems else 0
+
+
+def _env_flag(name: str) -> bool:
+    return bool(flag(name, os.environ.get(name)))
 
 
 @contextlib.contextmanager
@@ -171,7 +234,12 @@ async def _check(args: argparse.Namespace) -> int:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    options: dict[str, Any] = {"token_validation": args.token_validation}
+    try:
+        allow_http = args.allow_http or _env_flag("MCP_AUTH_ALLOW_HTTP")
+    except ValueError as exc:
+        print(f"INVALID CONFIGURATION  {exc}", file=sys.stderr)
+        return 2
+    options: dict[str, Any] = {"token_validation": args.token_validation, "allow_http": allow_http}
     if args.token_validation != "jwt":
         options |= {
             "client_id": args.client_id,

@@ -30,9 +30,13 @@ TOOL_SCOPES: dict[str, list[str]] = {
     "whoami": [],
     "add": [],
     "read_notes": ["notes:read"],
-    "delete_notes": ["notes:admin"],
+    "delete_notes": ["notes:delete"],
 }
-SCOPES = ["mcp", "notes:read", "notes:admin"]
+SCOPES = ["mcp", "notes:read", "notes:delete"]
+
+
+#: The MCP server's credentials at the introspection endpoint (--token-format opaque).
+INTROSPECTION_CLIENT = ("demo-resource-server", "demo-secret")
 
 
 @dataclass
@@ -41,6 +45,7 @@ class DemoStack:
     mcp_app: Any
     resource: str
     issuer: str
+    token_format: TokenFormat = "jwt"
 
 
 def build_demo(
@@ -60,7 +65,7 @@ def build_demo(
         default_resource=resource,
         access_token_ttl=access_token_ttl,
     )
-    authorization_server.register_resource_server("demo-resource-server", "demo-secret", [resource])
+    authorization_server.register_resource_server(*INTROSPECTION_CLIENT, [resource])
     mcp = FastMCP("mcp-oauth-middleware demo")
 
     @mcp.tool
@@ -82,14 +87,13 @@ def build_demo(
 
     @mcp.tool
     def delete_notes() -> str:
-        """Delete all notes (needs notes:admin)."""
+        """Delete all notes (needs notes:delete)."""
         return "deleted"
 
     validation: dict[str, Any] = {"issuer": issuer}
     if token_format == "opaque":
-        validation.update(
-            token_validation="introspection", client_id="demo-resource-server", client_secret="demo-secret"
-        )
+        client_id, client_secret = INTROSPECTION_CLIENT
+        validation.update(token_validation="introspection", client_id=client_id, client_secret=client_secret)
     app = MCPAuthMiddleware(
         mcp.http_app(stateless_http=True),
         resource=resource,
@@ -99,7 +103,7 @@ def build_demo(
         log_allowed=True,  # the demo shows every decision, allowed ones too
         **validation,
     )
-    return DemoStack(authorization_server, app, resource, issuer)
+    return DemoStack(authorization_server, app, resource, issuer, token_format)
 
 
 #: The decisions the middleware logs while one request runs (see RequestLog).
@@ -190,12 +194,22 @@ def instructions(stack: DemoStack, token: str) -> str:
         f"-d {shlex.quote(call)}"
     )
     scopes = "\n".join(f"  {tool:14s} needs {' '.join(['mcp', *needs])}" for tool, needs in TOOL_SCOPES.items())
+    validation = "The MCP server checks JWT access tokens (RFC 9068) against the authorization server's JWKS."
+    if stack.token_format == "opaque":
+        client_id, client_secret = INTROSPECTION_CLIENT
+        validation = f"""Tokens are opaque: the MCP server asks the introspection endpoint (RFC 7662) about each one,
+with its own client credentials. To try token_validation="introspection" in your own server:
+
+  issuer="{stack.issuer}", token_validation="introspection",
+  client_id="{client_id}", client_secret="{client_secret}"   (MCP_AUTH_CLIENT_ID, MCP_AUTH_CLIENT_SECRET)"""
     return f"""
 mcp-oauth-middleware demo (development only; everything on 127.0.0.1)
 
   authorization server  {stack.issuer}   (metadata: {stack.issuer}/.well-known/oauth-authorization-server)
   protected MCP server  {stack.resource}
   resource metadata     {stack.resource.rsplit("/mcp", 1)[0]}/.well-known/oauth-protected-resource/mcp
+
+{validation}
 
 An access token for demo-user (scope "mcp", valid for an hour):
 

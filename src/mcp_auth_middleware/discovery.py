@@ -13,8 +13,9 @@ import httpx2
 
 from .errors import AuthError, ConfigurationError, DiscoveryError, mismatch_hint, shown
 from .fetch import UnexpectedStatusError, check_fetch_url, fetch_limited
+from .resource_metadata import WELL_KNOWN, well_known_path
 
-__all__ = ["Discovery", "discover_authorization_server", "metadata_urls"]
+__all__ = ["Discovery", "discover_authorization_server", "discover_resource", "metadata_urls"]
 
 
 def metadata_urls(issuer: str) -> list[str]:
@@ -88,6 +89,36 @@ async def discover_authorization_server(
         "The authorization server could not be reached",
         detail=f"discovery for {issuer}: " + "; ".join(problems),
     )
+
+
+async def discover_resource(
+    url: str,
+    *,
+    http_client: httpx2.AsyncClient | None = None,
+    timeout: float = 5.0,  # noqa: ASYNC109 - per URL tried
+    allow_http: bool = False,
+    max_bytes: int = 64 * 1024,
+) -> dict[str, Any] | None:
+    """The protected-resource metadata of an MCP server URL, where clients look for it (RFC
+    9728 §3.1; MCP authorization, Protected Resource Metadata Discovery): the path-inserted
+    well-known URI, then the root one. None when neither holds a JSON object."""
+    parts = urlsplit(check_fetch_url(url, allow_http=allow_http))
+    origin = f"{parts.scheme}://{parts.netloc}"
+    client = http_client or httpx2.AsyncClient(timeout=timeout, follow_redirects=False)
+    try:
+        for path in dict.fromkeys((well_known_path(url), WELL_KNOWN)):
+            try:
+                async with asyncio.timeout(timeout):
+                    body, _ = await fetch_limited(client, "GET", origin + path, max_bytes)
+                document = json.loads(body)
+            except (ValueError, httpx2.HTTPError, TimeoutError):
+                continue
+            if isinstance(document, dict):
+                return document
+    finally:
+        if http_client is None:
+            await client.aclose()
+    return None
 
 
 class Discovery:

@@ -28,8 +28,8 @@ from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from limits import parse
 from limits.aio.strategies import FixedWindowRateLimiter
 
-from .jose import MalformedJOSE, compact_parts, json_object
 from .errors import AuthError, AuthorizationServerUnavailableError, InvalidTokenError
+from .jose import MalformedJOSE, compact_parts, json_object
 from .rate_limit import storage_for
 from .validators.claims import is_numeric_date
 from .values import word_list

@@ -30,7 +30,14 @@ def check_fetch_url(url: str, *, allow_http: bool = False) -> str:
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and (allow_http or is_loopback(url))):
         return url
-    raise ValueError(f"refusing to fetch keys or metadata over a non-https URL: {url!r}")
+    if not parts.scheme or not parts.netloc:
+        raise ValueError(f"{url!r} is not an absolute URL: write the scheme and host (https://...)")
+    if parts.scheme != "http":
+        raise ValueError(f"{url!r}: only https URLs (plain http on loopback, or with allow_http)")
+    raise ValueError(
+        f"{url!r} is plain http to a host that is not loopback: use https, or allow plain http on a private "
+        "network (allow_http=True, MCP_AUTH_ALLOW_HTTP=1, or --allow-http)"
+    )
 
 
 async def fetch_limited(

@@ -113,7 +113,12 @@ def serve(
     Lifespan runs, so FastMCP and MCP SDK apps start their session managers. Other keywords
     go to `uvicorn.Config` (`root_path="/prefix"`, as behind a reverse proxy).
     """
-    import uvicorn
+    try:
+        import uvicorn
+    except ImportError:
+        raise ModuleNotFoundError(
+            "serve() runs uvicorn, which is not installed: pip install 'mcp-oauth-middleware[server]'", name="uvicorn"
+        ) from None
 
     options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto", **uvicorn_options}
     config = uvicorn.Config(app, host=host, port=port, **options)

@@ -73,7 +73,7 @@ def check_server_url(name: str, url: str, *, allow_http: bool = False) -> str:
         raise ValueError(f"{name} must not have a query or fragment: {url!r}")
     if scheme == "http" and not allow_http and not is_loopback(url):
         raise ValueError(
-            f"{name} {url!r} uses plain http on a host that is not loopback; use https, "
-            "or pass allow_http=True (MCP_AUTH_ALLOW_HTTP=1) on a private network"
+            f"{name} {url!r} uses plain http on a host that is not loopback: use https, or allow plain http on "
+            "a private network (allow_http=True, MCP_AUTH_ALLOW_HTTP=1, or --allow-http)"
         )
     return url

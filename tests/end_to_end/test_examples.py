@@ -27,7 +27,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.fixture(scope="module")
 def authorization_server() -> Iterator[LocalAuthorizationServer]:
-    with running_authorization_server(user="demo-user", scopes_supported=["mcp", "repo:admin"]) as server:
+    with running_authorization_server(user="demo-user", scopes_supported=["mcp", "repo:delete"]) as server:
         yield server
 
 
@@ -82,7 +82,7 @@ async def test_web_app_examples(authorization_server: LocalAuthorizationServer, 
             assert (await http.get(url, headers={"Authorization": f"Bearer {token}"})).json()["sub"] == "bob"
             if name == "fastapi_app":
                 denied = await http.delete(f"{url}/repos/x", headers={"Authorization": f"Bearer {token}"})
-                assert denied.status_code == 403 and 'scope="repo:admin"' in denied.headers["www-authenticate"]
-                admin = authorization_server.mint_token(sub="root", scopes=["mcp", "repo:admin"], audience=url)
+                assert denied.status_code == 403 and 'scope="repo:delete"' in denied.headers["www-authenticate"]
+                admin = authorization_server.mint_token(sub="root", scopes=["mcp", "repo:delete"], audience=url)
                 allowed = await http.delete(f"{url}/repos/x", headers={"Authorization": f"Bearer {admin}"})
                 assert allowed.json() == {"deleted": "x", "by": "root"}

@@ -136,10 +136,10 @@ async def test_step_up_on_403_insufficient_scope(stack: DemoStack) -> None:
     assert before is not None and after is not None
     assert before["scopes"] == ["mcp"]
     assert not deleted.is_error and "deleted" in str(deleted.content)
-    assert "notes:admin" in after["scopes"] and "mcp" in after["scopes"]
+    assert "notes:delete" in after["scopes"] and "mcp" in after["scopes"]
     assert len(browser.authorize_urls) == 2
     second = parse_qs(urlsplit(browser.authorize_urls[1]).query)
-    assert set(second["scope"][0].split()) >= {"mcp", "notes:admin"}
+    assert set(second["scope"][0].split()) >= {"mcp", "notes:delete"}
 
 
 # -- Client ID Metadata Documents (MCP authorization 2025-11-25) --------------------------------
@@ -190,7 +190,8 @@ async def test_client_id_metadata_document_flow(stack: DemoStack, client_metadat
     from mcp_auth_middleware.server.client_metadata import ClientMetadataDocuments
 
     url, trust = client_metadata_host
-    documents = ClientMetadataDocuments(http_client=httpx2.AsyncClient(verify=trust))
+    # development: the document is on loopback, which is refused otherwise (SSRF)
+    documents = ClientMetadataDocuments(http_client=httpx2.AsyncClient(verify=trust), development=True)
     stack.authorization_server.client_metadata = documents
     browser, storage = Browser(), MemoryStorage()
     metadata = OAuthClientMetadata(redirect_uris=["http://127.0.0.1:33418/callback"], client_name="e2e", scope="mcp")

@@ -48,5 +48,5 @@ def test_typescript_sdk_client_full_oauth_flow() -> None:
     # The 1.x SDK answers 403 insufficient_scope by refreshing with the larger scope (which
     # RFC 6749 §6 forbids) and gives up; docs/troubleshooting.md says what users see.
     assert "403" in steps["step-up denied"][0]["error"]
-    assert steps["step-up"] == [{"redirected": "REDIRECT", "authorized": "AUTHORIZED", "scope": "mcp notes:admin"}]
+    assert steps["step-up"] == [{"redirected": "REDIRECT", "authorized": "AUTHORIZED", "scope": "mcp notes:delete"}]
     assert steps["delete_notes"][0]["result"] == {"result": "deleted"}

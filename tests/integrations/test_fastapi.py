@@ -28,7 +28,7 @@ def create_app(resource: str, **auth: Any) -> FastAPI:
         return {"sub": request.state.auth.sub}
 
     @app.delete("/api/repos/{name}")
-    async def delete_repo(name: str, auth: AuthInfo = Depends(require_auth("repo:admin"))) -> dict[str, str]:  # noqa: B008
+    async def delete_repo(name: str, auth: AuthInfo = Depends(require_auth("repo:delete"))) -> dict[str, str]:  # noqa: B008
         return {"deleted": name, "by": auth.sub or ""}
 
     return app
@@ -37,7 +37,7 @@ def create_app(resource: str, **auth: Any) -> FastAPI:
 async def test_fastapi_routes_see_the_caller_and_per_route_scopes_get_403(issuer: LocalIssuer) -> None:
     app = create_app(RESOURCE, authorization_servers=[ISSUER], validator=issuer.validator(), required_scopes=["api"])
     narrow = issuer.mint_token(audience=RESOURCE, sub="alice", scopes=["api"])
-    admin = issuer.mint_token(audience=RESOURCE, sub="root", scopes=["api", "repo:admin"])
+    admin = issuer.mint_token(audience=RESOURCE, sub="root", scopes=["api", "repo:delete"])
     async with asgi_client(app) as client:
         assert (await client.get("/health")).text == '"ok"'
         assert (await client.get("/api")).status_code == 401
@@ -45,7 +45,7 @@ async def test_fastapi_routes_see_the_caller_and_per_route_scopes_get_403(issuer
         denied = await client.delete("/api/repos/x", headers=bearer(narrow))
         assert denied.status_code == 403
         challenge = denied.headers["www-authenticate"]
-        assert 'error="insufficient_scope"' in challenge and 'scope="api repo:admin"' in challenge
+        assert 'error="insufficient_scope"' in challenge and 'scope="api repo:delete"' in challenge
         assert "resource_metadata=" in challenge
         allowed = await client.delete("/api/repos/x", headers=bearer(admin))
         assert allowed.json() == {"deleted": "x", "by": "root"}

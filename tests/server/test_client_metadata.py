@@ -233,9 +233,8 @@ async def test_a_document_served_as_html_is_refused(host: DocumentHost) -> None:
         return Response(b'{"client_id": "x", "redirect_uris": []}', media_type="text/html")
 
     server = Starlette(routes=[Route("/client.json", html)])
-    with serve(server) as base:
-        with pytest.raises(InvalidClientError) as refused:
-            await ClientMetadataDocuments(development=True).metadata(f"{base}/client.json")
+    with serve(server) as base, pytest.raises(InvalidClientError) as refused:
+        await ClientMetadataDocuments(development=True).metadata(f"{base}/client.json")
     assert "served as text/html, not application/json" in str(refused.value.description)
 
 

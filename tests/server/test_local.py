@@ -480,7 +480,11 @@ async def test_no_token_or_secret_reaches_a_log_line(
         client, tokens, _ = await code_flow(http)
         refreshed = await http.post(
             "/token",
-            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": client["client_id"]},
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "client_id": client["client_id"],
+            },
         )
         service = await http.post("/token", data={"grant_type": "client_credentials"}, auth=("svc", "svc-secret-value"))
     secrets_seen = [

@@ -279,7 +279,7 @@ async def test_malformed_token_never_sent(fake: FakeAS) -> None:
 def test_configuration_errors() -> None:
     with pytest.raises(ValueError, match="endpoint"):
         IntrospectionValidator(client_id="rs", client_secret="x")
-    with pytest.raises(ValueError, match="non-https"):
+    with pytest.raises(ValueError, match="is plain http to a host that is not loopback"):
         IntrospectionValidator("http://as.example/introspect", client_id="rs", client_secret="x")
     with pytest.raises(ValueError, match="client_secret"):
         IntrospectionValidator("https://as.example/introspect", client_id="rs")

@@ -7,7 +7,7 @@
     app.add_middleware(MCPAuthMiddleware, resource=..., issuer=...)
 
     @app.delete("/repos/{name}")
-    async def delete_repo(name: str, auth: AuthInfo = Depends(require_auth("repo:admin"))): ...
+    async def delete_repo(name: str, auth: AuthInfo = Depends(require_auth("repo:delete"))): ...
 
 Only Starlette is imported: FastAPI recognises the `Request` parameter and Starlette's
 `HTTPException`.

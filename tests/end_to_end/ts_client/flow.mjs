@@ -85,7 +85,7 @@ try {
 report("step-up denied", { error: denied });
 // What an application does instead: authorize again for the challenged scope through auth().
 provider.invalidateCredentials("tokens");
-const redirected = await auth(provider, { serverUrl: url, scope: "mcp notes:admin" });
+const redirected = await auth(provider, { serverUrl: url, scope: "mcp notes:delete" });
 const authorized = await auth(provider, { serverUrl: url, authorizationCode: provider.code });
 report("step-up", { redirected, authorized, scope: provider.saved.scope });
 client = await connect(provider);
