@@ -317,3 +317,28 @@ def test_the_demo_names_scopes_after_what_they_allow() -> None:
 
     stack = build_demo(port=free_port(), as_port=free_port())
     assert stack.mcp_app.metadata.document["scopes_supported"] == ["mcp", "notes:delete", "notes:read"]
+
+
+def test_an_https_issuer_that_speaks_http_is_named_as_such(capsys: pytest.CaptureFixture[str]) -> None:
+    """Not `[SSL: WRONG_VERSION_NUMBER]`: what was found, and the likely fix."""
+    with running_authorization_server() as server:
+        https = server.issuer.replace("http://", "https://")
+        assert main(["check", "--resource", RESOURCE, "--issuer", https]) == 3
+    out = capsys.readouterr().out
+    port = https.rsplit(":", 1)[1]
+    assert f"127.0.0.1:{port} answered in plain http where TLS was expected" in out
+    assert "WRONG_VERSION_NUMBER" not in out
+
+
+def test_a_jwks_uri_serving_html_is_named_as_such(capsys: pytest.CaptureFixture[str]) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    page = Starlette(routes=[Route("/login", lambda r: HTMLResponse("<!doctype html><title>Sign in</title>"))])
+    with running_authorization_server() as server, serve(page) as base:
+        args = ["check", "--resource", RESOURCE, "--issuer", server.issuer, "--jwks-uri", f"{base}/login"]
+        assert main(args) == 2
+    out = capsys.readouterr().out
+    assert f"{base}/login served text/html, not JSON: an HTML page" in out
+    assert "JSONDecodeError" not in out

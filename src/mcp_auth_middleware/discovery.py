@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx2
 
 from .errors import AuthError, ConfigurationError, DiscoveryError, mismatch_hint, shown
-from .fetch import UnexpectedStatusError, check_fetch_url, fetch_limited
+from .fetch import NotJSONError, UnexpectedStatusError, check_fetch_url, describe_failure, fetch_limited, json_body
 from .resource_metadata import WELL_KNOWN, well_known_path
 
 __all__ = ["Discovery", "discover_authorization_server", "discover_resource", "metadata_urls"]
@@ -54,18 +53,21 @@ async def discover_authorization_server(
         for url in metadata_urls(issuer):
             try:
                 async with asyncio.timeout(timeout):
-                    body, _ = await fetch_limited(client, "GET", url, max_bytes)
-                document = json.loads(body)
+                    body, headers = await fetch_limited(client, "GET", url, max_bytes)
+                document = json_body(body, headers, url)
             except UnexpectedStatusError as exc:
                 reached = reached and not exc.transient
                 problems.append(f"{url}: {exc}")
                 continue
-            except ValueError as exc:  # not JSON, too large
-                problems.append(f"{url}: {type(exc).__name__}: {exc}"[:200])
+            except NotJSONError as exc:
+                problems.append(str(exc)[:300])
                 continue
-            except Exception as exc:  # unreachable, timed out
+            except ValueError as exc:  # too large
+                problems.append(f"{url}: {exc}"[:200])
+                continue
+            except (OSError, httpx2.HTTPError, TimeoutError) as exc:  # unreachable, timed out, TLS
                 reached = False
-                problems.append(f"{url}: {type(exc).__name__}: {exc}"[:200])
+                problems.append(f"{url}: {describe_failure(exc, url)}")
                 continue
             if not isinstance(document, dict):
                 problems.append(f"{url}: not a JSON object")
@@ -109,8 +111,8 @@ async def discover_resource(
         for path in dict.fromkeys((well_known_path(url), WELL_KNOWN)):
             try:
                 async with asyncio.timeout(timeout):
-                    body, _ = await fetch_limited(client, "GET", origin + path, max_bytes)
-                document = json.loads(body)
+                    body, headers = await fetch_limited(client, "GET", origin + path, max_bytes)
+                document = json_body(body, headers, origin + path)
             except (ValueError, httpx2.HTTPError, TimeoutError):
                 continue
             if isinstance(document, dict):

@@ -1,7 +1,10 @@
-"""Fetching small JSON documents from an authorization server: https only, bounded in size."""
+"""Fetching small JSON documents from an authorization server: https only, bounded in size,
+and failures said in words an operator can act on (not a library's raw error)."""
 
 from __future__ import annotations
 
+import json
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -9,7 +12,11 @@ import httpx2
 
 from .values import is_loopback
 
-__all__ = ["UnexpectedStatusError", "check_fetch_url", "fetch_limited"]
+__all__ = ["NotJSONError", "UnexpectedStatusError", "check_fetch_url", "describe_failure", "fetch_limited", "json_body"]
+
+
+class NotJSONError(ValueError):
+    """The server answered 200 with something that is not JSON (an HTML page, often)."""
 
 
 class UnexpectedStatusError(ValueError):
@@ -56,3 +63,44 @@ async def fetch_limited(
                 raise ValueError(f"response larger than {max_bytes} bytes")
             chunks.append(chunk)
         return b"".join(chunks), response.headers
+
+
+def json_body(body: bytes, headers: httpx2.Headers, url: str) -> Any:
+    """The JSON document in a body, or NotJSONError saying what came instead."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        kind = headers.get("content-type", "").partition(";")[0].strip().lower() or "no content type"
+        hint = ""
+        if "html" in kind or body.lstrip()[:1] == b"<":
+            hint = ": an HTML page (a login, error or documentation page?); check that the URL is the JSON endpoint"
+        raise NotJSONError(f"{url} served {kind}, not JSON{hint}") from None
+
+
+def describe_failure(exc: BaseException, url: str) -> str:
+    """What went wrong fetching `url`, with the likely fix where the error shows it."""
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    text = " ".join(str(e) for e in chain)
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in text:
+        if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
+            return (
+                f"{where} answered in plain http where TLS was expected: the URL says https but that port serves "
+                "http (use http:// for a development server on loopback, or the server's TLS port)"
+            )
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return f"the TLS certificate of {where} is not trusted here ({_short(chain[-1])}): a private CA?"
+    if isinstance(exc, TimeoutError | httpx2.TimeoutException):
+        return f"no answer from {where} in time"
+    if isinstance(exc, httpx2.ConnectError):
+        return f"could not connect to {where} ({_short(exc)}): is the server running, and on this port?"
+    return _short(exc)
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__

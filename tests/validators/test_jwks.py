@@ -178,7 +178,7 @@ async def test_stale_keys_expire_after_max_stale(jwks: JWKSServer) -> None:
 @pytest.mark.parametrize(
     ("status", "body", "detail"),
     [
-        (200, b"<html>not json</html>", "is not a usable key set: JSONDecodeError"),
+        (200, b"<html>not json</html>", "served application/json, not JSON: an HTML page"),
         (200, b"[1, 2]", "not a JWKS document"),
         (200, b'{"keys": "nope"}', "not a JWKS document"),
         (302, b"", "answered HTTP 302"),

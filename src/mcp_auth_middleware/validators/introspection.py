@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import logging
 import secrets
 import time
@@ -12,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import httpx2
 from async_lru import alru_cache
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
@@ -26,7 +26,7 @@ from ..errors import (
     mismatch_hint,
     shown,
 )
-from ..fetch import UnexpectedStatusError, check_fetch_url, fetch_limited
+from ..fetch import UnexpectedStatusError, check_fetch_url, describe_failure, fetch_limited, json_body
 from ..values import word_list
 from .cache import TokenCache, token_key
 from .claims import (
@@ -259,7 +259,7 @@ class IntrospectionValidator:
             self.calls += 1
             started = time.perf_counter()
             async with asyncio.timeout(self.timeout):
-                body, _ = await fetch_limited(
+                body, headers = await fetch_limited(
                     self._client,
                     "POST",
                     self.endpoint,
@@ -269,7 +269,7 @@ class IntrospectionValidator:
                 )
             if self.on_duration is not None:
                 self.on_duration(time.perf_counter() - started)
-            return json.loads(body)
+            return json_body(body, headers, self.endpoint)
         except AuthError:  # discovery of the endpoint failed; it says why
             self.errors += 1
             raise
@@ -283,13 +283,13 @@ class IntrospectionValidator:
                     f"(client_id {self.client_id!r}, {self._auth_method})"
                 ) from None
             raise self._unavailable(exc) from None
-        except Exception as exc:
+        except (OSError, ValueError, httpx2.HTTPError, TimeoutError) as exc:  # unreachable, TLS, not JSON
             self.errors += 1
             raise self._unavailable(exc) from None
 
     def _unavailable(self, exc: Exception) -> AuthorizationServerUnavailableError:
         # RFC 7662 §4: fail closed, but as 503: a 401 would make the client drop a good token.
-        detail = f"introspection at {self.endpoint} failed: " + f"{type(exc).__name__}: {exc}"[:200]
+        detail = f"introspection at {self.endpoint} failed: " + describe_failure(exc, self.endpoint or "")
         logger.warning("%s", detail)
         return AuthorizationServerUnavailableError(
             "The authorization server could not be asked about the token", retry_after=self.retry_after, detail=detail

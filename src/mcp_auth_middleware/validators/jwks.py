@@ -23,7 +23,7 @@ import httpx2
 from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
 
 from ..errors import AuthError, AuthorizationServerUnavailableError, ConfigurationError
-from ..fetch import UnexpectedStatusError, check_fetch_url, fetch_limited
+from ..fetch import NotJSONError, UnexpectedStatusError, check_fetch_url, describe_failure, fetch_limited, json_body
 
 __all__ = ["JWKSKeys", "KeySource", "RefetchableKeySource", "StaticKeys", "import_keys"]
 
@@ -232,10 +232,13 @@ class JWKSKeys:
         except UnexpectedStatusError as exc:
             detail = f"the JWKS at {self.uri} answered {exc}"
             self._failed(_unavailable(detail) if exc.transient else ConfigurationError(detail))
-        except ValueError as exc:  # not JSON, not a key set, too large
+        except NotJSONError as exc:
+            self._failed(ConfigurationError(f"the JWKS is not a usable key set: {exc}"))
+        except ValueError as exc:  # not a key set, too large
             self._failed(ConfigurationError(f"the JWKS at {self.uri} is not a usable key set: {_describe(exc)}"))
-        except Exception as exc:  # unreachable, timed out
-            self._failed(_unavailable(f"the JWKS at {self.uri} could not be fetched: {_describe(exc)}"))
+        except (OSError, httpx2.HTTPError, TimeoutError) as exc:  # unreachable, timed out, TLS
+            detail = describe_failure(exc, self.uri or "")
+            self._failed(_unavailable(f"the JWKS at {self.uri} could not be fetched: {detail}"))
         else:
             self._index = _KeyIndex(keys)
             now = time.monotonic()
@@ -262,7 +265,7 @@ class JWKSKeys:
         self.fetches += 1
         async with asyncio.timeout(self._timeout):
             body, headers = await fetch_limited(self._client, "GET", self.uri, self.max_bytes)
-        document = json.loads(body)
+        document = json_body(body, headers, self.uri)
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise ValueError("not a JWKS document")
         keys = import_keys({"keys": document["keys"]})
