@@ -675,7 +675,7 @@ async def test_a_host_other_than_the_resource_is_logged_once(
 async def test_origin_validated_by_default(client: httpx2.AsyncClient, token: str) -> None:
     evil = await client.post("/mcp", headers={**bearer(token), "Origin": "https://evil.example"})
     assert evil.status_code == 403
-    assert evil.json() == {"error": "forbidden_origin", "error_description": "This Origin is not allowed"}
+    assert evil.json()["error"] == "forbidden_origin"
     assert "www-authenticate" not in evil.headers  # not a challenge: no token helps
     for same in ("https://mcp.example.com", "HTTPS://MCP.example.com:443"):  # the resource's own origin
         assert (await client.post("/mcp", headers={**bearer(token), "Origin": same})).status_code == 200
@@ -716,7 +716,8 @@ async def test_refused_before_the_app_and_before_public_paths(make_app: Factory)
         preflight = await c.options(
             "/mcp", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
         )
-        assert preflight.status_code == 403
+        # Answered by us (so that the request itself gets a readable 403), never by the app.
+        assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == "*"
     assert reached == []
 
 
@@ -765,3 +766,32 @@ async def test_overlong_token_401(make_app: Factory) -> None:
         response = await c.post("/mcp", headers=bearer("a" * 101))
     assert response.status_code == 401
     assert "a" * 101 not in response.text
+
+
+async def test_a_refused_origin_is_told_why_and_the_operator_too(
+    client: httpx2.AsyncClient, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A browser page (MCP Inspector at http://localhost:6274) refused for its Origin: the
+    preflight passes and the 403 is readable by that page, so its console shows the JSON
+    instead of a bare network error; the log says it once per origin at WARNING (plain
+    uvicorn shows no INFO), naming the option that admits it."""
+    inspector = "http://localhost:6274"
+    preflight = await client.options(
+        "/mcp",
+        headers={"Origin": inspector, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x"},
+    )
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == "*"
+    for _ in range(3):
+        refused = await client.post("/mcp", headers={**bearer(token), "Origin": inspector})
+        assert refused.status_code == 403 and refused.headers["access-control-allow-origin"] == "*"
+        assert refused.json() == {
+            "error": "forbidden_origin",
+            "error_description": "This Origin is not allowed: the server's log names the option that admits it "
+            "(allowed_origins)",
+        }
+    await client.post("/mcp", headers={**bearer(token), "Origin": "https://other.example"})
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "Origin" in r.getMessage()]
+    assert len(warnings) == 2  # once per origin
+    assert "Origin 'http://localhost:6274' is not allowed" in warnings[0]
+    assert "add it to allowed_origins (MCP_AUTH_ALLOWED_ORIGINS)" in warnings[0]
+    assert "refused origins are" not in warnings[0]

@@ -13,7 +13,7 @@ from mcp_auth_middleware import AuthInfo, InvalidTokenError, MCPAuthMiddleware
 from mcp_auth_middleware.rate_limit import ClientAddresses, FailureLimiter, client_address, parse_networks
 from mcp_auth_middleware.testing import LocalIssuer
 
-from .conftest import RESOURCE, bearer
+from .conftest import ISSUER, RESOURCE, bearer, echo_app
 
 Factory = Callable[..., MCPAuthMiddleware]
 
@@ -227,3 +227,23 @@ async def test_forwarding_headers_from_an_untrusted_peer_warned_about_once(
     warnings = [r for r in caplog.records if "trusted_proxies" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
     assert app.guard is not None and app.guard.is_suspect("10.6.6.6")  # the header was not believed
+
+
+def test_forwarding_applied_by_uvicorn_is_not_called_an_untrusted_proxy(
+    issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """uvicorn's defaults (--proxy-headers, --forwarded-allow-ips 127.0.0.1) already put the
+    client from X-Forwarded-For into the peer: the line must not name that client a proxy."""
+    from mcp_auth_middleware.testing import free_port, serve
+
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    app = MCPAuthMiddleware(echo_app(), resource=resource, authorization_servers=[ISSUER], validator=issuer.validator())
+    with caplog.at_level(logging.INFO, logger="mcp_auth_middleware"), serve(app, port=port):
+        answer = httpx2.post(resource, headers={"X-Forwarded-For": "203.0.113.9", **bearer("guess")}, timeout=10)
+    assert answer.status_code == 401
+    lines = [r for r in caplog.records if "X-Forwarded-For" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.INFO
+    assert "the server already took the client address from it" in lines[0].getMessage()
+    assert "203.0.113.9" in lines[0].getMessage()
+    assert "is not in trusted_proxies" not in caplog.text

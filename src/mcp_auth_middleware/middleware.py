@@ -6,7 +6,7 @@ outcomes, in the order the request path meets them:
 | outcome | status | challenge (`WWW-Authenticate`) | log level | metric (outcome) |
 |---|---|---|---|---|
 | public path | the app's | none | none | none |
-| `Origin` not allowed | 403 `forbidden_origin` | none | INFO | deny |
+| `Origin` not allowed | 403 `forbidden_origin` (readable by the page) | none | WARNING once per origin | deny |
 | CORS preflight (allowed origin) | 200 | none | none | none |
 | metadata document | 200 | none | none | none |
 | malformed request (token in query or form, repeated header) | 400 | `Bearer error="invalid_request"` | INFO | deny |
@@ -72,7 +72,16 @@ from .errors import (
 from .integrations.mcp import user_context_var
 from .metrics import AuthMetrics
 from .origin import OriginCheck
-from .policy import STEP_UP_KEY, ScopePolicy, StepUp, describe_messages, parse_messages
+from .policy import (
+    ROUTE_DENIAL_KEY,
+    STEP_UP_KEY,
+    RouteDenial,
+    ScopePolicy,
+    StepUp,
+    describe_messages,
+    parse_messages,
+    route_checks,
+)
 from .rate_limit import ClientAddresses, FailureLimiter
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
 from .validators.base import CachingValidator, CheckableValidator, LocalValidator, accepting_bound, for_resource
@@ -85,11 +94,30 @@ logger = logging.getLogger("mcp_auth_middleware")
 #: Headers a browser client (MCP Inspector) must be able to read (CORS for browser clients).
 EXPOSED_HEADERS = ("WWW-Authenticate", "Mcp-Session-Id", "Mcp-Protocol-Version", "Retry-After", "DPoP-Nonce")
 _METHOD_NOT_ALLOWED: RawResponse = (405, [(b"allow", b"GET, HEAD, OPTIONS")], b"")
+# A refused Origin's answer is readable by the page that caused it (CORS `*`, no credentials):
+# it holds nothing secret, and a browser's console then shows why instead of a network error.
 _FORBIDDEN_ORIGIN: RawResponse = (
     403,
-    [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")],
-    b'{"error": "forbidden_origin", "error_description": "This Origin is not allowed"}',
+    [
+        (b"content-type", b"application/json"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"access-control-allow-origin", b"*"),
+        (b"cache-control", b"no-store"),
+    ],
+    b'{"error": "forbidden_origin", "error_description": "This Origin is not allowed: the server\'s log '
+    b'names the option that admits it (allowed_origins)"}',
 )
+#: The preflight of a refused Origin passes, so that the request itself gets the readable 403.
+_FORBIDDEN_ORIGIN_PREFLIGHT: RawResponse = (
+    204,
+    [
+        (b"access-control-allow-origin", b"*"),
+        (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
+        (b"access-control-allow-headers", b"*"),
+    ],
+    b"",
+)
+_MAX_ORIGINS_SEEN = 64  # distinct refused origins said at WARNING, then INFO only
 _MISCONFIGURED: RawResponse = (
     503,
     [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")],
@@ -187,6 +215,7 @@ class MCPAuthMiddleware:
         )
         self._resource_host = parts.netloc.lower()
         self._hosts_seen: set[str] = set()
+        self._origins_seen: set[bytes] = set()
         self._misconfigurations: set[str | None] = set()
         self._well_known_routed = False
         # RFC 9728 §3.1, §5.1: the path-inserted URI and the root one both serve the document.
@@ -297,11 +326,7 @@ class MCPAuthMiddleware:
             if self._origins is not None and not self._origins.allows(origin) and not is_metadata:
                 # A browser page from another origin (DNS rebinding) is refused before anything
                 # else; the metadata stays readable cross-origin (browser clients fetch it).
-                self.metrics.record("deny", "origin not allowed")
-                if logger.isEnabledFor(logging.INFO):
-                    reason = f"Origin {shown(origin.decode('latin-1'))} is not allowed (allowed_origins)"
-                    self._log(logging.INFO, "deny", reason, None, scope, status=403)
-                await send_response(send, _FORBIDDEN_ORIGIN)
+                await self._refuse_origin(origin, scope, send)
                 return
             if self._cors is not None:
                 # CORS for browser clients (MCP Inspector): preflights are answered before
@@ -409,6 +434,10 @@ class MCPAuthMiddleware:
         scope["user"] = user = info.user  # request.user (an MCP SDK AuthenticatedUser when mcp is installed)
         scope["auth"] = info.credentials  # request.auth
         scope[STEP_UP_KEY] = self._step_up  # for per-route scope checks (integrations.fastapi)
+        if route_checks.used:
+            # A route's own 403 (require_auth) is answered and logged as the middleware's.
+            scope[ROUTE_DENIAL_KEY] = denial = RouteDenial(send, partial(self._log_route_denial, key, scope))
+            send = denial
         reset = user_context_var.set(user)  # get_auth() in a tool; the MCP SDK's get_access_token()
         try:
             await self.app(scope, receive, send)
@@ -487,12 +516,40 @@ class MCPAuthMiddleware:
     def _warn_mounted(self, prefix: str) -> None:
         self._well_known_routed = True  # say it once
         logger.warning(
-            "%s is mounted under %s: clients look for its metadata at %s, which a mounted app never "
-            "receives; add *middleware.well_known_routes() to the outer app's routes",
+            "%s is mounted under %s: clients look for its metadata at %s, which a mounted app never receives. "
+            "In the outer app, add *middleware.well_known_routes() to its routes and pass "
+            "lifespan=middleware.lifespan (it runs the wrapped app's lifespan, FastMCP's included, then this "
+            "middleware's startup check); docs/deployment.md shows both",
             self.resource,
             prefix,
             self.metadata.url,
         )
+
+    def _log_route_denial(self, key: bytes, scope: Scope, reason: str) -> None:
+        self.metrics.record("deny", "insufficient scope")
+        if logger.isEnabledFor(logging.INFO):
+            description = f"The access token lacks a required scope: {reason}"
+            self._log(logging.INFO, "deny", description, key, scope, status=403)
+
+    async def _refuse_origin(self, origin: bytes, scope: Scope, send: Send) -> None:
+        """403 `forbidden_origin`, readable by the page; said once per origin at WARNING with
+        the option that admits it (plain uvicorn shows no INFO, and a browser shows nothing)."""
+        self.metrics.record("deny", "origin not allowed")
+        shown_origin = shown(origin.decode("latin-1"))
+        level = logging.INFO
+        if origin not in self._origins_seen and len(self._origins_seen) < _MAX_ORIGINS_SEEN:
+            self._origins_seen.add(origin)
+            level = logging.WARNING
+        if logger.isEnabledFor(level):
+            reason = (
+                f"Origin {shown_origin} is not allowed: browser pages from it get 403 forbidden_origin; "
+                f"to admit it, add it to allowed_origins (MCP_AUTH_ALLOWED_ORIGINS)"
+            )
+            self._log(level, "deny", reason, None, scope, status=403)
+        preflight = scope["method"] == "OPTIONS" and any(
+            name == b"access-control-request-method" for name, _ in scope["headers"]
+        )
+        await send_response(send, _FORBIDDEN_ORIGIN_PREFLIGHT if preflight else _FORBIDDEN_ORIGIN)
 
     async def _serve_metadata(self, scope: Scope, send: Send) -> None:
         method = scope["method"]

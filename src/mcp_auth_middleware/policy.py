@@ -9,13 +9,26 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from .challenge import Challenger, RawResponse, check_scope_token
+from starlette.types import Message, Send
+
+from .challenge import Challenger, RawResponse, check_scope_token, send_response
 from .errors import InsufficientScopeError, InvalidRequestError
 
-__all__ = ["STEP_UP_KEY", "ScopePolicy", "StepUp", "describe_messages", "parse_messages"]
+__all__ = [
+    "ROUTE_DENIAL_KEY",
+    "STEP_UP_KEY",
+    "RouteDenial",
+    "ScopePolicy",
+    "StepUp",
+    "describe_messages",
+    "parse_messages",
+    "route_checks",
+]
 
 #: Where the middleware leaves a request's `StepUp` in the ASGI scope.
 STEP_UP_KEY = "mcp_auth.step_up"
+#: Where it leaves the request's `RouteDenial`, when per-route checks are in use.
+ROUTE_DENIAL_KEY = "mcp_auth.route_denial"
 
 #: `rule(method, params)` -> extra scopes this message needs (or None), for dynamic policy.
 Rule = Callable[[str, Mapping[str, Any] | None], Iterable[str] | None]
@@ -132,6 +145,40 @@ class StepUp:
         if not self.policy.missing(granted, needed):
             return None
         return self.challenger.for_error(InsufficientScopeError(needed))
+
+
+class _RouteChecks:
+    """Whether any per-route check (integrations.fastapi `require_auth`) exists in this
+    process: only then does the middleware watch responses for a route's denial."""
+
+    used = False
+
+
+route_checks = _RouteChecks()
+
+
+class RouteDenial:
+    """A per-route refusal answered as the middleware answers its own: one log line, and the
+    same body and challenge. The route's framework answers the exception its own way (FastAPI:
+    `{"detail": ...}`); on the way out, that answer is replaced by the middleware's."""
+
+    __slots__ = ("log", "response", "send")
+
+    def __init__(self, send: Send, log: Callable[[str], None]) -> None:
+        self.send, self.log = send, log
+        self.response: RawResponse | None = None
+
+    def refuse(self, response: RawResponse, reason: str) -> None:
+        self.response = response
+        self.log(reason)
+
+    async def __call__(self, message: Message) -> None:
+        """The `send` the app gets."""
+        if self.response is None:
+            await self.send(message)
+        elif message["type"] == "http.response.start":
+            await send_response(self.send, self.response)
+        # else: the framework's own body for the refusal, dropped
 
 
 def describe_messages(messages: Iterable[Any] | None) -> str:

@@ -160,9 +160,24 @@ class ClientAddresses:
 
     def _warn_if_forwarded(self, scope: Mapping[str, Any], peer: str) -> None:
         """Once: forwarding headers from a peer we do not trust are ignored, which behind a
-        proxy puts every client on the proxy's address (one shared failure budget)."""
-        if any(name in (b"x-forwarded-for", b"forwarded") for name, _ in scope["headers"]):
-            self.warned = True
+        proxy puts every client on the proxy's address (one shared failure budget).
+
+        Unless the server already applied them: uvicorn (`--proxy-headers`, on by default for
+        `--forwarded-allow-ips 127.0.0.1`) replaces the peer with the client it finds in
+        X-Forwarded-For and leaves the header, so the "peer" is then the client itself."""
+        forwarded = [value for name, value in scope["headers"] if name in (b"x-forwarded-for", b"forwarded")]
+        if not forwarded:
+            return
+        self.warned = True
+        hops = {hop.strip() for value in forwarded for hop in value.decode("latin-1").split(",")}
+        if peer in hops or f"for={peer}" in hops or f'for="{peer}"' in hops:
+            logger.info(
+                "requests carry X-Forwarded-For and the server already took the client address from it (uvicorn "
+                "does for a proxy in --forwarded-allow-ips, 127.0.0.1 by default): clients are told apart by their "
+                "own addresses, such as %s; trusted_proxies is not needed for that proxy (docs/deployment.md)",
+                peer,
+            )
+        else:
             logger.warning(
                 "a request from %s carries X-Forwarded-For or Forwarded, which is ignored: %s is not in "
                 "trusted_proxies. Behind a reverse proxy, set trusted_proxies (MCP_AUTH_TRUSTED_PROXIES), or "

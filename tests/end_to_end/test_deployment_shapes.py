@@ -116,7 +116,10 @@ def test_mounted_without_the_well_known_routes_warns_once(caplog: pytest.LogCapt
             assert httpx2.post(url, json={}).status_code == 401
         assert httpx2.get(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/api/mcp").status_code == 404
     warnings = [r.getMessage() for r in caplog.records if "is mounted under" in r.getMessage()]
-    assert len(warnings) == 1 and "well_known_routes()" in warnings[0]  # at startup, once
+    assert len(warnings) == 1  # at startup, once
+    # Both steps in one line: the routes, and our lifespan (FastMCP's own error would suggest
+    # its app's lifespan, which skips this middleware's startup check).
+    assert "add *middleware.well_known_routes() to its routes and pass lifespan=middleware.lifespan" in warnings[0]
 
 
 def test_mounted_with_the_well_known_routes_does_not_warn(caplog: pytest.LogCaptureFixture) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from fastapi import Depends, FastAPI, Request
 
 from mcp_auth_middleware import AuthInfo, MCPAuthMiddleware
@@ -49,3 +51,25 @@ async def test_fastapi_routes_see_the_caller_and_per_route_scopes_get_403(issuer
         assert "resource_metadata=" in challenge
         allowed = await client.delete("/api/repos/x", headers=bearer(admin))
         assert allowed.json() == {"deleted": "x", "by": "root"}
+
+
+async def test_a_route_denial_is_the_middlewares_denial(issuer: LocalIssuer, caplog: pytest.LogCaptureFixture) -> None:
+    """One denial, one log line, one body shape: `require_auth`'s 403 has the middleware's body
+    (not FastAPI's `{"detail": ...}`) and the same log line as a per-tool 403."""
+    app = create_app(RESOURCE, authorization_servers=[ISSUER], validator=issuer.validator(), required_scopes=["api"])
+    narrow = issuer.mint_token(audience=RESOURCE, sub="alice", scopes=["api"])
+    with caplog.at_level(logging.INFO, logger="mcp_auth_middleware"):
+        async with asgi_client(app) as client:
+            denied = await client.delete("/api/repos/x", headers=bearer(narrow))
+    assert denied.status_code == 403
+    assert denied.json() == {
+        "error": "insufficient_scope",
+        "error_description": "The access token lacks a required scope",
+    }
+    assert denied.headers["content-length"] == str(len(denied.content))
+    lines = [r for r in caplog.records if getattr(r, "auth_outcome", None) == "deny"]
+    assert len(lines) == 1 and lines[0].levelno == logging.INFO
+    assert lines[0].auth_status == 403  # type: ignore[attr-defined]
+    assert lines[0].auth_reason == (  # type: ignore[attr-defined]
+        "The access token lacks a required scope: scope repo:delete missing for DELETE /api/repos/x"
+    )

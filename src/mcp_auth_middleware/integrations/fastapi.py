@@ -21,14 +21,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..auth_info import AuthInfo, get_auth
-from ..policy import STEP_UP_KEY, StepUp
+from ..policy import ROUTE_DENIAL_KEY, STEP_UP_KEY, RouteDenial, StepUp, route_checks
 
 __all__ = ["require_auth"]
 
 
 def require_auth(*scopes: str) -> Callable[[Request], AuthInfo]:
     """A dependency returning the caller's AuthInfo; 403 `insufficient_scope` naming all of
-    `scopes` (and the middleware's own required scopes) when the token lacks any of them."""
+    `scopes` (and the middleware's own required scopes) when the token lacks any of them: the
+    same answer, body and log line as the middleware's own 403."""
+    route_checks.used = True
 
     def dependency(request: Request) -> AuthInfo:
         auth = get_auth(request)
@@ -38,6 +40,10 @@ def require_auth(*scopes: str) -> Callable[[Request], AuthInfo]:
             raise HTTPException(status_code=401, detail="Authentication required")
         refusal = step_up.refusal(auth.scopes, scopes)
         if refusal is not None:
+            missing = " ".join(sorted(step_up.policy.missing(auth.scopes, frozenset(scopes) | step_up.required)))
+            denial = request.scope.get(ROUTE_DENIAL_KEY)
+            if isinstance(denial, RouteDenial):  # the middleware sends its own answer for this
+                denial.refuse(refusal, f"scope {missing} missing for {request.method} {request.url.path}")
             status, headers, _ = refusal
             raise HTTPException(
                 status_code=status,
