@@ -342,3 +342,11 @@ def test_a_jwks_uri_serving_html_is_named_as_such(capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert f"{base}/login served text/html, not JSON: an HTML page" in out
     assert "JSONDecodeError" not in out
+
+
+def test_examples_says_where_they_are_and_how_to_run_them(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["examples"]) == 0
+    out = capsys.readouterr().out
+    for name in ("fastmcp_server", "mcp_sdk_server", "starlette_app", "fastapi_app"):
+        assert f"examples/{name}.py" in out
+    assert "_options.py" not in out and "A FastMCP server protected by mcp-oauth-middleware in one line." in out

@@ -1,7 +1,8 @@
 """Docs are tests: every code block in README.md and docs/ runs as written.
 
-Python blocks run top to bottom, one namespace per document (a later block may use what an
-earlier one defined, as a reader would), with `__name__` not "__main__" (so a block's
+Python blocks run as a reader copies them: each in a namespace of its own, unless its first
+line says `# continued from the block above` (then it runs after that block, in its namespace);
+with `__name__` not "__main__" (so a block's
 `if __name__ == "__main__": uvicorn.run(...)` does not start a server), and with the
 variables a reader is told to set (`MCP_AUTH_CLIENT_SECRET`). A block that defines pytest
 tests (docs/testing.md) has them run with the testing kit's real fixtures. Shell blocks are
@@ -29,6 +30,8 @@ from mcp_auth_middleware.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+#: The first line of a Python block that needs the one before it (the reader is told so).
+CONTINUED = "# continued from the block above"
 FENCE = re.compile(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```", re.S | re.M)
 
 
@@ -62,12 +65,15 @@ async def test_python_blocks_run(
 ) -> None:
     monkeypatch.setenv("MCP_AUTH_CLIENT_SECRET", "the-secret-from-your-vault")
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, Any] = {"__name__": f"docs.{document.stem}"}
+    namespace: dict[str, Any] = {}
     for block in blocks(document):
         if block.language != "python":
             continue
+        if not block.code.startswith(CONTINUED):
+            namespace = {"__name__": f"docs.{document.stem}"}  # a fresh start, as a reader pastes it
         before = set(namespace)
-        code = compile(block.code, str(block), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        # dont_inherit: not this file's `from __future__ import annotations`, which a reader lacks.
+        code = compile(block.code, str(block), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
         result = eval(code, namespace)
         if inspect.iscoroutine(result):
             await result

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import mcp_auth_middleware
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.packaging
 
@@ -43,6 +45,10 @@ def test_wheel_metadata_is_complete(dist: Path) -> None:
     assert {"fastmcp", "mcp", "redis", "otel", "demo"} <= set(metadata.get_all("Provides-Extra"))
     assert "mcp-oauth-middleware = mcp_auth_middleware.cli:main" in entry_points
     assert "# mcp-oauth-middleware" in metadata.get_payload()  # the README is the long description
+    assert metadata["Version"] == mcp_auth_middleware.__version__
+    assert "Homepage, https://pypi.org/project/mcp-oauth-middleware/" in metadata.get_all("Project-URL")
+    # What the README points pip users at is in the wheel: the examples, with their helper.
+    assert {"mcp_auth_middleware/examples/fastmcp_server.py", "mcp_auth_middleware/examples/_options.py"} <= set(names)
 
 
 def test_sdist_holds_the_sources_license_and_readme(dist: Path) -> None:
@@ -50,6 +56,8 @@ def test_sdist_holds_the_sources_license_and_readme(dist: Path) -> None:
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"LICENSE", "README.md", "pyproject.toml", "src/mcp_auth_middleware/py.typed"} <= names
+    assert "examples/fastmcp_server.py" in names
+    assert not [n for n in names if n.startswith(".ci/") or "node_modules" in n]  # CI's script is not the user's
 
 
 QUICKSTART_CHECK = """
@@ -99,3 +107,8 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(dist: Path, tmp_path: Path) -
         [env / "bin" / "mcp-oauth-middleware", "--version"], check=True, capture_output=True, text=True
     )
     assert version.stdout.strip().startswith("mcp-oauth-middleware 0.")
+    examples = subprocess.run(
+        [env / "bin" / "mcp-oauth-middleware", "examples"], check=True, capture_output=True, text=True
+    ).stdout
+    installed = env / "lib"
+    assert f"python {installed}" in examples and "mcp_auth_middleware/examples/fastmcp_server.py" in examples

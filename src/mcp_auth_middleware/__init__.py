@@ -1,5 +1,7 @@
 """Make any MCP server over HTTP an OAuth 2.1 resource server with one line."""
 
+__version__ = "0.1.0"
+
 from .auth_info import AuthInfo, get_auth
 from .config import AuthConfig
 from .discovery import discover_authorization_server
@@ -46,5 +48,6 @@ __all__ = [
     "TokenValidator",
     "TooManyFailuresError",
     "discover_authorization_server",
+    "__version__",
     "get_auth",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import contextlib
 import json
@@ -11,8 +12,10 @@ import os
 import socket
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .fetch import check_fetch_url
 from .values import LOOPBACK_HOSTS, flag
 
@@ -21,7 +24,7 @@ __all__ = ["main", "readiness_problems"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mcp-oauth-middleware", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run a local authorization server and a protected MCP server")
@@ -50,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--allow-http", action="store_true", help="allow plain http beyond loopback (private network)"
     )
 
+    commands.add_parser("examples", help="where the example servers are, and how to run them")
+
     check = commands.add_parser(
         "check",
         help="check the configuration against the authorization server; with TOKEN, what the middleware decides",
@@ -73,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "examples":
+        return _examples()
     if args.command == "discover":
         return asyncio.run(_discover(args.issuer, allow_http=args.allow_http))
     return asyncio.run(_check(args))
@@ -103,13 +110,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mcp-oauth-middleware")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown"
+def _examples() -> int:
+    """The example servers installed with the package (a source tree's `examples/` when run
+    from one), and the command that runs each against the demo's authorization server."""
+    here = Path(__file__).resolve().parent
+    folder = next((f for f in (here / "examples", here.parents[1] / "examples") if f.is_dir()), None)
+    if folder is None:
+        return _fail("examples", "the examples are not installed with this copy of the package", 1)
+    print(f"The examples are in {folder}. With `mcp-oauth-middleware demo` running in another terminal:\n")
+    for script in sorted(folder.glob("[!_]*.py")):
+        summary = (ast.get_docstring(ast.parse(script.read_text())) or "").splitlines()[0]
+        print(f"  python {script}\n      {summary}")
+    return 0
 
 
 def _port_free(host: str, port: int) -> bool:
