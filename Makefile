@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-services lint bench clean
+.PHONY: demo test test-services debian-packages lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,18 +21,24 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	$(BIN)/mcp-oauth-middleware demo
 
-# What the tests start (the tests start and stop them; this only installs them): oidc-provider
-# and the MCP TypeScript SDK client from npm, Redis from Debian.
+# What the tests start (the tests start and stop them; this only installs them): oidc-provider,
+# the MCP TypeScript SDK client and playwright-core (a driver, no browser) from npm; Redis and
+# Chromium from Debian (one `apt-get update`, then only what is missing).
 OIDC_DIR := tests/interop/oidc_provider
 TS_CLIENT_DIR := tests/end_to_end/ts_client
+BROWSER_DIR := tests/end_to_end/browser
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBIAN_COMMANDS := redis-server:redis-server chromium:chromium npm:npm
 
-%/node_modules/.package-lock.json: %/package-lock.json
-	@command -v npm >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm; }
+%/node_modules/.package-lock.json: %/package-lock.json | debian-packages
 	cd $* && npm ci --no-audit --no-fund --loglevel=error
 
-test-services: $(OIDC_DIR)/node_modules/.package-lock.json $(TS_CLIENT_DIR)/node_modules/.package-lock.json
-	@command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
+debian-packages:
+	@missing="$$(for pair in $(DEBIAN_COMMANDS); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done)"; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing; fi
+
+test-services: debian-packages $(OIDC_DIR)/node_modules/.package-lock.json $(TS_CLIENT_DIR)/node_modules/.package-lock.json \
+	$(BROWSER_DIR)/node_modules/.package-lock.json
 
 test: $(VENV)/.dev-installed test-services
 	$(BIN)/python -m pytest

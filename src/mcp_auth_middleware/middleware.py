@@ -535,21 +535,21 @@ class MCPAuthMiddleware:
         """403 `forbidden_origin`, readable by the page; said once per origin at WARNING with
         the option that admits it (plain uvicorn shows no INFO, and a browser shows nothing)."""
         self.metrics.record("deny", "origin not allowed")
-        shown_origin = shown(origin.decode("latin-1"))
+        preflight = scope["method"] == "OPTIONS" and any(
+            name == b"access-control-request-method" for name, _ in scope["headers"]
+        )
+        answer = _FORBIDDEN_ORIGIN_PREFLIGHT if preflight else _FORBIDDEN_ORIGIN
         level = logging.INFO
         if origin not in self._origins_seen and len(self._origins_seen) < _MAX_ORIGINS_SEEN:
             self._origins_seen.add(origin)
             level = logging.WARNING
         if logger.isEnabledFor(level):
             reason = (
-                f"Origin {shown_origin} is not allowed: browser pages from it get 403 forbidden_origin; "
-                f"to admit it, add it to allowed_origins (MCP_AUTH_ALLOWED_ORIGINS)"
+                f"Origin {shown(origin.decode('latin-1'))} is not allowed: browser pages from it get 403 "
+                "forbidden_origin; to admit it, add it to allowed_origins (MCP_AUTH_ALLOWED_ORIGINS)"
             )
-            self._log(level, "deny", reason, None, scope, status=403)
-        preflight = scope["method"] == "OPTIONS" and any(
-            name == b"access-control-request-method" for name, _ in scope["headers"]
-        )
-        await send_response(send, _FORBIDDEN_ORIGIN_PREFLIGHT if preflight else _FORBIDDEN_ORIGIN)
+            self._log(level, "deny", reason, None, scope, status=answer[0])
+        await send_response(send, answer)
 
     async def _serve_metadata(self, scope: Scope, send: Send) -> None:
         method = scope["method"]
