@@ -5,7 +5,8 @@ the default issuer):
 
     python examples/fastapi_app.py               # http://127.0.0.1:8001/api
 
-Flags (or MCP_AUTH_* variables): --host, --port, --resource, --issuer. /health is public;
+Flags (or MCP_AUTH_* variables): --host, --port, --resource, --issuer. /health and FastAPI's
+interactive docs (/docs, /openapi.json) are public: every other path needs a token;
 DELETE /api/repos/NAME needs the scope `repo:delete` (403 with a step-up challenge otherwise).
 """
 
@@ -39,5 +40,5 @@ async def delete_repo(name: str, auth: AuthInfo = Depends(require_auth("repo:del
 
 
 if __name__ == "__main__":
-    protected, args = protect(app, path="/api", description=__doc__, public_paths="/health")
+    protected, args = protect(app, path="/api", description=__doc__, public_paths="/health /docs /openapi.json")
     run(protected, args)

@@ -111,4 +111,4 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(dist: Path, tmp_path: Path) -
         [env / "bin" / "mcp-oauth-middleware", "examples"], check=True, capture_output=True, text=True
     ).stdout
     installed = env / "lib"
-    assert f"python {installed}" in examples and "mcp_auth_middleware/examples/fastmcp_server.py" in examples
+    assert f"{python} {installed}" in examples and "mcp_auth_middleware/examples/fastmcp_server.py" in examples

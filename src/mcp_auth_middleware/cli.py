@@ -120,7 +120,7 @@ def _examples() -> int:
     print(f"The examples are in {folder}. With `mcp-oauth-middleware demo` running in another terminal:\n")
     for script in sorted(folder.glob("[!_]*.py")):
         summary = (ast.get_docstring(ast.parse(script.read_text())) or "").splitlines()[0]
-        print(f"  python {script}\n      {summary}")
+        print(f"  {sys.executable} {script}\n      {summary}")
     return 0
 
 

@@ -86,3 +86,6 @@ async def test_web_app_examples(authorization_server: LocalAuthorizationServer, 
                 admin = authorization_server.mint_token(sub="root", scopes=["mcp", "repo:delete"], audience=url)
                 allowed = await http.delete(f"{url}/repos/x", headers={"Authorization": f"Bearer {admin}"})
                 assert allowed.json() == {"deleted": "x", "by": "root"}
+                # FastAPI's interactive docs stay readable without a token (listed in public_paths).
+                assert (await http.get(url.replace("/api", "/openapi.json"))).json()["paths"]
+                assert (await http.get(url.replace("/api", "/docs"))).status_code == 200
