@@ -47,7 +47,7 @@ __all__ = [
     "TokenCache",
     "TokenValidator",
     "TooManyFailuresError",
-    "discover_authorization_server",
     "__version__",
+    "discover_authorization_server",
     "get_auth",
 ]
