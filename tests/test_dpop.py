@@ -20,7 +20,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from mcp_auth_middleware import MCPAuthMiddleware
-from mcp_auth_middleware.dpop import DPoPVerifier, InvalidDPoPProofError, normalized_htu
+from mcp_auth_middleware.dpop import DPoPVerifier, InvalidDPoPProofError
 from mcp_auth_middleware.testing import LocalIssuer
 
 from .conftest import ISSUER, RESOURCE, asgi_client, echo_app
@@ -184,11 +184,6 @@ async def test_server_nonces(make_app: Factory, issuer: LocalIssuer) -> None:
     assert asked.status_code == 401 and 'DPoP error="use_dpop_nonce"' in asked.headers["www-authenticate"]
     assert stale.status_code == 401 and stale.headers["dpop-nonce"] == nonce  # a fresh one offered
     assert fresh.status_code == 200
-
-
-def test_htu_normalisation() -> None:
-    assert normalized_htu("HTTPS://MCP.Example.com:443/mcp?x=1#f") == "https://mcp.example.com/mcp"
-    assert normalized_htu("http://127.0.0.1:8000/mcp") == "http://127.0.0.1:8000/mcp"
 
 
 def test_configuration_refused() -> None:

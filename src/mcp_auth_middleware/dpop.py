@@ -19,7 +19,6 @@ import time
 import warnings
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from joserfc import jws
 from joserfc.errors import JoseError
@@ -31,6 +30,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from .errors import AuthError, AuthorizationServerUnavailableError, InvalidTokenError
 from .jose import MalformedJOSE, compact_parts, json_object
 from .rate_limit import storage_for
+from .urls import normalized_htu
 from .validators.claims import is_numeric_date
 from .values import word_list
 
@@ -39,13 +39,11 @@ __all__ = [
     "DPoPVerifier",
     "InvalidDPoPProofError",
     "UseDPoPNonceError",
-    "normalized_htu",
 ]
 
 DEFAULT_DPOP_ALGORITHMS: tuple[str, ...] = ("ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "EdDSA")
 _KEY_CLASSES: dict[str, type[RSAKey] | type[ECKey] | type[OKPKey]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_PROOF = 8 * 1024
 
 
@@ -64,18 +62,6 @@ class UseDPoPNonceError(AuthError):
     def __init__(self, nonce: str, description: str = "Resource server requires a DPoP nonce") -> None:
         super().__init__(description)
         self.nonce = nonce
-
-
-def normalized_htu(url: str) -> str:
-    """A URL as `htu` is compared (RFC 9449 §4.3): no query or fragment; scheme and host in
-    lowercase; the default port dropped (RFC 3986 §6.2.2, §6.2.3)."""
-    parts = urlsplit(url)
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
 
 
 class DPoPVerifier:

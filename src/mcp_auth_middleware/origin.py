@@ -11,27 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from .urls import origin_of
 from .values import LOOPBACK_HOSTS
 
-__all__ = ["OriginCheck", "origin_of"]
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def origin_of(url: str) -> str | None:
-    """The serialised origin (RFC 6454 §6.1) of a URL: lowercase scheme and host, and the
-    port only when it is not the scheme's default; None for anything that is not http(s)."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if scheme not in _DEFAULT_PORTS or not host or parts.username is not None:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}" if port in (None, _DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
+__all__ = ["OriginCheck"]
 
 
 class OriginCheck:

@@ -50,8 +50,9 @@ def test_a_browser_page_signs_in_calls_tools_and_reads_every_answer() -> None:
     # The challenge, read by the page through CORS (WWW-Authenticate is exposed).
     assert flow["challenge"]["status"] == 401
     assert flow["challenge"]["challenge"].startswith("Bearer ")
-    assert f'resource_metadata="{stack.resource.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")}"' in (
-        flow["challenge"]["challenge"]
+    assert (
+        f'resource_metadata="{stack.resource.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")}"'
+        in (flow["challenge"]["challenge"])
     )
     # Metadata and registration from the page's origin.
     assert flow["metadata"] == {"resource": stack.resource, "issuer": stack.issuer}

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from mcp_auth_middleware import AuthorizationServerUnavailableError, InvalidTokenError, JWTValidator
 from mcp_auth_middleware.testing import LocalIssuer
-from mcp_auth_middleware.validators.claims import canonical_uri
+from mcp_auth_middleware.urls import canonical_uri
 from mcp_auth_middleware.validators.introspection import IntrospectionValidator
 from mcp_auth_middleware.validators.jwks import import_keys
 

@@ -16,10 +16,11 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit, urlunsplit
 
+from ..urls import DEFAULT_PORTS
+
 __all__ = ["NotPublicError", "is_public", "public_target"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class NotPublicError(OSError):
@@ -49,9 +50,9 @@ async def public_target(url: str, *, loopback: bool = False) -> tuple[str, str, 
     public (or does not resolve)."""
     parts = urlsplit(url)
     host, scheme = parts.hostname, parts.scheme.lower()
-    if not host or scheme not in _DEFAULT_PORTS:
+    if not host or scheme not in DEFAULT_PORTS:
         raise NotPublicError(f"not an http(s) URL with a host: {url!r}")
-    port = parts.port or _DEFAULT_PORTS[scheme]
+    port = parts.port or DEFAULT_PORTS[scheme]
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, TypeGuard
-from urllib.parse import urlsplit, urlunsplit
 
 from ..auth_info import AuthInfo, is_sender_constrained
+from ..urls import canonical_uri
 
 __all__ = [
     "DEFAULT_CLIENT_ID_CLAIMS",
     "DEFAULT_SCOPE_CLAIMS",
     "audience_matches",
     "canonical_audiences",
-    "canonical_uri",
     "is_numeric_date",
     "is_sender_constrained",
     "to_auth_info",
@@ -27,31 +25,6 @@ __all__ = [
 DEFAULT_SCOPE_CLAIMS: tuple[str, ...] = ("scope", "scp")
 #: RFC 9068 `client_id`, then OIDC `azp`, then Okta `cid` and Entra v1 `appid`.
 DEFAULT_CLIENT_ID_CLAIMS: tuple[str, ...] = ("client_id", "azp", "cid", "appid")
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@lru_cache(maxsize=1024)
-def canonical_uri(value: str) -> str:
-    """Scheme and host case-insensitive, default port and trailing slashes dropped (MCP
-    authorization, Canonical Server URI).
-
-    Values that are not http(s) URLs (`api://...`, plain client ids) are compared exactly (RFC 9728 §3.3).
-    """
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        return value
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
-        return value  # userinfo is never normalised away: such a value matches only itself
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    path = parts.path.rstrip("/")  # every trailing slash, so that the result is its own canonical form
-    return urlunsplit((scheme, netloc, path, parts.query, ""))
 
 
 def canonical_audiences(audience: str | Iterable[str]) -> frozenset[str]:

@@ -1,0 +1,71 @@
+"""URLs compared as the specs compare them, with one default-port table and one reading.
+
+Three comparisons, one normalisation (RFC 3986 §6.2.2, §6.2.3: scheme and host are
+case-insensitive, a default port is the same as none):
+
+- `origin_of`: the serialised origin of a browser's `Origin` (RFC 6454 §6.1);
+- `normalized_htu`: a DPoP proof's `htu` against the request's URL (RFC 9449 §4.3), without
+  query and fragment;
+- `canonical_uri`: an audience against the resource (MCP authorization, Canonical Server URI),
+  trailing slashes dropped; values that are not http(s) URLs compare exactly (RFC 9728 §3.3).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+__all__ = ["DEFAULT_PORTS", "canonical_uri", "normalized_htu", "origin_of"]
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class _Authority(NamedTuple):
+    parts: SplitResult
+    scheme: str  # lowercase
+    netloc: str  # lowercase host, [IPv6] bracketed, the port only when not the default
+
+
+def _authority(url: str) -> _Authority | None:
+    """The normalised scheme and authority of an http(s) URL with a host and no userinfo."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in DEFAULT_PORTS or not host or "@" in parts.netloc:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    return _Authority(parts, scheme, netloc)
+
+
+def origin_of(url: str) -> str | None:
+    """The serialised origin (RFC 6454 §6.1) of a URL, or None for anything that is not an
+    http(s) URL with a host (`null`, `file:`, userinfo)."""
+    found = _authority(url.strip())
+    return None if found is None else f"{found.scheme}://{found.netloc}"
+
+
+def normalized_htu(url: str) -> str:
+    """A URL as a DPoP proof's `htu` is compared (RFC 9449 §4.3): no query or fragment, an
+    empty path as `/`. ValueError for anything that is not an http(s) URL."""
+    found = _authority(url)
+    if found is None:
+        raise ValueError(f"not an http(s) URL: {url[:100]!r}")
+    return urlunsplit((found.scheme, found.netloc, found.parts.path or "/", "", ""))
+
+
+@lru_cache(maxsize=1024)
+def canonical_uri(value: str) -> str:
+    """Scheme and host case-insensitive, default port and trailing slashes dropped (MCP
+    authorization, Canonical Server URI). Anything that is not an http(s) URL (`api://...`,
+    a client id, a URL with userinfo) is compared exactly, as it is."""
+    found = _authority(value)
+    if found is None:
+        return value
+    path = found.parts.path.rstrip("/")  # every trailing slash: the result is its own canonical form
+    return urlunsplit((found.scheme, found.netloc, path, found.parts.query, ""))
