@@ -16,15 +16,18 @@ Instruments (meter "mcp_auth_middleware"):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from .validators.base import CompositeValidator, TokenValidator
+from .validators.base import CachingValidator, Validator
+from .validators.introspection import IntrospectionValidator
+from .validators.jwks import JWKSKeys
+from .validators.jwt import JWTValidator
 
 if TYPE_CHECKING:
     from .rate_limit import FailureLimiter
 
-__all__ = ["AuthMetrics", "FetchCounter", "RemoteCallCounters", "ValidatorCounters"]
+__all__ = ["AuthMetrics"]
 
 
 class AuthMetrics:
@@ -53,7 +56,7 @@ class AuthMetrics:
             key = (outcome, "other")
         self._others[key] += 1
 
-    def bind(self, validator: TokenValidator, guard: FailureLimiter | None, meter_provider: Any = None) -> bool:
+    def bind(self, validator: Validator, guard: FailureLimiter | None, meter_provider: Any = None) -> bool:
         """Create the instruments; False when `opentelemetry-api` is not installed."""
         try:
             from opentelemetry import metrics
@@ -61,10 +64,10 @@ class AuthMetrics:
         except ImportError:
             return False
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("mcp_auth_middleware")
-        validators = [validator, *(validator.parts if isinstance(validator, CompositeValidator) else ())]
-        counted = [v for v in validators if isinstance(v, ValidatorCounters)]
-        remote = [v for v in validators if isinstance(v, RemoteCallCounters)]
-        key_sources = [k for v in validators if isinstance(k := getattr(v, "keys", None), FetchCounter)]
+        validators = [validator, *validator.parts]
+        counted = [v for v in validators if isinstance(v, CachingValidator)]
+        remote = [v for v in validators if isinstance(v, IntrospectionValidator)]
+        key_sources = [v.keys for v in validators if isinstance(v, JWTValidator) and isinstance(v.keys, JWKSKeys)]
 
         def decisions(options: CallbackOptions) -> Iterable[Observation]:
             for (outcome, reason), count in self.decisions.items():
@@ -105,28 +108,3 @@ class AuthMetrics:
         for v in remote:
             v.on_duration = duration.record
         return True
-
-
-@runtime_checkable
-class ValidatorCounters(Protocol):
-    """What a validator tells the metrics about its verified-token cache."""
-
-    kind: str  # the `validator` attribute: "jwt", "introspection"
-    cache_hits: int
-    cache_misses: int
-
-
-@runtime_checkable
-class RemoteCallCounters(Protocol):
-    """A validator that calls the authorization server: calls, failures, and a duration hook."""
-
-    calls: int
-    errors: int
-    on_duration: Callable[[float], object] | None
-
-
-@runtime_checkable
-class FetchCounter(Protocol):
-    """A key source that fetches (JWKSKeys)."""
-
-    fetches: int

@@ -84,7 +84,7 @@ from .policy import (
 )
 from .rate_limit import ClientAddresses, FailureLimiter
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
-from .validators.base import CachingValidator, CheckableValidator, LocalValidator, accepting_bound, for_resource
+from .validators.base import as_validator
 from .validators.cache import token_key
 
 __all__ = ["MCPAuthMiddleware"]
@@ -184,13 +184,13 @@ class MCPAuthMiddleware:
         self._client_address = ClientAddresses(config.trusted_proxies, config.forwarded_header)
         # The audience belongs to this resource: a validator shared with another middleware
         # is bound per resource, never changed (MCP authorization, Token Audience Binding).
-        self.validator = for_resource(config.validator, resource)
+        self.validator = as_validator(config.validator).for_resource(resource)
         # RFC 9449: with DPoP on, validators return bound tokens and the request path checks
         # their proofs; a bound token presented as a bearer token is refused there.
         self._dpop: DPoPVerifier | None = None
         self._dpop_required = config.dpop_required
         if config.dpop:
-            self.validator = accepting_bound(self.validator)
+            self.validator = self.validator.accepting_bound()
             self._dpop = DPoPVerifier(
                 algorithms=config.dpop_algorithms,
                 max_age=config.dpop_max_age,
@@ -200,9 +200,7 @@ class MCPAuthMiddleware:
             )
         parts = urlsplit(resource)
         self._origin_url = f"{parts.scheme}://{parts.netloc}"  # htu: the URL clients use (RFC 9449 §4.3)
-        self._caching = self.validator if isinstance(self.validator, CachingValidator) else None
-        self._cached = self._caching.cached if self._caching is not None else _nothing_cached
-        self._local = self.validator if isinstance(self.validator, LocalValidator) else None
+        self._cached = self.validator.cached  # bound once: a warm request calls it directly
         mentioned = self.required_scopes | self.policy.mentioned_scopes()
         self.metadata = ResourceMetadata(
             resource,
@@ -451,9 +449,8 @@ class MCPAuthMiddleware:
         be reached."""
         problem: AuthError | None = None
         try:
-            if isinstance(self.validator, CheckableValidator):
-                async with asyncio.timeout(_STARTUP_CHECK_TIMEOUT):
-                    await self.validator.check()
+            async with asyncio.timeout(_STARTUP_CHECK_TIMEOUT):
+                await self.validator.check()
         except AuthError as error:
             problem = error
         except TimeoutError:
@@ -594,12 +591,10 @@ class MCPAuthMiddleware:
             address = self._client_address(scope)
             if self.guard.is_suspect(address):
                 retry_after = await self.guard.retry_after(address)
-        if retry_after is not None and not (self._local is not None and self._local.checks_locally(token)):
+        if retry_after is not None and not self.validator.checks_locally(token):
             raise TooManyFailuresError(retry_after)
         try:
-            if self._caching is not None:
-                return await self._caching.validate_new(token, key)
-            return await self.validator.validate(token)
+            return await self.validator.validate_new(token, key)
         except InvalidTokenError as error:
             if retry_after is None:
                 raise
@@ -738,11 +733,6 @@ async def _with_cors(cors: CORSMiddleware, scope: Scope, receive: Receive, send:
         await cors.preflight_response(request_headers)(scope, receive, send)
         return None
     return partial(cors.send, send=send, request_headers=request_headers)
-
-
-def _nothing_cached(key: bytes) -> None:
-    """The cache lookup of a validator without a cache."""
-    return None
 
 
 def _token_hash(key: bytes | None) -> str | None:

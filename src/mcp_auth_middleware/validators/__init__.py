@@ -1,6 +1,6 @@
 """Token validators: local JWT, remote introspection, and JWT-first with a fallback."""
 
-from .base import CachingValidator, ResourceBound, TokenValidator
+from .base import CachingValidator, RoutingValidator, TokenValidator, Validator, as_validator
 from .cache import TokenCache, token_key
 from .fallback import FallbackValidator
 from .introspection import IntrospectionValidator
@@ -15,10 +15,12 @@ __all__ = [
     "IssuerRouter",
     "JWKSKeys",
     "JWTValidator",
-    "ResourceBound",
+    "RoutingValidator",
     "StaticKeys",
     "TenantIssuers",
     "TokenCache",
     "TokenValidator",
+    "Validator",
+    "as_validator",
     "token_key",
 ]

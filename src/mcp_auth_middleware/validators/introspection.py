@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import secrets
 import time
@@ -28,7 +27,7 @@ from ..errors import (
 )
 from ..fetch import UnexpectedStatusError, check_fetch_url, describe_failure, fetch_limited, json_body
 from ..values import word_list
-from .cache import TokenCache, token_key
+from .base import CachingValidator
 from .claims import (
     DEFAULT_CLIENT_ID_CLAIMS,
     audience_matches,
@@ -85,7 +84,7 @@ class _TokenKey:
         return isinstance(other, _TokenKey) and other.digest == self.digest
 
 
-class IntrospectionValidator:
+class IntrospectionValidator(CachingValidator):
     """Asks the authorization server about each (uncached) token.
 
     Concurrent requests with the same uncached token share one introspection call. Results
@@ -130,7 +129,6 @@ class IntrospectionValidator:
         self._resolve_endpoint = resolve_endpoint
         self.issuer = issuer
         self.allow_missing_audience = allow_missing_audience
-        self.audience: frozenset[str] | None = None
         if audience is not None:
             self.audience = canonical_audiences(audience)
         self.cache_ttl = cache_ttl
@@ -153,32 +151,20 @@ class IntrospectionValidator:
             self._client.register_client_auth_method(PrivateKeyJWT())
         self._auth_method = auth_method
         self.client_id = client_id
-        self.accept_bound = False  # see accepting_bound()
-        self._new_caches(cache_size)
+        self._results_size = cache_size
+        # Verified tokens are kept only when results may be (cache_ttl=0: instant revocation).
+        super().__init__(cache_size if cache_ttl > 0 else 0)
 
-    def for_resource(self, resource: str) -> IntrospectionValidator:
-        """This validator for one protected resource, whose URI is the audience unless one was
-        configured (RFC 8707 §2). `self` is not changed. The copy shares the HTTP client and
-        has result caches of its own: an answer judged for one resource never stands for
-        another."""
-        if self.audience is not None:
-            return self
-        bound = copy.copy(self)
-        bound.audience = canonical_audiences(resource)
-        bound._new_caches(self._cache_size)
-        return bound
-
-    def _new_caches(self, cache_size: int) -> None:
-        # Read by tests and metrics: requests sent, failed, cache lookups; on_duration(seconds).
-        self.calls = self.errors = self.lookups = self.cache_misses = 0
+    def _new_cache(self) -> None:
+        """Besides the verified-token cache: the results cache (async-lru, which also makes
+        concurrent requests with one token share a call), and counters read by tests and
+        metrics: requests sent, failed, cache lookups; on_duration(seconds)."""
+        super()._new_cache()
+        self.calls = self.errors = self.lookups = 0
         self.on_duration: Callable[[float], object] | None = None
-        self._cache_size = cache_size
-        self._cached = alru_cache(maxsize=cache_size, ttl=max(self.cache_ttl, self.negative_cache_ttl))(
+        self._cached = alru_cache(maxsize=self._results_size, ttl=max(self.cache_ttl, self.negative_cache_ttl))(
             self._introspect
         )
-        self._verified = TokenCache(cache_size if self.cache_ttl > 0 else 0)
-        # CachingValidator: the middleware calls the cache's own `get`, no wrapper in between.
-        self.cached: Callable[[bytes], AuthInfo | None] = self._verified.get
 
     async def check(self) -> None:
         """The endpoint is found and accepts our client credentials: one introspection of a
@@ -193,15 +179,7 @@ class IntrospectionValidator:
                 f"the introspection endpoint {self.endpoint} does not answer like one (no boolean `active`)"
             )
 
-    def accepting_bound(self) -> IntrospectionValidator:
-        """A copy that returns sender-constrained tokens instead of refusing them, with its
-        own caches; for a middleware that checks their DPoP proofs. `self` is unchanged."""
-        bound = copy.copy(self)
-        bound.accept_bound = True
-        bound._new_caches(self._cache_size)
-        return bound
-
-    kind = "introspection"  # for metrics (ValidatorCounters)
+    kind = "introspection"
 
     def checks_locally(self, token: str) -> bool:
         """Never: an uncached token costs a call to the authorization server."""
@@ -211,12 +189,7 @@ class IntrospectionValidator:
     def cache_hits(self) -> int:
         # Positive hits in the TokenCache, plus calls that async-lru answered (negative
         # results, and waiters that shared another request's call).
-        return self._verified.hits + self.lookups - self.cache_misses
-
-    async def validate(self, token: str) -> AuthInfo:
-        key = token_key(token.encode())
-        info = self._verified.get(key)
-        return info if info is not None else await self.validate_new(token, key)
+        return self._cache.hits + self.lookups - self.cache_misses
 
     async def validate_new(self, token: str, key: bytes) -> AuthInfo:
         """Ask about a token the TokenCache does not hold (async-lru may still know it);
@@ -235,7 +208,7 @@ class IntrospectionValidator:
                 self._cached.cache_invalidate(_TokenKey(token, key))
                 result = await self._cached(_TokenKey(token, key))
             if result.info is not None:
-                self._verified.put(key, result.info, result.until)
+                self.remember(key, result.info, result.until)
         if result.info is None:
             assert result.denial is not None
             raise result.denial.error()

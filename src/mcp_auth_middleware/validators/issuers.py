@@ -17,19 +17,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 
-from ..auth_info import AuthInfo
 from ..discovery import Discovery
 from ..errors import InvalidTokenError, shown
 from ..jose import peek_claims
 from ..values import word_list
-from .base import (
-    CachingValidator,
-    CheckableValidator,
-    LocalValidator,
-    TokenValidator,
-    accepting_bound,
-    for_resource,
-)
+from .base import RoutingValidator, TokenValidator, Validator, as_validator
 from .fallback import looks_like_jwt
 from .jwt import JWTValidator
 
@@ -83,7 +75,7 @@ class TenantIssuers:
         return match is not None and match.group(1) in self.tenants
 
 
-class IssuerRouter:
+class IssuerRouter(RoutingValidator):
     """A TokenValidator over several issuers (see the module docstring)."""
 
     def __init__(
@@ -92,44 +84,31 @@ class IssuerRouter:
         *,
         tenants: TenantIssuers | None = None,
         opaque: TokenValidator | None = None,
+        bind: Callable[[Validator], Validator] | None = None,
     ) -> None:
         if not issuers and tenants is None:
             raise ValueError("IssuerRouter needs at least one issuer")
-        self.validators: dict[str, TokenValidator] = dict(issuers)
+        self.validators: dict[str, Validator] = {iss: as_validator(v) for iss, v in issuers.items()}
         self.tenants = tenants
-        self.opaque = opaque
-        # Decided once per validator, not per request: a runtime protocol check costs microseconds.
-        self._lookups: list[Callable[[bytes], AuthInfo | None]] = []
-        for validator in (*self.validators.values(), opaque):
-            if isinstance(validator, CachingValidator):
-                self._lookups.append(validator.cached)
-        self._bind: Callable[[TokenValidator], TokenValidator] = lambda validator: validator
+        self.opaque = as_validator(opaque) if opaque is not None else None
+        # What a tenant's validator, built on its first token, goes through (see rebuilt).
+        self._bind: Callable[[Validator], Validator] = bind or (lambda validator: validator)
+        super().__init__((*self.validators.values(), *((self.opaque,) if self.opaque is not None else ())))
 
     @property
     def issuers(self) -> list[str]:
         return [*self.validators, *(self.tenants.issuers if self.tenants else ())]
 
-    @property
-    def parts(self) -> tuple[TokenValidator, ...]:
-        return (*self.validators.values(), *((self.opaque,) if self.opaque is not None else ()))
-
-    def _copy(self, bind: Callable[[TokenValidator], TokenValidator]) -> IssuerRouter:
-        router = IssuerRouter(
+    def rebuilt(self, bind: Callable[[Validator], Validator]) -> IssuerRouter:
+        previous = self._bind
+        return IssuerRouter(
             {iss: bind(v) for iss, v in self.validators.items()},
             tenants=self.tenants,
             opaque=bind(self.opaque) if self.opaque is not None else None,
+            bind=lambda validator: bind(previous(validator)),
         )
-        previous = self._bind
-        router._bind = lambda validator: bind(previous(validator))  # tenants' validators, built later
-        return router
 
-    def for_resource(self, resource: str) -> IssuerRouter:
-        return self._copy(partial(_for_resource, resource=resource))
-
-    def accepting_bound(self) -> IssuerRouter:
-        return self._copy(accepting_bound)
-
-    def _route(self, token: str) -> TokenValidator:
+    def route(self, token: str) -> Validator:
         if not looks_like_jwt(token):
             if self.opaque is None:
                 raise InvalidTokenError("The access token is malformed")
@@ -140,9 +119,8 @@ class IssuerRouter:
         validator = self.validators.get(issuer)
         if validator is None and self.tenants is not None and self.tenants.allows(issuer):
             # A tenant's first token: its validator (and its own key cache) from now on.
-            validator = self.validators[issuer] = self._bind(self.tenants.validator_for(issuer))
-            if isinstance(validator, CachingValidator):
-                self._lookups.append(validator.cached)
+            validator = self.validators[issuer] = self._bind(as_validator(self.tenants.validator_for(issuer)))
+            self.add_part(validator)
         if validator is None:
             raise InvalidTokenError(
                 "The access token issuer is not trusted",
@@ -151,33 +129,9 @@ class IssuerRouter:
             )
         return validator
 
-    def cached(self, key: bytes) -> AuthInfo | None:
-        for lookup in self._lookups:
-            if (info := lookup(key)) is not None:
-                return info
-        return None
-
-    async def validate(self, token: str) -> AuthInfo:
-        return await self._route(token).validate(token)
-
-    async def validate_new(self, token: str, key: bytes) -> AuthInfo:
-        validator = self._route(token)
-        if isinstance(validator, CachingValidator):
-            return await validator.validate_new(token, key)
-        return await validator.validate(token)
-
     def checks_locally(self, token: str) -> bool:
         try:
-            validator = self._route(token)
+            validator = self.route(token)
         except InvalidTokenError:
             return True  # refused without any remote call
-        return isinstance(validator, LocalValidator) and validator.checks_locally(token)
-
-    async def check(self) -> None:
-        for validator in self.parts:
-            if isinstance(validator, CheckableValidator):
-                await validator.check()
-
-
-def _for_resource(validator: TokenValidator, *, resource: str) -> TokenValidator:
-    return for_resource(validator, resource)
+        return validator.checks_locally(token)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
@@ -21,7 +20,7 @@ from ..auth_info import AuthInfo
 from ..errors import ConfigurationError, InvalidTokenError, mismatch_hint, shown
 from ..jose import MalformedJOSE, compact_parts, json_object
 from ..values import word_list
-from .cache import TokenCache, token_key
+from .base import CachingValidator
 from .claims import (
     DEFAULT_CLIENT_ID_CLAIMS,
     DEFAULT_SCOPE_CLAIMS,
@@ -108,7 +107,7 @@ def _model_verify(model: JWSAlgModel, key: Key, signing_input: bytes, signature:
         return False  # a malformed signature (wrong length for the curve, say) is not a valid one
 
 
-class JWTValidator:
+class JWTValidator(CachingValidator):
     """Verifies JWT access tokens with keys from `jwks_uri` or static `keys`.
 
     A verified token is cached (key: SHA-256 of the token, bounded LRU, never past `exp`),
@@ -135,6 +134,7 @@ class JWTValidator:
         resolve_jwks_uri: Callable[[], Awaitable[str]] | None = None,
         key_source: KeySource | None = None,
     ) -> None:
+        super().__init__(cache_size)
         if not issuer:
             raise ValueError("issuer is required: tokens are matched against it exactly (RFC 9068 §4)")
         self.issuer = issuer
@@ -146,12 +146,10 @@ class JWTValidator:
             raise ValueError("leeway must be between 0 and 60 seconds")
         self.leeway = leeway
         self.require_at_jwt = require_at_jwt
-        self.accept_bound = False  # see accepting_bound()
         self._accepted_types = _AT_JWT if require_at_jwt else _ACCESS_TOKEN_TYPES
         self.scope_claims = tuple(word_list(scope_claims))
         self.client_id_claims = tuple(word_list(client_id_claims))
         self.max_token_length = max_token_length
-        self.audience: frozenset[str] | None = None
         if audience is not None:
             self.audience = canonical_audiences(audience)
         if key_source is not None:
@@ -177,21 +175,6 @@ class JWTValidator:
         self._extra_required = ("sub", "client_id", "iat", "jti") if require_at_jwt else ()
         self._headers: dict[bytes, tuple[JWSAlgModel, str | None]] = {}
         self._verifiers: dict[tuple[int, str], tuple[Key, _Verify]] = {}
-        self._cache = TokenCache(cache_size)
-        # CachingValidator: the middleware calls the cache's own `get`, no wrapper in between.
-        self.cached: Callable[[bytes], AuthInfo | None] = self._cache.get
-        self.cache_misses = 0  # read by metrics, with cache_hits
-
-    def for_resource(self, resource: str) -> JWTValidator:
-        """This validator for one protected resource, whose URI is the audience unless one was
-        configured (RFC 8707 §2). `self` is not changed. The copy shares the key source (one
-        JWKS fetch per issuer) and has a verified-token cache of its own, so a token verified
-        for one resource is never a cache hit at another."""
-        if self.audience is not None:
-            return self  # the configured audience holds at every resource, cached or not
-        bound = self._copy_with_own_cache()
-        bound.audience = canonical_audiences(resource)
-        return bound
 
     async def check(self) -> None:
         """The audience is set and the keys are usable (fetched now when they come from a JWKS)."""
@@ -202,35 +185,11 @@ class JWTValidator:
                 return
         raise ConfigurationError("no verification key at all: the key set is empty")
 
-    def accepting_bound(self) -> JWTValidator:
-        """A copy that returns sender-constrained tokens instead of refusing them, with its
-        own cache; for a middleware that checks their DPoP proofs. `self` is unchanged."""
-        bound = self._copy_with_own_cache()
-        bound.accept_bound = True
-        return bound
-
-    def _copy_with_own_cache(self) -> JWTValidator:
-        """A copy sharing the key source and the header checks, with an empty token cache."""
-        copied = copy.copy(self)
-        copied._cache = TokenCache(self._cache.maxsize)
-        copied.cached = copied._cache.get
-        copied.cache_misses = 0
-        return copied
-
-    kind = "jwt"  # for metrics (ValidatorCounters)
+    kind = "jwt"
 
     def checks_locally(self, token: str) -> bool:
         """Always: keys are configured or cached (refetches are rate-limited and shared)."""
         return True
-
-    @property
-    def cache_hits(self) -> int:
-        return self._cache.hits
-
-    async def validate(self, token: str) -> AuthInfo:
-        key = token_key(token.encode())
-        info = self._cache.get(key)
-        return info if info is not None else await self.validate_new(token, key)
 
     async def validate_new(self, token: str, key: bytes) -> AuthInfo:
         """Verify a token the cache does not hold, and remember it under `key` (its token_key)."""
@@ -247,7 +206,7 @@ class JWTValidator:
         claims = _json_segment(payload_segment)
         self._check_claims(claims)
         info = to_auth_info(claims, scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
-        self._cache.put(key, info, claims["exp"])  # an entry never outlives the token (RFC 7662 §4)
+        self.remember(key, info, claims["exp"])  # an entry never outlives the token (RFC 7662 §4)
         return info
 
     async def _verify_after_refetch(
