@@ -19,11 +19,13 @@ def test_values_are_kept_in_one_typed_form() -> None:
         public_paths="/health /static/*",
         trusted_proxies="10.0.0.0/8",
     )
-    assert config.required_scopes == frozenset({"mcp", "read"})
-    assert config.tool_scopes == {"delete": ("admin",)}
+    assert config.scopes.required == frozenset({"mcp", "read"})
+    assert config.scopes.tools == {"delete": frozenset({"admin"})}
     assert config.public_paths == ("/health", "/static/*")
+    assert config.guard.trusted_proxies == ("10.0.0.0/8",)
     assert config.authorization_servers == (ISSUER,)  # the issuer, when none are listed
-    assert isinstance(config.validator, JWTValidator)  # the one-line form's validator, built once
+    assert config.validator is None and config.validation.issuer == ISSUER  # the one-line form
+    assert isinstance(MCPAuthMiddleware(echo_app(), config).validator, JWTValidator)  # built from it
 
 
 def test_immutable() -> None:
@@ -31,7 +33,9 @@ def test_immutable() -> None:
     with pytest.raises(AttributeError, match="immutable"):
         config.resource = "https://elsewhere.example/mcp"  # type: ignore[misc]
     with pytest.raises(TypeError):
-        config.tool_scopes["x"] = ("y",)  # type: ignore[index]
+        config.scopes.tools["x"] = frozenset({"y"})  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        config.limits.max_body = 1  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
@@ -77,9 +81,9 @@ def test_from_env_reads_every_variable() -> None:
         },
         resource_name="Overridden by a keyword",
     )
-    assert config.required_scopes == {"mcp", "read"} and config.public_paths == ("/health",)
-    assert config.allowed_origins == ("https://app.example",) and config.cors_origins is None
-    assert config.failure_limit is None and config.forwarded_header == "forwarded"
+    assert config.scopes.required == {"mcp", "read"} and config.public_paths == ("/health",)
+    assert config.browsers.allowed_origins == ("https://app.example",) and config.browsers.cors_origins is None
+    assert config.guard.failure_limit is None and config.guard.forwarded_header == "forwarded"
     assert config.log_allowed and config.strict_startup and config.resource_name == "Overridden by a keyword"
     with pytest.raises(ValueError, match="MCP_AUTH_RESOURCE"):
         AuthConfig.from_env({})
@@ -92,7 +96,8 @@ def test_several_issuers_from_the_environment() -> None:
         {"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUERS": "https://a.example, https://b.example"}
     )
     assert config.authorization_servers == ("https://a.example", "https://b.example")
-    assert isinstance(config.validator, IssuerRouter) and config.validator.issuers == list(config.authorization_servers)
+    validator = MCPAuthMiddleware(echo_app(), config).validator
+    assert isinstance(validator, IssuerRouter) and validator.issuers == config.authorization_servers
 
 
 @pytest.mark.parametrize(
@@ -117,7 +122,8 @@ def test_a_misspelled_boolean_is_refused_naming_its_variable(variable: str, valu
 )
 def test_recognised_booleans(value: str, expected: bool) -> None:
     environ = {"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUER": ISSUER, "MCP_AUTH_DPOP_REQUIRED": value}
-    assert AuthConfig.from_env(environ).dpop_required is expected
+    dpop = AuthConfig.from_env(environ).dpop
+    assert (dpop is not None and dpop.required) is expected
 
 
 def test_commas_separate_lists_in_keywords_as_in_variables() -> None:
@@ -134,7 +140,7 @@ def test_commas_separate_lists_in_keywords_as_in_variables() -> None:
         }
     )
     for config in (from_keywords, from_env):
-        assert config.required_scopes == {"mcp", "notes:read"}
+        assert config.scopes.required == {"mcp", "notes:read"}
         assert config.public_paths == ("/health", "/docs")
 
 
@@ -166,3 +172,66 @@ async def test_the_middleware_form_without_lifespan_answers_503_and_says_why_onc
         "MCPAuthMiddleware: `resource` is required: the URL clients use for this MCP server, "
         'e.g. resource="https://mcp.example.com/mcp" (MCP_AUTH_RESOURCE)'
     ]
+
+
+def test_options_are_grouped_by_concern_and_the_flat_ones_build_the_same_groups() -> None:
+    """httpx-style groups (`Limits`, `Guard`, `DPoP`, ...): the flat keywords and variables
+    build exactly the objects one could pass."""
+    from mcp_auth_middleware.config import DPoP, Guard, Limits
+
+    flat = AuthConfig(
+        resource=RESOURCE, issuer=ISSUER, max_body=2048, failure_limit="5/minute", dpop_required=True, dpop_nonces=True
+    )
+    grouped = AuthConfig(
+        resource=RESOURCE,
+        issuer=ISSUER,
+        limits=Limits(max_body=2048),
+        guard=Guard(failure_limit="5/minute"),
+        dpop=DPoP(required=True, nonces=True),
+    )
+    assert (flat.limits, flat.guard, flat.dpop) == (grouped.limits, grouped.guard, grouped.dpop)
+    assert flat.resource.metadata_url == "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+    assert AuthConfig(resource=RESOURCE, issuer=ISSUER).dpop is None  # off unless asked for
+    with pytest.raises(ValueError, match="pass limits= or its flat options"):
+        AuthConfig(resource=RESOURCE, issuer=ISSUER, limits=Limits(), max_body=10)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        ("Limits(max_body=0)", "max_body must be a positive number of bytes"),
+        ("Limits(max_token_length=True)", "max_token_length must be a positive number"),
+        ("Guard(failure_limit='often')", "failure_limit 'often' is not a rate limit"),
+        ("Guard(trusted_proxies='10.0.0.0/33')", "trusted_proxies: '10.0.0.0/33' is not an address or network"),
+        ("Guard(forwarded_header='x-real-ip')", "forwarded_header must be one of"),
+        ("DPoP(algorithms='HS256')", "DPoP algorithms must be asymmetric"),
+        ("DPoP(max_age=0)", "dpop max_age must be 1-3600 s"),
+        ("BrowserAccess(allowed_origins='app.example')", "allowed_origins: not an http"),
+        ("ScopeRules(tools={'x': 'a\"b'})", "not a valid OAuth scope token"),
+        ("Validation(token_validation='magic')", "token_validation must be"),
+        ("Resource('/mcp')", "resource '/mcp' is not an absolute URL"),
+        ("Resource('https://mcp.example.com/m\"cp')", "characters not allowed in a URI"),
+    ],
+)
+def test_each_group_checks_its_own_values(build: str, message: str) -> None:
+    from mcp_auth_middleware import config
+
+    with pytest.raises(ValueError, match=message):
+        eval(build, vars(config))
+
+
+def test_a_validator_names_its_authorization_servers(issuer: LocalIssuer) -> None:
+    """RFC 9728 §2: with `validator=` alone, its issuer is the advertised authorization server."""
+    config = AuthConfig(resource=RESOURCE, validator=issuer.validator())
+    assert config.authorization_servers == (issuer.issuer,)
+
+    class Anonymous:
+        async def validate(self, token: str) -> object: ...
+
+    with pytest.raises(ValueError, match="authorization_servers needs at least one entry"):
+        AuthConfig(resource=RESOURCE, validator=Anonymous())  # type: ignore[arg-type]
+
+
+def test_public_paths_are_paths() -> None:
+    with pytest.raises(ValueError, match="public_paths are paths inside the app, starting with '/': not 'health'"):
+        AuthConfig(resource=RESOURCE, issuer=ISSUER, public_paths="health")

@@ -27,7 +27,7 @@ def test_shown_keeps_log_lines_single_and_short() -> None:
 
 
 def test_classification() -> None:
-    assert InvalidTokenError().guess and not InvalidTokenError().configuration
+    assert InvalidTokenError().guess and not InvalidTokenError().mismatch
     assert not InvalidTokenError(guess=False).guess
     misconfigured = ConfigurationError("issuer differs")
     assert (misconfigured.status, misconfigured.error, misconfigured.detail) == (
@@ -35,4 +35,4 @@ def test_classification() -> None:
         "server_misconfigured",
         "issuer differs",
     )
-    assert misconfigured.configuration
+    assert misconfigured.mismatch

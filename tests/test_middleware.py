@@ -82,9 +82,10 @@ async def test_metadata_head_and_wrong_method(client: httpx2.AsyncClient) -> Non
     assert post.status_code == 405
 
 
-def test_authorization_servers_required() -> None:
-    with pytest.raises(ValueError, match="authorization_servers"):
-        MCPAuthMiddleware(echo_app(), resource=RESOURCE, validator=LocalIssuer().validator())
+def test_authorization_servers_default_to_the_validators_issuers() -> None:
+    issuer = LocalIssuer("https://issuer.example")
+    app = MCPAuthMiddleware(echo_app(), resource=RESOURCE, validator=issuer.validator())
+    assert app.metadata.document["authorization_servers"] == ["https://issuer.example"]  # RFC 9728 §2
 
 
 @pytest.mark.parametrize("resource", ["mcp.example.com/mcp", "https://mcp.example.com/mcp#frag", "ftp://x/y"])
@@ -575,7 +576,7 @@ def test_from_env(issuer: LocalIssuer) -> None:
     app = MCPAuthMiddleware.from_env(echo_app(), env)
     assert app.required_scopes == {"mcp", "read"}
     assert app.metadata.document["authorization_servers"] == [ISSUER]
-    assert app.config.cors_origins is None  # an empty variable turns CORS off
+    assert app.config.browsers.cors_origins is None  # an empty variable turns CORS off
     assert app.log_allowed is True
     assert MCPAuthMiddleware.from_env(echo_app(), {**env, "MCP_AUTH_LOG_ALLOWED": "0"}).log_allowed is False
     with pytest.raises(ValueError, match="MCP_AUTH_RESOURCE"):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mcp_auth_middleware import MCPAuthMiddleware
+from mcp_auth_middleware import MCPAuthMiddleware, ScopeRules
 from mcp_auth_middleware.policy import ScopePolicy
 from mcp_auth_middleware.testing import LocalIssuer
 
@@ -29,13 +29,19 @@ RULES: dict[str, Any] = {
     "resource_scopes": {"file:///secret/*": ["secrets"]},
     "prompt_scopes": {"incident": ["oncall"]},
 }
+RULE_GROUP = ScopeRules(
+    tools=RULES["tool_scopes"],
+    methods=RULES["method_scopes"],
+    resources=RULES["resource_scopes"],
+    prompts=RULES["prompt_scopes"],
+)
 
 
 # -- The policy itself --------------------------------------------------------------------
 
 
 def test_required_for_each_kind_of_message() -> None:
-    policy = ScopePolicy(**RULES)
+    policy = ScopePolicy(RULE_GROUP)
     assert policy.required_for([call("delete_repo")]) == {"repo:delete"}
     assert policy.required_for([call("anything_else")]) == frozenset()
     read = {"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": "file:///secret/key"}}
@@ -46,10 +52,10 @@ def test_required_for_each_kind_of_message() -> None:
 
 
 def test_hierarchy_explicit_and_prefix() -> None:
-    policy = ScopePolicy(implied_scopes={"admin": ["repo:delete", "files"], "files": ["files:read"]})
+    policy = ScopePolicy(ScopeRules(implied={"admin": ["repo:delete", "files"], "files": ["files:read"]}))
     assert policy.missing(frozenset({"admin"}), frozenset({"files:read", "repo:delete"})) == frozenset()
     assert policy.missing(frozenset({"files"}), frozenset({"repo:delete"})) == {"repo:delete"}
-    prefix = ScopePolicy(prefix_implies=True)
+    prefix = ScopePolicy(ScopeRules(prefix_implies=True))
     assert prefix.missing(frozenset({"files"}), frozenset({"files:read", "files:write"})) == frozenset()
     assert prefix.missing(frozenset({"files"}), frozenset({"filesystem:read"})) == {"filesystem:read"}
 
@@ -60,7 +66,7 @@ def test_dynamic_rule() -> None:
             return ["dangerous"]
         return None
 
-    policy = ScopePolicy(rule=rule)
+    policy = ScopePolicy(ScopeRules(rule=rule))
     forced = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x", "arguments": {"force": 1}}}
     assert policy.required_for([forced]) == {"dangerous"}
     assert policy.required_for([call("x")]) == frozenset()

@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 from .auth_info import AuthInfo, get_auth
-from .config import AuthConfig
+from .config import AuthConfig, BrowserAccess, DPoP, Guard, Limits, ScopeRules, Validation
 from .discovery import discover_authorization_server
 from .errors import (
     AuthError,
@@ -32,8 +32,11 @@ __all__ = [
     "AuthError",
     "AuthInfo",
     "AuthorizationServerUnavailableError",
+    "BrowserAccess",
     "ConfigurationError",
+    "DPoP",
     "FallbackValidator",
+    "Guard",
     "InsufficientScopeError",
     "IntrospectionValidator",
     "InvalidRequestError",
@@ -41,12 +44,15 @@ __all__ = [
     "IssuerRouter",
     "JWKSKeys",
     "JWTValidator",
+    "Limits",
     "MCPAuthMiddleware",
+    "ScopeRules",
     "StaticKeys",
     "TenantIssuers",
     "TokenCache",
     "TokenValidator",
     "TooManyFailuresError",
+    "Validation",
     "__version__",
     "discover_authorization_server",
     "get_auth",

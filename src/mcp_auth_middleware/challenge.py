@@ -14,11 +14,10 @@ from functools import lru_cache
 from starlette.types import Send
 
 from .errors import AuthError, AuthorizationServerUnavailableError, InsufficientScopeError, TooManyFailuresError
+from .values import SCOPE_TOKEN, check_scope_token
 
-__all__ = ["Challenger", "RawResponse", "check_scope_token", "safe_description"]
+__all__ = ["Challenger", "RawResponse", "safe_description"]
 
-# RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E (no space, quote or backslash).
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 # RFC 6750 §3 error_description: %x20-21 / %x23-5B / %x5D-7E.
 _UNSAFE_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
@@ -27,13 +26,6 @@ RawResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
 _DPOP_ERRORS = frozenset({"invalid_dpop_proof", "use_dpop_nonce"})
 #: Every JSON answer of ours: its type, and no content sniffing by browsers.
 _JSON_HEADERS = ((b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"))
-
-
-def check_scope_token(scope: str) -> str:
-    """Reject configured scopes that cannot be written into a challenge."""
-    if not isinstance(scope, str) or not _SCOPE_TOKEN.fullmatch(scope):
-        raise ValueError(f"not a valid OAuth scope token: {scope!r}")
-    return scope
 
 
 def safe_description(text: str) -> str:
@@ -97,9 +89,9 @@ class Challenger:
                 headers.append((b"retry-after", str(retry_after).encode()))
             return status, headers, body.encode()
         # A custom validator's scopes are filtered, not trusted, before they enter a header.
-        scope = " ".join(sorted(s for s in scopes if _SCOPE_TOKEN.fullmatch(s))) or self.scope
+        scope = " ".join(sorted(s for s in scopes if SCOPE_TOKEN.fullmatch(s))) or self.scope
         answer = self._build(status, error, safe_description(description), scope)
-        if nonce is not None and _SCOPE_TOKEN.fullmatch(nonce):  # RFC 9449 §8: the nonce to use
+        if nonce is not None and SCOPE_TOKEN.fullmatch(nonce):  # RFC 9449 §8: the nonce to use
             answer = (answer[0], [*answer[1], (b"dpop-nonce", nonce.encode("ascii"))], answer[2])
         return answer
 

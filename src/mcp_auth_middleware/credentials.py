@@ -8,13 +8,17 @@ from urllib.parse import parse_qsl
 from .errors import InvalidTokenError
 
 __all__ = [
+    "CONFLICTING_ORIGINS",
     "MAX_HEADERS",
+    "REPEATED_PROOFS",
+    "Scanned",
     "bearer_token",
     "check_token_syntax",
     "dpop_token",
     "form_holds_token",
     "is_form",
     "query_holds_token",
+    "scan_headers",
     "token_text",
 ]
 
@@ -26,6 +30,45 @@ _FORM = b"application/x-www-form-urlencoded"
 _FORM_LENGTH = len(_FORM)
 # RFC 6750 b64token characters (with "=" anywhere, as some opaque tokens have it).
 _B64TOKEN = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
+
+
+#: The request headers the request path reads (ASGI header names are lowercase).
+_READ_HEADERS = frozenset({b"authorization", b"content-type", b"origin", b"dpop"})
+#: Stands for two Origin headers: matches no allowed origin, so such a request is refused.
+CONFLICTING_ORIGINS = b"\x00conflicting origins"
+#: Stands for two DPoP headers: an invalid proof (RFC 9449 §4.3, §7.1).
+REPEATED_PROOFS = b"\x00repeated proofs"
+#: authorization, content-type, origin, dpop, and what makes the request malformed (or None).
+Scanned = tuple[bytes | None, bytes | None, bytes | None, bytes | None, str | None]
+
+
+def scan_headers(headers: list[tuple[bytes, bytes]]) -> Scanned:
+    """One pass over the headers: the four the request path reads, and the problem a request
+    with two of a singleton (or far too many headers) has, which makes it malformed (400)."""
+    authorization = content_type = origin = proof = None
+    problem = None
+    if len(headers) > MAX_HEADERS:
+        return None, None, None, None, "The request carries too many headers"
+    for name, value in headers:
+        if name not in _READ_HEADERS:  # most headers: one set lookup, nothing else
+            continue
+        if name == b"authorization":
+            if authorization is not None:
+                problem = "The request carries more than one Authorization header"
+            authorization = value
+        elif name == b"content-type":
+            # A singleton field (RFC 9110 §8.3): with two, we and the app could each read a
+            # different one, and a form body would pass unchecked.
+            if content_type is not None:
+                problem = "The request carries more than one Content-Type header"
+            content_type = value
+        elif name == b"origin":
+            # One Origin per request (RFC 6454 §7.3); two match no allowed origin.
+            origin = value if origin is None else CONFLICTING_ORIGINS
+        elif name == b"dpop":
+            # RFC 9449 §4.3: not more than one DPoP header; two are an invalid proof.
+            proof = value if proof is None else REPEATED_PROOFS
+    return authorization, content_type, origin, proof, problem
 
 
 def bearer_token(authorization: bytes | None, max_length: int) -> bytes | None:

@@ -27,6 +27,7 @@ from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from limits import parse
 from limits.aio.strategies import FixedWindowRateLimiter
 
+from .config import DEFAULT_DPOP_ALGORITHMS, DPoP
 from .errors import AuthError, AuthorizationServerUnavailableError, InvalidTokenError
 from .jose import MalformedJOSE, compact_parts, json_object
 from .rate_limit import storage_for
@@ -41,7 +42,6 @@ __all__ = [
     "UseDPoPNonceError",
 ]
 
-DEFAULT_DPOP_ALGORITHMS: tuple[str, ...] = ("ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "EdDSA")
 _KEY_CLASSES: dict[str, type[RSAKey] | type[ECKey] | type[OKPKey]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _MAX_PROOF = 8 * 1024
@@ -78,15 +78,8 @@ class DPoPVerifier:
         nonce_secret: str | None = None,
         storage_uri: str = "memory://",
     ) -> None:
-        self.algorithms = tuple(word_list(algorithms))
-        bad = [
-            a for a in self.algorithms if a in ("none",) or a.startswith("HS") or a not in jws.JWSRegistry.algorithms
-        ]
-        if bad or not self.algorithms:
-            raise ValueError(f"DPoP algorithms must be asymmetric JWS algorithms, not {bad or 'none'}")
-        if not 0 < max_age <= 3600 or not 0 <= leeway <= 300:
-            raise ValueError("dpop max_age must be 1-3600 s and leeway 0-300 s")
-        self.max_age, self.leeway = max_age, leeway
+        options = DPoP(algorithms=tuple(word_list(algorithms)), max_age=max_age, leeway=leeway)  # checks them
+        self.algorithms, self.max_age, self.leeway = options.algorithms, max_age, leeway
         registry = jws.JWSRegistry(algorithms=list(self.algorithms), strict_check_header=False)
         with warnings.catch_warnings():  # "EdDSA is deprecated via RFC 9864": clients still use it
             warnings.simplefilter("ignore")

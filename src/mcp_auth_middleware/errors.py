@@ -32,20 +32,20 @@ class AuthError(Exception):
     status: int = 401
     #: Logged at WARNING (shown under plain uvicorn) when the cause is likely a configuration
     #: mismatch between this server and the authorization server; else at INFO.
-    configuration: bool = False
+    mismatch: bool = False
 
     def __init__(
         self,
         description: str = "The access token is invalid",
         *,
         detail: str | None = None,
-        configuration: bool | None = None,
+        mismatch: bool | None = None,
     ) -> None:
         super().__init__(description)
         self.description = description
         self.detail = detail
-        if configuration is not None:
-            self.configuration = configuration
+        if mismatch is not None:
+            self.mismatch = mismatch
 
 
 class InvalidRequestError(AuthError):
@@ -70,10 +70,10 @@ class InvalidTokenError(AuthError):
         description: str = "The access token is invalid",
         *,
         detail: str | None = None,
-        configuration: bool | None = None,
+        mismatch: bool | None = None,
         guess: bool = True,
     ) -> None:
-        super().__init__(description, detail=detail, configuration=configuration)
+        super().__init__(description, detail=detail, mismatch=mismatch)
         self.guess = guess
 
 
@@ -149,7 +149,7 @@ class ConfigurationError(AuthError):
 
     error = "server_misconfigured"
     status = 503
-    configuration = True
+    mismatch = True
 
     def __init__(
         self,

@@ -38,10 +38,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,13 +46,16 @@ from .auth_info import AuthInfo
 from .body import read_body, replay
 from .challenge import Challenger, RawResponse, send_response
 from .config import AuthConfig
+from .cors import FORBIDDEN_ORIGIN, FORBIDDEN_ORIGIN_PREFLIGHT, with_cors
 from .credentials import (
-    MAX_HEADERS,
+    REPEATED_PROOFS,
+    Scanned,
     bearer_token,
     dpop_token,
     form_holds_token,
     is_form,
     query_holds_token,
+    scan_headers,
     token_text,
 )
 from .dpop import DPoPVerifier, InvalidDPoPProofError
@@ -85,39 +85,14 @@ from .policy import (
 from .rate_limit import ClientAddresses, FailureLimiter
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
 from .validators.base import as_validator
+from .validators.build import validator_for
 from .validators.cache import token_key
 
 __all__ = ["MCPAuthMiddleware"]
 
 logger = logging.getLogger("mcp_auth_middleware")
 
-#: Headers a browser client (MCP Inspector) must be able to read (CORS for browser clients).
-EXPOSED_HEADERS = ("WWW-Authenticate", "Mcp-Session-Id", "Mcp-Protocol-Version", "Retry-After", "DPoP-Nonce")
 _METHOD_NOT_ALLOWED: RawResponse = (405, [(b"allow", b"GET, HEAD, OPTIONS")], b"")
-# A refused Origin's answer is readable by the page that caused it (CORS `*`, no credentials):
-# it holds nothing secret, and a browser's console then shows why instead of a network error.
-_FORBIDDEN_ORIGIN: RawResponse = (
-    403,
-    [
-        (b"content-type", b"application/json"),
-        (b"x-content-type-options", b"nosniff"),
-        (b"access-control-allow-origin", b"*"),
-        (b"cache-control", b"no-store"),
-    ],
-    b'{"error": "forbidden_origin", "error_description": "This Origin is not allowed: the server\'s log '
-    b'names the option that admits it (allowed_origins)"}',
-)
-#: The preflight of a refused Origin passes, so that the request itself gets the readable 403.
-_FORBIDDEN_ORIGIN_PREFLIGHT: RawResponse = (
-    204,
-    [
-        (b"access-control-allow-origin", b"*"),
-        (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
-        (b"access-control-allow-headers", b"*"),
-    ],
-    b"",
-)
-_MAX_ORIGINS_SEEN = 64  # distinct refused origins said at WARNING, then INFO only
 _MISCONFIGURED: RawResponse = (
     503,
     [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")],
@@ -127,12 +102,9 @@ _MISCONFIGURED: RawResponse = (
 _OUTCOMES = {429: "limited", 503: "unavailable"}
 _STARTUP_CHECK_TIMEOUT = 10.0
 _MAX_HOSTS_SEEN = 16  # distinct unexpected Host values reported, then no more
-#: The request headers the request path reads (ASGI header names are lowercase).
-_READ_HEADERS = frozenset({b"authorization", b"content-type", b"origin", b"dpop"})
-#: Stands for two Origin headers: matches no allowed origin, so such a request is refused.
-_CONFLICTING_ORIGINS = b"\x00conflicting origins"
-#: Stands for two DPoP headers: an invalid proof (RFC 9449 §4.3, §7.1).
-_REPEATED_PROOFS = b"\x00repeated proofs"
+_MAX_ORIGINS_SEEN = 64  # distinct refused origins said at WARNING, then INFO only
+#: Where a request waits while it passes through CORS (see _after_cors).
+_SCANNED_KEY = "mcp_auth.scanned"
 
 
 class MCPAuthMiddleware:
@@ -162,56 +134,48 @@ class MCPAuthMiddleware:
             raise TypeError("pass an AuthConfig or keyword options, not both")
         self.app = app
         self.config = config
-        self.resource = resource = config.resource
-        self.required_scopes = config.required_scopes
+        self.resource = resource = config.resource.url
+        self.required_scopes = config.scopes.required
         # Scope rules beyond the global ones (per method, tool, resource, prompt; hierarchy).
-        self.policy = ScopePolicy(
-            tool_scopes=config.tool_scopes,
-            method_scopes=config.method_scopes,
-            resource_scopes=config.resource_scopes,
-            prompt_scopes=config.prompt_scopes,
-            rule=config.scope_rule,
-            implied_scopes=config.implied_scopes,
-            prefix_implies=config.prefix_implies,
-        )
+        self.policy = ScopePolicy(config.scopes)
         self._inspects_messages = self.policy.inspects_messages
         # Guard against token guessing: failed validations per address (see rate_limit.py).
-        self.guard = (
-            FailureLimiter(config.failure_limit, storage_uri=config.rate_limit_storage)
-            if config.failure_limit
-            else None
-        )
-        self._client_address = ClientAddresses(config.trusted_proxies, config.forwarded_header)
+        guard = config.guard
+        self.guard = FailureLimiter(guard.failure_limit, storage_uri=guard.storage) if guard.failure_limit else None
+        self._client_address = ClientAddresses(guard.trusted_proxies, guard.forwarded_header)
         # The audience belongs to this resource: a validator shared with another middleware
         # is bound per resource, never changed (MCP authorization, Token Audience Binding).
-        self.validator = as_validator(config.validator).for_resource(resource)
+        validator = as_validator(config.validator) if config.validator is not None else validator_for(config.validation)
+        self.validator = validator.for_resource(resource)
         # RFC 9449: with DPoP on, validators return bound tokens and the request path checks
         # their proofs; a bound token presented as a bearer token is refused there.
+        dpop = config.dpop
         self._dpop: DPoPVerifier | None = None
-        self._dpop_required = config.dpop_required
-        if config.dpop:
+        self._dpop_required = dpop is not None and dpop.required
+        if dpop is not None:
             self.validator = self.validator.accepting_bound()
             self._dpop = DPoPVerifier(
-                algorithms=config.dpop_algorithms,
-                max_age=config.dpop_max_age,
-                nonces=config.dpop_nonces,
-                nonce_secret=config.dpop_nonce_secret,
-                storage_uri=config.rate_limit_storage,
+                algorithms=dpop.algorithms,
+                max_age=dpop.max_age,
+                leeway=dpop.leeway,
+                nonces=dpop.nonces,
+                nonce_secret=dpop.nonce_secret,
+                storage_uri=guard.storage,
             )
-        parts = urlsplit(resource)
-        self._origin_url = f"{parts.scheme}://{parts.netloc}"  # htu: the URL clients use (RFC 9449 §4.3)
+        dpop_algorithms = dpop.algorithms if dpop is not None else ()
+        self._origin_url = config.resource.origin  # htu: the URL clients use (RFC 9449 §4.3)
         self._cached = self.validator.cached  # bound once: a warm request calls it directly
-        mentioned = self.required_scopes | self.policy.mentioned_scopes()
+        mentioned = config.scopes.mentioned()
         self.metadata = ResourceMetadata(
             resource,
             config.authorization_servers,
             scopes_supported=sorted(mentioned) if config.scopes_supported is None else config.scopes_supported,
             resource_name=config.resource_name,
             resource_documentation=config.resource_documentation,
-            dpop_algorithms=config.dpop_algorithms if config.dpop else (),
-            dpop_required=config.dpop_required,
+            dpop_algorithms=dpop_algorithms,
+            dpop_required=self._dpop_required,
         )
-        self._resource_host = parts.netloc.lower()
+        self._resource_host = config.resource.host
         self._hosts_seen: set[str] = set()
         self._origins_seen: set[bytes] = set()
         self._misconfigurations: set[str | None] = set()
@@ -224,8 +188,8 @@ class MCPAuthMiddleware:
             self.metadata.url,
             sorted(self.required_scopes),
             realm=config.realm,
-            dpop_algorithms=config.dpop_algorithms if config.dpop else (),
-            bearer=not config.dpop_required,
+            dpop_algorithms=dpop_algorithms,
+            bearer=not self._dpop_required,
         )
         self._step_up = StepUp(self.policy, self.required_scopes, self.challenger)
         self.metrics = AuthMetrics()
@@ -234,32 +198,23 @@ class MCPAuthMiddleware:
         # check whether DEBUG is on costs measurable time on every request.
         self.log_allowed = config.log_allowed
         self.expose_token = config.expose_token
-        self.max_token_length = config.max_token_length
-        self.max_form_body = config.max_form_body
-        self.max_body = config.max_body
-        self.challenge_granted_scopes = config.challenge_granted_scopes
+        self.max_token_length = config.limits.max_token_length
+        self.max_form_body = config.limits.max_form_body
+        self.max_body = config.limits.max_body
+        self.challenge_granted_scopes = config.scopes.challenge_granted
         self.strict_startup = config.strict_startup
         # MCP Streamable HTTP transport, Security Warning: the Origin of every request is
         # validated (DNS rebinding); "*" turns that off, loudly.
-        self._origins: OriginCheck | None = OriginCheck(resource, [o for o in config.allowed_origins if o != "*"])
-        if "*" in config.allowed_origins:
+        browsers = config.browsers
+        self._origins: OriginCheck | None = OriginCheck(config.resource, browsers.origins)
+        if browsers.validation_off:
             self._origins = None
             logger.warning(
                 "Origin validation is off (allowed_origins contains '*'): any web page a user opens can "
                 "call %s through their browser (DNS rebinding)",
                 resource,
             )
-        self._cors: CORSMiddleware | None = None
-        if config.cors_origins is not None:
-            # Starlette's CORS middleware, consulted only for requests that carry an Origin.
-            self._cors = CORSMiddleware(
-                app,
-                allow_origins=list(config.cors_origins),
-                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-                allow_headers=["*"],
-                expose_headers=list(EXPOSED_HEADERS),
-                max_age=86400,
-            )
+        self._cors = with_cors(self._after_cors, browsers.cors_origins) if browsers.cors_origins is not None else None
 
     @classmethod
     def from_env(cls, app: ASGIApp, environ: Mapping[str, str] | None = None, **overrides: Any) -> MCPAuthMiddleware:
@@ -270,58 +225,14 @@ class MCPAuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            # Websockets are refused: MCP does not use them and we fail closed. Lifespan
-            # events reach the app (FastMCP's session manager needs them); when its startup
-            # is complete, the configuration is checked against the authorization server.
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            if scope["type"] == "lifespan":
-                send = partial(self._lifespan_send, send=send)
-            await self.app(scope, receive, send)
+            await self._not_http(scope, receive, send)
             return
-
         # One pass over the headers finds everything the request path reads from them.
-        headers = scope["headers"]
-        authorization: bytes | None = None
-        content_type: bytes | None = None
-        origin: bytes | None = None
-        proof: bytes | None = None
-        problem: str | None = None
-        if len(headers) > MAX_HEADERS:
-            problem = "The request carries too many headers"
-        else:
-            for name, value in headers:
-                if name not in _READ_HEADERS:  # most headers: one set lookup, nothing else
-                    continue
-                if name == b"authorization":
-                    if authorization is not None:
-                        problem = "The request carries more than one Authorization header"
-                    authorization = value
-                elif name == b"content-type":
-                    # A singleton field (RFC 9110 §8.3): with two, we and the app could each
-                    # read a different one, and a form body would pass unchecked.
-                    if content_type is not None:
-                        problem = "The request carries more than one Content-Type header"
-                    content_type = value
-                elif name == b"origin":
-                    # One Origin per request (RFC 6454 §7.3); two match no allowed origin.
-                    origin = value if origin is None else _CONFLICTING_ORIGINS
-                elif name == b"dpop":
-                    # RFC 9449 §4.3: not more than one DPoP header; two are an invalid proof.
-                    proof = value if proof is None else _REPEATED_PROOFS
-        # The path inside the app we wrap: without the prefix of a Mount, or of a proxy's
-        # root_path (uvicorn --root-path puts it in front of every path).
-        path: str = scope["path"]
-        is_metadata = path in self._metadata_paths
-        root_path = scope.get("root_path")
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :] or "/"
-            is_metadata = is_metadata or path in self._metadata_paths
-            if not self._well_known_routed and scope.get("app_root_path", root_path) != root_path:
-                self._warn_mounted(root_path)
+        scanned = scan_headers(scope["headers"])
+        path, is_metadata = self._inner_path(scope)
+        origin = scanned[2]
         if origin is not None:
-            if self._origins is not None and not self._origins.allows(origin) and not is_metadata:
+            if self._origins is not None and not is_metadata and not self._origins.allows(origin):
                 # A browser page from another origin (DNS rebinding) is refused before anything
                 # else; the metadata stays readable cross-origin (browser clients fetch it).
                 await self._refuse_origin(origin, scope, send)
@@ -329,47 +240,39 @@ class MCPAuthMiddleware:
             if self._cors is not None:
                 # CORS for browser clients (MCP Inspector): preflights are answered before
                 # authentication, and every answer carries the CORS headers.
-                cors_send = await _with_cors(self._cors, scope, receive, send)
-                if cors_send is None:
-                    return
-                send = cors_send
+                scope[_SCANNED_KEY] = (scanned, path, is_metadata)
+                await self._cors(scope, receive, send)
+                return
+        await self._serve(scope, receive, send, scanned, path, is_metadata)
 
+    async def _after_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The rest of the request path, behind CORS (the app CORSMiddleware wraps)."""
+        scanned, path, is_metadata = scope.pop(_SCANNED_KEY)
+        await self._serve(scope, receive, send, scanned, path, is_metadata)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, scanned: Scanned, path: str, is_metadata: bool
+    ) -> None:
         if is_metadata:
             await self._serve_metadata(scope, send)
             return
         if path in self._public_exact or (self._public_prefixes and path.startswith(self._public_prefixes)):
             await self.app(scope, receive, send)
             return
-
+        authorization, content_type, _, proof, problem = scanned
         key: bytes | None = None  # the token's SHA-256: the cache key, and its name in logs
-        body: bytes | None = None
         try:
             if problem is not None:
                 raise InvalidRequestError(problem)
             query = scope.get("query_string")
             if query and query_holds_token(query):  # never from the query string (OAuth 2.1 §5.1)
                 raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
+            body = None
             if content_type is not None and is_form(content_type):
-                # RFC 6750 §2.2, §3.1: a token in a form body is refused, alone or next to the
-                # header, whatever the method (an app may read a PUT or PATCH form too).
-                body, disconnect = await read_body(receive, self.max_form_body)
-                if form_holds_token(body):
-                    raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
-                receive = replay(body, disconnect, receive)
-            token = bearer_token(authorization, self.max_token_length)
-            dpop_scheme = False
-            if token is None and self._dpop is not None:
-                token = dpop_token(authorization, self.max_token_length)
-                dpop_scheme = token is not None
+                body, receive = await self._read_form(receive)
+            token, dpop_scheme = self._token(authorization)
             if token is None:
-                # No credentials (or another scheme): the plain challenge without `error`
-                # (RFC 6750 §3.1), which starts a client's OAuth flow (RFC 9728 §5.1).
-                self.metrics.record("challenge", "no bearer token")
-                if len(self._hosts_seen) < _MAX_HOSTS_SEEN:
-                    self._check_host(scope)  # the first request of every client lands here
-                if logger.isEnabledFor(logging.DEBUG):
-                    self._log(logging.DEBUG, "challenge", "no bearer token", None, scope, status=401)
-                await send_response(send, self.challenger.unauthorized)
+                await self._challenge(scope, send)
                 return
             key = token_key(token)
             # A token verified before costs the hash above and this lookup, and is never
@@ -379,52 +282,116 @@ class MCPAuthMiddleware:
                 info = await self._validate_new(token_text(token), key, scope)
             if self._dpop is not None:
                 await self._check_binding(info, token, dpop_scheme, proof, scope)
-
-            needed = self.required_scopes
-            messages = None
-            if self._inspects_messages:
-                # Per-tool rules: read the JSON-RPC message (only now, for an authenticated
-                # caller), then replay it to the app byte for byte. Whatever the method: the
-                # rules hold for any request an app might read a message from.
-                if body is None:
-                    body, disconnect = await read_body(receive, self.max_body)
-                    receive = replay(body, disconnect, receive)
-                messages = parse_messages(body)
-                if messages is not None:
-                    needed = needed | self.policy.required_for(messages)
-            if needed and not needed <= info.scopes and (missing := self.policy.missing(info.scopes, needed)):
-                # MCP authorization, Scope Challenge Handling: name every scope the operation
-                # needs in one challenge; optionally (2025-11-25 style) also those granted.
-                raise InsufficientScopeError(
-                    needed | info.scopes if self.challenge_granted_scopes else needed,
-                    detail=f"scope {' '.join(sorted(missing))} missing for {describe_messages(messages)}",
-                )
+            if self.required_scopes or self._inspects_messages:
+                receive = await self._authorize(info, body, receive)
         except AuthError as error:
-            self.metrics.record(_OUTCOMES.get(error.status, "deny"), error.description)
-            address = self._client_address(scope)
-            if self.guard is not None and isinstance(error, InvalidTokenError) and error.guess:
-                # Only what looks like guessing counts: a token the authorization server
-                # issued that is expired or for another audience is a client's bug.
-                await self.guard.record_failure(address)
-            level = logging.WARNING if error.configuration or error.status == 503 else logging.INFO
-            if isinstance(error, ConfigurationError):
-                # One ERROR line says what is wrong; every request after it would say the same.
-                level = logging.DEBUG if error.detail in self._misconfigurations else logging.ERROR
-                if len(self._misconfigurations) < 64:
-                    self._misconfigurations.add(error.detail)
-            if logger.isEnabledFor(level):
-                reason = f"{error.description}: {error.detail}" if error.detail else error.description
-                self._log(level, "deny", reason, key, scope, status=error.status, address=address)
-            await send_response(send, self.challenger.for_error(error))
+            await self._deny(error, key, scope, send)
             return
+        await self._run_as(info, token, key, scope, receive, send)
 
+    # -- its steps, in the order they are met --------------------------------------------
+
+    async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Websockets are refused: MCP does not use them and we fail closed. Lifespan events
+        # reach the app (FastMCP's session manager needs them); when its startup is
+        # complete, the configuration is checked against the authorization server.
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] == "lifespan":
+            send = partial(self._lifespan_send, send=send)
+        await self.app(scope, receive, send)
+
+    def _inner_path(self, scope: Scope) -> tuple[str, bool]:
+        """The path inside the app we wrap (without the prefix of a Mount, or of a proxy's
+        root_path: uvicorn --root-path puts it in front of every path), and whether it asks
+        for the metadata document."""
+        path: str = scope["path"]
+        is_metadata = path in self._metadata_paths
+        root_path = scope.get("root_path")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :] or "/"
+            is_metadata = is_metadata or path in self._metadata_paths
+            if not self._well_known_routed and scope.get("app_root_path", root_path) != root_path:
+                self._warn_mounted(root_path)
+        return path, is_metadata
+
+    async def _read_form(self, receive: Receive) -> tuple[bytes, Receive]:
+        """RFC 6750 §2.2, §3.1: a token in a form body is refused, alone or next to the header,
+        whatever the method (an app may read a PUT or PATCH form too). The body is replayed."""
+        body, disconnect = await read_body(receive, self.max_form_body)
+        if form_holds_token(body):
+            raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
+        return body, replay(body, disconnect, receive)
+
+    def _token(self, authorization: bytes | None) -> tuple[bytes | None, bool]:
+        """The access token, and whether it came with the DPoP scheme (RFC 9449 §7.1)."""
+        token = bearer_token(authorization, self.max_token_length)
+        if token is None and self._dpop is not None:
+            token = dpop_token(authorization, self.max_token_length)
+            return token, token is not None
+        return token, False
+
+    async def _challenge(self, scope: Scope, send: Send) -> None:
+        """No credentials (or another scheme): the plain challenge without `error` (RFC 6750
+        §3.1), which starts a client's OAuth flow (RFC 9728 §5.1)."""
+        self.metrics.record("challenge", "no bearer token")
+        if len(self._hosts_seen) < _MAX_HOSTS_SEEN:
+            self._check_host(scope)  # the first request of every client lands here
+        if logger.isEnabledFor(logging.DEBUG):
+            self._log(logging.DEBUG, "challenge", "no bearer token", None, scope, status=401)
+        await send_response(send, self.challenger.unauthorized)
+
+    async def _authorize(self, info: AuthInfo, body: bytes | None, receive: Receive) -> Receive:
+        """The scopes this request needs, globally and per tool; `receive` replays the body
+        when a rule had to read the JSON-RPC message (only now, for an authenticated caller;
+        whatever the method: the rules hold for any request an app might read one from)."""
+        needed = self.required_scopes
+        messages = None
+        if self._inspects_messages:
+            if body is None:
+                body, disconnect = await read_body(receive, self.max_body)
+                receive = replay(body, disconnect, receive)
+            messages = parse_messages(body)
+            if messages is not None:
+                needed = needed | self.policy.required_for(messages)
+        if needed and not needed <= info.scopes and (missing := self.policy.missing(info.scopes, needed)):
+            # MCP authorization, Scope Challenge Handling: name every scope the operation
+            # needs in one challenge; optionally (2025-11-25 style) also those granted.
+            raise InsufficientScopeError(
+                needed | info.scopes if self.challenge_granted_scopes else needed,
+                detail=f"scope {' '.join(sorted(missing))} missing for {describe_messages(messages)}",
+            )
+        return receive
+
+    async def _deny(self, error: AuthError, key: bytes | None, scope: Scope, send: Send) -> None:
+        """One answer (the error's own), one count, one log line, and the guard's tally."""
+        self.metrics.record(_OUTCOMES.get(error.status, "deny"), error.description)
+        address = self._client_address(scope)
+        if self.guard is not None and isinstance(error, InvalidTokenError) and error.guess:
+            # Only what looks like guessing counts: a token the authorization server issued
+            # that is expired or for another audience is a client's bug.
+            await self.guard.record_failure(address)
+        level = logging.WARNING if error.mismatch or error.status == 503 else logging.INFO
+        if isinstance(error, ConfigurationError):
+            # One ERROR line says what is wrong; every request after it would say the same.
+            level = logging.DEBUG if error.detail in self._misconfigurations else logging.ERROR
+            if len(self._misconfigurations) < 64:
+                self._misconfigurations.add(error.detail)
+        if logger.isEnabledFor(level):
+            reason = f"{error.description}: {error.detail}" if error.detail else error.description
+            self._log(level, "deny", reason, key, scope, status=error.status, address=address)
+        await send_response(send, self.challenger.for_error(error))
+
+    async def _run_as(
+        self, info: AuthInfo, token: bytes, key: bytes, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Attach the caller where each framework looks for it, and run the app."""
         self.metrics.allowed += 1
         if self.expose_token:
             info = replace(info, token=token.decode("ascii"))
         if self.log_allowed and logger.isEnabledFor(logging.DEBUG):
             self._log(logging.DEBUG, "allow", "valid token", key, scope, info=info)
-
-        # Attach the caller where each framework looks for it.
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
@@ -535,7 +502,7 @@ class MCPAuthMiddleware:
         preflight = scope["method"] == "OPTIONS" and any(
             name == b"access-control-request-method" for name, _ in scope["headers"]
         )
-        answer = _FORBIDDEN_ORIGIN_PREFLIGHT if preflight else _FORBIDDEN_ORIGIN
+        answer = FORBIDDEN_ORIGIN_PREFLIGHT if preflight else FORBIDDEN_ORIGIN
         level = logging.INFO
         if origin not in self._origins_seen and len(self._origins_seen) < _MAX_ORIGINS_SEEN:
             self._origins_seen.add(origin)
@@ -570,7 +537,7 @@ class MCPAuthMiddleware:
             raise InvalidTokenError("The access token is not DPoP-bound", guess=False)
         if proof is None:
             raise InvalidDPoPProofError("A DPoP token needs a DPoP proof")
-        if proof is _REPEATED_PROOFS:
+        if proof is REPEATED_PROOFS:
             raise InvalidDPoPProofError("The request carries more than one DPoP header")
         assert self._dpop is not None
         thumbprint = await self._dpop.verify(
@@ -710,29 +677,18 @@ def _built_by_a_middleware_stack() -> bool:
 
 class _MetadataEndpoint:
     """The metadata document as an ASGI endpoint of another app (see `well_known_routes`),
-    with the same Origin and CORS handling as inside the middleware."""
+    with the same CORS answers as inside the middleware."""
 
     def __init__(self, middleware: MCPAuthMiddleware) -> None:
         self.middleware = middleware
+        cors_origins = middleware.config.browsers.cors_origins
+        self.app: ASGIApp = self.serve if cors_origins is None else with_cors(self.serve, cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        cors = self.middleware._cors
-        if cors is not None and any(name == b"origin" for name, _ in scope["headers"]):
-            cors_send = await _with_cors(cors, scope, receive, send)
-            if cors_send is None:
-                return
-            send = cors_send
+        await self.app(scope, receive, send)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.middleware._serve_metadata(scope, send)
-
-
-async def _with_cors(cors: CORSMiddleware, scope: Scope, receive: Receive, send: Send) -> Send | None:
-    """Starlette's CORS middleware as its own __call__ applies it to a request with an Origin:
-    the `send` that adds its headers, or None when it has answered a preflight itself."""
-    request_headers = Headers(scope=scope)
-    if scope["method"] == "OPTIONS" and "access-control-request-method" in request_headers:
-        await cors.preflight_response(request_headers)(scope, receive, send)
-        return None
-    return partial(cors.send, send=send, request_headers=request_headers)
 
 
 def _token_hash(key: bytes | None) -> str | None:

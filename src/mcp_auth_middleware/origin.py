@@ -8,9 +8,9 @@ loopback origin; requests without `Origin` (non-browser clients) are not affecte
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from .config import Resource
 from .urls import origin_of
 from .values import LOOPBACK_HOSTS
 
@@ -20,19 +20,12 @@ __all__ = ["OriginCheck"]
 class OriginCheck:
     """`allows(origin)` for one resource; the common answers are one set lookup."""
 
-    def __init__(self, resource: str, allowed: Iterable[str] = ()) -> None:
-        own = origin_of(resource)
-        extra: set[str] = set()
-        for value in allowed:
-            normal = origin_of(value)
-            if normal is None:
-                raise ValueError(f"allowed_origins: not an http(s) origin: {value!r}")
-            extra.add(normal)
-        if own is not None:
-            extra.add(own)
-        self.origins = frozenset(extra)
+    def __init__(self, resource: Resource, allowed: frozenset[str] = frozenset()) -> None:
+        """`allowed`: serialised origins (BrowserAccess.origins), besides the resource's own."""
+        own = origin_of(resource.url)
+        self.origins = allowed | ({own} if own is not None else set())
         self._known = {origin.encode() for origin in self.origins}
-        self.loopback_allowed = (urlsplit(resource).hostname or "").lower() in LOOPBACK_HOSTS
+        self.loopback_allowed = resource.loopback
 
     def allows(self, origin: bytes) -> bool:
         if origin in self._known:

@@ -11,8 +11,10 @@ from typing import Any
 
 from starlette.types import Message, Send
 
-from .challenge import Challenger, RawResponse, check_scope_token, send_response
+from .challenge import Challenger, RawResponse, send_response
+from .config import ScopeRules
 from .errors import InsufficientScopeError, InvalidRequestError
+from .values import check_scope_token
 
 __all__ = [
     "ROUTE_DENIAL_KEY",
@@ -30,9 +32,6 @@ STEP_UP_KEY = "mcp_auth.step_up"
 #: Where it leaves the request's `RouteDenial`, when per-route checks are in use.
 ROUTE_DENIAL_KEY = "mcp_auth.route_denial"
 
-#: `rule(method, params)` -> extra scopes this message needs (or None), for dynamic policy.
-Rule = Callable[[str, Mapping[str, Any] | None], Iterable[str] | None]
-
 
 def _scopes(values: Iterable[str]) -> frozenset[str]:
     if isinstance(values, str):
@@ -41,48 +40,21 @@ def _scopes(values: Iterable[str]) -> frozenset[str]:
 
 
 class ScopePolicy:
-    """Which scopes an MCP request needs, and whether granted scopes cover them.
+    """Which scopes an MCP request needs under `ScopeRules`, and whether granted scopes cover
+    them (the hierarchy: `implied`, transitive, and with `prefix_implies` a granted `files`
+    covers any `files:...` scope)."""
 
-    Hierarchy: `implied_scopes={"files": ["files:read", "files:write"]}` (transitive), and with
-    `prefix_implies=True` a granted `files` covers any `files:...` scope.
-    """
-
-    def __init__(
-        self,
-        *,
-        method_scopes: Mapping[str, Iterable[str]] | None = None,
-        tool_scopes: Mapping[str, Iterable[str]] | None = None,
-        resource_scopes: Mapping[str, Iterable[str]] | None = None,
-        prompt_scopes: Mapping[str, Iterable[str]] | None = None,
-        rule: Rule | None = None,
-        implied_scopes: Mapping[str, Iterable[str]] | None = None,
-        prefix_implies: bool = False,
-    ) -> None:
-        self.method_scopes = {m: _scopes(s) for m, s in (method_scopes or {}).items()}
-        self.tool_scopes = {t: _scopes(s) for t, s in (tool_scopes or {}).items()}
-        self.resource_scopes = [(pattern, _scopes(s)) for pattern, s in (resource_scopes or {}).items()]
-        self.prompt_scopes = {p: _scopes(s) for p, s in (prompt_scopes or {}).items()}
-        self.rule = rule
-        self.implied = {k: _scopes(v) for k, v in (implied_scopes or {}).items()}
-        self.prefix_implies = prefix_implies
+    def __init__(self, rules: ScopeRules) -> None:
+        self.rules = rules
+        self.method_scopes = rules.methods
+        self.tool_scopes = rules.tools
+        self.resource_scopes = list(rules.resources.items())
+        self.prompt_scopes = rules.prompts
+        self.rule = rules.rule
+        self.implied = rules.implied
+        self.prefix_implies = rules.prefix_implies
+        self.inspects_messages = rules.inspects_messages
         self.expand = lru_cache(maxsize=1024)(self._expand)
-
-    @property
-    def inspects_messages(self) -> bool:
-        """Whether any rule looks at the JSON-RPC message (else the body is never read)."""
-        return bool(self.method_scopes or self.tool_scopes or self.resource_scopes or self.prompt_scopes or self.rule)
-
-    def mentioned_scopes(self) -> frozenset[str]:
-        """Every scope the rules name: advertised in `scopes_supported`."""
-        groups = [
-            *self.method_scopes.values(),
-            *self.tool_scopes.values(),
-            *self.prompt_scopes.values(),
-            *(s for _, s in self.resource_scopes),
-            *self.implied.values(),
-            frozenset(self.implied),
-        ]
-        return frozenset().union(*groups)
 
     def required_for(self, messages: Iterable[Any]) -> frozenset[str]:
         """The union over all messages (a JSON-RPC batch needs everything its parts need)."""

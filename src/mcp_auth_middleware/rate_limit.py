@@ -17,12 +17,14 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
+
+from .config import FORWARDED_HEADERS, ForwardedHeader
 
 __all__ = [
     "FORWARDED_HEADERS",
@@ -130,8 +132,6 @@ class FailureLimiter:
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-ForwardedHeader = Literal["x-forwarded-for", "forwarded"]
-FORWARDED_HEADERS: tuple[ForwardedHeader, ...] = ("x-forwarded-for", "forwarded")
 
 
 def parse_networks(trusted_proxies: Iterable[str]) -> tuple[Network, ...]:

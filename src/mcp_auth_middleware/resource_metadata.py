@@ -6,27 +6,11 @@ import json
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from .challenge import RawResponse, check_scope_token
+from .challenge import RawResponse
+from .urls import WELL_KNOWN, well_known_path
+from .values import check_scope_token
 
-__all__ = ["WELL_KNOWN", "ResourceMetadata", "check_resource", "well_known_path"]
-
-WELL_KNOWN = "/.well-known/oauth-protected-resource"
-
-
-def check_resource(resource: str) -> str:
-    """RFC 8707 §2: an absolute http(s) URI without fragment; kept byte for byte as configured (RFC 9728 §3.3)."""
-    parts = urlsplit(resource)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.fragment or "#" in resource:
-        raise ValueError(f"resource must be an absolute http(s) URI without fragment: {resource!r}")
-    if '"' in resource or "\\" in resource or any(c.isspace() for c in resource):
-        raise ValueError(f"resource contains characters not allowed in a URI: {resource!r}")
-    return resource
-
-
-def well_known_path(resource: str) -> str:
-    """RFC 9728 §3.1: the well-known string goes between host and path; a lone trailing '/' is dropped."""
-    path = urlsplit(resource).path
-    return WELL_KNOWN + ("" if path == "/" else path)
+__all__ = ["WELL_KNOWN", "ResourceMetadata", "well_known_path"]
 
 
 class ResourceMetadata:
@@ -44,7 +28,7 @@ class ResourceMetadata:
         dpop_required: bool = False,
         max_age: int = 3600,
     ) -> None:
-        self.resource = check_resource(resource)
+        self.resource = resource
         self.authorization_servers = list(authorization_servers)
         if not self.authorization_servers:
             raise ValueError("authorization_servers needs at least one entry (MCP authorization, RFC 9728 §2)")

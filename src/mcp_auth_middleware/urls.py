@@ -16,9 +16,11 @@ from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-__all__ = ["DEFAULT_PORTS", "canonical_uri", "normalized_htu", "origin_of"]
+__all__ = ["DEFAULT_PORTS", "WELL_KNOWN", "canonical_uri", "normalized_htu", "origin_of", "well_known_path"]
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Where protected resources serve their metadata (RFC 9728 §3).
+WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
 
 class _Authority(NamedTuple):
@@ -69,3 +71,9 @@ def canonical_uri(value: str) -> str:
         return value
     path = found.parts.path.rstrip("/")  # every trailing slash: the result is its own canonical form
     return urlunsplit((found.scheme, found.netloc, path, found.parts.query, ""))
+
+
+def well_known_path(resource: str) -> str:
+    """RFC 9728 §3.1: the well-known string goes between host and path; a lone trailing '/' is dropped."""
+    path = urlsplit(resource).path
+    return WELL_KNOWN + ("" if path == "/" else path)

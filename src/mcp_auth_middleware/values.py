@@ -8,11 +8,23 @@ separated by spaces or commas, the same in keywords and in `MCP_AUTH_*` variable
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["LOOPBACK_HOSTS", "check_server_url", "flag", "is_loopback", "word_list", "word_lists"]
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "SCOPE_TOKEN",
+    "check_scope_token",
+    "check_server_url",
+    "flag",
+    "is_loopback",
+    "word_list",
+    "word_lists",
+]
 
+#: RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E (no space, quote or backslash).
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -34,6 +46,13 @@ def word_list(value: str | Iterable[str] | None) -> list[str]:
 def word_lists(mapping: Mapping[str, str | Iterable[str]] | None) -> dict[str, list[str]] | None:
     """`{"tool": "a b"}` and `{"tool": ["a", "b"]}` alike."""
     return None if mapping is None else {key: word_list(value) for key, value in mapping.items()}
+
+
+def check_scope_token(scope: str) -> str:
+    """A configured scope that can be written into a challenge (RFC 6749 §3.3), or ValueError."""
+    if not isinstance(scope, str) or not SCOPE_TOKEN.fullmatch(scope):
+        raise ValueError(f"not a valid OAuth scope token: {scope!r}")
+    return scope
 
 
 def flag(name: str, value: str | None) -> bool | None:
@@ -71,6 +90,8 @@ def check_server_url(name: str, url: str, *, allow_http: bool = False) -> str:
         raise ValueError(f"{name} {url!r} must be an https URL (plain http only on loopback or with allow_http)")
     if parts.query or parts.fragment or "?" in url or "#" in url:
         raise ValueError(f"{name} must not have a query or fragment: {url!r}")
+    if '"' in url or "\\" in url or any(c.isspace() for c in url):
+        raise ValueError(f"{name} contains characters not allowed in a URI: {url!r}")
     if scheme == "http" and not allow_http and not is_loopback(url):
         raise ValueError(
             f"{name} {url!r} uses plain http on a host that is not loopback: use https, or allow plain http on "

@@ -75,6 +75,12 @@ class Validator:
         """The validators this one is made of (for metrics); none by default."""
         return ()
 
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        """The issuers whose tokens this validator accepts, when it knows them: the default
+        `authorization_servers` of the metadata (RFC 9728 §2)."""
+        return tuple(issuer for part in self.parts for issuer in part.issuers)
+
 
 class CachingValidator(Validator):
     """A validator with a verified-token cache (see the module docstring). Subclasses

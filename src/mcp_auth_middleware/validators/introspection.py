@@ -51,13 +51,11 @@ class _Denial:
 
     description: str
     detail: str | None = None
-    configuration: bool = False
+    mismatch: bool = False
     guess: bool = False  # only "not active" can be a guessed token
 
     def error(self) -> InvalidTokenError:
-        return InvalidTokenError(
-            self.description, detail=self.detail, configuration=self.configuration, guess=self.guess
-        )
+        return InvalidTokenError(self.description, detail=self.detail, mismatch=self.mismatch, guess=self.guess)
 
 
 @dataclass(frozen=True)
@@ -181,6 +179,10 @@ class IntrospectionValidator(CachingValidator):
 
     kind = "introspection"
 
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        return (self.issuer,) if self.issuer else ()
+
     def checks_locally(self, token: str) -> bool:
         """Never: an uncached token costs a call to the authorization server."""
         return False
@@ -290,7 +292,7 @@ class IntrospectionValidator(CachingValidator):
         if self.issuer is not None and document.get("iss") != self.issuer:
             found = document.get("iss")
             detail = f"issuer {shown(found)} is not {self.issuer!r}{mismatch_hint(self.issuer, found)}"
-            return inactive("The access token issuer is not trusted", detail, configuration=True)
+            return inactive("The access token issuer is not trusted", detail, mismatch=True)
         token_type = document.get("token_type")
         if isinstance(token_type, str) and token_type.lower().replace("-", "_") in ("refresh_token", "refresh"):
             return inactive("A refresh token is not an access token", "token_type says refresh token")
@@ -298,10 +300,10 @@ class IntrospectionValidator(CachingValidator):
         if aud is None:
             if not self.allow_missing_audience:
                 detail = "the response has no aud (allow_missing_audience=True accepts that)"
-                return inactive("The access token has no audience", detail, configuration=True)
+                return inactive("The access token has no audience", detail, mismatch=True)
         elif self.audience is None or not audience_matches(aud, self.audience):
             detail = f"audience {shown(aud)} does not include {' or '.join(sorted(self.audience or ()))}"
-            return inactive("The access token was not issued for this resource", detail, configuration=True)
+            return inactive("The access token was not issued for this resource", detail, mismatch=True)
         if not self.accept_bound and is_sender_constrained(document):  # RFC 9449 §7.2
             detail = "the response has cnf or token_type DPoP, but the token came as a Bearer token"
             return inactive("A sender-constrained token cannot be used as a bearer token", detail)

@@ -96,8 +96,8 @@ class IssuerRouter(RoutingValidator):
         super().__init__((*self.validators.values(), *((self.opaque,) if self.opaque is not None else ())))
 
     @property
-    def issuers(self) -> list[str]:
-        return [*self.validators, *(self.tenants.issuers if self.tenants else ())]
+    def issuers(self) -> tuple[str, ...]:
+        return (*self.validators, *(self.tenants.issuers if self.tenants else ()))
 
     def rebuilt(self, bind: Callable[[Validator], Validator]) -> IssuerRouter:
         previous = self._bind
@@ -125,7 +125,7 @@ class IssuerRouter(RoutingValidator):
             raise InvalidTokenError(
                 "The access token issuer is not trusted",
                 detail=f"issuer {shown(issuer)} is not one of the configured issuers",
-                configuration=True,
+                mismatch=True,
             )
         return validator
 

@@ -187,6 +187,10 @@ class JWTValidator(CachingValidator):
 
     kind = "jwt"
 
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        return (self.issuer,)
+
     def checks_locally(self, token: str) -> bool:
         """Always: keys are configured or cached (refetches are rate-limited and shared)."""
         return True
@@ -226,7 +230,7 @@ class JWTValidator(CachingValidator):
         else:
             detail = f"no {model.key_type} key with key id {shown(kid)} in {where}"
         # An unknown key id is what a rotation the JWKS does not show yet looks like: WARNING.
-        raise InvalidTokenError("The access token signature is invalid", detail=detail, configuration=not known)
+        raise InvalidTokenError("The access token signature is invalid", detail=detail, mismatch=not known)
 
     def _signature_ok(self, model: JWSAlgModel, signing_input: bytes, signature: bytes, candidates: list[Key]) -> bool:
         verifiers = self._verifiers
@@ -294,14 +298,14 @@ class JWTValidator(CachingValidator):
             raise InvalidTokenError(
                 "The access token lacks a required claim",
                 detail=f"claims {', '.join(missing)} missing",
-                configuration=True,
+                mismatch=True,
                 guess=False,
             )
         if iss != self.issuer:  # exact match (RFC 9068 §4)
             raise InvalidTokenError(
                 "The access token issuer is not trusted",
                 detail=f"issuer {shown(iss)} is not {self.issuer!r}{mismatch_hint(self.issuer, iss)}",
-                configuration=True,
+                mismatch=True,
                 guess=False,
             )
         if not is_numeric_date(exp):
@@ -328,7 +332,7 @@ class JWTValidator(CachingValidator):
             raise InvalidTokenError(
                 "The access token was not issued for this resource",
                 detail=f"audience {shown(aud)} does not include {' or '.join(sorted(self.audience))}",
-                configuration=True,
+                mismatch=True,
                 guess=False,
             )
         if "cnf" in claims and not self.accept_bound and is_sender_constrained(claims):
