@@ -222,14 +222,14 @@ def test_each_group_checks_its_own_values(build: str, message: str) -> None:
 
 def test_a_validator_names_its_authorization_servers(issuer: LocalIssuer) -> None:
     """RFC 9728 §2: with `validator=` alone, its issuer is the advertised authorization server."""
-    config = AuthConfig(resource=RESOURCE, validator=issuer.validator())
-    assert config.authorization_servers == (issuer.issuer,)
+    app = MCPAuthMiddleware(echo_app(), resource=RESOURCE, validator=issuer.validator())
+    assert app.metadata.document["authorization_servers"] == [issuer.issuer]
 
     class Anonymous:
         async def validate(self, token: str) -> object: ...
 
     with pytest.raises(ValueError, match="authorization_servers needs at least one entry"):
-        AuthConfig(resource=RESOURCE, validator=Anonymous())  # type: ignore[arg-type]
+        MCPAuthMiddleware(echo_app(), resource=RESOURCE, validator=Anonymous())  # type: ignore[arg-type]
 
 
 def test_public_paths_are_paths() -> None:

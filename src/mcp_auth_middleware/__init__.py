@@ -2,7 +2,8 @@
 
 __version__ = "0.1.0"
 
-from .auth_info import AuthInfo, get_auth
+from .auth_info import AuthInfo
+from .caller import get_auth
 from .config import AuthConfig, BrowserAccess, DPoP, Guard, Limits, ScopeRules, Validation
 from .discovery import discover_authorization_server
 from .errors import (

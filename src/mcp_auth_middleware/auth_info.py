@@ -1,17 +1,19 @@
-"""`AuthInfo`, the verified identity the middleware attaches to every request, and `get_auth`."""
+"""`AuthInfo`, the verified identity the middleware attaches to every request: a plain value
+(what frameworks build from it, their user types, lives with each integration)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from starlette.authentication import AuthCredentials, BaseUser
+from starlette.authentication import AuthCredentials
 
-from .integrations.mcp import starlette_user, user_context_var
 from .lazy import computed_once
 
-__all__ = ["AuthInfo", "current_auth", "get_auth", "is_sender_constrained"]
+__all__ = ["AuthInfo", "is_sender_constrained"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, init=False)
@@ -30,6 +32,10 @@ class AuthInfo:
     expires_at: int | None = None
     claims: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False)
     token: str | None = field(default=None, repr=False, compare=False)
+    #: What `derived` built from this AuthInfo, by builder.
+    _derived: dict[Callable[[Any], Any], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __init__(
         self,
@@ -54,15 +60,21 @@ class AuthInfo:
             expires_at=expires_at,
             claims={} if claims is None else claims,
             token=token,
+            _derived={},
         )
+
+    def derived(self, build: Callable[[AuthInfo], T]) -> T:
+        """`build(self)`, made once: one AuthInfo serves every request of a token (the
+        validators cache it), so what an integration builds from it (Starlette's user, the MCP
+        SDK's) costs a warm request one dict lookup."""
+        derived = self._derived
+        value = derived.get(build)
+        if value is None:
+            value = derived[build] = build(self)
+        return value
 
     # Built once per verified token (the validators cache AuthInfo), so a warm request pays
     # nothing for them.
-    @computed_once
-    def user(self) -> BaseUser:
-        """Starlette's `request.user`; an MCP SDK `AuthenticatedUser` when `mcp` is installed."""
-        return starlette_user(self)
-
     @computed_once
     def credentials(self) -> AuthCredentials:
         """Starlette's `request.auth`: the granted scopes."""
@@ -83,43 +95,6 @@ class AuthInfo:
 
     def has_scopes(self, *scopes: str) -> bool:
         return self.scopes.issuperset(scopes)
-
-
-def current_auth() -> AuthInfo | None:
-    """The caller of the request being handled (set by the middleware for its duration)."""
-    info = getattr(user_context_var.get(), "auth_info", None)
-    return info if isinstance(info, AuthInfo) else None
-
-
-def get_auth(source: Any = None) -> AuthInfo | None:
-    """The caller's `AuthInfo`, or None when the request was not authenticated.
-
-    `source` may be a Starlette `Request`/`HTTPConnection`, an ASGI scope, an MCP SDK or
-    FastMCP tool `Context`, or omitted (then the current request's context is used).
-    """
-    if source is None:
-        return current_auth()
-    scope = _scope_of(source)
-    if scope is None:
-        return current_auth()
-    state = scope.get("state")
-    auth = state.get("auth") if isinstance(state, Mapping) else None
-    return auth if isinstance(auth, AuthInfo) else None
-
-
-def _scope_of(source: Any) -> Mapping[str, Any] | None:
-    if isinstance(source, Mapping):
-        return source
-    scope = getattr(source, "scope", None)
-    if isinstance(scope, Mapping):
-        return scope
-    # MCP SDK and FastMCP tool contexts carry the Starlette request on their request context.
-    try:
-        request = source.request_context.request
-    except (AttributeError, LookupError, ValueError, RuntimeError):
-        return None
-    scope = getattr(request, "scope", None)
-    return scope if isinstance(scope, Mapping) else None
 
 
 def is_sender_constrained(claims: Mapping[str, Any]) -> bool:

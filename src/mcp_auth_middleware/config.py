@@ -25,14 +25,16 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from limits import parse as parse_rate_limit
 
 from .urls import origin_of, well_known_path
-from .validators.base import TokenValidator, as_validator
 from .values import LOOPBACK_HOSTS, check_scope_token, check_server_url, flag, word_list
+
+if TYPE_CHECKING:  # the contract only: this module builds no validator
+    from .validators.base import TokenValidator
 
 __all__ = [
     "DEFAULT_DPOP_ALGORITHMS",
@@ -395,6 +397,7 @@ class AuthConfig:
     )
 
     resource: Resource
+    #: Empty when only `validator=` says who issues tokens: its issuers are advertised.
     authorization_servers: tuple[str, ...]
     #: The validator given, or None: then the middleware builds one from `validation`.
     validator: TokenValidator | None
@@ -511,14 +514,11 @@ class AuthConfig:
             raise ValueError("pass `validator=`, or the options that build one (issuers=, token_validation=), not both")
         if validator is None and checked.issuer is None and not checked.issuers:
             raise ValueError("pass `validator=`, or `issuer=` to discover the authorization server")
-        # RFC 9728 §2, MCP authorization: at least one authorization server is advertised.
+        # RFC 9728 §2: the authorization servers advertised; with none here, the validator's
+        # own issuers (the middleware asks it), at least one in the end.
         servers = tuple(word_list(authorization_servers))
-        if not servers and checked.issuer:
-            servers = (checked.issuer,)
-        elif not servers:
-            servers = checked.issuers or (as_validator(validator).issuers if validator is not None else ())
         if not servers:
-            raise ValueError("authorization_servers needs at least one entry (MCP authorization, RFC 9728 §2)")
+            servers = (checked.issuer,) if checked.issuer else checked.issuers
         for server in servers:
             check_server_url("authorization server", server, allow_http=allow_http)
         paths = tuple(word_list(public_paths))

@@ -17,7 +17,7 @@ from typing import Any, Literal, TextIO
 from fastmcp import Context, FastMCP
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth_info import get_auth
+from .caller import get_auth
 from .middleware import MCPAuthMiddleware
 from .server.local import LocalAuthorizationServer
 

@@ -69,7 +69,7 @@ from .errors import (
     TooManyFailuresError,
     shown,
 )
-from .integrations.mcp import user_context_var
+from .integrations.mcp import starlette_user, user_context_var
 from .metrics import AuthMetrics
 from .origin import OriginCheck
 from .policy import (
@@ -168,7 +168,7 @@ class MCPAuthMiddleware:
         mentioned = config.scopes.mentioned()
         self.metadata = ResourceMetadata(
             resource,
-            config.authorization_servers,
+            config.authorization_servers or validator.issuers,
             scopes_supported=sorted(mentioned) if config.scopes_supported is None else config.scopes_supported,
             resource_name=config.resource_name,
             resource_documentation=config.resource_documentation,
@@ -396,7 +396,7 @@ class MCPAuthMiddleware:
         if state is None:
             state = scope["state"] = {}
         state["auth"] = info  # request.state.auth
-        scope["user"] = user = info.user  # request.user (an MCP SDK AuthenticatedUser when mcp is installed)
+        scope["user"] = user = info.derived(starlette_user)  # request.user (the MCP SDK's user when installed)
         scope["auth"] = info.credentials  # request.auth
         scope[STEP_UP_KEY] = self._step_up  # for per-route scope checks (integrations.fastapi)
         if route_checks.used:

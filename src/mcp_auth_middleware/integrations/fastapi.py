@@ -20,7 +20,8 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from ..auth_info import AuthInfo, get_auth
+from ..auth_info import AuthInfo
+from ..caller import get_auth
 from ..policy import ROUTE_DENIAL_KEY, STEP_UP_KEY, RouteDenial, StepUp, route_checks
 
 __all__ = ["require_auth"]

@@ -9,34 +9,14 @@ plain Starlette user.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from starlette.authentication import BaseUser
 
+from ..auth_info import AuthInfo
 from ..lazy import computed_once
-
-
-class AuthInfo(Protocol):
-    """What the users built here read of `auth_info.AuthInfo` (which imports this module, so
-    this one names only the members it needs instead of importing it back)."""
-
-    @property
-    def sub(self) -> str | None: ...
-    @property
-    def client_id(self) -> str | None: ...
-    @property
-    def scopes(self) -> frozenset[str]: ...
-    @property
-    def audience(self) -> tuple[str, ...]: ...
-    @property
-    def expires_at(self) -> int | None: ...
-    @property
-    def claims(self) -> Mapping[str, Any]: ...
-    @property
-    def token(self) -> str | None: ...
-
 
 __all__ = ["AuthUser", "starlette_user", "user_context_var"]
 
@@ -121,4 +101,7 @@ user_context_var: ContextVar[Any] = sdk_context_var or ContextVar("mcp_auth_midd
 
 
 def starlette_user(info: AuthInfo) -> BaseUser:
+    """Starlette's `request.user` for a caller: an MCP SDK `AuthenticatedUser` when `mcp` is
+    installed (FastMCP and the SDK read it), else a plain Starlette user. Built once per
+    AuthInfo, through `info.derived(starlette_user)`."""
     return _SDKUser(info) if _SDKUser is not None else AuthUser(info)
