@@ -146,7 +146,7 @@ def no_token_in_any_log_line() -> Iterator[None]:
     root.addHandler(capture)
     root.setLevel(logging.INFO)
     ours.setLevel(logging.DEBUG)
-    mint, save = LocalIssuer.mint_token, LocalAuthorizationServer._save_token
+    mint, save = LocalIssuer.mint_token, LocalAuthorizationServer.save_token
 
     def mint_and_remember(self: LocalIssuer, **kwargs: Any) -> str:
         return remember_token(mint(self, **kwargs))
@@ -158,12 +158,12 @@ def no_token_in_any_log_line() -> Iterator[None]:
         save(self, token, **record)
 
     LocalIssuer.mint_token = mint_and_remember  # type: ignore[method-assign]
-    LocalAuthorizationServer._save_token = save_and_remember  # type: ignore[method-assign]
+    LocalAuthorizationServer.save_token = save_and_remember  # type: ignore[method-assign]
     try:
         yield
     finally:
         LocalIssuer.mint_token = mint  # type: ignore[method-assign]
-        LocalAuthorizationServer._save_token = save  # type: ignore[method-assign]
+        LocalAuthorizationServer.save_token = save  # type: ignore[method-assign]
         root.removeHandler(capture)
         root.setLevel(saved[0])
         ours.setLevel(saved[1])

@@ -1,17 +1,18 @@
 """`AuthInfo`, the verified identity the middleware attaches to every request: a plain value
-(what frameworks build from it, their user types, lives with each integration)."""
+(what frameworks build from it, their user types, lives with each integration); and
+`TokenValidator`, the one-method contract of whatever produces it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from starlette.authentication import AuthCredentials
 
 from .lazy import computed_once
 
-__all__ = ["AuthInfo", "is_sender_constrained"]
+__all__ = ["AuthInfo", "TokenValidator", "is_sender_constrained"]
 
 T = TypeVar("T")
 
@@ -107,3 +108,11 @@ def is_sender_constrained(claims: Mapping[str, Any]) -> bool:
         return True
     token_type = claims.get("token_type")
     return isinstance(token_type, str) and token_type.lower() == "dpop"
+
+
+class TokenValidator(Protocol):
+    """`validate` returns the caller's AuthInfo or raises InvalidTokenError (401),
+    InsufficientScopeError (403) or AuthorizationServerUnavailableError (503). All a user's
+    own validator needs (validators.base has the bases of the built-in ones)."""
+
+    async def validate(self, token: str) -> AuthInfo: ...

@@ -25,16 +25,14 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from limits import parse as parse_rate_limit
 
+from .auth_info import TokenValidator
 from .urls import origin_of, well_known_path
 from .values import LOOPBACK_HOSTS, check_scope_token, check_server_url, flag, word_list
-
-if TYPE_CHECKING:  # the contract only: this module builds no validator
-    from .validators.base import TokenValidator
 
 __all__ = [
     "DEFAULT_DPOP_ALGORITHMS",

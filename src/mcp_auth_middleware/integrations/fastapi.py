@@ -21,7 +21,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..auth_info import AuthInfo
-from ..caller import get_auth
 from ..policy import ROUTE_DENIAL_KEY, STEP_UP_KEY, RouteDenial, StepUp, route_checks
 
 __all__ = ["require_auth"]
@@ -34,9 +33,9 @@ def require_auth(*scopes: str) -> Callable[[Request], AuthInfo]:
     route_checks.used = True
 
     def dependency(request: Request) -> AuthInfo:
-        auth = get_auth(request)
+        auth = request.scope.get("state", {}).get("auth")  # the middleware's request.state.auth
         step_up = request.scope.get(STEP_UP_KEY)
-        if auth is None or not isinstance(step_up, StepUp):
+        if not isinstance(auth, AuthInfo) or not isinstance(step_up, StepUp):
             # The route is not behind the middleware (a public path?): refuse, never guess.
             raise HTTPException(status_code=401, detail="Authentication required")
         refusal = step_up.refusal(auth.scopes, scopes)

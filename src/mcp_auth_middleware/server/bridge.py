@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2 import AuthorizationServer as AuthlibServer
@@ -17,10 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..body import read_body
 from ..errors import BodyTooLargeError
-from .models import Client, Token
-
-if TYPE_CHECKING:
-    from .local import LocalAuthorizationServer
+from .models import AuthorizationStore, Client, Token
 
 __all__ = ["MAX_BODY", "OAuthRequest", "Server", "StaticJson", "owner_of", "quiet_authlib_logs", "read_oauth_request"]
 
@@ -48,14 +45,14 @@ class OAuthRequest(OAuth2Request):  # type: ignore[misc]
         return self._form
 
 
-def owner_of(component: Any) -> LocalAuthorizationServer:
-    """The LocalAuthorizationServer behind an Authlib grant or endpoint (Authlib is untyped)."""
-    owner: LocalAuthorizationServer = component.server.owner
+def owner_of(component: Any) -> AuthorizationStore:
+    """The store behind an Authlib grant or endpoint (Authlib is untyped)."""
+    owner: AuthorizationStore = component.server.owner
     return owner
 
 
 class Server(AuthlibServer):  # type: ignore[misc]
-    def __init__(self, owner: LocalAuthorizationServer) -> None:
+    def __init__(self, owner: AuthorizationStore) -> None:
         super().__init__(scopes_supported=owner.scopes_supported)
         self.owner = owner
 
@@ -65,7 +62,7 @@ class Server(AuthlibServer):  # type: ignore[misc]
     def save_token(self, token: dict[str, Any], request: OAuthRequest) -> None:
         user = request.user
         rotated = request.refresh_token  # the Token a refresh grant rotates out, if any
-        self.owner._save_token(
+        self.owner.save_token(
             token,
             client_id=request.client.client_id,
             sub=user.sub if user else request.client.client_id,

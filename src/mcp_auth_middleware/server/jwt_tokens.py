@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from joserfc.jwk import KeySet
 
-from .models import Client, User
-
-if TYPE_CHECKING:
-    from .local import LocalAuthorizationServer
+from .models import AuthorizationStore, Client, User
 
 __all__ = ["JWTTokens", "opaque_token", "token_audience", "token_confirmation", "token_lifetime"]
 
@@ -20,15 +17,15 @@ __all__ = ["JWTTokens", "opaque_token", "token_audience", "token_confirmation", 
 #: The audience (RFC 8707 resources) and lifetime of the token being issued; Authlib's generator
 #: calls back without the request, so these travel as context variables.
 token_audience: ContextVar[str | list[str] | None] = ContextVar("local_as_audience", default=None)
-#: The lifetime `mint_token(expires_in=...)` asks for; `_expires_in` otherwise gives the server's own.
+#: The lifetime `mint_token(expires_in=...)` asks for; `expires_in` otherwise gives the server's own.
 token_lifetime: ContextVar[int | None] = ContextVar("local_as_lifetime", default=None)
 #: The DPoP key thumbprint a minted token is bound to (RFC 9449 §6.1: `cnf.jkt`).
 token_confirmation: ContextVar[str | None] = ContextVar("local_as_confirmation", default=None)
 
 
 class JWTTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
-    def __init__(self, owner: LocalAuthorizationServer) -> None:
-        super().__init__(owner.issuer, refresh_token_generator=opaque_token, expires_generator=owner._expires_in)
+    def __init__(self, owner: AuthorizationStore) -> None:
+        super().__init__(owner.issuer, refresh_token_generator=opaque_token, expires_generator=owner.expires_in)
         self.owner = owner
 
     def get_jwks(self) -> KeySet:

@@ -99,7 +99,7 @@ class LocalAuthorizationServer:
         generator = (
             JWTTokens(self)
             if token_format == "jwt"
-            else BearerTokenGenerator(opaque_token, opaque_token, self._expires_in)
+            else BearerTokenGenerator(opaque_token, opaque_token, self.expires_in)
         )
         self.server.register_token_generator("default", generator)
         self.server.register_grant(AuthorizationCodeGrant, [S256Only(required=True)])
@@ -177,7 +177,7 @@ class LocalAuthorizationServer:
             if token.family == family:
                 token.revoked = token.refresh_revoked = True
 
-    def _expires_in(self, client: Client, grant_type: str) -> int:
+    def expires_in(self, client: Client, grant_type: str) -> int:
         lifetime = token_lifetime.get()
         return self.access_token_ttl if lifetime is None else lifetime
 
@@ -203,7 +203,7 @@ class LocalAuthorizationServer:
 
     # -- storage ----------------------------------------------------------------------------
 
-    def _save_token(
+    def save_token(
         self,
         token: dict[str, Any],
         *,
@@ -396,7 +396,7 @@ class LocalAuthorizationServer:
             token_audience.reset(reset)
             token_lifetime.reset(reset_lifetime)
             token_confirmation.reset(reset_confirmation)
-        self._save_token(
+        self.save_token(
             token, client_id=client.client_id, sub=sub or client.client_id, resource=resource, dpop_jkt=dpop_jkt
         )
         return str(token["access_token"])

@@ -1,16 +1,20 @@
 """What the local authorization server keeps in memory: clients, users, codes, tokens (the
-records Authlib's grants ask for through its mixin methods)."""
+records Authlib's grants ask for through its mixin methods), and `AuthorizationStore`, what
+the grants and endpoints beside it ask of the server that keeps them (so that they depend on
+this contract, not on `local.py`)."""
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749 import ClientMixin
+from joserfc.jwk import RSAKey
 
-__all__ = ["AuthorizationCode", "Client", "Token", "User"]
+__all__ = ["AuthorizationCode", "AuthorizationStore", "Client", "Token", "User"]
 
 
 @dataclass
@@ -138,3 +142,50 @@ class Token:
             "jti": self.jti,
             **({"token_type": "DPoP", "cnf": {"jkt": self.dpop_jkt}} if self.dpop_jkt else {}),
         }
+
+
+class AuthorizationStore(Protocol):
+    """What the grants, endpoints and token generators read and write (LocalAuthorizationServer)."""
+
+    issuer: str
+    key: RSAKey
+    scopes_supported: list[str]
+    metadata: dict[str, Any]
+    clients: dict[str, Client]
+    codes: dict[str, AuthorizationCode]
+    used_codes: dict[str, AuthorizationCode]
+    last_code: AuthorizationCode | None
+    by_access: dict[str, Token]
+    by_refresh: dict[str, Token]
+
+    def register_client(
+        self,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        redirect_uris: Iterable[str] = (),
+        grant_types: Iterable[str] = ("authorization_code", "refresh_token"),
+        scope: str | None = None,
+        token_endpoint_auth_method: str | None = None,
+        client_name: str | None = None,
+    ) -> Client: ...
+
+    def keep_registration(self, client: Client) -> None: ...
+
+    def revoke_tokens(self, access_tokens: Iterable[str]) -> None: ...
+
+    def revoke_family(self, family: str) -> None: ...
+
+    def save_token(
+        self,
+        token: dict[str, Any],
+        *,
+        client_id: str,
+        sub: str,
+        resource: list[str],
+        code: AuthorizationCode | None = None,
+        dpop_jkt: str | None = None,
+        family: str | None = None,
+    ) -> None: ...
+
+    def expires_in(self, client: Client, grant_type: str) -> int: ...

@@ -18,20 +18,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Protocol, Self
+from typing import Self
 
-from ..auth_info import AuthInfo
+from ..auth_info import AuthInfo, TokenValidator
 from .cache import TokenCache, token_key
 from .claims import canonical_audiences
 
 __all__ = ["CachingValidator", "RoutingValidator", "TokenValidator", "Validator", "as_validator"]
-
-
-class TokenValidator(Protocol):
-    """`validate` returns the caller's AuthInfo or raises InvalidTokenError (401),
-    InsufficientScopeError (403) or AuthorizationServerUnavailableError (503)."""
-
-    async def validate(self, token: str) -> AuthInfo: ...
 
 
 class Validator:
