@@ -11,6 +11,7 @@ from common import hash_lookup_floor
 from fastmcp import FastMCP
 
 from mcp_auth_middleware import JWTValidator, MCPAuthMiddleware, get_auth
+from mcp_auth_middleware.integrations.mcp import starlette_user
 
 mcp = FastMCP("soak")
 
@@ -27,7 +28,7 @@ def floor(app: Any, validator: JWTValidator) -> Any:
     app sees the same caller as behind ours."""
 
     async def user(token: bytes) -> Any:
-        return (await validator.validate(token.decode())).user
+        return (await validator.validate(token.decode())).derived(starlette_user)
 
     return hash_lookup_floor(app, on_miss=user)
 
