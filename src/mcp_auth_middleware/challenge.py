@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from starlette.types import Send
 
+from .config import AuthConfig
 from .errors import AuthError, AuthorizationServerUnavailableError, InsufficientScopeError, TooManyFailuresError
 from .values import SCOPE_TOKEN, check_scope_token
 
@@ -61,6 +62,19 @@ class Challenger:
         self.unauthorized: RawResponse = self._build(401, None, None, self.scope)
         # Keyed by value, not by the exception object, so nothing request-bound is retained.
         self._cached = lru_cache(maxsize=256)(self._for_error)
+
+    @classmethod
+    def for_config(cls, config: AuthConfig, resource_metadata_url: str) -> Challenger:
+        """The challenges of a configuration: its required scopes; with DPoP, the DPoP scheme
+        too (RFC 9449 §7.1), or only it when bearer tokens are refused."""
+        dpop = config.dpop
+        return cls(
+            resource_metadata_url,
+            sorted(config.scopes.required),
+            realm=config.realm,
+            dpop_algorithms=dpop.algorithms if dpop is not None else (),
+            bearer=dpop is None or not dpop.required,
+        )
 
     def for_error(self, error: AuthError) -> RawResponse:
         scopes = error.scopes if isinstance(error, InsufficientScopeError) else frozenset()

@@ -20,6 +20,8 @@ on the first request. This module sits below what it configures: it builds no va
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import ipaddress
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -365,6 +367,16 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
+def check_option_names(options: Mapping[str, Any]) -> None:
+    """A ValueError naming an option that does not exist (a typo, most likely), with the
+    closest one."""
+    for name in options:
+        if name not in _OPTIONS:
+            close = difflib.get_close_matches(name, _OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else " (docs/configuration.md lists them)"
+            raise ValueError(f"unknown option {name!r}{hint}")
+
+
 class AuthConfig:
     """The configuration of one protected resource; immutable once built.
 
@@ -564,3 +576,4 @@ class AuthConfig:
 
 #: Flat options whose default is False because None is one of their values.
 _FALSE_IS_UNSET = frozenset({"cors_origins", "failure_limit"})
+_OPTIONS = frozenset(inspect.signature(AuthConfig.__init__).parameters) - {"self"}

@@ -27,7 +27,9 @@ from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from limits import parse
 from limits.aio.strategies import FixedWindowRateLimiter
 
+from .auth_info import AuthInfo
 from .config import DEFAULT_DPOP_ALGORITHMS, DPoP
+from .credentials import REPEATED_PROOFS
 from .errors import AuthError, AuthorizationServerUnavailableError, InvalidTokenError
 from .jose import MalformedJOSE, compact_parts, json_object
 from .rate_limit import storage_for
@@ -67,6 +69,18 @@ class UseDPoPNonceError(AuthError):
 class DPoPVerifier:
     """Checks DPoP proofs for one resource server."""
 
+    @classmethod
+    def from_options(cls, options: DPoP, storage_uri: str) -> DPoPVerifier:
+        return cls(
+            algorithms=options.algorithms,
+            max_age=options.max_age,
+            leeway=options.leeway,
+            nonces=options.nonces,
+            nonce_secret=options.nonce_secret,
+            storage_uri=storage_uri,
+            required=options.required,
+        )
+
     def __init__(
         self,
         *,
@@ -77,9 +91,11 @@ class DPoPVerifier:
         nonce_lifetime: int = 300,
         nonce_secret: str | None = None,
         storage_uri: str = "memory://",
+        required: bool = False,
     ) -> None:
         options = DPoP(algorithms=tuple(word_list(algorithms)), max_age=max_age, leeway=leeway)  # checks them
         self.algorithms, self.max_age, self.leeway = options.algorithms, max_age, leeway
+        self.required = required
         registry = jws.JWSRegistry(algorithms=list(self.algorithms), strict_check_header=False)
         with warnings.catch_warnings():  # "EdDSA is deprecated via RFC 9864": clients still use it
             warnings.simplefilter("ignore")
@@ -92,6 +108,28 @@ class DPoPVerifier:
         # Replicas that share the secret issue and accept the same nonces.
         self._nonce_secret = nonce_secret.encode() if nonce_secret else secrets.token_bytes(32)
         self._keys: dict[str, tuple[Key, str]] = {}
+
+    async def check_binding(
+        self, info: AuthInfo, token: bytes, dpop_scheme: bool, proof: bytes | None, *, method: str, url: str
+    ) -> None:
+        """RFC 9449 §7: a DPoP token needs a proof by the key it is bound to; a bound token is
+        never a bearer token (§7.2); with `required`, no bearer token is. `proof` is the DPoP
+        header, or REPEATED_PROOFS for two of them."""
+        if not dpop_scheme:
+            if info.sender_constrained:
+                raise InvalidTokenError("A sender-constrained token cannot be used as a bearer token", guess=False)
+            if self.required:
+                raise InvalidTokenError("This resource accepts DPoP-bound tokens only", guess=False)
+            return
+        if info.dpop_jkt is None:
+            raise InvalidTokenError("The access token is not DPoP-bound", guess=False)
+        if proof is None:
+            raise InvalidDPoPProofError("A DPoP token needs a DPoP proof")
+        if proof is REPEATED_PROOFS:
+            raise InvalidDPoPProofError("The request carries more than one DPoP header")
+        thumbprint = await self.verify(proof.decode("latin-1"), method=method, url=url, access_token=token.decode())
+        if not hmac.compare_digest(thumbprint, info.dpop_jkt):
+            raise InvalidDPoPProofError("The DPoP proof key is not the key the token is bound to")
 
     def current_nonce(self) -> str:
         """A nonce for this period, derivable on every replica that shares the secret."""
