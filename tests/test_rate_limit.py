@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -247,3 +248,27 @@ def test_forwarding_applied_by_uvicorn_is_not_called_an_untrusted_proxy(
     assert "the server already took the client address from it" in lines[0].getMessage()
     assert "203.0.113.9" in lines[0].getMessage()
     assert "is not in trusted_proxies" not in caplog.text
+
+
+async def test_the_lazy_sweep_still_overrides_the_hook_limits_calls() -> None:
+    """LazySweepMemoryStorage overrides a name-mangled method of `limits`' async MemoryStorage
+    (a private detail, hence `limits<6` in pyproject.toml): if a release renames it, the
+    override silently stops working and every hit sweeps every key. This fails first."""
+    from limits.aio.storage import MemoryStorage
+
+    from mcp_auth_middleware.rate_limit import LazySweepMemoryStorage
+
+    assert callable(getattr(MemoryStorage, "_MemoryStorage__schedule_expiry", None))
+    storage = LazySweepMemoryStorage()
+    sweeps: list[float] = []
+    original = MemoryStorage._MemoryStorage__schedule_expiry  # type: ignore[attr-defined]
+
+    async def counted(self: MemoryStorage) -> None:
+        sweeps.append(time.monotonic())
+        await original(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MemoryStorage, "_MemoryStorage__schedule_expiry", counted)
+        for i in range(500):
+            await storage.incr(f"key-{i}", 60)
+    assert len(sweeps) == 1  # 500 hits within a second: one sweep, not 500

@@ -31,8 +31,8 @@ from .auth_info import AuthInfo
 from .config import DEFAULT_DPOP_ALGORITHMS, DPoP
 from .credentials import REPEATED_PROOFS
 from .errors import AuthError, AuthorizationServerUnavailableError, InvalidTokenError
-from .jose import MalformedJOSE, compact_parts, json_object
-from .rate_limit import storage_for
+from .jose import KEY_IMPORT_ERRORS, MalformedJOSE, compact_parts, json_object
+from .rate_limit import STORAGE_ERRORS, storage_for
 from .urls import normalized_htu
 from .validators.claims import is_numeric_date
 from .values import word_list
@@ -182,7 +182,7 @@ class DPoPVerifier:
         # RFC 9449 §11.1: a proof is used once; its jti is remembered for the whole iat window.
         try:
             first_use = await self._replays.hit(self._once, "dpop-jti", thumbprint, claims["jti"])
-        except Exception as exc:
+        except STORAGE_ERRORS as exc:
             # Fail closed: without the store, a replay could not be told from a first use.
             raise AuthorizationServerUnavailableError(
                 "The DPoP replay check is unavailable", detail=f"replay store: {type(exc).__name__}: {exc}"[:200]
@@ -244,5 +244,5 @@ def _public_key(jwk: object) -> Key:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return key_class.import_key(dict(jwk))
-    except Exception as exc:
+    except KEY_IMPORT_ERRORS as exc:
         raise InvalidDPoPProofError("The DPoP proof key is malformed") from exc

@@ -15,7 +15,12 @@ import binascii
 import json
 from typing import Any, NoReturn
 
-__all__ = ["MalformedJOSE", "b64url", "compact_parts", "json_object", "peek_claims"]
+from joserfc.errors import JoseError
+
+__all__ = ["KEY_IMPORT_ERRORS", "MalformedJOSE", "b64url", "compact_parts", "json_object", "peek_claims"]
+
+#: What joserfc raises for key material it cannot read (a malformed JWK, PEM or parameter).
+KEY_IMPORT_ERRORS: tuple[type[Exception], ...] = (JoseError, ValueError, TypeError, KeyError)
 
 _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
 _PADDING = (b"", b"===", b"==", b"=")

@@ -22,12 +22,14 @@ from typing import Any, cast
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from .config import FORWARDED_HEADERS, ForwardedHeader
 
 __all__ = [
     "FORWARDED_HEADERS",
+    "STORAGE_ERRORS",
     "ClientAddresses",
     "FailureLimiter",
     "ForwardedHeader",
@@ -55,16 +57,21 @@ class LazySweepMemoryStorage(MemoryStorage):
             await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
 
 
+#: A shared storage that cannot be reached: `limits` wraps its client's errors in StorageError.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (StorageError, OSError, TimeoutError)
+
+
 def storage_for(uri: str) -> Storage:
     """`limits`' async storage for a URI: memory (swept lazily), or Redis/Valkey for replicas."""
     if uri in ("memory://", "async+memory://"):
         return LazySweepMemoryStorage()
     if not uri.startswith("async+"):
         uri = "async+" + uri  # "redis://..." means the async Redis storage here
+    options: dict[str, Any] = {"wrap_exceptions": True}
     if uri.startswith(("async+redis://", "async+rediss://", "async+redis+")):
         # The `redis` extra installs redis-py (limits' default async client is coredis).
-        return cast(Storage, storage_from_string(uri, implementation="redispy"))
-    return cast(Storage, storage_from_string(uri))
+        options["implementation"] = "redispy"
+    return cast(Storage, storage_from_string(uri, **options))
 
 
 class FailureLimiter:
@@ -105,7 +112,7 @@ class FailureLimiter:
             if await self.limiter.test(self.item, self.key_prefix, key):
                 return None
             stats = await self.limiter.get_window_stats(self.item, self.key_prefix, key)
-        except Exception as exc:
+        except STORAGE_ERRORS as exc:
             self._storage_failed(exc)
             return None
         self.blocked += 1
@@ -118,7 +125,7 @@ class FailureLimiter:
             self.suspects.move_to_end(key)
             try:
                 await self.limiter.hit(self.item, self.key_prefix, key)
-            except Exception as exc:
+            except STORAGE_ERRORS as exc:
                 self._storage_failed(exc)
         while len(self.suspects) > self.max_suspects:
             self.suspects.popitem(last=False)

@@ -24,6 +24,7 @@ from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
 
 from ..errors import AuthError, AuthorizationServerUnavailableError, ConfigurationError
 from ..fetch import NotJSONError, UnexpectedStatusError, check_fetch_url, describe_failure, fetch_limited, json_body
+from ..jose import KEY_IMPORT_ERRORS
 
 __all__ = ["JWKSKeys", "KeySource", "RefetchableKeySource", "StaticKeys", "import_keys"]
 
@@ -59,7 +60,7 @@ def _import_one(data: Mapping[str, Any]) -> Key | None:
         with warnings.catch_warnings():  # joserfc warns on weak keys; we drop them below
             warnings.simplefilter("ignore")
             key: Key = key_class.import_key(dict(data))
-    except Exception:
+    except KEY_IMPORT_ERRORS:
         return None
     if isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS:
         return None
@@ -79,7 +80,7 @@ def import_keys(keys: Any) -> list[Key]:
         for key_class in (RSAKey, ECKey, OKPKey):
             try:
                 return import_keys(key_class.import_key(text))
-            except Exception:  # noqa: S112 - try the next key type
+            except KEY_IMPORT_ERRORS:
                 continue
         raise ValueError("could not read the PEM key")
     if isinstance(keys, Mapping):
