@@ -1,0 +1,370 @@
+"""`AuthConfig`: every option of the middleware, read, checked and given its default once,
+grouped by concern as httpx groups its own (`Timeout`, `Limits`, `Proxy`).
+
+Each group is a small immutable object that checks its own values when it is built:
+
+- `Resource`: the protected resource's URL, parsed once (its origin, host, path, the URL of
+  its metadata document);
+- `Validation`: how the one-line form finds and checks tokens (issuer, introspection);
+- `ScopeRules`: which scopes a request needs (globally, per tool, method, resource, prompt);
+- `BrowserAccess`: which browser origins may call (DNS rebinding) and CORS;
+- `Limits`: input sizes; `Guard`: the token-guessing guard; `DPoP`: sender-constrained tokens.
+
+The middleware takes either flat keyword options (`MCPAuthMiddleware(app, resource=...,
+max_body=...)`), which build these groups, or the groups themselves (`limits=Limits(...)`),
+or an `AuthConfig`; `AuthConfig.from_env()` reads the `MCP_AUTH_*` variables into the same
+keywords. Whatever cannot work is a `ValueError` that names the option, at construction, never
+on the first request. This module sits below what it configures: it builds no validator
+(`validators.build` does) and imports only values and contracts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from ..auth_info import TokenValidator
+from ..values import check_server_url, flag, word_list
+from .groups import (
+    DEFAULT_DPOP_ALGORITHMS,
+    FORWARDED_HEADERS,
+    BrowserAccess,
+    DPoP,
+    ForwardedHeader,
+    Guard,
+    Limits,
+    Resource,
+    Rule,
+    ScopeRules,
+    TokenValidation,
+    Validation,
+    Words,
+)
+
+__all__ = [
+    "DEFAULT_DPOP_ALGORITHMS",
+    "FORWARDED_HEADERS",
+    "AuthConfig",
+    "BrowserAccess",
+    "DPoP",
+    "ForwardedHeader",
+    "Guard",
+    "Limits",
+    "Resource",
+    "Rule",
+    "ScopeRules",
+    "TokenValidation",
+    "Validation",
+    "check_option_names",
+]
+
+
+#: Flat keywords and the group field each one sets.
+_GROUPED: dict[str, tuple[str, str]] = {
+    "issuer": ("validation", "issuer"),
+    "issuers": ("validation", "issuers"),
+    "token_validation": ("validation", "token_validation"),
+    "jwks_uri": ("validation", "jwks_uri"),
+    "introspection_endpoint": ("validation", "introspection_endpoint"),
+    "client_id": ("validation", "client_id"),
+    "client_secret": ("validation", "client_secret"),
+    "required_scopes": ("scopes", "required"),
+    "tool_scopes": ("scopes", "tools"),
+    "method_scopes": ("scopes", "methods"),
+    "resource_scopes": ("scopes", "resources"),
+    "prompt_scopes": ("scopes", "prompts"),
+    "scope_rule": ("scopes", "rule"),
+    "implied_scopes": ("scopes", "implied"),
+    "prefix_implies": ("scopes", "prefix_implies"),
+    "challenge_granted_scopes": ("scopes", "challenge_granted"),
+    "allowed_origins": ("browsers", "allowed_origins"),
+    "cors_origins": ("browsers", "cors_origins"),
+    "max_token_length": ("limits", "max_token_length"),
+    "max_form_body": ("limits", "max_form_body"),
+    "max_body": ("limits", "max_body"),
+    "failure_limit": ("guard", "failure_limit"),
+    "rate_limit_storage": ("guard", "storage"),
+    "trusted_proxies": ("guard", "trusted_proxies"),
+    "forwarded_header": ("guard", "forwarded_header"),
+    "dpop_required": ("dpop", "required"),
+    "dpop_algorithms": ("dpop", "algorithms"),
+    "dpop_max_age": ("dpop", "max_age"),
+    "dpop_nonces": ("dpop", "nonces"),
+    "dpop_nonce_secret": ("dpop", "nonce_secret"),
+}
+_GROUPS: dict[str, type[Any]] = {
+    "validation": Validation,
+    "scopes": ScopeRules,
+    "browsers": BrowserAccess,
+    "limits": Limits,
+    "guard": Guard,
+    "dpop": DPoP,
+}
+
+
+def _words(value: str) -> list[str]:
+    return word_list(value)
+
+
+def _off_or_limit(value: str) -> str | None:
+    return None if value.strip() in ("", "off") else value.strip()
+
+
+def _empty_is_none(value: str) -> list[str] | None:
+    return word_list(value) or None  # an empty MCP_AUTH_CORS_ORIGINS turns CORS off
+
+
+#: Each `MCP_AUTH_*` variable: the keyword it sets, and how its text is read.
+_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "MCP_AUTH_RESOURCE": ("resource", str),
+    "MCP_AUTH_ISSUER": ("issuer", str),
+    "MCP_AUTH_ISSUERS": ("issuers", _words),
+    "MCP_AUTH_AUTHORIZATION_SERVERS": ("authorization_servers", _words),
+    "MCP_AUTH_JWKS_URI": ("jwks_uri", str),
+    "MCP_AUTH_INTROSPECTION_ENDPOINT": ("introspection_endpoint", str),
+    "MCP_AUTH_CLIENT_ID": ("client_id", str),
+    "MCP_AUTH_CLIENT_SECRET": ("client_secret", str),
+    "MCP_AUTH_TOKEN_VALIDATION": ("token_validation", str),
+    "MCP_AUTH_REQUIRED_SCOPES": ("required_scopes", _words),
+    "MCP_AUTH_SCOPES_SUPPORTED": ("scopes_supported", _words),
+    "MCP_AUTH_PUBLIC_PATHS": ("public_paths", _words),
+    "MCP_AUTH_RESOURCE_NAME": ("resource_name", str),
+    "MCP_AUTH_ALLOWED_ORIGINS": ("allowed_origins", _words),
+    "MCP_AUTH_CORS_ORIGINS": ("cors_origins", _empty_is_none),
+    "MCP_AUTH_FAILURE_LIMIT": ("failure_limit", _off_or_limit),
+    "MCP_AUTH_RATE_LIMIT_STORAGE": ("rate_limit_storage", str),
+    "MCP_AUTH_TRUSTED_PROXIES": ("trusted_proxies", _words),
+    "MCP_AUTH_FORWARDED_HEADER": ("forwarded_header", str),
+    "MCP_AUTH_LOG_ALLOWED": ("log_allowed", bool),
+    "MCP_AUTH_ALLOW_HTTP": ("allow_http", bool),
+    "MCP_AUTH_STRICT_STARTUP": ("strict_startup", bool),
+    "MCP_AUTH_DPOP": ("dpop", bool),
+    "MCP_AUTH_DPOP_REQUIRED": ("dpop_required", bool),
+    "MCP_AUTH_DPOP_NONCES": ("dpop_nonces", bool),
+    "MCP_AUTH_DPOP_NONCE_SECRET": ("dpop_nonce_secret", str),
+}
+
+
+def check_option_names(options: Mapping[str, Any]) -> None:
+    """A ValueError naming an option that does not exist (a typo, most likely), with the
+    closest one."""
+    for name in options:
+        if name not in _OPTIONS:
+            close = difflib.get_close_matches(name, _OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else " (docs/configuration.md lists them)"
+            raise ValueError(f"unknown option {name!r}{hint}")
+
+
+def _groups(flat: dict[str, Any], given: dict[str, Any], *, allow_http: bool) -> dict[str, Any]:
+    """Each group: the one given, or one built from its flat options (not both)."""
+    groups: dict[str, Any] = {}
+    for group, cls in _GROUPS.items():
+        options = {field: flat[name] for name, (g, field) in _GROUPED.items() if g == group and name in flat}
+        if group == "validation":
+            options["allow_http"] = allow_http
+        existing = given[group]
+        if isinstance(existing, cls):
+            if options and group != "validation":
+                raise ValueError(f"pass {group}= or its flat options ({', '.join(sorted(options))}), not both")
+            groups[group] = existing
+        elif group == "dpop":  # off unless asked for: dpop=True, or dpop_required
+            groups[group] = cls(**options) if (existing or options.get("required")) else None
+        else:
+            groups[group] = cls(**options)
+    return groups
+
+
+def _authorization_servers(
+    listed: Words | None, validation: Validation, validator: TokenValidator | None, *, allow_http: bool
+) -> tuple[str, ...]:
+    """RFC 9728 §2: the authorization servers advertised. With none here (only `validator=`),
+    the validator's own issuers, which the middleware asks it for."""
+    if validator is not None and (validation.issuers or validation.token_validation != "jwt"):
+        raise ValueError("pass `validator=`, or the options that build one (issuers=, token_validation=), not both")
+    if validator is None and validation.issuer is None and not validation.issuers:
+        raise ValueError("pass `validator=`, or `issuer=` to discover the authorization server")
+    servers = tuple(word_list(listed))
+    if not servers:
+        servers = (validation.issuer,) if validation.issuer else validation.issuers
+    for server in servers:
+        check_server_url("authorization server", server, allow_http=allow_http)
+    return servers
+
+
+def _paths(public_paths: Words) -> tuple[str, ...]:
+    paths = tuple(word_list(public_paths))
+    if bad := [p for p in paths if not p.startswith("/")]:
+        raise ValueError(f"public_paths are paths inside the app, starting with '/': not {bad[0]!r}")
+    return paths
+
+
+class AuthConfig:
+    """The configuration of one protected resource; immutable once built.
+
+    Every keyword is documented in docs/configuration.md. The groups are attributes:
+    `resource`, `validation`, `scopes`, `browsers`, `limits`, `guard`, `dpop` (None when off).
+    """
+
+    __slots__ = (
+        "allow_http",
+        "authorization_servers",
+        "browsers",
+        "dpop",
+        "expose_token",
+        "guard",
+        "limits",
+        "log_allowed",
+        "meter_provider",
+        "public_paths",
+        "realm",
+        "resource",
+        "resource_documentation",
+        "resource_name",
+        "scopes",
+        "scopes_supported",
+        "strict_startup",
+        "validation",
+        "validator",
+    )
+
+    resource: Resource
+    #: Empty when only `validator=` says who issues tokens: its issuers are advertised.
+    authorization_servers: tuple[str, ...]
+    #: The validator given, or None: then the middleware builds one from `validation`.
+    validator: TokenValidator | None
+    validation: Validation
+    scopes: ScopeRules
+    browsers: BrowserAccess
+    limits: Limits
+    guard: Guard
+    dpop: DPoP | None
+    scopes_supported: tuple[str, ...] | None
+    public_paths: tuple[str, ...]
+    resource_name: str | None
+    resource_documentation: str | None
+    realm: str | None
+    expose_token: bool
+    log_allowed: bool
+    allow_http: bool
+    strict_startup: bool
+    meter_provider: Any
+
+    def __init__(
+        self,
+        *,
+        resource: str | Resource | None = None,
+        authorization_servers: Words | None = None,
+        validator: TokenValidator | None = None,
+        # How tokens are validated (group: validation=Validation(...))
+        issuer: str | None = None,
+        issuers: Words | None = None,
+        token_validation: TokenValidation | None = None,
+        jwks_uri: str | None = None,
+        introspection_endpoint: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        # Scopes (group: scopes=ScopeRules(...))
+        required_scopes: Words | None = None,
+        tool_scopes: Mapping[str, Words] | None = None,
+        method_scopes: Mapping[str, Words] | None = None,
+        resource_scopes: Mapping[str, Words] | None = None,
+        prompt_scopes: Mapping[str, Words] | None = None,
+        scope_rule: Rule | None = None,
+        implied_scopes: Mapping[str, Words] | None = None,
+        prefix_implies: bool | None = None,
+        challenge_granted_scopes: bool | None = None,
+        # Browsers (group: browsers=BrowserAccess(...))
+        allowed_origins: Words | None = None,
+        cors_origins: Words | Literal[False] | None = False,
+        # Input limits (group: limits=Limits(...))
+        max_token_length: int | None = None,
+        max_form_body: int | None = None,
+        max_body: int | None = None,
+        # The guessing guard (group: guard=Guard(...))
+        failure_limit: str | Literal[False] | None = False,
+        rate_limit_storage: str | None = None,
+        trusted_proxies: Words | None = None,
+        forwarded_header: ForwardedHeader | None = None,
+        # DPoP (group: dpop=DPoP(...), or dpop=True)
+        dpop: bool | DPoP = False,
+        dpop_required: bool | None = None,
+        dpop_algorithms: Words | None = None,
+        dpop_max_age: int | None = None,
+        dpop_nonces: bool | None = None,
+        dpop_nonce_secret: str | None = None,
+        # The groups themselves
+        scopes: ScopeRules | None = None,
+        browsers: BrowserAccess | None = None,
+        limits: Limits | None = None,
+        guard: Guard | None = None,
+        validation: Validation | None = None,
+        # The rest
+        scopes_supported: Words | None = None,
+        public_paths: Words = (),
+        resource_name: str | None = None,
+        resource_documentation: str | None = None,
+        realm: str | None = None,
+        expose_token: bool = False,
+        log_allowed: bool = False,
+        allow_http: bool = False,
+        strict_startup: bool = False,
+        meter_provider: Any = None,
+    ) -> None:
+        # The flat options given (locals(): the parameters, read before any other name is bound),
+        # by group. None means "not given", except where None is a value (False is then unset).
+        flat = {
+            name: value
+            for name, value in locals().items()
+            if name in _GROUPED and (value is not False if name in _FALSE_IS_UNSET else value is not None)
+        }
+        given = {"scopes": scopes, "browsers": browsers, "limits": limits, "guard": guard, "validation": validation}
+        groups = _groups(flat, {**given, "dpop": dpop}, allow_http=allow_http)
+        parsed = Resource.of(resource, allow_http=allow_http)
+        servers = _authorization_servers(authorization_servers, groups["validation"], validator, allow_http=allow_http)
+        paths = _paths(public_paths)
+        values = {
+            **groups,
+            "resource": parsed,
+            "authorization_servers": servers,
+            "validator": validator,
+            "scopes_supported": None if scopes_supported is None else tuple(word_list(scopes_supported)),
+            "public_paths": paths,
+            "resource_name": resource_name,
+            "resource_documentation": resource_documentation,
+            "realm": realm,
+            "expose_token": expose_token,
+            "log_allowed": log_allowed,
+            "allow_http": allow_http,
+            "strict_startup": strict_startup,
+            "meter_provider": meter_provider,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"AuthConfig is immutable: build a new one instead of setting {name}")
+
+    def __repr__(self) -> str:
+        return f"AuthConfig(resource={self.resource.url!r}, authorization_servers={list(self.authorization_servers)!r})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AuthConfig:
+        """The configuration the `MCP_AUTH_*` variables describe; keywords override them."""
+        env = os.environ if environ is None else environ
+        options: dict[str, Any] = {}
+        for variable, (name, read) in _VARIABLES.items():
+            text = env.get(variable)
+            if text is not None:
+                options[name] = flag(variable, text) if read is bool else read(text)
+        options |= overrides
+        if "resource" not in options:
+            raise ValueError("MCP_AUTH_RESOURCE is required")
+        return cls(**options)
+
+
+#: Flat options whose default is False because None is one of their values.
+_FALSE_IS_UNSET = frozenset({"cors_origins", "failure_limit"})
+_OPTIONS = frozenset(inspect.signature(AuthConfig.__init__).parameters) - {"self"}
