@@ -68,11 +68,11 @@ class AuthInfo:
         """`build(self)`, made once: one AuthInfo serves every request of a token (the
         validators cache it), so what an integration builds from it (Starlette's user, the MCP
         SDK's) costs a warm request one dict lookup."""
-        derived = self._derived
-        value = derived.get(build)
-        if value is None:
-            value = derived[build] = build(self)
-        return value
+        try:
+            return self._derived[build]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._derived[build] = build(self)
+            return value
 
     # Built once per verified token (the validators cache AuthInfo), so a warm request pays
     # nothing for them.

@@ -38,17 +38,19 @@ _READ_HEADERS = frozenset({b"authorization", b"content-type", b"origin", b"dpop"
 CONFLICTING_ORIGINS = b"\x00conflicting origins"
 #: Stands for two DPoP headers: an invalid proof (RFC 9449 §4.3, §7.1).
 REPEATED_PROOFS = b"\x00repeated proofs"
-#: authorization, content-type, origin, dpop, and what makes the request malformed (or None).
-Scanned = tuple[bytes | None, bytes | None, bytes | None, bytes | None, str | None]
+#: authorization, whether the body is a form, origin, dpop, and what makes the request
+#: malformed (or None).
+Scanned = tuple[bytes | None, bool, bytes | None, bytes | None, str | None]
 
 
 def scan_headers(headers: list[tuple[bytes, bytes]]) -> Scanned:
-    """One pass over the headers: the four the request path reads, and the problem a request
-    with two of a singleton (or far too many headers) has, which makes it malformed (400)."""
+    """One pass over the headers: the four the request path reads (of Content-Type, only
+    whether the body is a form), and the problem a request with two of a singleton (or far
+    too many headers) has, which makes it malformed (400)."""
     authorization = content_type = origin = proof = None
     problem = None
     if len(headers) > MAX_HEADERS:
-        return None, None, None, None, "The request carries too many headers"
+        return None, False, None, None, "The request carries too many headers"
     for name, value in headers:
         if name not in _READ_HEADERS:  # most headers: one set lookup, nothing else
             continue
@@ -68,7 +70,10 @@ def scan_headers(headers: list[tuple[bytes, bytes]]) -> Scanned:
         elif name == b"dpop":
             # RFC 9449 §4.3: not more than one DPoP header; two are an invalid proof.
             proof = value if proof is None else REPEATED_PROOFS
-    return authorization, content_type, origin, proof, problem
+    # A form body could hold a token (RFC 6750 §2.2, §3.1); most bodies are JSON, whose
+    # content type is shorter than the form's.
+    form = content_type is not None and len(content_type) >= _FORM_LENGTH and is_form(content_type)
+    return authorization, form, origin, proof, problem
 
 
 def bearer_token(authorization: bytes | None, max_length: int) -> bytes | None:

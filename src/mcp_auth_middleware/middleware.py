@@ -47,7 +47,6 @@ from .credentials import (
     bearer_token,
     dpop_token,
     form_holds_token,
-    is_form,
     query_holds_token,
     scan_headers,
     token_text,
@@ -92,7 +91,7 @@ _MISCONFIGURED: RawResponse = (
     b'{"error": "server_misconfigured", "error_description": "The server is misconfigured for authorization; '
     b'its log says why"}',
 )
-#: Where a request waits while it passes through CORS (see _after_cors).
+#: Where a request's scanned headers wait while it passes through CORS (see _from_a_browser).
 _SCANNED_KEY = "mcp_auth.scanned"
 
 
@@ -159,6 +158,7 @@ class MCPAuthMiddleware:
         # check whether DEBUG is on costs measurable time on every request.
         self.log_allowed = config.log_allowed
         self.expose_token = config.expose_token
+        self._on_allow = self.log_allowed or self.expose_token  # one check for both on the warm path
         self.max_token_length = config.limits.max_token_length
         self.max_form_body = config.limits.max_form_body
         self.max_body = config.limits.max_body
@@ -180,7 +180,7 @@ class MCPAuthMiddleware:
                 "call %s through their browser (DNS rebinding)",
                 resource,
             )
-        self._cors = with_cors(self._after_cors, browsers.cors_origins) if browsers.cors_origins is not None else None
+        self._cors = with_cors(self, browsers.cors_origins) if browsers.cors_origins is not None else None
 
     @classmethod
     def from_env(cls, app: ASGIApp, environ: Mapping[str, str] | None = None, **overrides: Any) -> MCPAuthMiddleware:
@@ -220,39 +220,30 @@ class MCPAuthMiddleware:
         if scope["type"] != "http":
             await self._not_http(scope, receive, send)
             return
-        # One pass over the headers finds everything the request path reads from them.
-        scanned = scan_headers(scope["headers"])
-        path, is_metadata = self._inner_path(scope)
-        origin = scanned[2]
-        if origin is not None:
-            if self._origins is not None and not is_metadata and not self._origins.allows(origin):
-                # A browser page from another origin (DNS rebinding) is refused before anything
-                # else; the metadata stays readable cross-origin (browser clients fetch it).
-                await self._refuse_origin(origin, scope, send)
-                return
-            if self._cors is not None:
-                # CORS for browser clients (MCP Inspector): preflights are answered before
-                # authentication, and every answer carries the CORS headers.
-                scope[_SCANNED_KEY] = (scanned, path, is_metadata)
-                await self._cors(scope, receive, send)
-                return
-        await self._serve(scope, receive, send, scanned, path, is_metadata)
-
-    async def _after_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The rest of the request path, behind CORS (the app CORSMiddleware wraps)."""
-        scanned, path, is_metadata = scope.pop(_SCANNED_KEY)
-        await self._serve(scope, receive, send, scanned, path, is_metadata)
-
-    async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, scanned: Scanned, path: str, is_metadata: bool
-    ) -> None:
+        path: str = scope["path"]
+        root_path = scope.get("root_path")
+        if root_path:
+            path, is_metadata = self._inner_path(path, root_path, scope)
+        else:
+            is_metadata = path in self._metadata_paths
+        # One pass over the headers finds everything the request path reads from them (a
+        # request back from CORS, see _from_a_browser, was scanned on its way in).
+        back_from_cors = _SCANNED_KEY in scope
+        scanned = scope.pop(_SCANNED_KEY) if back_from_cors else scan_headers(scope["headers"])
+        authorization, form, origin, proof, problem = scanned
+        if (
+            origin is not None
+            and not back_from_cors
+            and await self._from_a_browser(scanned, is_metadata, scope, receive, send)
+        ):
+            return
         if is_metadata:
             await self.metadata(scope, receive, send)
             return
         if path in self._public_exact or (self._public_prefixes and path.startswith(self._public_prefixes)):
             await self.app(scope, receive, send)
             return
-        authorization, content_type, _, proof, problem = scanned
+
         key: bytes | None = None  # the token's SHA-256: the cache key, and its name in logs
         try:
             if problem is not None:
@@ -261,27 +252,58 @@ class MCPAuthMiddleware:
             if query and query_holds_token(query):  # never from the query string (OAuth 2.1 §5.1)
                 raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
             body = None
-            if content_type is not None and is_form(content_type):
+            if form:
                 body, receive = await self._read_form(receive)
-            token, dpop_scheme = self._token(authorization)
+            token = bearer_token(authorization, self.max_token_length)
+            dpop_scheme = False
+            if token is None and self._dpop is not None:  # RFC 9449 §7.1: the DPoP scheme
+                token = dpop_token(authorization, self.max_token_length)
+                dpop_scheme = token is not None
             if token is None:
                 await self._challenge(scope, send)
                 return
-            key = token_key(token)
-            # A token verified before costs the hash above and this lookup, and is never
+            # Authenticate: a token verified before costs the hash and this lookup, and is never
             # refused for its address's earlier failures.
+            key = token_key(token)
             info = self._cached(key)
             if info is None:
                 info = await self._validate_new(token_text(token), key, scope)
             if self._dpop is not None:
                 url = self.metadata.origin + scope["path"]  # htu: the URL clients use (RFC 9449 §4.3)
                 await self._dpop.check_binding(info, token, dpop_scheme, proof, method=scope["method"], url=url)
-            if self.required_scopes or self._inspects_messages:
-                receive = await self._authorize(info, body, receive)
+            # Authorize: the global scopes, and the per-tool ones from the JSON-RPC message.
+            needed, messages = self.required_scopes, None
+            if self._inspects_messages:
+                messages, receive = await self._read_messages(body, receive)
+                if messages is not None:
+                    needed = needed | self.policy.required_for(messages)
+            if needed and not needed <= info.scopes:
+                self._check_scopes(info, needed, messages)
         except AuthError as error:
             await self._deny(error, key, scope, send)
             return
-        await self._run_as(info, token, key, scope, receive, send)
+        # Attach the caller where each framework looks for it, and run the app as it.
+        self.metrics.allowed += 1
+        if self._on_allow:
+            info = self._allowed(info, token, key, scope)
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["auth"] = info  # request.state.auth
+        # request.user: the MCP SDK's user when it is installed, built once per token (its memo
+        # is read directly here, without derived()'s call: this runs on every request).
+        scope["user"] = user = info._derived.get(starlette_user) or info.derived(starlette_user)
+        scope["auth"] = info.credentials  # request.auth
+        scope[STEP_UP_KEY] = self._step_up  # for per-route scope checks (integrations.fastapi)
+        if route_checks.used:
+            # A route's own 403 (require_auth) is answered and logged as the middleware's.
+            scope[ROUTE_DENIAL_KEY] = denial = RouteDenial(send, partial(self.decisions.route_denied, key, scope))
+            send = denial
+        reset = user_context_var.set(user)  # get_auth() in a tool; the MCP SDK's get_access_token()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            user_context_var.reset(reset)
 
     # -- its steps, in the order they are met --------------------------------------------
 
@@ -296,14 +318,12 @@ class MCPAuthMiddleware:
             send = partial(self.startup.lifespan_send, send=send)
         await self.app(scope, receive, send)
 
-    def _inner_path(self, scope: Scope) -> tuple[str, bool]:
-        """The path inside the app we wrap (without the prefix of a Mount, or of a proxy's
-        root_path: uvicorn --root-path puts it in front of every path), and whether it asks
+    def _inner_path(self, path: str, root_path: str, scope: Scope) -> tuple[str, bool]:
+        """The path inside the app we wrap, without the prefix of a Mount or of a proxy's
+        root_path (uvicorn --root-path puts it in front of every path), and whether it asks
         for the metadata document."""
-        path: str = scope["path"]
         is_metadata = path in self._metadata_paths
-        root_path = scope.get("root_path")
-        if root_path and path.startswith(root_path):
+        if path.startswith(root_path):
             path = path[len(root_path) :] or "/"
             is_metadata = is_metadata or path in self._metadata_paths
             if not self.startup.well_known_routed and scope.get("app_root_path", root_path) != root_path:
@@ -318,41 +338,37 @@ class MCPAuthMiddleware:
             raise InvalidRequestError("Access tokens are only accepted in the Authorization header")
         return body, replay(body, disconnect, receive)
 
-    def _token(self, authorization: bytes | None) -> tuple[bytes | None, bool]:
-        """The access token, and whether it came with the DPoP scheme (RFC 9449 §7.1)."""
-        token = bearer_token(authorization, self.max_token_length)
-        if token is None and self._dpop is not None:
-            token = dpop_token(authorization, self.max_token_length)
-            return token, token is not None
-        return token, False
-
     async def _challenge(self, scope: Scope, send: Send) -> None:
         """No credentials (or another scheme): the plain challenge without `error` (RFC 6750
         §3.1), which starts a client's OAuth flow (RFC 9728 §5.1)."""
         self.decisions.challenged(scope)
         await send_response(send, self.challenger.unauthorized)
 
-    async def _authorize(self, info: AuthInfo, body: bytes | None, receive: Receive) -> Receive:
-        """The scopes this request needs, globally and per tool; `receive` replays the body
-        when a rule had to read the JSON-RPC message (only now, for an authenticated caller;
-        whatever the method: the rules hold for any request an app might read one from)."""
-        needed = self.required_scopes
-        messages = None
-        if self._inspects_messages:
-            if body is None:
-                body, disconnect = await read_body(receive, self.max_body)
-                receive = replay(body, disconnect, receive)
-            messages = parse_messages(body)
-            if messages is not None:
-                needed = needed | self.policy.required_for(messages)
-        if needed and not needed <= info.scopes and (missing := self.policy.missing(info.scopes, needed)):
-            # MCP authorization, Scope Challenge Handling: name every scope the operation
-            # needs in one challenge; optionally (2025-11-25 style) also those granted.
+    def _allowed(self, info: AuthInfo, token: bytes, key: bytes, scope: Scope) -> AuthInfo:
+        """With `expose_token`, the caller with its token; with `log_allowed`, one line."""
+        if self.expose_token:
+            info = replace(info, token=token.decode("ascii"))
+        if self.log_allowed:
+            self.decisions.allowed(key, scope, info)
+        return info
+
+    async def _read_messages(self, body: bytes | None, receive: Receive) -> tuple[list[Any] | None, Receive]:
+        """The JSON-RPC message(s), for per-tool rules: read only now, for an authenticated
+        caller, whatever the method (the rules hold for any request an app might read one
+        from), and replayed to the app byte for byte."""
+        if body is None:
+            body, disconnect = await read_body(receive, self.max_body)
+            receive = replay(body, disconnect, receive)
+        return parse_messages(body), receive
+
+    def _check_scopes(self, info: AuthInfo, needed: frozenset[str], messages: list[Any] | None) -> None:
+        """MCP authorization, Scope Challenge Handling: 403 naming every scope the operation
+        needs in one challenge; optionally (2025-11-25 style) also those granted."""
+        if missing := self.policy.missing(info.scopes, needed):
             raise InsufficientScopeError(
                 needed | info.scopes if self.challenge_granted_scopes else needed,
                 detail=f"scope {' '.join(sorted(missing))} missing for {describe_messages(messages)}",
             )
-        return receive
 
     async def _deny(self, error: AuthError, key: bytes | None, scope: Scope, send: Send) -> None:
         """One answer (the error's own), one count and log line, and the guard's tally."""
@@ -364,6 +380,24 @@ class MCPAuthMiddleware:
         self.decisions.denied(error, key, scope, address)
         await send_response(send, self.challenger.for_error(error))
 
+    async def _from_a_browser(
+        self, scanned: Scanned, is_metadata: bool, scope: Scope, receive: Receive, send: Send
+    ) -> bool:
+        """A request with an `Origin`: refused unless the origin is allowed (DNS rebinding;
+        the metadata stays readable cross-origin, browser clients fetch it); else through CORS,
+        which answers preflights before authentication and puts its headers on every answer.
+        True when it was answered here (CORS sends it back through `__call__`)."""
+        origin = scanned[2]
+        assert origin is not None
+        if self._origins is not None and not is_metadata and not self._origins.allows(origin):
+            await self._refuse_origin(origin, scope, send)
+            return True
+        if self._cors is None:
+            return False
+        scope[_SCANNED_KEY] = scanned
+        await self._cors(scope, receive, send)
+        return True
+
     async def _refuse_origin(self, origin: bytes, scope: Scope, send: Send) -> None:
         """403 `forbidden_origin`, readable by the page (its preflight passes)."""
         preflight = scope["method"] == "OPTIONS" and any(
@@ -372,32 +406,6 @@ class MCPAuthMiddleware:
         answer = FORBIDDEN_ORIGIN_PREFLIGHT if preflight else FORBIDDEN_ORIGIN
         self.decisions.origin_refused(origin, scope, answer[0])
         await send_response(send, answer)
-
-    async def _run_as(
-        self, info: AuthInfo, token: bytes, key: bytes, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        """Attach the caller where each framework looks for it, and run the app."""
-        self.metrics.allowed += 1
-        if self.expose_token:
-            info = replace(info, token=token.decode("ascii"))
-        if self.log_allowed:
-            self.decisions.allowed(key, scope, info)
-        state = scope.get("state")
-        if state is None:
-            state = scope["state"] = {}
-        state["auth"] = info  # request.state.auth
-        scope["user"] = user = info.derived(starlette_user)  # request.user (the MCP SDK's user when installed)
-        scope["auth"] = info.credentials  # request.auth
-        scope[STEP_UP_KEY] = self._step_up  # for per-route scope checks (integrations.fastapi)
-        if route_checks.used:
-            # A route's own 403 (require_auth) is answered and logged as the middleware's.
-            scope[ROUTE_DENIAL_KEY] = denial = RouteDenial(send, partial(self.decisions.route_denied, key, scope))
-            send = denial
-        reset = user_context_var.set(user)  # get_auth() in a tool; the MCP SDK's get_access_token()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            user_context_var.reset(reset)
 
     async def _validate_new(self, token: str, key: bytes, scope: Scope) -> AuthInfo:
         """A token the cache does not hold. From an address that failed too often it is checked
