@@ -92,3 +92,41 @@ def test_query_holds_token(query: bytes, expected: bool) -> None:
 def test_form_holds_token() -> None:
     assert form_holds_token(b"grant=x&access_token=abc")
     assert not form_holds_token(b"grant=x")
+
+
+def test_scan_headers_reads_the_four_it_needs_in_one_pass() -> None:
+    from mcp_auth_middleware.credentials import scan_headers
+
+    headers = [
+        (b"host", b"mcp.example.com"),
+        (b"authorization", b"Bearer t"),
+        (b"content-type", b"application/x-www-form-urlencoded; charset=utf-8"),
+        (b"origin", b"https://app.example"),
+        (b"dpop", b"proof"),
+        (b"accept", b"application/json"),
+    ]
+    assert scan_headers(headers) == (b"Bearer t", True, b"https://app.example", b"proof", None)
+    assert scan_headers([(b"content-type", b"application/json")]) == (None, False, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ([(b"authorization", b"Bearer a"), (b"authorization", b"Bearer b")], "more than one Authorization header"),
+        ([(b"content-type", b"application/json"), (b"content-type", b"text/plain")], "more than one Content-Type"),
+        ([(b"x-h", b"v")] * 201, "too many headers"),
+    ],
+)
+def test_scan_headers_names_what_makes_a_request_malformed(headers: list[tuple[bytes, bytes]], problem: str) -> None:
+    from mcp_auth_middleware.credentials import scan_headers
+
+    found = scan_headers(headers)[4]
+    assert found is not None and problem in found
+
+
+def test_two_origins_or_two_proofs_stand_for_themselves() -> None:
+    """Two Origins match no allowed origin; two DPoP headers are an invalid proof (RFC 9449 §4.3)."""
+    from mcp_auth_middleware.credentials import CONFLICTING_ORIGINS, REPEATED_PROOFS, scan_headers
+
+    scanned = scan_headers([(b"origin", b"https://a"), (b"origin", b"https://b"), (b"dpop", b"x"), (b"dpop", b"y")])
+    assert scanned[2] is CONFLICTING_ORIGINS and scanned[3] is REPEATED_PROOFS and scanned[4] is None
