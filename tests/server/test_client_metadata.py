@@ -171,6 +171,17 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return attempts
 
 
+def authorize_params(client_id: str, redirect_uri: str) -> dict[str, str]:
+    """An authorization request with PKCE S256, as an MCP client sends it."""
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256",
+    }
+
+
 PRIVATE_DOCUMENTS = [
     "https://10.0.0.1/client.json",
     "https://169.254.169.254/latest/client.json",
@@ -203,13 +214,7 @@ async def test_the_authorization_server_cannot_be_made_to_scan_the_network(
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=server.app), base_url="https://as.example") as c:
         authorize = await c.get(
             "/authorize",
-            params={
-                "response_type": "code",
-                "client_id": client_id,
-                "redirect_uri": REDIRECT,
-                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                "code_challenge_method": "S256",
-            },
+            params=authorize_params(client_id, REDIRECT),
         )
         token = await c.post(
             "/token",
@@ -254,13 +259,7 @@ async def test_a_documents_redirect_uris_are_checked_as_registration_checks_them
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=server.app), base_url="https://as.example") as c:
         answer = await c.get(
             "/authorize",
-            params={
-                "response_type": "code",
-                "client_id": url,
-                "redirect_uri": redirect_uri,
-                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                "code_challenge_method": "S256",
-            },
+            params=authorize_params(url, redirect_uri),
         )
     assert answer.status_code in (400, 401) and "location" not in answer.headers
     assert answer.json()["error"] == "invalid_client"
