@@ -104,9 +104,19 @@ def test_scan_headers_reads_the_four_it_needs_in_one_pass() -> None:
         (b"origin", b"https://app.example"),
         (b"dpop", b"proof"),
         (b"accept", b"application/json"),
+        (b"mcp-method", b"tools/call"),
+        (b"mcp-name", b"whoami"),
     ]
-    assert scan_headers(headers) == (b"Bearer t", True, b"https://app.example", b"proof", None)
-    assert scan_headers([(b"content-type", b"application/json")]) == (None, False, None, None, None)
+    assert scan_headers(headers) == (
+        b"Bearer t",
+        True,
+        b"https://app.example",
+        b"proof",
+        None,
+        b"tools/call",
+        b"whoami",
+    )
+    assert scan_headers([(b"content-type", b"application/json")]) == (None, False, None, None, None, None, None)
 
 
 @pytest.mark.parametrize(
@@ -115,6 +125,8 @@ def test_scan_headers_reads_the_four_it_needs_in_one_pass() -> None:
         ([(b"authorization", b"Bearer a"), (b"authorization", b"Bearer b")], "more than one Authorization header"),
         ([(b"content-type", b"application/json"), (b"content-type", b"text/plain")], "more than one Content-Type"),
         ([(b"x-h", b"v")] * 201, "too many headers"),
+        ([(b"mcp-method", b"tools/call"), (b"mcp-method", b"tools/list")], "more than one Mcp-Method header"),
+        ([(b"mcp-name", b"a"), (b"mcp-name", b"b")], "more than one Mcp-Name header"),
     ],
 )
 def test_scan_headers_names_what_makes_a_request_malformed(headers: list[tuple[bytes, bytes]], problem: str) -> None:

@@ -33,24 +33,24 @@ _B64TOKEN = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~
 
 
 #: The request headers the request path reads (ASGI header names are lowercase).
-_READ_HEADERS = frozenset({b"authorization", b"content-type", b"origin", b"dpop"})
+_READ_HEADERS = frozenset({b"authorization", b"content-type", b"origin", b"dpop", b"mcp-method", b"mcp-name"})
 #: Stands for two Origin headers: matches no allowed origin, so such a request is refused.
 CONFLICTING_ORIGINS = b"\x00conflicting origins"
 #: Stands for two DPoP headers: an invalid proof (RFC 9449 §4.3, §7.1).
 REPEATED_PROOFS = b"\x00repeated proofs"
-#: authorization, whether the body is a form, origin, dpop, and what makes the request
-#: malformed (or None).
-Scanned = tuple[bytes | None, bool, bytes | None, bytes | None, str | None]
+#: authorization, whether the body is a form, origin, dpop, what makes the request malformed
+#: (or None), and the MCP 2026-07-28 headers Mcp-Method and Mcp-Name.
+Scanned = tuple[bytes | None, bool, bytes | None, bytes | None, str | None, bytes | None, bytes | None]
 
 
 def scan_headers(headers: list[tuple[bytes, bytes]]) -> Scanned:
     """One pass over the headers: the four the request path reads (of Content-Type, only
     whether the body is a form), and the problem a request with two of a singleton (or far
     too many headers) has, which makes it malformed (400)."""
-    authorization = content_type = origin = proof = None
+    authorization = content_type = origin = proof = mcp_method = mcp_name = None
     problem = None
     if len(headers) > MAX_HEADERS:
-        return None, False, None, None, "The request carries too many headers"
+        return None, False, None, None, "The request carries too many headers", None, None
     for name, value in headers:
         if name not in _READ_HEADERS:  # most headers: one set lookup, nothing else
             continue
@@ -70,10 +70,18 @@ def scan_headers(headers: list[tuple[bytes, bytes]]) -> Scanned:
         elif name == b"dpop":
             # RFC 9449 §4.3: not more than one DPoP header; two are an invalid proof.
             proof = value if proof is None else REPEATED_PROOFS
+        elif name == b"mcp-method":
+            if mcp_method is not None:
+                problem = "The request carries more than one Mcp-Method header"
+            mcp_method = value
+        else:  # mcp-name
+            if mcp_name is not None:
+                problem = "The request carries more than one Mcp-Name header"
+            mcp_name = value
     # A form body could hold a token (RFC 6750 §2.2, §3.1); most bodies are JSON, whose
     # content type is shorter than the form's.
     form = content_type is not None and len(content_type) >= _FORM_LENGTH and is_form(content_type)
-    return authorization, form, origin, proof, problem
+    return authorization, form, origin, proof, problem, mcp_method, mcp_name
 
 
 def bearer_token(authorization: bytes | None, max_length: int) -> bytes | None:

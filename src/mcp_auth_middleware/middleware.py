@@ -62,6 +62,7 @@ from .errors import (
     TooManyFailuresError,
 )
 from .integrations.mcp import starlette_user, user_context_var
+from .mcp_headers import HeaderMismatchError, check_mcp_headers
 from .metrics import AuthMetrics
 from .origin import OriginCheck
 from .policy import (
@@ -230,7 +231,7 @@ class MCPAuthMiddleware:
         # request back from CORS, see _from_a_browser, was scanned on its way in).
         back_from_cors = _SCANNED_KEY in scope
         scanned = scope.pop(_SCANNED_KEY) if back_from_cors else scan_headers(scope["headers"])
-        authorization, form, origin, proof, problem = scanned
+        authorization, form, origin, proof, problem, mcp_method, mcp_name = scanned
         if (
             origin is not None
             and not back_from_cors
@@ -271,11 +272,14 @@ class MCPAuthMiddleware:
             if self._dpop is not None:
                 url = self.metadata.origin + scope["path"]  # htu: the URL clients use (RFC 9449 §4.3)
                 await self._dpop.check_binding(info, token, dpop_scheme, proof, method=scope["method"], url=url)
-            # Authorize: the global scopes, and the per-tool ones from the JSON-RPC message.
+            # Authorize: the global scopes, and the per-tool ones from the JSON-RPC message,
+            # which MCP 2026-07-28's Mcp-Method and Mcp-Name headers must agree with.
             needed, messages = self.required_scopes, None
-            if self._inspects_messages:
+            if self._inspects_messages or mcp_method is not None or mcp_name is not None:
                 messages, receive = await self._read_messages(body, receive)
-                if messages is not None:
+                if mcp_method is not None or mcp_name is not None:
+                    check_mcp_headers(mcp_method, mcp_name, messages)
+                if messages is not None and self._inspects_messages:
                     needed = needed | self.policy.required_for(messages)
             if needed and not needed <= info.scopes:
                 self._check_scopes(info, needed, messages)
@@ -378,7 +382,8 @@ class MCPAuthMiddleware:
             # that is expired or for another audience is a client's bug.
             await self.guard.record_failure(address)
         self.decisions.denied(error, key, scope, address)
-        await send_response(send, self.challenger.for_error(error))
+        answer = error.response() if isinstance(error, HeaderMismatchError) else self.challenger.for_error(error)
+        await send_response(send, answer)
 
     async def _from_a_browser(
         self, scanned: Scanned, is_metadata: bool, scope: Scope, receive: Receive, send: Send
