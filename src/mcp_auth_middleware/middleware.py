@@ -62,6 +62,7 @@ from .errors import (
     TooManyFailuresError,
 )
 from .integrations.mcp import starlette_user, user_context_var
+from .listing import Listings
 from .mcp_headers import HeaderMismatchError, check_mcp_headers
 from .metrics import AuthMetrics
 from .origin import OriginCheck
@@ -130,6 +131,12 @@ class MCPAuthMiddleware:
         self.policy = ScopePolicy(config.scopes)
         self._inspects_messages = self.policy.inspects_messages
         self.challenge_granted_scopes = config.scopes.challenge_granted
+        rules = config.scopes
+        self._listings = (
+            Listings(self.policy, self.required_scopes, rules.lists, strict=rules.strict)
+            if self._inspects_messages
+            else None
+        )
         # Guard against token guessing: failed validations per address (see rate_limit.py).
         guard = config.guard
         self.guard = FailureLimiter(guard.failure_limit, storage_uri=guard.storage) if guard.failure_limit else None
@@ -286,6 +293,9 @@ class MCPAuthMiddleware:
         except AuthError as error:
             await self._deny(error, key, scope, send)
             return
+        if self._listings is not None and messages and (requests := self._listings.requests(messages)):
+            # The lists in the answer keep (or mark) what the rules let this caller call.
+            send = self._listings.wrap(send, requests, info.scopes)
         # Attach the caller where each framework looks for it, and run the app as it.
         self.metrics.allowed += 1
         if self._on_allow:

@@ -24,6 +24,7 @@ __all__ = [
     "ForwardedHeader",
     "Guard",
     "Limits",
+    "ListMode",
     "Resource",
     "Rule",
     "ScopeRules",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 TokenValidation = Literal["jwt", "introspection", "both"]
+#: What lists show a caller (listing.py): every entry marked with the scopes its call needs,
+#: only what the caller may call, or every entry as the app lists it.
+ListMode = Literal["annotate", "hide", "all"]
 ForwardedHeader = Literal["x-forwarded-for", "forwarded"]
 FORWARDED_HEADERS: tuple[ForwardedHeader, ...] = ("x-forwarded-for", "forwarded")
 #: Asymmetric JWS algorithms a DPoP proof may use (RFC 9449 §4.2), as clients use them.
@@ -146,8 +150,14 @@ class ScopeRules:
     prefix_implies: bool = False
     #: 403 challenges also name the scopes already granted (the 2025-11-25 recommendation).
     challenge_granted: bool = False
+    #: What `tools/list` and the other lists show a caller (listing.py).
+    lists: ListMode = "annotate"
+    #: Warn about every listed tool no rule and no global scope covers.
+    strict: bool = False
 
     def __post_init__(self) -> None:
+        if self.lists not in ("annotate", "hide", "all"):
+            raise ValueError(f"list_filter must be 'annotate', 'hide' or 'all', not {self.lists!r}")
         _set(
             self,
             required=_scopes(self.required),

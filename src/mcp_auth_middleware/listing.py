@@ -1,0 +1,313 @@
+"""Lists that match the rules that decide calls: `tools/list`, `prompts/list`, `resources/list`
+and `resources/templates/list`, rewritten on their way out of the app.
+
+The same rules that decide `tools/call`, `prompts/get` and `resources/read` (global scopes,
+per tool, prompt, resource pattern, method, scope hierarchy and prefixes) decide each entry:
+
+- `"annotate"` (the default): every entry stays listed; one whose call needs scopes beyond the
+  global ones says which in its `_meta` (`SCOPES_META_KEY`), so a client can ask for them up
+  front, and one it calls without them still gets the 403 step-up challenge (MCP
+  authorization, Scope Challenge Handling). The list is the same for every caller.
+- `"hide"`: an entry the caller's scopes do not cover is left out (MCP 2026-07-28: lists may
+  vary with the request's authorization). The client never sees it, so it never calls it and
+  never steps up for it; a result with a cache hint that may differ between callers gets
+  `cacheScope: "private"` (SEP-2549).
+- `"all"`: lists pass untouched.
+
+Both JSON responses and server-sent events are rewritten: a JSON body is read whole (bounded)
+and its `Content-Length` recomputed; in an event stream only the one event that carries a
+list result is held and rewritten, every other event passes at once. A body that is
+compressed, too large or not the JSON expected passes unchanged, with a warning once. Lists
+are a convenience, never the defence: every call is decided again on its own.
+
+The first complete list of each kind is also compared with the rules: a rule that names a
+tool, prompt or resource the server does not list protects nothing (a typo, most likely) and
+is said once at WARNING, with the closest listed name; with `strict_rules`, so is every listed
+tool that no rule and no global scope covers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from starlette.types import Message, Send
+
+from .config import ListMode
+from .policy import ScopePolicy
+
+__all__ = ["LIST_METHODS", "SCOPES_META_KEY", "Listings"]
+
+logger = logging.getLogger("mcp_auth_middleware")
+
+#: The `_meta` key that names the scopes an entry's call needs (reverse-DNS, as MCP asks of
+#: `_meta` prefixes: the project's package index name).
+SCOPES_META_KEY = "org.pypi.mcp-oauth-middleware/requiredScopes"
+#: list method -> (result member, the method that calls an entry, the entry's name member)
+LIST_METHODS: Mapping[str, tuple[str, str, str]] = {
+    "tools/list": ("tools", "tools/call", "name"),
+    "prompts/list": ("prompts", "prompts/get", "name"),
+    "resources/list": ("resources", "resources/read", "uri"),
+    "resources/templates/list": ("resourceTemplates", "resources/read", "uriTemplate"),
+}
+#: The most of a JSON list response held in memory to rewrite it.
+MAX_LIST_BODY = 8 * 1024 * 1024
+_TEMPLATE_EXPRESSION = re.compile(r"\{[^}]*\}")
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+
+
+class Listings:
+    """The list rewriting of one middleware (see the module docstring)."""
+
+    def __init__(self, policy: ScopePolicy, required: frozenset[str], mode: ListMode, *, strict: bool) -> None:
+        self.policy, self.required, self.mode, self.strict = policy, required, mode, strict
+        self._warned: set[str] = set()
+        self._seen: dict[str, set[str]] = {}  # names listed so far, per list method (pages)
+        self._checked: set[str] = set()
+
+    def requests(self, messages: Iterable[Any]) -> dict[Any, str]:
+        """The ids of the list requests among `messages` (id -> method); empty for others."""
+        found: dict[Any, str] = {}
+        for message in messages:
+            if isinstance(message, Mapping) and message.get("method") in LIST_METHODS and "id" in message:
+                request_id = message["id"]
+                if isinstance(request_id, str | int) and not isinstance(request_id, bool):
+                    found[request_id] = message["method"]
+        return found
+
+    def wrap(self, send: Send, requests: dict[Any, str], granted: frozenset[str]) -> Send:
+        """The `send` that rewrites the responses to `requests` for a caller with `granted`."""
+        return _Rewriting(send, self, requests, granted)
+
+    # -- one result --------------------------------------------------------------------------
+
+    def needed(self, method: str, entry: Mapping[str, Any]) -> frozenset[str]:
+        """What calling this entry needs, by the rules that decide the call itself."""
+        _, call, member = LIST_METHODS[method]
+        name = entry.get(member)
+        if not isinstance(name, str):
+            return self.required
+        if member == "uriTemplate":
+            # A template stands for many URIs: decided as one of them (each {expression} a
+            # plain segment), which a pattern such as file:///secret/* matches as it would.
+            name = _TEMPLATE_EXPRESSION.sub("x", name)
+        params = {"uri": name} if call == "resources/read" else {"name": name}
+        return self.required | self.policy.required_for([{"method": call, "params": params}])
+
+    def rewrite(self, method: str, result: dict[str, Any], granted: frozenset[str]) -> bool:
+        """Rewrite one list result in place for a caller; whether anything changed."""
+        member = LIST_METHODS[method][0]
+        entries = result.get(member)
+        if not isinstance(entries, list):
+            return False
+        self._notice(method, entries, result.get("nextCursor") is None)
+        if self.mode == "all":
+            return False
+        kept: list[Any] = []
+        changed = varies = False
+        for entry in entries:
+            if not isinstance(entry, dict):
+                kept.append(entry)
+                continue
+            needed = self.needed(method, entry)
+            extra = needed - self.required
+            if self.mode == "hide":
+                varies = varies or bool(extra)
+                if self.policy.missing(granted, needed):
+                    changed = True
+                    continue
+            elif extra:
+                meta = entry.get("_meta")
+                entry["_meta"] = {**(meta if isinstance(meta, dict) else {}), SCOPES_META_KEY: sorted(needed)}
+                changed = True
+            kept.append(entry)
+        result[member] = kept
+        if varies and "cacheScope" in result and result["cacheScope"] != "private":
+            # SEP-2549: a list that depends on who asks is never served to someone else.
+            result["cacheScope"] = "private"
+            changed = True
+        return changed
+
+    def rewrite_message(self, message: Any, requests: dict[Any, str], granted: frozenset[str]) -> bool:
+        """A JSON-RPC response (or a batch of them): rewrite the results of `requests`."""
+        if isinstance(message, list):
+            changed = False
+            for item in message:
+                changed = self.rewrite_message(item, requests, granted) or changed
+            return changed
+        if not isinstance(message, dict) or "result" not in message or not isinstance(message["result"], dict):
+            return False
+        request_id = message.get("id")
+        if not isinstance(request_id, str | int) or isinstance(request_id, bool) or request_id not in requests:
+            return False
+        return self.rewrite(requests[request_id], message["result"], granted)
+
+    # -- rules that name nothing -------------------------------------------------------------
+
+    def _notice(self, method: str, entries: list[Any], complete: bool) -> None:
+        """Collect the names listed; at the end of the first complete list, check the rules."""
+        if method in self._checked:
+            return
+        member = LIST_METHODS[method][2]
+        names = self._seen.setdefault(method, set())
+        names.update(e[member] for e in entries if isinstance(e, Mapping) and isinstance(e.get(member), str))
+        if complete:
+            self._checked.add(method)
+            self._check_rules(method, names)
+
+    def _check_rules(self, method: str, names: set[str]) -> None:
+        rules = self.policy.rules
+        if method == "tools/list":
+            self._unlisted("tool_scopes", rules.tools, names, "tool")
+            if self.strict and not self.required and "tools/call" not in rules.methods and rules.rule is None:
+                for name in sorted(names - set(rules.tools)):
+                    self._warn(
+                        f"tool {name!r} is listed but no rule covers it (no tool_scopes entry, no required_scopes): "
+                        "any valid token may call it (strict_rules)"
+                    )
+        elif method == "prompts/list":
+            self._unlisted("prompt_scopes", rules.prompts, names, "prompt")
+        elif {"resources/list", "resources/templates/list"} <= self._checked:
+            # Patterns against both lists: a resource may be listed only through a template.
+            listed = self._seen["resources/list"] | {
+                _TEMPLATE_EXPRESSION.sub("x", template) for template in self._seen["resources/templates/list"]
+            }
+            for pattern in rules.resources:
+                if not any(fnmatch.fnmatchcase(uri, pattern) for uri in listed):
+                    self._warn(
+                        f"resource_scopes names {pattern!r}, which matches no resource or template the server "
+                        "lists: it protects nothing"
+                    )
+
+    def _unlisted(self, option: str, rules: Mapping[str, Any], names: set[str], kind: str) -> None:
+        for name in sorted(set(rules) - names):
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self._warn(f"{option} names {kind} {name!r}, which the server does not list: it protects nothing{hint}")
+
+    def _warn(self, line: str) -> None:
+        if line not in self._warned and len(self._warned) < 256:
+            self._warned.add(line)
+            logger.warning("%s", line)
+
+    def warn_once(self, line: str) -> None:
+        self._warn(line)
+
+
+class _Rewriting:
+    """The `send` of one request whose response holds list results (see `Listings.wrap`)."""
+
+    def __init__(self, send: Send, listings: Listings, requests: dict[Any, str], granted: frozenset[str]) -> None:
+        self.send, self.listings, self.requests, self.granted = send, listings, requests, granted
+        self.mode: Literal["json", "events", "whole-events", "through"] = "through"
+        self.start: Message | None = None
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.pending = b""
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.mode = self._mode(message)
+            if self.mode in ("json", "whole-events"):
+                self.start = message  # held until the body is known: its length changes
+                return
+        elif message["type"] == "http.response.body":
+            if self.mode in ("json", "whole-events"):
+                await self._whole(message)
+                return
+            if self.mode == "events":
+                await self._events(message)
+                return
+        await self.send(message)
+
+    def _mode(self, start: Message) -> Literal["json", "events", "whole-events", "through"]:
+        if start.get("status") != 200:
+            return "through"
+        headers = {name.lower(): value for name, value in start.get("headers", [])}
+        media_type = headers.get(b"content-type", b"").partition(b";")[0].strip().lower()
+        encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+        if media_type not in (b"application/json", b"text/event-stream"):
+            return "through"
+        if encoding != b"identity":
+            self.listings.warn_once(
+                f"a list response is {encoding.decode('latin-1')}-encoded: it passes unfiltered (list_filter "
+                "needs the uncompressed body; compress after the middleware, e.g. in the proxy)"
+            )
+            return "through"
+        if media_type == b"text/event-stream":
+            # A stream of a known length is finite: read whole, so that its length can be
+            # said again; an open stream is rewritten event by event, as it flows.
+            return "whole-events" if b"content-length" in headers else "events"
+        return "json"
+
+    async def _whole(self, message: Message) -> None:
+        chunk = message.get("body", b"")
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        if self.size > MAX_LIST_BODY:
+            self.listings.warn_once(f"a list response is larger than {MAX_LIST_BODY} bytes: it passes unfiltered")
+            await self._release(b"".join(self.chunks), more=message.get("more_body", False))
+            self.mode = "through"
+            return
+        if message.get("more_body", False):
+            return
+        body = b"".join(self.chunks)
+        if self.mode == "whole-events":
+            body = b"".join(self._rewrite_events(body, final=True))
+        else:
+            try:
+                document = json.loads(body)
+            except ValueError:
+                document = None  # not the JSON expected: as it is
+            if document is not None and self.listings.rewrite_message(document, self.requests, self.granted):
+                body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        await self._release(body, more=False)
+
+    async def _release(self, body: bytes, *, more: bool) -> None:
+        assert self.start is not None
+        start = self.start
+        if not more:  # the whole body is known: its length, as it is now
+            headers = [(n, v) for n, v in start.get("headers", []) if n.lower() != b"content-length"]
+            start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+        await self.send(start)
+        await self.send({"type": "http.response.body", "body": body, "more_body": more})
+
+    async def _events(self, message: Message) -> None:
+        more = message.get("more_body", False)
+        out = self._rewrite_events(self.pending + message.get("body", b""), final=not more)
+        await self.send({"type": "http.response.body", "body": b"".join(out), "more_body": more})
+
+    def _rewrite_events(self, data: bytes, *, final: bool) -> list[bytes]:
+        """The complete events in `data`, each rewritten or not; an incomplete last one waits
+        in `pending` for the rest, unless the stream ends here."""
+        out: list[bytes] = []
+        position = 0
+        for end in _EVENT_END.finditer(data):
+            out.append(self._event(data[position : end.start()]) + end.group())
+            position = end.end()
+        self.pending = data[position:]
+        if final and self.pending:
+            out.append(self._event(self.pending))
+            self.pending = b""
+        return out
+
+    def _event(self, event: bytes) -> bytes:
+        """One event, rewritten if its data is a list result for this request; else as it was."""
+        lines = event.splitlines()
+        data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
+        if not data:
+            return event
+        try:
+            document = json.loads(b"\n".join(data))
+        except ValueError:
+            return event
+        if not self.listings.rewrite_message(document, self.requests, self.granted):
+            return event
+        kept = [line for line in lines if not line.startswith(b"data:")]
+        rewritten = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        return b"\n".join([*kept, b"data: " + rewritten])

@@ -1,0 +1,228 @@
+"""Lists that match the rules that decide calls (listing.py), on an app that answers as MCP
+servers do: JSON or server-sent events, batches, pages, cache hints, compressed bodies."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mcp_auth_middleware import MCPAuthMiddleware
+from mcp_auth_middleware.listing import SCOPES_META_KEY
+from mcp_auth_middleware.testing import LocalIssuer
+
+from .conftest import ISSUER, RESOURCE, asgi_client, bearer
+
+TOOLS = [
+    {"name": "whoami", "inputSchema": {"type": "object"}},
+    {"name": "read_notes", "inputSchema": {"type": "object"}, "_meta": {"other": 1}},
+    {"name": "delete_notes", "inputSchema": {"type": "object"}},
+]
+RESULTS: dict[str, dict[str, Any]] = {
+    "tools/list": {"tools": TOOLS, "ttlMs": 60000, "cacheScope": "public"},
+    "prompts/list": {"prompts": [{"name": "incident"}, {"name": "summary"}]},
+    "resources/list": {
+        "resources": [{"uri": "file:///notes/1", "name": "n"}, {"uri": "file:///secret/k", "name": "k"}]
+    },
+    "resources/templates/list": {"resourceTemplates": [{"uriTemplate": "file:///secret/{id}", "name": "s"}]},
+}
+RULES = {
+    "required_scopes": ["mcp"],
+    "tool_scopes": {"read_notes": ["notes:read"], "delete_notes": ["notes:delete"]},
+    "prompt_scopes": {"incident": ["oncall"]},
+    "resource_scopes": {"file:///secret/*": ["secrets"]},
+}
+
+
+async def mcp_endpoint(request: Request) -> Response:
+    """Answers each JSON-RPC request with its list result; SSE when the client asks for it only
+    (`accept: text/event-stream`), gzip when `x-gzip` is set, a page cursor with `x-page`."""
+    document = json.loads(await request.body())
+    messages = document if isinstance(document, list) else [document]
+    answers = []
+    for message in messages:
+        result = json.loads(json.dumps(RESULTS.get(message["method"], {})))
+        if request.headers.get("x-page"):
+            result["nextCursor"] = "page-2"
+        answers.append({"jsonrpc": "2.0", "id": message["id"], "result": result})
+    payload = answers if isinstance(document, list) else answers[0]
+    if request.headers.get("accept") == "text/event-stream":
+        events = b'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress"}\n\n'
+        events += b"".join(b"event: message\nid: 1\ndata: " + json.dumps(a).encode() + b"\n\n" for a in answers)
+        return Response(events, media_type="text/event-stream")
+    body = json.dumps(payload).encode()
+    if request.headers.get("x-gzip"):
+        return Response(gzip.compress(body), media_type="application/json", headers={"content-encoding": "gzip"})
+    return Response(body, media_type="application/json")
+
+
+def app(**options: Any) -> MCPAuthMiddleware:
+    issuer = options.pop("issuer")
+    inner = Starlette(routes=[Route("/mcp", mcp_endpoint, methods=["POST"])])
+    return MCPAuthMiddleware(
+        inner, resource=RESOURCE, authorization_servers=[ISSUER], validator=issuer.validator(), **{**RULES, **options}
+    )
+
+
+def rpc(method: str, request_id: int = 1) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {}}
+
+
+Caller = Callable[..., Any]
+
+
+@pytest.fixture
+def token(issuer: LocalIssuer) -> Callable[..., str]:
+    def mint(*scopes: str) -> str:
+        return issuer.mint_token(audience=RESOURCE, scopes=["mcp", *scopes])
+
+    return mint
+
+
+async def listed(issuer: LocalIssuer, token: str, method: str = "tools/list", **options: Any) -> Any:
+    headers = {**bearer(token), **options.pop("headers", {})}
+    body = options.pop("body", rpc(method))
+    async with asgi_client(app(issuer=issuer, **options)) as client:
+        answer = await client.post("/mcp", json=body, headers=headers)
+    assert answer.status_code == 200
+    assert int(answer.headers.get("content-length", len(answer.content))) == len(answer.content)
+    return answer
+
+
+async def test_annotate_is_the_default_and_keeps_every_entry(issuer: LocalIssuer, token: Caller) -> None:
+    """Every tool stays listed (the step-up path stays open); each says what it needs."""
+    tools = (await listed(issuer, token())).json()["result"]["tools"]
+    assert [t["name"] for t in tools] == ["whoami", "read_notes", "delete_notes"]
+    assert "_meta" not in tools[0]  # only the global scopes: nothing to say
+    assert tools[1]["_meta"] == {"other": 1, SCOPES_META_KEY: ["mcp", "notes:read"]}  # the app's _meta kept
+    assert tools[2]["_meta"] == {SCOPES_META_KEY: ["mcp", "notes:delete"]}
+
+
+async def test_hide_keeps_what_the_caller_may_call(issuer: LocalIssuer, token: Caller) -> None:
+    narrow = (await listed(issuer, token(), list_filter="hide")).json()["result"]
+    assert [t["name"] for t in narrow["tools"]] == ["whoami"]
+    assert narrow["cacheScope"] == "private" and narrow["ttlMs"] == 60000  # SEP-2549: never shared
+    reader = (await listed(issuer, token("notes:read"), list_filter="hide")).json()["result"]
+    assert [t["name"] for t in reader["tools"]] == ["whoami", "read_notes"]
+    assert reader["cacheScope"] == "private"  # it still depends on who asks
+
+
+async def test_hide_follows_the_scope_hierarchy(issuer: LocalIssuer, token: Caller) -> None:
+    implied = {"notes": ["notes:read", "notes:delete"]}
+    result = (await listed(issuer, token("notes"), list_filter="hide", implied_scopes=implied)).json()["result"]
+    assert [t["name"] for t in result["tools"]] == ["whoami", "read_notes", "delete_notes"]
+    prefixed = (await listed(issuer, token("notes"), list_filter="hide", prefix_implies=True)).json()["result"]
+    assert len(prefixed["tools"]) == 3
+
+
+async def test_all_leaves_lists_untouched(issuer: LocalIssuer, token: Caller) -> None:
+    answer = await listed(issuer, token(), list_filter="all")
+    assert answer.json()["result"] == RESULTS["tools/list"]
+
+
+@pytest.mark.parametrize(
+    ("method", "kept"),
+    [
+        ("prompts/list", ["summary"]),
+        ("resources/list", ["file:///notes/1"]),
+        ("resources/templates/list", []),  # file:///secret/{id} is file:///secret/x: needs secrets
+    ],
+)
+async def test_prompts_and_resources_by_the_same_rules(
+    issuer: LocalIssuer, token: Caller, method: str, kept: list[str]
+) -> None:
+    result = (await listed(issuer, token(), method, list_filter="hide")).json()["result"]
+    member, name = {"prompts/list": ("prompts", "name"), "resources/list": ("resources", "uri")}.get(
+        method, ("resourceTemplates", "uriTemplate")
+    )
+    assert [entry[name] for entry in result[member]] == kept
+
+
+async def test_event_streams_rewrite_only_the_list_event(issuer: LocalIssuer, token: Caller) -> None:
+    answer = await listed(issuer, token(), list_filter="hide", headers={"accept": "text/event-stream"})
+    events = answer.content.split(b"\n\n")
+    assert events[0] == b'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress"}'  # untouched
+    lines = events[1].split(b"\n")
+    assert lines[:2] == [b"event: message", b"id: 1"]  # the event's other fields kept
+    assert [t["name"] for t in json.loads(lines[2].removeprefix(b"data: "))["result"]["tools"]] == ["whoami"]
+
+
+async def test_a_batch_rewrites_each_list(issuer: LocalIssuer, token: Caller) -> None:
+    body = [rpc("tools/list", 1), rpc("prompts/list", 2)]
+    answers = (await listed(issuer, token("oncall"), list_filter="hide", body=body)).json()
+    assert [t["name"] for t in answers[0]["result"]["tools"]] == ["whoami"]
+    assert [p["name"] for p in answers[1]["result"]["prompts"]] == ["incident", "summary"]
+
+
+async def test_pages_keep_their_cursor(issuer: LocalIssuer, token: Caller) -> None:
+    result = (await listed(issuer, token(), list_filter="hide", headers={"x-page": "1"})).json()["result"]
+    assert result["nextCursor"] == "page-2" and [t["name"] for t in result["tools"]] == ["whoami"]
+
+
+async def test_a_compressed_list_passes_unchanged_with_a_warning_once(
+    issuer: LocalIssuer, token: Caller, caplog: pytest.LogCaptureFixture
+) -> None:
+    middleware = app(issuer=issuer, list_filter="hide")
+    async with asgi_client(middleware) as client:
+        for _ in range(2):
+            answer = await client.post("/mcp", json=rpc("tools/list"), headers={**bearer(token()), "x-gzip": "1"})
+            assert len(answer.json()["result"]["tools"]) == 3  # never corrupted: the app's bytes
+    warnings = [r.getMessage() for r in caplog.records if "gzip-encoded" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("a list response is gzip-encoded: it passes unfiltered")
+
+
+async def test_calls_other_than_lists_pass_as_they_are(issuer: LocalIssuer, token: Caller) -> None:
+    async with asgi_client(app(issuer=issuer)) as client:
+        answer = await client.post("/mcp", json=rpc("tools/call"), headers=bearer(token()))
+    assert answer.json()["result"] == {}
+
+
+async def test_rules_that_name_nothing_are_said_once(
+    issuer: LocalIssuer, token: Caller, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A typo leaves a tool unprotected without a word, unless the lists are compared with the rules."""
+    rules = {"delete_note": ["notes:delete"], "read_notes": ["notes:read"]}  # delete_note: a typo
+    middleware = app(issuer=issuer, tool_scopes=rules, prompt_scopes={"incidnet": ["oncall"]})
+    with caplog.at_level(logging.WARNING, logger="mcp_auth_middleware"):
+        async with asgi_client(middleware) as client:
+            for method in ("tools/list", "tools/list", "prompts/list"):
+                await client.post("/mcp", json=rpc(method), headers=bearer(token()))
+    lines = [r.getMessage() for r in caplog.records if "protects nothing" in r.getMessage()]
+    assert lines == [
+        "tool_scopes names tool 'delete_note', which the server does not list: it protects nothing "
+        "(did you mean 'delete_notes'?)",
+        "prompt_scopes names prompt 'incidnet', which the server does not list: it protects nothing "
+        "(did you mean 'incident'?)",
+    ]
+
+
+async def test_a_page_is_not_the_whole_list(
+    issuer: LocalIssuer, token: Caller, caplog: pytest.LogCaptureFixture
+) -> None:
+    middleware = app(issuer=issuer, tool_scopes={"on_page_two": ["x"]})
+    async with asgi_client(middleware) as client:
+        await client.post("/mcp", json=rpc("tools/list"), headers={**bearer(token()), "x-page": "1"})
+    assert "protects nothing" not in caplog.text  # the rest may be on the next page
+
+
+async def test_strict_rules_name_every_uncovered_tool(
+    issuer: LocalIssuer, token: Caller, caplog: pytest.LogCaptureFixture
+) -> None:
+    middleware = app(issuer=issuer, required_scopes=[], strict_rules=True)
+    async with asgi_client(middleware) as client:
+        await client.post("/mcp", json=rpc("tools/list"), headers=bearer(token()))
+    assert "tool 'whoami' is listed but no rule covers it" in caplog.text
+    assert "tool 'read_notes'" not in caplog.text
+
+
+def test_list_filter_is_one_of_three() -> None:
+    with pytest.raises(ValueError, match="list_filter must be 'annotate', 'hide' or 'all'"):
+        MCPAuthMiddleware(Starlette(), resource=RESOURCE, issuer=ISSUER, list_filter="filter")  # type: ignore[arg-type]
