@@ -350,3 +350,30 @@ def test_examples_says_where_they_are_and_how_to_run_them(capsys: pytest.Capture
     for name in ("fastmcp_server", "mcp_sdk_server", "starlette_app", "fastapi_app"):
         assert f"examples/{name}.py" in out
     assert "_options.py" not in out and "A FastMCP server protected by mcp-oauth-middleware in one line." in out
+
+
+def test_check_lists_names_a_rule_that_protects_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    """`check --lists` against the running server: the typo `delete_note` is found before deploying."""
+    with demo_stack(port=free_port(), as_port=free_port()) as stack:
+        token = stack.authorization_server.mint_token(sub="dana", scopes=["mcp"], audience=stack.resource)
+        base = ["check", token, "--resource", stack.resource, "--issuer", stack.issuer, "--lists"]
+        typo = main([*base, "--tool-scope", "delete_note=notes:delete", "--tool-scope", "read_notes=notes:read"])
+        typo_out = capsys.readouterr().out
+        right = main([*base, "--tool-scope", "delete_notes=notes:delete"])
+        right_out = capsys.readouterr().out
+    assert typo == 1
+    assert "tools/list: whoami, add, read_notes, delete_notes" in typo_out
+    assert (
+        "RULE   tool_scopes names tool 'delete_note', which the server does not list: it protects nothing "
+        "(did you mean 'delete_notes'?)"
+    ) in typo_out
+    assert right == 0 and "RULE" not in right_out
+
+
+def test_check_lists_of_nothing_listening_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with running_authorization_server() as server:
+        resource = f"http://127.0.0.1:{free_port()}/mcp"
+        token = server.mint_token(audience=resource)
+        code = main(["check", token, "--resource", resource, "--issuer", server.issuer, "--lists"])
+    assert code == 3
+    assert capsys.readouterr().err.startswith(f"mcp-oauth-middleware check: could not list {resource}: ")

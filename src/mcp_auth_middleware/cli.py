@@ -69,6 +69,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument(
         "--client-secret", help="introspection: its secret (default: the MCP_AUTH_CLIENT_SECRET variable)"
     )
+    for kind, example in (("tool", "delete_notes=notes:delete"), ("prompt", "incident=oncall"), ("resource", "")):
+        check.add_argument(
+            f"--{kind}-scope",
+            action="append",
+            default=[],
+            metavar="NAME=SCOPES" if kind != "resource" else "PATTERN=SCOPES",
+            help=f"a per-{kind} rule, as {kind}_scopes has it"
+            + (f" (repeatable; {example})" if example else " (repeatable; file:///secret/*=secrets)"),
+        )
+    check.add_argument(
+        "--lists",
+        action="store_true",
+        help="with TOKEN: list the running server's tools, prompts and resources and compare them with the rules",
+    )
+    check.add_argument("--strict-rules", action="store_true", help="with --lists: also name every uncovered tool")
     check.add_argument(
         "--allow-http",
         action="store_true",
@@ -251,7 +266,16 @@ async def _check(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"INVALID CONFIGURATION  {exc}", file=sys.stderr)
         return 2
-    options: dict[str, Any] = {"token_validation": args.token_validation, "allow_http": allow_http}
+    try:
+        rules = {
+            "tool_scopes": _rules(args.tool_scope, "--tool-scope"),
+            "prompt_scopes": _rules(args.prompt_scope, "--prompt-scope"),
+            "resource_scopes": _rules(args.resource_scope, "--resource-scope"),
+        }
+    except ValueError as exc:
+        print(f"INVALID CONFIGURATION  {exc}", file=sys.stderr)
+        return 2
+    options: dict[str, Any] = {"token_validation": args.token_validation, "allow_http": allow_http, **rules}
     if args.token_validation != "jwt":
         options |= {
             "client_id": args.client_id,
@@ -311,7 +335,7 @@ async def _check(args: argparse.Namespace) -> int:
         info = seen["auth"]
         print(f"ALLOW  sub={info.sub} client_id={info.client_id} scopes={' '.join(sorted(info.scopes))}")
         print(json.dumps(dict(info.claims), indent=2, default=str))
-        return 0
+        return await _check_lists(args, middleware.config.scopes) if args.lists else 0
     print(f"DENY   HTTP {status}")
     for reason in reasons:
         print(f"why:   {reason}")
@@ -321,6 +345,33 @@ async def _check(args: argparse.Namespace) -> int:
     if body:
         print(body.decode("utf-8", "replace"))
     return 1
+
+
+def _rules(values: list[str], flag: str) -> dict[str, list[str]]:
+    rules: dict[str, list[str]] = {}
+    for value in values:
+        name, sep, scopes = value.rpartition("=")
+        if not sep or not name or not scopes:
+            raise ValueError(f"{flag} {value!r}: write NAME=SCOPE (several scopes: NAME=a,b)")
+        rules.setdefault(name, []).extend(scopes.replace(",", " ").split())
+    return rules
+
+
+async def _check_lists(args: argparse.Namespace, rules: Any) -> int:
+    """What the running server lists, and the rules that name nothing in it: exit 1 if any."""
+    from .inventory import ListingFailedError, check_lists
+
+    try:
+        names, problems = await check_lists(args.resource, args.token, rules, strict=args.strict_rules)
+    except ImportError as exc:
+        return _fail("check", f"--lists needs {exc.name or 'the MCP SDK'}: pip install 'mcp-oauth-middleware[mcp]'")
+    except ListingFailedError as exc:
+        return _fail("check", f"could not list {args.resource}: {exc}", 3)
+    for method, listed in names.items():
+        print(f"{method}: {', '.join(listed) if listed else '(none)'}")
+    for problem in problems:
+        print(f"RULE   {problem}")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
