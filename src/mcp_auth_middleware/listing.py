@@ -67,14 +67,19 @@ class Listings:
     def __init__(self, policy: ScopePolicy, required: frozenset[str], mode: ListMode, *, strict: bool) -> None:
         self.policy, self.required, self.mode, self.strict = policy, required, mode, strict
         self._warned: set[str] = set()
+        self._needed: dict[tuple[str, str], frozenset[str]] = {}
         self._seen: dict[str, set[str]] = {}  # names listed so far, per list method (pages)
         self._checked: set[str] = set()
 
     def requests(self, messages: Iterable[Any]) -> dict[Any, str]:
-        """The ids of the list requests among `messages` (id -> method); empty for others."""
+        """The ids of the list requests among `messages` whose answers are rewritten or still
+        compared with the rules (id -> method); empty for others."""
         found: dict[Any, str] = {}
         for message in messages:
-            if isinstance(message, Mapping) and message.get("method") in LIST_METHODS and "id" in message:
+            method = message.get("method") if isinstance(message, Mapping) else None
+            if method not in LIST_METHODS or (self.mode == "all" and method in self._checked):
+                continue  # "all", once compared with the rules: the answer passes untouched
+            if "id" in message:
                 request_id = message["id"]
                 if isinstance(request_id, str | int) and not isinstance(request_id, bool):
                     found[request_id] = message["method"]
@@ -88,10 +93,22 @@ class Listings:
 
     def needed(self, method: str, entry: Mapping[str, Any]) -> frozenset[str]:
         """What calling this entry needs, by the rules that decide the call itself."""
-        _, call, member = LIST_METHODS[method]
+        member = LIST_METHODS[method][2]
         name = entry.get(member)
         if not isinstance(name, str):
             return self.required
+        known = self._needed.get((method, name))
+        if known is None:
+            known = self._decide(method, name)
+            if len(self._needed) >= 4096:  # bounded: names come from the app, but may be many
+                self._needed.clear()
+            self._needed[method, name] = known
+        return known
+
+    def _decide(self, method: str, name: str) -> frozenset[str]:
+        # A list entry is decided as a call without arguments (a `scope_rule` sees it so): the
+        # answer depends on the name alone, and is kept (above).
+        _, call, member = LIST_METHODS[method]
         if member == "uriTemplate":
             # A template stands for many URIs: decided as one of them (each {expression} a
             # plain segment), which a pattern such as file:///secret/* matches as it would.
