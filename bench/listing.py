@@ -9,6 +9,7 @@ A `tools/list` result of 50 tools with JSON schemas (about 30 KB), half of them 
   hide, annotate  the middleware rewriting the answer
   least         the least rewrite a middleware can do: hold the answer, json.loads, keep the
                 entries a set of names allows, json.dumps, a new Content-Length
+  least-annotate  the same, marking the entries a dict names with their scopes instead
 A `tools/call` with per-tool rules, without and with `Mcp-Method`/`Mcp-Name`:
   call, call+headers
 
@@ -62,8 +63,9 @@ async def endpoint(request: Request) -> Response:
     return Response(b'{"jsonrpc":"2.0","id":2,"result":{"content":[]}}', media_type="application/json")
 
 
-def least_rewrite(app: Any, allowed: frozenset[str]) -> Any:
-    """The least a middleware can do to filter a JSON list answer (no token check at all)."""
+def least_rewrite(app: Any, allowed: frozenset[str] | None, needed: dict[str, list[str]]) -> Any:
+    """The least a middleware can do to filter a JSON list answer (`allowed`), or to mark each
+    entry with the scopes it needs (`needed`, when `allowed` is None); no token check at all."""
 
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
         held: dict[str, Any] = {}
@@ -78,7 +80,12 @@ def least_rewrite(app: Any, allowed: frozenset[str]) -> Any:
                 return
             document = json.loads(b"".join(chunks))
             result = document["result"]
-            result["tools"] = [t for t in result["tools"] if t["name"] in allowed]
+            if allowed is not None:
+                result["tools"] = [t for t in result["tools"] if t["name"] in allowed]
+            else:
+                for tool in result["tools"]:
+                    if tool["name"] in needed:
+                        tool["_meta"] = {"requiredScopes": needed[tool["name"]]}
             body = json.dumps(document).encode()
             headers = [(n, v) for n, v in held["start"]["headers"] if n != b"content-length"]
             await send({**held["start"], "headers": [*headers, (b"content-length", str(len(body)).encode())]})
@@ -114,7 +121,8 @@ async def run(n: int, rounds: int) -> str:
         "rules-all": ours("all"),
         "hide": ours("hide"),
         "annotate": ours("annotate"),
-        "least": least_rewrite(bare, allowed),
+        "least": least_rewrite(bare, allowed, RULES),
+        "least-annotate": least_rewrite(bare, None, RULES),
     }
     calls = {"call-bare": (bare, []), "call": (ours("hide"), []), "call+headers": (ours("hide"), mcp_headers)}
 
@@ -138,14 +146,17 @@ async def run(n: int, rounds: int) -> str:
     def rewrite_cost(name: str) -> list[float]:  # what rewriting adds to the middleware that only reads
         return [a - b for a, b in zip(samples[name], samples["rules-all"], strict=True)]
 
-    least = [a - b for a, b in zip(samples["least"], samples["bare"], strict=True)]
+    def least(name: str) -> list[float]:
+        return [a - b for a, b in zip(samples[name], samples["bare"], strict=True)]
+
     header_cost = [a - b for a, b in zip(samples["call+headers"], samples["call"], strict=True)]
     per_tool = [a - b for a, b in zip(samples["call"], samples["call-bare"], strict=True)]
     lines = [
         table(rows, ("stack", "µs added")),
         "",
-        f"hide's rewrite / the least rewrite:      {ratio_summary(rewrite_cost('hide'), least)[1]}",
-        f"annotate's rewrite / the least rewrite:  {ratio_summary(rewrite_cost('annotate'), least)[1]}",
+        f"hide's rewrite / the least rewrite:     {ratio_summary(rewrite_cost('hide'), least('least'))[1]}",
+        "annotate's rewrite / the least marking: "
+        + ratio_summary(rewrite_cost("annotate"), least("least-annotate"))[1],
         f"Mcp-Method/Mcp-Name check / a per-tool tools/call: {ratio_summary(header_cost, per_tool)[1]}",
     ]
     return "\n".join(lines)

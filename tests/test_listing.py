@@ -44,7 +44,8 @@ RULES = {
 
 async def mcp_endpoint(request: Request) -> Response:
     """Answers each JSON-RPC request with its list result; SSE when the client asks for it only
-    (`accept: text/event-stream`), gzip when `x-gzip` is set, a page cursor with `x-page`."""
+    (`accept: text/event-stream`), gzip when `x-gzip` is set, a page cursor with `x-page`, a
+    broken body with `x-broken`."""
     document = json.loads(await request.body())
     messages = document if isinstance(document, list) else [document]
     answers = []
@@ -59,6 +60,8 @@ async def mcp_endpoint(request: Request) -> Response:
         events += b"".join(b"event: message\nid: 1\ndata: " + json.dumps(a).encode() + b"\n\n" for a in answers)
         return Response(events, media_type="text/event-stream")
     body = json.dumps(payload).encode()
+    if request.headers.get("x-broken"):
+        return Response(body[:-1], media_type="application/json")
     if request.headers.get("x-gzip"):
         return Response(gzip.compress(body), media_type="application/json", headers={"content-encoding": "gzip"})
     return Response(body, media_type="application/json")
@@ -167,16 +170,39 @@ async def test_pages_keep_their_cursor(issuer: LocalIssuer, token: Caller) -> No
     assert result["nextCursor"] == "page-2" and [t["name"] for t in result["tools"]] == ["whoami"]
 
 
-async def test_a_compressed_list_passes_unchanged_with_a_warning_once(
-    issuer: LocalIssuer, token: Caller, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("header", "warning"),
+    [
+        ("x-gzip", "a list response is gzip-encoded: it passes unfiltered"),
+        ("x-broken", "a list response is not valid JSON: it passes unfiltered"),
+        ("x-large", "a list response is larger than 100 bytes: it passes unfiltered"),
+    ],
+)
+async def test_a_list_that_cannot_be_read_passes_unchanged_with_a_warning_once(
+    issuer: LocalIssuer,
+    token: Caller,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    header: str,
+    warning: str,
 ) -> None:
+    if header == "x-large":
+        monkeypatch.setattr("mcp_auth_middleware.listing.MAX_LIST_BODY", 100)
     middleware = app(issuer=issuer, list_filter="hide")
+    bodies = []
     async with asgi_client(middleware) as client:
         for _ in range(2):
-            answer = await client.post("/mcp", json=rpc("tools/list"), headers={**bearer(token()), "x-gzip": "1"})
-            assert len(answer.json()["result"]["tools"]) == 3  # never corrupted: the app's bytes
-    warnings = [r.getMessage() for r in caplog.records if "gzip-encoded" in r.getMessage()]
-    assert len(warnings) == 1 and warnings[0].startswith("a list response is gzip-encoded: it passes unfiltered")
+            answer = await client.post("/mcp", json=rpc("tools/list"), headers={**bearer(token()), header: "1"})
+            assert answer.status_code == 200
+            if header != "x-gzip":  # (httpx2 hands over the gzip body decoded)
+                assert int(answer.headers["content-length"]) == len(answer.content)
+            bodies.append(answer.content)
+    direct = Starlette(routes=[Route("/mcp", mcp_endpoint, methods=["POST"])])
+    async with asgi_client(direct) as client:
+        unfiltered = (await client.post("/mcp", json=rpc("tools/list"), headers={header: "1"})).content
+    assert bodies == [unfiltered, unfiltered]  # never corrupted: the app's bytes
+    warnings = [r.getMessage() for r in caplog.records if "passes unfiltered" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith(warning)
 
 
 async def test_calls_other_than_lists_pass_as_they_are(issuer: LocalIssuer, token: Caller) -> None:

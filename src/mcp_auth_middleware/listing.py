@@ -280,7 +280,8 @@ class _Rewriting:
             try:
                 document = json.loads(body)
             except ValueError:
-                document = None  # not the JSON expected: as it is
+                document = None  # not JSON: as it is
+                self.listings.warn_once("a list response is not valid JSON: it passes unfiltered")
             if document is not None and self.listings.rewrite_message(document, self.requests, self.granted):
                 body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         await self._release(body, more=False)
