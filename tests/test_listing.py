@@ -249,6 +249,20 @@ async def test_strict_rules_name_every_uncovered_tool(
     assert "tool 'read_notes'" not in caplog.text
 
 
+async def test_strict_rules_without_any_rule_name_every_tool(
+    issuer: LocalIssuer, token: Caller, caplog: pytest.LogCaptureFixture
+) -> None:
+    bare = {"required_scopes": [], "tool_scopes": {}, "prompt_scopes": {}, "resource_scopes": {}}
+    async with asgi_client(app(issuer=issuer, **bare, strict_rules=True)) as client:
+        await client.post("/mcp", json=rpc("tools/list"), headers=bearer(token()))
+    uncovered = [r.getMessage().split("'")[1] for r in caplog.records if "no rule covers it" in r.getMessage()]
+    assert uncovered == ["delete_notes", "read_notes", "whoami"]
+    caplog.clear()
+    async with asgi_client(app(issuer=issuer, **bare)) as client:  # without strict_rules: never read
+        await client.post("/mcp", json=rpc("tools/list"), headers=bearer(token()))
+    assert "no rule covers it" not in caplog.text
+
+
 def test_list_filter_is_one_of_three() -> None:
     with pytest.raises(ValueError, match="list_filter must be 'annotate', 'hide' or 'all'"):
         MCPAuthMiddleware(Starlette(), resource=RESOURCE, issuer=ISSUER, list_filter="filter")  # type: ignore[arg-type]

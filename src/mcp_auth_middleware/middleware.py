@@ -131,12 +131,14 @@ class MCPAuthMiddleware:
         self.policy = ScopePolicy(config.scopes)
         self._inspects_messages = self.policy.inspects_messages
         self.challenge_granted_scopes = config.scopes.challenge_granted
+        # Lists follow the rules (listing.py): only when there are rules to follow, or when
+        # strict_rules asks to hear of tools that nothing covers.
         rules = config.scopes
+        shapes_lists = self._inspects_messages or (rules.strict and not self.required_scopes)
         self._listings = (
-            Listings(self.policy, self.required_scopes, rules.lists, strict=rules.strict)
-            if self._inspects_messages
-            else None
+            Listings(self.policy, self.required_scopes, rules.lists, strict=rules.strict) if shapes_lists else None
         )
+        self._reads_messages = shapes_lists
         # Guard against token guessing: failed validations per address (see rate_limit.py).
         guard = config.guard
         self.guard = FailureLimiter(guard.failure_limit, storage_uri=guard.storage) if guard.failure_limit else None
@@ -282,7 +284,7 @@ class MCPAuthMiddleware:
             # Authorize: the global scopes, and the per-tool ones from the JSON-RPC message,
             # which MCP 2026-07-28's Mcp-Method and Mcp-Name headers must agree with.
             needed, messages = self.required_scopes, None
-            if self._inspects_messages or mcp_method is not None or mcp_name is not None:
+            if self._reads_messages or mcp_method is not None or mcp_name is not None:
                 messages, receive = await self._read_messages(body, receive)
                 if mcp_method is not None or mcp_name is not None:
                     check_mcp_headers(mcp_method, mcp_name, messages)

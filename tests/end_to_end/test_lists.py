@@ -38,71 +38,58 @@ RULES: dict[str, Any] = {
 }
 
 
+def whoami() -> str:
+    return "me"
+
+
+def read_notes() -> list[str]:
+    return ["a"]
+
+
+def delete_notes() -> str:
+    return "deleted"
+
+
+def incident() -> str:
+    return "page the on-call"
+
+
+def summary() -> str:
+    return "sum up"
+
+
+def public_note() -> str:
+    return "public"
+
+
+def secret_note() -> str:
+    return "secret"
+
+
+# The same tools, prompts and resources, registered with each framework.
+TOOLS, PROMPTS = (whoami, read_notes, delete_notes), (incident, summary)
+RESOURCES = {"notes://public/1": public_note, "notes://secret/1": secret_note}
+
+
 def fastmcp_server() -> ASGIApp:
     mcp = FastMCP("notes")
-
-    @mcp.tool
-    def whoami() -> str:
-        return "me"
-
-    @mcp.tool
-    def read_notes() -> list[str]:
-        return ["a"]
-
-    @mcp.tool
-    def delete_notes() -> str:
-        return "deleted"
-
-    @mcp.prompt
-    def incident() -> str:
-        return "page the on-call"
-
-    @mcp.prompt
-    def summary() -> str:
-        return "sum up"
-
-    @mcp.resource("notes://public/1")
-    def public_note() -> str:
-        return "public"
-
-    @mcp.resource("notes://secret/1")
-    def secret_note() -> str:
-        return "secret"
-
+    for tool in TOOLS:
+        mcp.tool(tool)
+    for prompt in PROMPTS:
+        mcp.prompt(prompt)
+    for uri, resource in RESOURCES.items():
+        mcp.resource(uri)(resource)
     return mcp.http_app(path="/mcp")
 
 
 def sdk_server() -> ASGIApp:
     server = MCPServer("notes")
-
-    @server.tool()
-    def whoami() -> str:
-        return "me"
-
-    @server.tool()
-    def read_notes() -> list[str]:
-        return ["a"]
-
-    @server.tool()
-    def delete_notes() -> str:
-        return "deleted"
-
-    @server.prompt()
-    def incident() -> str:
-        return "page the on-call"
-
-    @server.prompt()
-    def summary() -> str:
-        return "sum up"
-
-    @server.resource("notes://public/1")
-    def public_note() -> str:
-        return "public"
-
-    @server.resource("notes://secret/1")
-    def secret_note() -> str:
-        return "secret"
-
+    for tool in TOOLS:
+        server.tool()(tool)
+    for prompt in PROMPTS:
+        server.prompt()(prompt)
+    for uri, resource in RESOURCES.items():
+        server.resource(uri)(resource)
     return server.streamable_http_app()
 
 
