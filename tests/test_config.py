@@ -78,6 +78,8 @@ def test_from_env_reads_every_variable() -> None:
             "MCP_AUTH_FORWARDED_HEADER": "forwarded",
             "MCP_AUTH_LOG_ALLOWED": "yes",
             "MCP_AUTH_STRICT_STARTUP": "1",
+            "MCP_AUTH_LIST_FILTER": "hide",
+            "MCP_AUTH_STRICT_RULES": "true",
         },
         resource_name="Overridden by a keyword",
     )
@@ -85,6 +87,7 @@ def test_from_env_reads_every_variable() -> None:
     assert config.browsers.allowed_origins == ("https://app.example",) and config.browsers.cors_origins is None
     assert config.guard.failure_limit is None and config.guard.forwarded_header == "forwarded"
     assert config.log_allowed and config.strict_startup and config.resource_name == "Overridden by a keyword"
+    assert config.scopes.lists == "hide" and config.scopes.strict
     with pytest.raises(ValueError, match="MCP_AUTH_RESOURCE"):
         AuthConfig.from_env({})
 

@@ -4,10 +4,11 @@ and `resources/templates/list`, rewritten on their way out of the app.
 The same rules that decide `tools/call`, `prompts/get` and `resources/read` (global scopes,
 per tool, prompt, resource pattern, method, scope hierarchy and prefixes) decide each entry:
 
-- `"annotate"` (the default): every entry stays listed; one whose call needs scopes beyond the
-  global ones says which in its `_meta` (`SCOPES_META_KEY`), so a client can ask for them up
-  front, and one it calls without them still gets the 403 step-up challenge (MCP
-  authorization, Scope Challenge Handling). The list is the same for every caller.
+- `"annotate"` (the default): every entry stays listed; one whose call needs more than the
+  global scopes names in its `_meta` (`SCOPES_META_KEY`) every scope the call needs (the set
+  its 403 challenge would name), so a client can ask for them up front, and one it calls
+  without them still gets the 403 step-up challenge (MCP authorization, Scope Challenge
+  Handling). The list is the same for every caller.
 - `"hide"`: an entry the caller's scopes do not cover is left out (MCP 2026-07-28: lists may
   vary with the request's authorization). The client never sees it, so it never calls it and
   never steps up for it; a result with a cache hint that may differ between callers gets
