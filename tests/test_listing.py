@@ -263,6 +263,26 @@ async def test_strict_rules_without_any_rule_name_every_tool(
     assert "no rule covers it" not in caplog.text
 
 
+async def test_a_scope_rule_sees_each_entry_as_a_call_with_empty_arguments(issuer: LocalIssuer, token: Caller) -> None:
+    seen: list[tuple[str, Any]] = []
+
+    def rule(method: str, params: Any) -> list[str] | None:
+        seen.append((method, params))
+        if method == "tools/call" and params["name"] == "whoami" and not params["arguments"].get("quiet"):
+            return ["talk"]
+        return None
+
+    tools = (await listed(issuer, token(), list_filter="hide", scope_rule=rule)).json()["result"]["tools"]
+    assert [t["name"] for t in tools] == []  # whoami needs talk; the others their rules
+    assert ("tools/call", {"name": "whoami", "arguments": {}}) in seen
+    tools = (await listed(issuer, token("talk", "notes:read"), scope_rule=rule)).json()["result"]["tools"]
+    assert [t.get("_meta", {}).get(SCOPES_META_KEY) for t in tools] == [
+        ["mcp", "talk"],
+        ["mcp", "notes:read"],
+        ["mcp", "notes:delete"],
+    ]  # annotate: the same list for every caller, whatever its scopes
+
+
 def test_list_filter_is_one_of_three() -> None:
     with pytest.raises(ValueError, match="list_filter must be 'annotate', 'hide' or 'all'"):
         MCPAuthMiddleware(Starlette(), resource=RESOURCE, issuer=ISSUER, list_filter="filter")  # type: ignore[arg-type]

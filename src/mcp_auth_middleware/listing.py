@@ -107,14 +107,14 @@ class Listings:
         return known
 
     def _decide(self, method: str, name: str) -> frozenset[str]:
-        # A list entry is decided as a call without arguments (a `scope_rule` sees it so): the
-        # answer depends on the name alone, and is kept (above).
+        # A list entry is decided as a call with empty arguments (a `scope_rule` sees it so):
+        # the answer depends on the name alone, and is kept (above).
         _, call, member = LIST_METHODS[method]
         if member == "uriTemplate":
             # A template stands for many URIs: decided as one of them (each {expression} a
             # plain segment), which a pattern such as file:///secret/* matches as it would.
             name = _TEMPLATE_EXPRESSION.sub("x", name)
-        params = {"uri": name} if call == "resources/read" else {"name": name}
+        params = {"uri": name} if call == "resources/read" else {"name": name, "arguments": {}}
         return self.required | self.policy.required_for([{"method": call, "params": params}])
 
     def rewrite(self, method: str, result: dict[str, Any], granted: frozenset[str]) -> bool:
