@@ -67,9 +67,22 @@ async def mcp_endpoint(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
+async def replay(request: Request) -> Response:
+    """A resumed stream (`GET` with `Last-Event-ID`) replaying the answers of earlier requests;
+    as JSON, for a GET that is no stream."""
+    answers = [
+        {"jsonrpc": "2.0", "id": 5, "result": {"tools": TOOLS}},
+        {"jsonrpc": "2.0", "id": 6, "result": {"content": [{"type": "text", "text": "tools"}]}},
+    ]
+    if request.headers.get("accept") != "text/event-stream":
+        return Response(json.dumps(answers[0]), media_type="application/json")
+    events = b"".join(b"id: %d\ndata: %s\n\n" % (n, json.dumps(a).encode()) for n, a in enumerate(answers))
+    return Response(events, media_type="text/event-stream")
+
+
 def app(**options: Any) -> MCPAuthMiddleware:
     issuer = options.pop("issuer")
-    inner = Starlette(routes=[Route("/mcp", mcp_endpoint, methods=["POST"])])
+    inner = Starlette(routes=[Route("/mcp", mcp_endpoint, methods=["POST"]), Route("/mcp", replay, methods=["GET"])])
     return MCPAuthMiddleware(
         inner, resource=RESOURCE, authorization_servers=[ISSUER], validator=issuer.validator(), **{**RULES, **options}
     )
@@ -156,6 +169,17 @@ async def test_event_streams_rewrite_only_the_list_event(issuer: LocalIssuer, to
     lines = events[1].split(b"\n")
     assert lines[:2] == [b"event: message", b"id: 1"]  # the event's other fields kept
     assert [t["name"] for t in json.loads(lines[2].removeprefix(b"data: "))["result"]["tools"]] == ["whoami"]
+
+
+async def test_a_resumed_stream_replaying_a_list_is_rewritten_too(issuer: LocalIssuer, token: Caller) -> None:
+    async with asgi_client(app(issuer=issuer, list_filter="hide")) as client:
+        stream = await client.get("/mcp", headers={**bearer(token()), "accept": "text/event-stream"})
+        plain = await client.get("/mcp", headers=bearer(token()))
+    events = [json.loads(line[6:]) for line in stream.text.splitlines() if line.startswith("data: ")]
+    assert [t["name"] for t in events[0]["result"]["tools"]] == ["whoami"]  # known by its shape
+    assert events[1]["result"] == {"content": [{"type": "text", "text": "tools"}]}  # not a list: as it was
+    assert [line for line in stream.text.splitlines() if line.startswith("id: ")] == ["id: 0", "id: 1"]
+    assert len(plain.json()["result"]["tools"]) == 3  # a GET answered with JSON is no stream: untouched
 
 
 async def test_a_batch_rewrites_each_list(issuer: LocalIssuer, token: Caller) -> None:

@@ -86,8 +86,10 @@ class Listings:
                     found[request_id] = message["method"]
         return found
 
-    def wrap(self, send: Send, requests: dict[Any, str], granted: frozenset[str]) -> Send:
-        """The `send` that rewrites the responses to `requests` for a caller with `granted`."""
+    def wrap(self, send: Send, requests: dict[Any, str] | None, granted: frozenset[str]) -> Send:
+        """The `send` that rewrites the responses to `requests` for a caller with `granted`;
+        with None, every list result in the answer, known by its shape: a `GET` stream, which
+        may replay the answers of earlier requests (resumed with `Last-Event-ID`)."""
         return _Rewriting(send, self, requests, granted)
 
     # -- one result --------------------------------------------------------------------------
@@ -151,8 +153,9 @@ class Listings:
             changed = True
         return changed
 
-    def rewrite_message(self, message: Any, requests: dict[Any, str], granted: frozenset[str]) -> bool:
-        """A JSON-RPC response (or a batch of them): rewrite the results of `requests`."""
+    def rewrite_message(self, message: Any, requests: dict[Any, str] | None, granted: frozenset[str]) -> bool:
+        """A JSON-RPC response (or a batch of them): rewrite the results of `requests` (with
+        None: every result shaped as a list result)."""
         if isinstance(message, list):
             changed = False
             for item in message:
@@ -161,9 +164,10 @@ class Listings:
         if not isinstance(message, dict) or "result" not in message or not isinstance(message["result"], dict):
             return False
         request_id = message.get("id")
-        if not isinstance(request_id, str | int) or isinstance(request_id, bool) or request_id not in requests:
+        if not isinstance(request_id, str | int) or isinstance(request_id, bool):
             return False
-        return self.rewrite(requests[request_id], message["result"], granted)
+        method = _list_method_of(message["result"]) if requests is None else requests.get(request_id)
+        return method is not None and self.rewrite(method, message["result"], granted)
 
     # -- rules that name nothing -------------------------------------------------------------
 
@@ -220,7 +224,9 @@ class Listings:
 class _Rewriting:
     """The `send` of one request whose response holds list results (see `Listings.wrap`)."""
 
-    def __init__(self, send: Send, listings: Listings, requests: dict[Any, str], granted: frozenset[str]) -> None:
+    def __init__(
+        self, send: Send, listings: Listings, requests: dict[Any, str] | None, granted: frozenset[str]
+    ) -> None:
         self.send, self.listings, self.requests, self.granted = send, listings, requests, granted
         self.mode: Literal["json", "events", "whole-events", "through"] = "through"
         self.start: Message | None = None
@@ -251,6 +257,8 @@ class _Rewriting:
         encoding = headers.get(b"content-encoding", b"identity").strip().lower()
         if media_type not in (b"application/json", b"text/event-stream"):
             return "through"
+        if self.requests is None and media_type != b"text/event-stream":
+            return "through"  # a GET answered with JSON is no MCP stream: left alone
         if encoding != b"identity":
             self.listings.warn_once(
                 f"a list response is {encoding.decode('latin-1')}-encoded: it passes unfiltered (list_filter "
@@ -330,3 +338,9 @@ class _Rewriting:
         kept = [line for line in lines if not line.startswith(b"data:")]
         rewritten = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         return b"\n".join([*kept, b"data: " + rewritten])
+
+
+def _list_method_of(result: Mapping[str, Any]) -> str | None:
+    """The list method whose result this is, by its one list member (`tools`, `prompts`, ...)."""
+    found = [method for method, (member, _, _) in LIST_METHODS.items() if isinstance(result.get(member), list)]
+    return found[0] if len(found) == 1 else None

@@ -295,9 +295,13 @@ class MCPAuthMiddleware:
         except AuthError as error:
             await self._deny(error, key, scope, send)
             return
-        if self._listings is not None and messages and (requests := self._listings.requests(messages)):
-            # The lists in the answer keep (or mark) what the rules let this caller call.
-            send = self._listings.wrap(send, requests, info.scopes)
+        if self._listings is not None:
+            # The lists in the answer keep (or mark) what the rules let this caller call; a GET
+            # stream may replay the answers of earlier requests: lists in it are known by shape.
+            if messages and (requests := self._listings.requests(messages)):
+                send = self._listings.wrap(send, requests, info.scopes)
+            elif scope["method"] == "GET" and self._listings.mode != "all":
+                send = self._listings.wrap(send, None, info.scopes)
         # Attach the caller where each framework looks for it, and run the app as it.
         self.metrics.allowed += 1
         if self._on_allow:
