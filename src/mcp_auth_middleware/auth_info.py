@@ -94,6 +94,19 @@ class AuthInfo:
         jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
         return jkt if isinstance(jkt, str) else None
 
+    @computed_once
+    def actors(self) -> tuple[str, ...]:
+        """Who acts for `sub` (RFC 8693 §4.1, the `act` claim of an exchanged token): the
+        current actor first, then those before it in the chain; empty when `sub` calls itself.
+        Only the current actor decides anything (RFC 8693 §4.1: prior actors are informational)."""
+        chain: list[str] = []
+        act = self.claims.get("act")
+        while isinstance(act, Mapping) and len(chain) < 16:
+            actor = act.get("sub") or act.get("client_id")
+            chain.append(actor if isinstance(actor, str) else "?")
+            act = act.get("act")
+        return tuple(chain)
+
     def has_scopes(self, *scopes: str) -> bool:
         return self.scopes.issuperset(scopes)
 

@@ -9,7 +9,7 @@ from typing import Any
 from .auth_info import AuthInfo
 from .integrations.mcp import user_context_var
 
-__all__ = ["current_auth", "get_auth"]
+__all__ = ["current_auth", "get_auth", "scope_of"]
 
 
 def current_auth() -> AuthInfo | None:
@@ -26,7 +26,7 @@ def get_auth(source: Any = None) -> AuthInfo | None:
     """
     if source is None:
         return current_auth()
-    scope = _scope_of(source)
+    scope = scope_of(source)
     if scope is None:
         return current_auth()
     state = scope.get("state")
@@ -34,7 +34,7 @@ def get_auth(source: Any = None) -> AuthInfo | None:
     return auth if isinstance(auth, AuthInfo) else None
 
 
-def _scope_of(source: Any) -> Mapping[str, Any] | None:
+def scope_of(source: Any) -> Mapping[str, Any] | None:
     if isinstance(source, Mapping):
         return source
     scope = getattr(source, "scope", None)

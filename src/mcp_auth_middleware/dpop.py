@@ -146,8 +146,9 @@ class DPoPVerifier:
             hmac.compare_digest(nonce, self._nonce_for(p)) for p in (period, period - 1)
         )
 
-    async def verify(self, proof: str, *, method: str, url: str, access_token: str) -> str:
-        """The RFC 7638 thumbprint of the proof's key, or InvalidDPoPProofError saying why."""
+    async def verify(self, proof: str, *, method: str, url: str, access_token: str | None) -> str:
+        """The RFC 7638 thumbprint of the proof's key, or InvalidDPoPProofError saying why.
+        `access_token` None: a proof at a token endpoint, which has no `ath` (RFC 9449 §5)."""
         try:
             # joserfc's compact parser caps headers at 512 bytes, which an RSA key in `jwk`
             # exceeds: the proof is read as access tokens are (strict base64url and JSON).
@@ -209,7 +210,7 @@ class DPoPVerifier:
             self._keys[cache_key] = known
         return known
 
-    def _check_claims(self, claims: dict[str, Any], *, method: str, url: str, access_token: str) -> None:
+    def _check_claims(self, claims: dict[str, Any], *, method: str, url: str, access_token: str | None) -> None:
         jti, htm, htu, iat, ath = (claims.get(n) for n in ("jti", "htm", "htu", "iat", "ath"))
         if not (isinstance(jti, str) and 0 < len(jti) <= 256) or not isinstance(htm, str) or not isinstance(htu, str):
             raise InvalidDPoPProofError("The DPoP proof lacks a required claim")
@@ -228,6 +229,8 @@ class DPoPVerifier:
             raise InvalidDPoPProofError(
                 "The DPoP proof is too old or from the future", detail=f"iat {now - iat:.0f} s ago"
             )
+        if access_token is None:
+            return
         expected = base64.urlsafe_b64encode(hashlib.sha256(access_token.encode("ascii")).digest()).rstrip(b"=")
         if not isinstance(ath, str) or not hmac.compare_digest(ath.encode("ascii", "replace"), expected):
             raise InvalidDPoPProofError("The DPoP proof is not for this access token")

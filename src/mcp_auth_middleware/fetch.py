@@ -12,7 +12,15 @@ import httpx2
 
 from .values import is_loopback
 
-__all__ = ["NotJSONError", "UnexpectedStatusError", "check_fetch_url", "describe_failure", "fetch_limited", "json_body"]
+__all__ = [
+    "NotJSONError",
+    "UnexpectedStatusError",
+    "check_fetch_url",
+    "describe_failure",
+    "fetch_limited",
+    "json_body",
+    "request_limited",
+]
 
 
 class NotJSONError(ValueError):
@@ -51,10 +59,18 @@ async def fetch_limited(
     client: httpx2.AsyncClient, method: str, url: str, max_bytes: int, **kwargs: Any
 ) -> tuple[bytes, httpx2.Headers]:
     """A small JSON document; redirects, non-200 answers and big bodies are errors."""
+    status, body, headers = await request_limited(client, method, url, max_bytes, **kwargs)
+    if status != 200:
+        raise UnexpectedStatusError(status)
+    return body, headers
+
+
+async def request_limited(
+    client: httpx2.AsyncClient, method: str, url: str, max_bytes: int, **kwargs: Any
+) -> tuple[int, bytes, httpx2.Headers]:
+    """Any answer, its body bounded (an OAuth error body matters as much as a success)."""
     headers = {"accept": "application/json", **kwargs.pop("headers", {})}
     async with client.stream(method, url, headers=headers, **kwargs) as response:
-        if response.status_code != 200:
-            raise UnexpectedStatusError(response.status_code)
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
@@ -62,7 +78,7 @@ async def fetch_limited(
             if size > max_bytes:
                 raise ValueError(f"response larger than {max_bytes} bytes")
             chunks.append(chunk)
-        return b"".join(chunks), response.headers
+        return response.status_code, b"".join(chunks), response.headers
 
 
 def json_body(body: bytes, headers: httpx2.Headers, url: str) -> Any:

@@ -11,7 +11,7 @@ from joserfc.jwk import KeySet
 
 from .models import AuthorizationStore, Client, User
 
-__all__ = ["JWTTokens", "opaque_token", "token_audience", "token_confirmation", "token_lifetime"]
+__all__ = ["JWTTokens", "opaque_token", "token_actor", "token_audience", "token_confirmation", "token_lifetime"]
 
 
 #: The audience (RFC 8707 resources) and lifetime of the token being issued; Authlib's generator
@@ -21,6 +21,8 @@ token_audience: ContextVar[str | list[str] | None] = ContextVar("local_as_audien
 token_lifetime: ContextVar[int | None] = ContextVar("local_as_lifetime", default=None)
 #: The DPoP key thumbprint a minted token is bound to (RFC 9449 §6.1: `cnf.jkt`).
 token_confirmation: ContextVar[str | None] = ContextVar("local_as_confirmation", default=None)
+#: Who acts for the subject of an exchanged token (RFC 8693 §4.1: the `act` claim).
+token_actor: ContextVar[dict[str, Any] | None] = ContextVar("local_as_actor", default=None)
 
 
 class JWTTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
@@ -32,8 +34,8 @@ class JWTTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
         return KeySet([self.owner.key])
 
     def get_extra_claims(self, client: Client, grant_type: str, user: User | None, scope: str) -> dict[str, Any]:
-        jkt = token_confirmation.get()
-        return {"cnf": {"jkt": jkt}} if jkt else {}
+        jkt, act = token_confirmation.get(), token_actor.get()
+        return {**({"cnf": {"jkt": jkt}} if jkt else {}), **({"act": act} if act else {})}
 
     def get_audiences(self, client: Client, user: User | None, scope: str) -> str | list[str]:
         audience = token_audience.get()

@@ -31,7 +31,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..body import read_body
-from ..errors import BodyTooLargeError
+from ..config import DEFAULT_DPOP_ALGORITHMS
+from ..dpop import DPoPVerifier, InvalidDPoPProofError, UseDPoPNonceError
+from ..errors import AuthError, BodyTooLargeError
 from ..values import word_list
 from .bridge import MAX_BODY, OAuthRequest, Server, StaticJson, quiet_authlib_logs, read_oauth_request
 from .browsers import ForBrowsers
@@ -39,10 +41,11 @@ from .client_metadata import ClientMetadataDocuments
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256Only
 from .introspection import IntrospectionClient, IntrospectionEndpoint
 from .jwt_tokens import JWTTokens, opaque_token, token_audience, token_confirmation, token_lifetime
-from .models import AuthorizationCode, Client, Token, User
+from .models import AuthorizationCode, Client, ExchangePolicy, Token, User
 from .registration import Registration
 from .resource_indicators import select_resources
 from .revocation import Revocation
+from .token_exchange import TOKEN_EXCHANGE, TokenExchangeGrant
 
 __all__ = ["LocalAuthorizationServer"]
 
@@ -67,6 +70,7 @@ class LocalAuthorizationServer:
         key: RSAKey | None = None,
         client_metadata_documents: ClientMetadataDocuments | None = None,
         registrations_file: str | os.PathLike[str] | None = None,
+        dpop_nonces: bool = False,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.user = User(user)
@@ -85,6 +89,9 @@ class LocalAuthorizationServer:
         self.by_access: dict[str, Token] = {}
         self.by_refresh: dict[str, Token] = {}
         self.resource_servers: dict[str, IntrospectionClient] = {}
+        self.exchange_policies: dict[str, ExchangePolicy] = {}
+        # DPoP proofs at the token endpoint (RFC 9449 §5), for tokens a token exchange binds.
+        self.dpop = DPoPVerifier(nonces=dpop_nonces)
         # Dynamically registered clients survive a restart when a file keeps them (development:
         # their secrets are stored as they are, in a file only its owner can read).
         self.registrations_file = Path(registrations_file) if registrations_file else None
@@ -105,6 +112,7 @@ class LocalAuthorizationServer:
         self.server.register_grant(AuthorizationCodeGrant, [S256Only(required=True)])
         self.server.register_grant(RefreshTokenGrant)
         self.server.register_grant(ClientCredentialsGrant)
+        self.server.register_grant(TokenExchangeGrant)
         self.server.register_endpoint(Revocation)
         self.server.register_endpoint(Registration)
         self.introspection = IntrospectionEndpoint(self._lookup, self.resource_servers)
@@ -165,6 +173,23 @@ class LocalAuthorizationServer:
         """A client allowed to introspect tokens issued for `resources`."""
         self.resource_servers[client_id] = IntrospectionClient.with_secret(client_id, client_secret, resources)
 
+    def allow_token_exchange(
+        self,
+        client_id: str,
+        *,
+        from_resources: Iterable[str],
+        to_resources: Iterable[str],
+        scopes: str | Iterable[str] | None = None,
+    ) -> None:
+        """Let a confidential client (a resource server) exchange tokens issued for
+        `from_resources` for tokens to `to_resources` (RFC 8693), with at most `scopes`."""
+        client = self.clients.get(client_id)
+        if client is None or not client.client_secret:
+            raise ValueError(f"register {client_id!r} first, with a client_secret (a confidential client)")
+        if TOKEN_EXCHANGE not in client.grant_types:
+            client.grant_types.append(TOKEN_EXCHANGE)
+        self.exchange_policies[client_id] = ExchangePolicy.of(from_resources, to_resources, scopes)
+
     def revoke_tokens(self, access_tokens: Iterable[str]) -> None:
         for value in access_tokens:
             token = self.by_access.get(value)
@@ -192,7 +217,8 @@ class LocalAuthorizationServer:
             "jwks_uri": f"{self.issuer}/jwks",
             "scopes_supported": self.scopes_supported,
             "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE],
+            "dpop_signing_alg_values_supported": list(DEFAULT_DPOP_ALGORITHMS),
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -213,6 +239,7 @@ class LocalAuthorizationServer:
         code: AuthorizationCode | None = None,
         dpop_jkt: str | None = None,
         family: str | None = None,
+        act: dict[str, Any] | None = None,
     ) -> None:
         record = Token(
             access_token=token["access_token"],
@@ -225,6 +252,7 @@ class LocalAuthorizationServer:
             expires_in=int(token.get("expires_in", self.access_token_ttl)),
             jti=secrets.token_urlsafe(12),
             dpop_jkt=dpop_jkt,
+            act=act,
         )
         if family is not None:
             record.family = family
@@ -286,11 +314,32 @@ class LocalAuthorizationServer:
         except OAuth2Error as error:
             return self.server.handle_error_response(None, error)  # type: ignore[no-any-return]
         audience = oauth_request.resource[0] if len(oauth_request.resource) == 1 else oauth_request.resource
-        reset = token_audience.set(audience or None)
+        try:
+            jkt = await self._proof_key(request, oauth_request)
+        except AuthError as error:
+            return self._dpop_error(error)
+        reset, reset_confirmation = token_audience.set(audience or None), token_confirmation.set(jkt)
         try:
             return self.server.create_token_response(oauth_request)  # type: ignore[no-any-return]
         finally:
             token_audience.reset(reset)
+            token_confirmation.reset(reset_confirmation)
+
+    async def _proof_key(self, request: Request, oauth_request: OAuthRequest) -> str | None:
+        """RFC 9449 §5: a token exchange that comes with a DPoP proof is bound to its key."""
+        proofs = request.headers.getlist("dpop")
+        if not proofs or oauth_request.payload.grant_type != TOKEN_EXCHANGE:
+            return None
+        if len(proofs) > 1:
+            raise InvalidDPoPProofError("The request carries more than one DPoP header")
+        return await self.dpop.verify(proofs[0], method="POST", url=self.metadata["token_endpoint"], access_token=None)
+
+    def _dpop_error(self, error: AuthError) -> Response:
+        headers = {"cache-control": "no-store"}
+        if isinstance(error, UseDPoPNonceError):
+            headers["dpop-nonce"] = error.nonce
+            return JSONResponse({"error": "use_dpop_nonce", "error_description": error.description}, 400, headers)
+        return JSONResponse({"error": "invalid_dpop_proof", "error_description": error.description}, 400, headers)
 
     async def _register(self, request: Request) -> Response:
         try:

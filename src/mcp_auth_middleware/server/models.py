@@ -14,7 +14,9 @@ from typing import Any, Protocol
 from authlib.oauth2.rfc6749 import ClientMixin
 from joserfc.jwk import RSAKey
 
-__all__ = ["AuthorizationCode", "AuthorizationStore", "Client", "Token", "User"]
+from ..values import word_list
+
+__all__ = ["AuthorizationCode", "AuthorizationStore", "Client", "ExchangePolicy", "Token", "User"]
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Token:
     revoked: bool = False
     refresh_revoked: bool = False
     dpop_jkt: str | None = None  # RFC 9449 §6: the thumbprint of the key the token is bound to
+    act: dict[str, Any] | None = None  # RFC 8693 §4.1: who acts for `sub` (an exchanged token)
     #: The grant this token descends from through refresh-token rotation: a rotated-out refresh
     #: token used again revokes the whole family (RFC 9700 §4.14.2).
     family: str = field(default_factory=lambda: secrets.token_urlsafe(12))
@@ -141,7 +144,26 @@ class Token:
             "iss": issuer,
             "jti": self.jti,
             **({"token_type": "DPoP", "cnf": {"jkt": self.dpop_jkt}} if self.dpop_jkt else {}),
+            **({"act": self.act} if self.act else {}),
         }
+
+
+@dataclass(frozen=True)
+class ExchangePolicy:
+    """What one client may exchange: tokens whose audience is one of `from_resources`, for
+    tokens to `to_resources`, with at most `scopes` (None: whatever the subject token has)."""
+
+    from_resources: frozenset[str]
+    to_resources: frozenset[str]
+    scopes: frozenset[str] | None = None
+
+    @classmethod
+    def of(
+        cls, from_resources: Iterable[str], to_resources: Iterable[str], scopes: str | Iterable[str] | None
+    ) -> ExchangePolicy:
+        return cls(
+            frozenset(from_resources), frozenset(to_resources), None if scopes is None else frozenset(word_list(scopes))
+        )
 
 
 class AuthorizationStore(Protocol):
@@ -150,6 +172,8 @@ class AuthorizationStore(Protocol):
     issuer: str
     key: RSAKey
     scopes_supported: list[str]
+    access_token_ttl: int
+    exchange_policies: dict[str, ExchangePolicy]
     metadata: dict[str, Any]
     clients: dict[str, Client]
     codes: dict[str, AuthorizationCode]
@@ -186,6 +210,7 @@ class AuthorizationStore(Protocol):
         code: AuthorizationCode | None = None,
         dpop_jkt: str | None = None,
         family: str | None = None,
+        act: dict[str, Any] | None = None,
     ) -> None: ...
 
     def expires_in(self, client: Client, grant_type: str) -> int: ...
