@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import httpx2
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.integrations.httpx_client import OAuth2ClientAuth
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import Key
 
@@ -80,7 +80,7 @@ class TokenExchange:
         max_bytes: int = 64 * 1024,
         retry_after: int = 5,
         allow_http: bool = False,
-        http_client: AsyncOAuth2Client | None = None,
+        http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         if issuer is None and token_endpoint is None:
             raise ValueError("TokenExchange needs issuer= (its token_endpoint is discovered) or token_endpoint=")
@@ -100,15 +100,14 @@ class TokenExchange:
         self.timeout, self.max_bytes, self.retry_after = timeout, max_bytes, retry_after
         #: Signs DPoP proofs when downstream tokens are to be bound to a key (RFC 9449).
         self.proofs = ProofMaker(None if dpop is True else dpop) if dpop is not False else None
-        self._client = http_client or AsyncOAuth2Client(
-            client_id=client_id,
-            client_secret=private_key if auth_method == "private_key_jwt" else client_secret,
-            token_endpoint_auth_method=auth_method,
-            timeout=timeout,
-            follow_redirects=False,  # the caller's token goes to the token endpoint, nowhere else
+        # Redirects are never followed: the caller's token goes to the token endpoint, nowhere else.
+        self._client = http_client or httpx2.AsyncClient(timeout=timeout, follow_redirects=False)
+        # Authlib authenticates the client (RFC 6749 §2.3.1, RFC 7523 §2.2).
+        self._client_auth = OAuth2ClientAuth(
+            client_id,
+            private_key if auth_method == "private_key_jwt" else client_secret,
+            PrivateKeyJWT() if auth_method == "private_key_jwt" else auth_method,
         )
-        if auth_method == "private_key_jwt":
-            self._client.register_client_auth_method(PrivateKeyJWT())
         self._cache = ExchangeCache(cache_size, cache_storage)
         self._inflight: dict[bytes, asyncio.Future[Entry]] = {}
         self._discovery: asyncio.Lock | None = None
@@ -260,7 +259,7 @@ class TokenExchange:
                         self.max_bytes,
                         data=form,
                         headers=headers,
-                        auth=self._client.client_auth(self.auth_method),
+                        auth=self._client_auth,
                     )
             except (OSError, ValueError, httpx2.HTTPError, TimeoutError) as exc:
                 raise ExchangeUnavailableError(
@@ -306,7 +305,9 @@ class TokenExchange:
     async def _discover(self) -> str:
         assert self.issuer is not None
         try:
-            metadata = await discover_authorization_server(self.issuer, allow_http=self.allow_http)
+            metadata = await discover_authorization_server(
+                self.issuer, http_client=self._client, timeout=self.timeout, allow_http=self.allow_http
+            )
         except ConfigurationError as exc:
             raise ExchangeResponseError(exc.detail or exc.description) from None
         except AuthError as exc:  # could not be reached
