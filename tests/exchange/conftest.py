@@ -110,3 +110,8 @@ def downstream_api(auth_server: LocalAuthorizationServer, **options: Any) -> MCP
         authorization_servers=[AS_ISSUER],
         **options,
     )
+
+
+def api_client(app: ASGIApp) -> httpx2.AsyncClient:
+    """In-process client of the downstream API, at the URL its tokens are for (DPoP `htu`)."""
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="https://tickets.example.com")

@@ -36,7 +36,7 @@ from mcp_auth_middleware.server import LocalAuthorizationServer
 from mcp_auth_middleware.testing import free_port
 
 from ..conftest import asgi_client, bearer
-from .conftest import AS_ISSUER, MCP, SECRET, TICKETS, Recorder, downstream_api, mcp_server
+from .conftest import AS_ISSUER, MCP, SECRET, TICKETS, Recorder, api_client, downstream_api, mcp_server
 
 Make = Callable[..., TokenExchange]
 
@@ -87,7 +87,7 @@ async def test_the_downstream_sees_the_user_and_the_actor_and_refuses_the_origin
 ) -> None:
     exchange = make_exchange()
     token = user_token(auth_server)
-    async with asgi_client(downstream_api(auth_server)) as api:
+    async with api_client(downstream_api(auth_server)) as api:
         exchanged = await api.get("/api", auth=exchange.auth(caller(token), "tickets"))
         original = await api.get("/api", headers=bearer(token))
     assert exchanged.status_code == 200
@@ -321,7 +321,7 @@ async def test_a_downstream_that_says_invalid_token_gets_one_new_exchange(
     )
     exchange = make_exchange()
     info = caller(user_token(auth_server))
-    async with asgi_client(downstream_api(auth_server, validator=introspection)) as api:
+    async with api_client(downstream_api(auth_server, validator=introspection)) as api:
         auth = exchange.auth(info, "tickets")
         assert (await api.get("/api", auth=auth)).status_code == 200
         auth_server.revoke_tokens([await exchange.token(info, "tickets")])
