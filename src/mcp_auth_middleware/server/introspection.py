@@ -38,7 +38,8 @@ logger = logging.getLogger("mcp_auth_middleware.server")
 
 INACTIVE = b'{"active": false}'
 #: RFC 7662 §2.2 members, plus `cnf`: a token bound to a DPoP key or a certificate must say so,
-#: or the resource server would take it for a bearer token (RFC 9449 §6.2, RFC 8705 §3.2).
+#: or the resource server would take it for a bearer token (RFC 9449 §6.2, RFC 8705 §3.2); and
+#: `act`, who acts for the subject of an exchanged token (RFC 8693 §4.1).
 RESPONSE_MEMBERS = (
     "scope",
     "client_id",
@@ -52,6 +53,7 @@ RESPONSE_MEMBERS = (
     "iss",
     "jti",
     "cnf",
+    "act",
 )
 
 
