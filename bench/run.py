@@ -12,6 +12,7 @@ SCRIPTS = [
     ("Cached introspection and burst deduplication", "introspection.py"),
     ("Per-tool scope rules on a 1 KB tools/call", "per_tool_policy.py"),
     ("Lists that match the rules, and the MCP 2026-07-28 header check", "listing.py"),
+    ("Token exchange: a cached exchange and one round trip", "exchange.py"),
     ("Token-guessing guard under a 10,000-address attack", "rate_limit.py"),
     ("DPoP proof checks against a raw ES256 verify", "dpop.py"),
     ("End-to-end throughput: real uvicorn + FastMCP, with and without the middleware", "throughput.py"),
