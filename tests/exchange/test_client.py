@@ -30,6 +30,7 @@ from mcp_auth_middleware.exchange import (
     InvalidTargetError,
     NoCallerError,
     TokenExchange,
+    TokenExchangeGrant,
     UnauthorizedClientError,
 )
 from mcp_auth_middleware.server import LocalAuthorizationServer
@@ -327,3 +328,13 @@ async def test_a_downstream_that_says_invalid_token_gets_one_new_exchange(
         auth_server.revoke_tokens([await exchange.token(info, "tickets")])
         assert (await api.get("/api", auth=auth)).status_code == 200  # exchanged once more
     assert len(recorder.requests) == 2
+
+
+async def test_a_subject_token_type_of_ones_own(
+    auth_server: LocalAuthorizationServer, recorder: Recorder, make_exchange: Make
+) -> None:
+    # Auth0's Custom Token Exchange names the subject token by a type of your own; ours refuses it.
+    exchange = make_exchange(grant=TokenExchangeGrant("urn:acme:mcp-access-token"))
+    with pytest.raises(ExchangeRefusedError, match="invalid_request: Only access tokens are exchanged here"):
+        await exchange.token(caller(user_token(auth_server)), "tickets")
+    assert recorder.requests[0][0]["subject_token_type"] == ["urn:acme:mcp-access-token"]

@@ -15,10 +15,12 @@ from .errors import (
     TokenExchangeError,
     UnauthorizedClientError,
 )
-from .grants import Downstream, ExchangedToken
+from .grants import ACCESS_TOKEN_TYPE, Downstream, EntraOnBehalfOf, ExchangedToken, TokenExchangeGrant
 
 __all__ = [
+    "ACCESS_TOKEN_TYPE",
     "Downstream",
+    "EntraOnBehalfOf",
     "ExchangeRefusedError",
     "ExchangeResponseError",
     "ExchangeUnavailableError",
@@ -31,6 +33,7 @@ __all__ = [
     "NoCallerError",
     "TokenExchange",
     "TokenExchangeError",
+    "TokenExchangeGrant",
     "UnauthorizedClientError",
     "caller_token",
 ]

@@ -39,7 +39,16 @@ from .errors import (
     NoCallerError,
     TokenExchangeError,
 )
-from .grants import ENTRA_ON_BEHALF_OF, TOKEN_EXCHANGE, TOKEN_EXCHANGE_GRANT, Downstream, ExchangedToken, Grant, refusal
+from .grants import (
+    ENTRA_ON_BEHALF_OF,
+    TOKEN_EXCHANGE,
+    TOKEN_EXCHANGE_GRANT,
+    Downstream,
+    ExchangedToken,
+    Grant,
+    TokenExchangeGrant,
+    refusal,
+)
 from .proofs import ProofMaker
 
 __all__ = ["TokenExchange"]
@@ -316,7 +325,11 @@ class TokenExchange:
         if not isinstance(endpoint, str):
             raise ExchangeResponseError(f"the metadata of {self.issuer} names no token_endpoint")
         supported = metadata.get("grant_types_supported")
-        if self.grant is TOKEN_EXCHANGE_GRANT and isinstance(supported, list) and TOKEN_EXCHANGE not in supported:
+        if (
+            isinstance(self.grant, TokenExchangeGrant)
+            and isinstance(supported, list)
+            and TOKEN_EXCHANGE not in supported
+        ):
             logger.warning(
                 "the metadata of %s does not list token exchange in grant_types_supported: exchanges may be "
                 "refused (enable it for client %r at the authorization server)",

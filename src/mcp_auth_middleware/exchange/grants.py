@@ -86,13 +86,18 @@ class TokenExchangeGrant:
     """RFC 8693 §2.1: the caller's access token is the subject token; the result is an access
     token for `resource`/`audience` with `scope`."""
 
-    name = "token exchange (RFC 8693)"
+    def __init__(self, subject_token_type: str = ACCESS_TOKEN_TYPE) -> None:
+        #: What the caller's token is, as the authorization server names it: an access token
+        #: (RFC 8693 §3), or a type of your own where the server asks for one (Auth0's Custom
+        #: Token Exchange profiles).
+        self.subject_token_type = subject_token_type
+        self.name = f"token exchange (RFC 8693, {subject_token_type})"
 
     def form(self, subject_token: str, target: Downstream, scopes: tuple[str, ...]) -> dict[str, Any]:
         form: dict[str, Any] = {
             "grant_type": TOKEN_EXCHANGE,
             "subject_token": subject_token,
-            "subject_token_type": ACCESS_TOKEN_TYPE,
+            "subject_token_type": self.subject_token_type,
             "requested_token_type": ACCESS_TOKEN_TYPE,
         }
         if target.resource:
