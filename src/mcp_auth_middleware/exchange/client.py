@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, Literal
 
 import httpx2
@@ -31,6 +31,7 @@ from ..discovery import discover_authorization_server
 from ..errors import AuthError, ConfigurationError
 from ..fetch import NotJSONError, check_fetch_url, describe_failure, json_body, request_limited
 from ..values import word_list
+from .auth import ExchangeAuth
 from .cache import Entry, ExchangeCache
 from .errors import (
     ExchangeRefusedError,
@@ -154,10 +155,13 @@ class TokenExchange:
 
     def auth(self, source: Any, downstream: str, *, scopes: str | Iterable[str] | None = None) -> httpx2.Auth:
         """An `httpx2.Auth` presenting a token for `downstream` on every request."""
-        from .auth import ExchangeAuth
-
+        self.target(downstream)  # an unknown name fails here, where the tool asks for it
         subject, info = caller_token(source)
-        return ExchangeAuth(self, subject, info, downstream, scopes)
+
+        def token(fresh: bool) -> Awaitable[ExchangedToken]:
+            return self.exchanged(subject, info, downstream, scopes, fresh=fresh)
+
+        return ExchangeAuth(token, self.proofs, downstream)
 
     async def headers(
         self,

@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from ..body import read_body
 from ..config import DEFAULT_DPOP_ALGORITHMS
-from ..dpop import DPoPVerifier, InvalidDPoPProofError, UseDPoPNonceError
+from ..dpop import DPoPVerifier
 from ..errors import AuthError, BodyTooLargeError
 from ..values import word_list
 from .bridge import MAX_BODY, OAuthRequest, Server, StaticJson, quiet_authlib_logs, read_oauth_request
@@ -45,7 +45,7 @@ from .models import AuthorizationCode, Client, ExchangePolicy, Token, User
 from .registration import Registration
 from .resource_indicators import select_resources
 from .revocation import Revocation
-from .token_exchange import TOKEN_EXCHANGE, TokenExchangeGrant
+from .token_exchange import TOKEN_EXCHANGE, TokenExchangeGrant, bound_key, dpop_refusal
 
 __all__ = ["LocalAuthorizationServer"]
 
@@ -315,31 +315,15 @@ class LocalAuthorizationServer:
             return self.server.handle_error_response(None, error)  # type: ignore[no-any-return]
         audience = oauth_request.resource[0] if len(oauth_request.resource) == 1 else oauth_request.resource
         try:
-            jkt = await self._proof_key(request, oauth_request)
+            jkt = await bound_key(self.dpop, request, oauth_request.payload.grant_type, self.metadata["token_endpoint"])
         except AuthError as error:
-            return self._dpop_error(error)
+            return dpop_refusal(error)
         reset, reset_confirmation = token_audience.set(audience or None), token_confirmation.set(jkt)
         try:
             return self.server.create_token_response(oauth_request)  # type: ignore[no-any-return]
         finally:
             token_audience.reset(reset)
             token_confirmation.reset(reset_confirmation)
-
-    async def _proof_key(self, request: Request, oauth_request: OAuthRequest) -> str | None:
-        """RFC 9449 §5: a token exchange that comes with a DPoP proof is bound to its key."""
-        proofs = request.headers.getlist("dpop")
-        if not proofs or oauth_request.payload.grant_type != TOKEN_EXCHANGE:
-            return None
-        if len(proofs) > 1:
-            raise InvalidDPoPProofError("The request carries more than one DPoP header")
-        return await self.dpop.verify(proofs[0], method="POST", url=self.metadata["token_endpoint"], access_token=None)
-
-    def _dpop_error(self, error: AuthError) -> Response:
-        headers = {"cache-control": "no-store"}
-        if isinstance(error, UseDPoPNonceError):
-            headers["dpop-nonce"] = error.nonce
-            return JSONResponse({"error": "use_dpop_nonce", "error_description": error.description}, 400, headers)
-        return JSONResponse({"error": "invalid_dpop_proof", "error_description": error.description}, 400, headers)
 
     async def _register(self, request: Request) -> Response:
         try:

@@ -21,13 +21,17 @@ from authlib.oauth2.rfc6749.errors import (
     InvalidScopeError,
     UnauthorizedClientError,
 )
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
+from ..dpop import DPoPVerifier, InvalidDPoPProofError, UseDPoPNonceError
+from ..errors import AuthError
 from .bridge import owner_of
 from .jwt_tokens import token_actor, token_audience, token_confirmation, token_lifetime
 from .models import ExchangePolicy, Token, User
 from .resource_indicators import InvalidTargetError
 
-__all__ = ["ACCESS_TOKEN_TYPE", "TOKEN_EXCHANGE", "TokenExchangeGrant"]
+__all__ = ["ACCESS_TOKEN_TYPE", "TOKEN_EXCHANGE", "TokenExchangeGrant", "bound_key", "dpop_refusal"]
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
@@ -126,3 +130,25 @@ def _narrowed(requested: str | None, subject: Token, policy: ExchangePolicy) -> 
     if not allowed:
         raise InvalidScopeError(description="The subject token holds no scope this exchange may pass on")
     return allowed
+
+
+async def bound_key(
+    verifier: DPoPVerifier, request: Request, grant_type: str | None, token_endpoint: str
+) -> str | None:
+    """RFC 9449 §5: a token exchange that comes with a DPoP proof is bound to its key (the
+    thumbprint returned); other grants here issue bearer tokens."""
+    proofs = request.headers.getlist("dpop")
+    if not proofs or grant_type != TOKEN_EXCHANGE:
+        return None
+    if len(proofs) > 1:
+        raise InvalidDPoPProofError("The request carries more than one DPoP header")
+    return await verifier.verify(proofs[0], method="POST", url=token_endpoint, access_token=None)
+
+
+def dpop_refusal(error: AuthError) -> Response:
+    """RFC 9449 §5, §8: the token endpoint's answer to a proof it cannot take."""
+    headers = {"cache-control": "no-store"}
+    if isinstance(error, UseDPoPNonceError):
+        headers["dpop-nonce"] = error.nonce
+        return JSONResponse({"error": "use_dpop_nonce", "error_description": error.description}, 400, headers)
+    return JSONResponse({"error": "invalid_dpop_proof", "error_description": error.description}, 400, headers)
