@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 from authlib.integrations.httpx_client import OAuth2ClientAuth
@@ -30,6 +30,7 @@ from ..decisions import token_hash
 from ..discovery import discover_authorization_server
 from ..errors import AuthError, ConfigurationError
 from ..fetch import NotJSONError, check_fetch_url, describe_failure, json_body, request_limited
+from ..validators.introspection import AuthMethod
 from ..values import word_list
 from .auth import ExchangeAuth
 from .cache import Entry, ExchangeCache
@@ -56,7 +57,6 @@ __all__ = ["TokenExchange"]
 
 logger = logging.getLogger("mcp_auth_middleware.exchange")
 
-AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
 _MAX_TOKEN = 16384
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
@@ -11,7 +13,15 @@ from joserfc.jwk import KeySet
 
 from .models import AuthorizationStore, Client, User
 
-__all__ = ["JWTTokens", "opaque_token", "token_actor", "token_audience", "token_confirmation", "token_lifetime"]
+__all__ = [
+    "JWTTokens",
+    "issuing",
+    "opaque_token",
+    "token_actor",
+    "token_audience",
+    "token_confirmation",
+    "token_lifetime",
+]
 
 
 #: The audience (RFC 8707 resources) and lifetime of the token being issued; Authlib's generator
@@ -23,6 +33,35 @@ token_lifetime: ContextVar[int | None] = ContextVar("local_as_lifetime", default
 token_confirmation: ContextVar[str | None] = ContextVar("local_as_confirmation", default=None)
 #: Who acts for the subject of an exchanged token (RFC 8693 §4.1: the `act` claim).
 token_actor: ContextVar[dict[str, Any] | None] = ContextVar("local_as_actor", default=None)
+
+
+_UNSET: Any = object()
+T = TypeVar("T")
+
+
+@contextmanager
+def issuing(
+    *,
+    audience: list[str] | None = _UNSET,
+    lifetime: int | None = _UNSET,
+    confirmation: str | None = _UNSET,
+    actor: dict[str, Any] | None = _UNSET,
+) -> Iterator[None]:
+    """What the token issued within the block carries (the values given; the others as they are)."""
+    with ExitStack() as stack:
+        if audience is not _UNSET:
+            _set(token_audience, audience[0] if audience and len(audience) == 1 else audience or None, stack)
+        if lifetime is not _UNSET:
+            _set(token_lifetime, lifetime, stack)
+        if confirmation is not _UNSET:
+            _set(token_confirmation, confirmation, stack)
+        if actor is not _UNSET:
+            _set(token_actor, actor, stack)
+        yield
+
+
+def _set(variable: ContextVar[T], value: T, stack: ExitStack) -> None:
+    stack.callback(variable.reset, variable.set(value))
 
 
 class JWTTokens(JWTBearerTokenGenerator):  # type: ignore[misc]

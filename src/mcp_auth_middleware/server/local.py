@@ -40,7 +40,7 @@ from .browsers import ForBrowsers
 from .client_metadata import ClientMetadataDocuments
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256Only
 from .introspection import IntrospectionClient, IntrospectionEndpoint
-from .jwt_tokens import JWTTokens, opaque_token, token_audience, token_confirmation, token_lifetime
+from .jwt_tokens import JWTTokens, issuing, opaque_token, token_lifetime
 from .models import AuthorizationCode, Client, ExchangePolicy, Token, User
 from .registration import Registration
 from .resource_indicators import select_resources
@@ -313,17 +313,12 @@ class LocalAuthorizationServer:
             oauth_request.resource = self._resources(oauth_request, granted)
         except OAuth2Error as error:
             return self.server.handle_error_response(None, error)  # type: ignore[no-any-return]
-        audience = oauth_request.resource[0] if len(oauth_request.resource) == 1 else oauth_request.resource
         try:
             jkt = await bound_key(self.dpop, request, oauth_request.payload.grant_type, self.metadata["token_endpoint"])
         except AuthError as error:
             return dpop_refusal(error)
-        reset, reset_confirmation = token_audience.set(audience or None), token_confirmation.set(jkt)
-        try:
+        with issuing(audience=oauth_request.resource, confirmation=jkt):
             return self.server.create_token_response(oauth_request)  # type: ignore[no-any-return]
-        finally:
-            token_audience.reset(reset)
-            token_confirmation.reset(reset_confirmation)
 
     async def _register(self, request: Request) -> Response:
         try:
@@ -411,12 +406,7 @@ class LocalAuthorizationServer:
         )
         resource = [audience] if audience else ([self.default_resource] if self.default_resource else [])
         ttl = self.access_token_ttl if expires_in is None else expires_in
-        reset, reset_lifetime, reset_confirmation = (
-            token_audience.set(resource[0] if len(resource) == 1 else resource or None),
-            token_lifetime.set(ttl),
-            token_confirmation.set(dpop_jkt),
-        )
-        try:
+        with issuing(audience=resource, lifetime=ttl, confirmation=dpop_jkt):
             token = self.server.generate_token(
                 grant_type="client_credentials",
                 client=client,
@@ -425,10 +415,6 @@ class LocalAuthorizationServer:
                 expires_in=ttl,
                 include_refresh_token=False,
             )
-        finally:
-            token_audience.reset(reset)
-            token_lifetime.reset(reset_lifetime)
-            token_confirmation.reset(reset_confirmation)
         self.save_token(
             token, client_id=client.client_id, sub=sub or client.client_id, resource=resource, dpop_jkt=dpop_jkt
         )

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from ..dpop import DPoPVerifier, InvalidDPoPProofError, UseDPoPNonceError
 from ..errors import AuthError
 from .bridge import owner_of
-from .jwt_tokens import token_actor, token_audience, token_confirmation, token_lifetime
+from .jwt_tokens import issuing, token_confirmation
 from .models import ExchangePolicy, Token, User
 from .resource_indicators import InvalidTargetError
 
@@ -80,19 +80,13 @@ class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):  # type: 
         if subject.act:
             act["act"] = subject.act  # RFC 8693 §4.1: the chain, the current actor outermost
         jkt = token_confirmation.get()  # a DPoP proof came with the request (checked by the route)
-        reset_audience = token_audience.set(targets[0] if len(targets) == 1 else targets)
-        reset_lifetime, reset_actor = token_lifetime.set(lifetime), token_actor.set(act)
-        try:
+        with issuing(audience=targets, lifetime=lifetime, actor=act):
             token: dict[str, Any] = self.generate_token(
                 user=self.request.user,
                 scope=self.request.payload.data["scope"],
                 expires_in=lifetime,
                 include_refresh_token=False,
             )
-        finally:
-            token_audience.reset(reset_audience)
-            token_lifetime.reset(reset_lifetime)
-            token_actor.reset(reset_actor)
         owner.save_token(
             token,
             client_id=self.request.client.client_id,
