@@ -306,8 +306,6 @@ async def test_a_downstream_that_says_invalid_token_gets_one_new_exchange(
     auth_server: LocalAuthorizationServer, recorder: Recorder, make_exchange: Make
 ) -> None:
     # The downstream introspects (so it sees a revocation at once).
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
-
     from mcp_auth_middleware import IntrospectionValidator
 
     auth_server.register_resource_server("tickets-api", "t", [TICKETS])
@@ -316,9 +314,7 @@ async def test_a_downstream_that_says_invalid_token_gets_one_new_exchange(
         client_id="tickets-api",
         client_secret="t",
         cache_ttl=0,
-        http_client=AsyncOAuth2Client(
-            client_id="tickets-api", client_secret="t", transport=httpx2.ASGITransport(app=auth_server.app)
-        ),
+        http_client=httpx2.AsyncClient(transport=httpx2.ASGITransport(app=auth_server.app)),
     )
     exchange = make_exchange()
     info = caller(user_token(auth_server))

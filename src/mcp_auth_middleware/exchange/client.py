@@ -19,18 +19,16 @@ from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 import httpx2
-from authlib.integrations.httpx_client import OAuth2ClientAuth
-from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import Key
 
 from ..auth_info import AuthInfo
 from ..caller import scope_of
+from ..client_auth import AuthMethod, client_authentication
 from ..credentials import bearer_token, dpop_token, scan_headers
 from ..decisions import token_hash
 from ..discovery import discover_authorization_server
 from ..errors import AuthError, ConfigurationError
 from ..fetch import NotJSONError, check_fetch_url, describe_failure, json_body, request_limited
-from ..validators.introspection import AuthMethod
 from ..values import word_list
 from .auth import ExchangeAuth
 from .cache import Entry, ExchangeCache
@@ -94,10 +92,8 @@ class TokenExchange:
     ) -> None:
         if issuer is None and token_endpoint is None:
             raise ValueError("TokenExchange needs issuer= (its token_endpoint is discovered) or token_endpoint=")
-        if auth_method == "private_key_jwt" and private_key is None:
-            raise ValueError("private_key_jwt needs private_key=")
-        if auth_method != "private_key_jwt" and not client_secret:
-            raise ValueError(f"{auth_method} needs client_secret=")
+        # Authlib authenticates the client (RFC 6749 §2.3.1, RFC 7523 §2.2).
+        self._client_auth = client_authentication(client_id, client_secret, auth_method, private_key)
         self.allow_http = allow_http
         self.issuer = check_fetch_url(issuer, allow_http=allow_http) if issuer else None
         self.token_endpoint = check_fetch_url(token_endpoint, allow_http=allow_http) if token_endpoint else None
@@ -112,12 +108,6 @@ class TokenExchange:
         self.proofs = ProofMaker(None if dpop is True else dpop) if dpop is not False else None
         # Redirects are never followed: the caller's token goes to the token endpoint, nowhere else.
         self._client = http_client or httpx2.AsyncClient(timeout=timeout, follow_redirects=False)
-        # Authlib authenticates the client (RFC 6749 §2.3.1, RFC 7523 §2.2).
-        self._client_auth = OAuth2ClientAuth(
-            client_id,
-            private_key if auth_method == "private_key_jwt" else client_secret,
-            PrivateKeyJWT() if auth_method == "private_key_jwt" else auth_method,
-        )
         self._cache = ExchangeCache(cache_size, cache_storage)
         self._inflight: dict[bytes, asyncio.Future[Entry]] = {}
         self._discovery: asyncio.Lock | None = None

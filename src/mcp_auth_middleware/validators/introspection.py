@@ -8,14 +8,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 from async_lru import alru_cache
-from authlib.integrations.httpx_client import AsyncOAuth2Client
-from authlib.oauth2.rfc7523 import PrivateKeyJWT
 
 from ..auth_info import AuthInfo
+from ..client_auth import AuthMethod, client_authentication
 from ..credentials import check_token_syntax
 from ..errors import (
     AuthError,
@@ -40,8 +39,6 @@ from .claims import (
 __all__ = ["IntrospectionValidator"]
 
 logger = logging.getLogger("mcp_auth_middleware.introspection")
-
-AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 @dataclass(frozen=True)
@@ -114,14 +111,12 @@ class IntrospectionValidator(CachingValidator):
         retry_after: int = 5,
         allow_http: bool = False,
         resolve_endpoint: Callable[[], Awaitable[str]] | None = None,
-        http_client: AsyncOAuth2Client | None = None,
+        http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         if endpoint is None and resolve_endpoint is None:
             raise ValueError("IntrospectionValidator needs `endpoint` (or discovery through the middleware)")
-        if auth_method == "private_key_jwt" and private_key is None:
-            raise ValueError("private_key_jwt needs `private_key`")
-        if auth_method != "private_key_jwt" and not client_secret:
-            raise ValueError(f"{auth_method} needs `client_secret`")
+        # Authlib authenticates the client (RFC 6749 §2.3.1, RFC 7523 §2.2).
+        self._client_auth = client_authentication(client_id, client_secret, auth_method, private_key)
         self._allow_http = allow_http
         self.endpoint = check_fetch_url(endpoint, allow_http=allow_http) if endpoint else None
         self._resolve_endpoint = resolve_endpoint
@@ -137,16 +132,8 @@ class IntrospectionValidator(CachingValidator):
         self.scope_claims = tuple(word_list(scope_claims))
         self.client_id_claims = tuple(word_list(client_id_claims))
         self.retry_after = retry_after
-        # One long-lived pooled client; Authlib does the client authentication.
-        self._client = http_client or AsyncOAuth2Client(
-            client_id=client_id,
-            client_secret=private_key if auth_method == "private_key_jwt" else client_secret,
-            token_endpoint_auth_method=auth_method,
-            timeout=timeout,
-            follow_redirects=False,
-        )
-        if auth_method == "private_key_jwt":
-            self._client.register_client_auth_method(PrivateKeyJWT())
+        # One long-lived pooled client.
+        self._client = http_client or httpx2.AsyncClient(timeout=timeout, follow_redirects=False)
         self._auth_method = auth_method
         self.client_id = client_id
         self._results_size = cache_size
@@ -240,7 +227,7 @@ class IntrospectionValidator(CachingValidator):
                     self.endpoint,
                     self.max_bytes,
                     data={"token": token, "token_type_hint": "access_token"},
-                    auth=self._client.client_auth(self._auth_method),
+                    auth=self._client_auth,
                 )
             if self.on_duration is not None:
                 self.on_duration(time.perf_counter() - started)
