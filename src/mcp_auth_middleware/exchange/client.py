@@ -230,8 +230,18 @@ class TokenExchange:
         try:
             token = await self._ask(self.grant.form(subject, target, scopes), scopes)
         except ExchangeRefusedError as exc:
+            lacking, hint = sorted(set(scopes) - info.scopes), ""
+            if exc.error == "invalid_scope" and lacking:
+                # The usual cause: nothing made the client ask the user for the downstream scope.
+                hint = (
+                    f" (the caller's token lacks {' '.join(lacking)}: name it in tool_scopes of this tool, so that "
+                    "the client asks the user for it)"
+                )
+                exc.description += hint
+                exc.args = (exc.description,)
+            said = f"{exc.error}: {exc.error_description}" if exc.error_description else exc.error
             level = logging.WARNING if exc.error in ("invalid_client", "unauthorized_client") else logging.INFO
-            logger.log(level, "token exchange for %s refused: %s (caller token %s)", name, exc.error, caller)
+            logger.log(level, "token exchange for %s refused: %s%s (caller token %s)", name, said, hint, caller)
             raise
         except TokenExchangeError as exc:
             logger.warning("token exchange for %s failed: %s (caller token %s)", name, exc.description, caller)
