@@ -336,3 +336,11 @@ async def test_a_subject_token_type_of_ones_own(
     with pytest.raises(ExchangeRefusedError, match="invalid_request: Only access tokens are exchanged here"):
         await exchange.token(caller(user_token(auth_server)), "tickets")
     assert recorder.requests[0][0]["subject_token_type"] == ["urn:acme:mcp-access-token"]
+
+
+async def test_check_says_what_an_exchange_would(make_exchange: Make) -> None:
+    with pytest.raises(ExchangeResponseError, match="differ only in a trailing slash"):
+        await make_exchange(issuer=f"{AS_ISSUER}/").check()
+    nowhere = TokenExchange(client_id="x", client_secret="s", issuer=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ExchangeUnavailableError, match="is the server running"):
+        await nowhere.check()

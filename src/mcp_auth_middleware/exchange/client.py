@@ -346,12 +346,10 @@ class TokenExchange:
             raise ExchangeResponseError(f"the token_endpoint of {self.issuer}: {exc}") from None
 
     async def check(self) -> None:
-        """At startup: the token endpoint is found (ConfigurationError or 503-style errors say
-        why); no token is exchanged."""
-        try:
-            await self.endpoint()
-        except TokenExchangeError as exc:
-            raise ConfigurationError(f"token exchange: {exc.description}") from None
+        """At startup: the token endpoint is found, or the error an exchange would raise says
+        why (ExchangeResponseError: the configuration; ExchangeUnavailableError: the server is
+        not reachable yet). No token is exchanged."""
+        await self.endpoint()
 
     async def aclose(self) -> None:
         await self._client.aclose()
