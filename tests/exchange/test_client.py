@@ -298,6 +298,8 @@ def test_configuration_mistakes_are_said_at_construction() -> None:
         TokenExchange(client_id="x", client_secret="s", token_endpoint="ftp://as.example.com/token")
     with pytest.raises(ValueError, match="plain http"):
         TokenExchange(client_id="x", client_secret="s", token_endpoint="http://as.example.com/token")
+    with pytest.raises(ValueError, match="must be redis://, rediss:// or valkey://, not memcached://"):
+        TokenExchange(client_id="x", client_secret="s", issuer=AS_ISSUER, cache_storage="memcached://cache:11211")
     with pytest.raises(ValueError, match="Downstream needs"):
         Downstream()
     with pytest.raises(ValueError, match="must be a Downstream"):
