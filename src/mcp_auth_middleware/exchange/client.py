@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import httpx2
@@ -207,8 +207,16 @@ class TokenExchange:
         if pending is None:
             pending = asyncio.ensure_future(self._fetch(subject, info, downstream, target, wanted, key))
             self._inflight[key] = pending
-            pending.add_done_callback(lambda _: self._inflight.pop(key, None))
+            pending.add_done_callback(self._settled(key))
         return (await asyncio.shield(pending)).token
+
+    def _settled(self, key: bytes) -> Callable[[asyncio.Future[Entry]], None]:
+        def settled(done: asyncio.Future[Entry]) -> None:
+            self._inflight.pop(key, None)
+            if not done.cancelled():
+                done.exception()  # retrieved: every waiter may have gone (cancelled tool calls)
+
+        return settled
 
     def _key(self, subject: str, target: Downstream, scopes: tuple[str, ...]) -> bytes:
         parts = (
