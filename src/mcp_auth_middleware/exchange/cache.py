@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..validators.cache import TokenCache
 from .grants import ExchangedToken
 
 __all__ = ["Entry", "ExchangeCache"]
@@ -41,46 +41,29 @@ class Entry:
 
 class ExchangeCache:
     def __init__(self, size: int = 10_000, storage: str | None = None) -> None:
-        self.size = size
-        self._entries: OrderedDict[bytes, Entry] = OrderedDict()
+        self._memory: TokenCache[Entry] = TokenCache(size)
         self._shared = _SharedStore(storage) if storage else None
-
-    def local(self, key: bytes) -> Entry | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry.until <= time.time():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return entry
 
     async def get(self, key: bytes, subject_token: str) -> Entry | None:
         """From memory, else from the shared store (then kept in memory too)."""
-        entry = self.local(key)
+        entry = self._memory.get(key)
         if entry is None and self._shared is not None:
             entry = await self._shared.get(key, subject_token)
             if entry is not None:
-                self._keep(key, entry)
+                self._memory.put(key, entry, entry.until)
         return entry
 
     async def put(self, key: bytes, subject_token: str, entry: Entry) -> None:
-        if entry.until <= time.time() or self.size <= 0:
+        if entry.until <= time.time() or self._memory.maxsize <= 0:
             return
-        self._keep(key, entry)
+        self._memory.put(key, entry, entry.until)
         if self._shared is not None:
             await self._shared.put(key, subject_token, entry)
 
     async def drop(self, key: bytes) -> None:
-        self._entries.pop(key, None)
+        self._memory.discard(key)
         if self._shared is not None:
             await self._shared.drop(key)
-
-    def _keep(self, key: bytes, entry: Entry) -> None:
-        self._entries[key] = entry
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
 
     async def aclose(self) -> None:
         if self._shared is not None:

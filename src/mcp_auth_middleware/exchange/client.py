@@ -199,7 +199,7 @@ class TokenExchange:
         if fresh:
             await self._cache.drop(key)
         else:
-            entry = self._cache.local(key) or await self._cache.get(key, subject)
+            entry = await self._cache.get(key, subject)
             if entry is not None:
                 self.hits += 1
                 return entry.token

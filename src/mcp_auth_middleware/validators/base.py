@@ -90,7 +90,7 @@ class CachingValidator(Validator):
 
     def _new_cache(self) -> None:
         """An empty cache, and counters of its own: for a new validator and for each copy."""
-        self._cache = TokenCache(self._cache_size)
+        self._cache: TokenCache[AuthInfo] = TokenCache(self._cache_size)
         # The middleware calls the cache's own `get`, no method in between.
         self.cached = self._cache.get  # type: ignore[method-assign]
         self.cache_misses = 0  # read by metrics, with cache_hits

@@ -6,10 +6,11 @@ import hashlib
 import math
 import time
 from collections import OrderedDict
-
-from ..auth_info import AuthInfo
+from typing import Generic, TypeVar
 
 __all__ = ["TokenCache", "token_key"]
+
+V = TypeVar("V")
 
 
 def token_key(token: bytes) -> bytes:
@@ -17,18 +18,19 @@ def token_key(token: bytes) -> bytes:
     return hashlib.sha256(token).digest()
 
 
-class TokenCache:
-    """AuthInfo of verified tokens by `token_key`: a bounded LRU in which an entry is never
-    returned past its deadline (the token's `exp`, or sooner)."""
+class TokenCache(Generic[V]):
+    """What is known of tokens (the AuthInfo of verified ones; exchanged tokens) by a digest
+    key: a bounded LRU in which an entry is never returned past its deadline (the token's
+    `exp`, or sooner)."""
 
     __slots__ = ("_entries", "hits", "maxsize")
 
     def __init__(self, maxsize: int = 10_000) -> None:
         self.maxsize = maxsize
-        self._entries: OrderedDict[bytes, tuple[AuthInfo, float]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[V, float]] = OrderedDict()
         self.hits = 0  # read by metrics; validators count their own misses (real work)
 
-    def get(self, key: bytes) -> AuthInfo | None:
+    def get(self, key: bytes) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -39,7 +41,7 @@ class TokenCache:
         self.hits += 1
         return entry[0]
 
-    def put(self, key: bytes, info: AuthInfo, until: float) -> None:
+    def put(self, key: bytes, info: V, until: float) -> None:
         """Remember `info` until `until` (seconds since the epoch)."""
         if self.maxsize <= 0:
             return
