@@ -17,7 +17,7 @@ from .config import AuthConfig
 from .errors import AuthError, AuthorizationServerUnavailableError, InsufficientScopeError, TooManyFailuresError
 from .values import SCOPE_TOKEN, check_scope_token
 
-__all__ = ["Challenger", "RawResponse", "safe_description"]
+__all__ = ["MISCONFIGURED", "Challenger", "RawResponse", "safe_description"]
 
 # RFC 6750 §3 error_description: %x20-21 / %x23-5B / %x5D-7E.
 _UNSAFE_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
@@ -27,6 +27,13 @@ RawResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
 _DPOP_ERRORS = frozenset({"invalid_dpop_proof", "use_dpop_nonce"})
 #: Every JSON answer of ours: its type, and no content sniffing by browsers.
 _JSON_HEADERS = ((b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"))
+#: A configuration that cannot work: 503, and the log says why (never the client).
+MISCONFIGURED: RawResponse = (
+    503,
+    [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")],
+    b'{"error": "server_misconfigured", "error_description": "The server is misconfigured for authorization; '
+    b'its log says why"}',
+)
 
 
 def safe_description(text: str) -> str:

@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth_info import AuthInfo
 from .body import read_body, replay
-from .challenge import Challenger, RawResponse, send_response
+from .challenge import MISCONFIGURED, Challenger, send_response
 from .config import AuthConfig, check_option_names
 from .cors import FORBIDDEN_ORIGIN, FORBIDDEN_ORIGIN_PREFLIGHT, with_cors
 from .credentials import (
@@ -87,12 +87,6 @@ __all__ = ["MCPAuthMiddleware"]
 
 logger = logging.getLogger("mcp_auth_middleware")
 
-_MISCONFIGURED: RawResponse = (
-    503,
-    [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")],
-    b'{"error": "server_misconfigured", "error_description": "The server is misconfigured for authorization; '
-    b'its log says why"}',
-)
 #: Where a request's scanned headers wait while it passes through CORS (see _from_a_browser).
 _SCANNED_KEY = "mcp_auth.scanned"
 
@@ -285,7 +279,7 @@ class MCPAuthMiddleware:
             # which MCP 2026-07-28's Mcp-Method and Mcp-Name headers must agree with.
             needed, messages = self.required_scopes, None
             if self._reads_messages or mcp_method is not None or mcp_name is not None:
-                messages, receive = await self._read_messages(body, receive)
+                messages, receive = await self._read_messages(body, receive, scope)
                 if mcp_method is not None or mcp_name is not None:
                     check_mcp_headers(mcp_method, mcp_name, messages)
                 if messages is not None and self._inspects_messages:
@@ -372,10 +366,13 @@ class MCPAuthMiddleware:
             self.decisions.allowed(key, scope, info)
         return info
 
-    async def _read_messages(self, body: bytes | None, receive: Receive) -> tuple[list[Any] | None, Receive]:
+    async def _read_messages(
+        self, body: bytes | None, receive: Receive, scope: Scope
+    ) -> tuple[list[Any] | None, Receive]:
         """The JSON-RPC message(s), for per-tool rules: read only now, for an authenticated
         caller, whatever the method (the rules hold for any request an app might read one
-        from), and replayed to the app byte for byte."""
+        from), and replayed to the app byte for byte. (The gateway service reads them from
+        the Mcp-Method and Mcp-Name headers instead: gateway/service.py.)"""
         if body is None:
             body, disconnect = await read_body(receive, self.max_body)
             receive = replay(body, disconnect, receive)
@@ -474,7 +471,7 @@ class _Misconfigured(MCPAuthMiddleware):
             self._said = True
             logger.error("%s", self.problem)
         if scope["type"] == "http":
-            await send_response(send, _MISCONFIGURED)
+            await send_response(send, MISCONFIGURED)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1011})
 

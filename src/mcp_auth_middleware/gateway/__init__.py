@@ -1,0 +1,17 @@
+"""Gateway mode: the middleware's checks as an authorization service for nginx `auth_request`,
+Caddy `forward_auth`, Traefik `ForwardAuth` and Envoy `ext_authz` (docs/gateways.md)."""
+
+from .identity import ASSERTION_TYPE, verify_assertion
+from .options import DEFAULT_IDENTITY_HEADERS, GatewayKind, GatewayOptions, WithoutMcpHeaders
+from .service import JWKS_PATH, GatewayService
+
+__all__ = [
+    "ASSERTION_TYPE",
+    "DEFAULT_IDENTITY_HEADERS",
+    "JWKS_PATH",
+    "GatewayKind",
+    "GatewayOptions",
+    "GatewayService",
+    "WithoutMcpHeaders",
+    "verify_assertion",
+]
