@@ -90,7 +90,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="allow plain http beyond loopback, for a private network (or MCP_AUTH_ALLOW_HTTP=1)",
     )
 
+    gateway = commands.add_parser(
+        "gateway",
+        help="serve the authorization service for a gateway (nginx auth_request, Caddy forward_auth, Traefik "
+        "ForwardAuth, Envoy ext_authz); every option of the middleware from its MCP_AUTH_* variable",
+    )
+    gateway.add_argument("--gateway", choices=["nginx", "caddy", "traefik", "envoy"], help="or MCP_AUTH_GATEWAY")
+    gateway.add_argument("--resource", help="the MCP server's public URL (or MCP_AUTH_RESOURCE)")
+    gateway.add_argument("--issuer", help="the authorization server (or MCP_AUTH_ISSUER)")
+    gateway.add_argument(
+        "--trusted-gateways",
+        help="addresses or networks subrequests may come from (or MCP_AUTH_TRUSTED_GATEWAYS; default loopback)",
+    )
+    gateway.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    gateway.add_argument("--port", type=int, default=9100, help="port (default 9100)")
+
     args = parser.parse_args(argv)
+    if args.command == "gateway":
+        return _gateway(args)
     if args.command == "demo":
         return _demo(args)
     if args.command == "examples":
@@ -122,6 +139,29 @@ def _demo(args: argparse.Namespace) -> int:
         return _fail("demo", f"needs {exc.name or 'FastMCP'}: pip install 'mcp-oauth-middleware[demo]'")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the demo ends
         run_demo(args.host.strip("[]"), args.port, args.as_port, args.token_format)
+    return 0
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from .gateway import GatewayService
+
+    flags = {"gateway": args.gateway, "resource": args.resource, "issuer": args.issuer}
+    if args.trusted_gateways is not None:
+        flags["trusted_gateways"] = args.trusted_gateways
+    try:
+        service = GatewayService.from_env(**{name: value for name, value in flags.items() if value is not None})
+    except (TypeError, ValueError) as exc:
+        return _fail("gateway", str(exc).removeprefix("GatewayService: "))
+    try:
+        import uvicorn
+    except ImportError:
+        return _fail("gateway", "needs uvicorn: pip install 'mcp-oauth-middleware[server]'")
+    if not _port_free(args.host, args.port):
+        return _fail("gateway", f"port {args.port} on {args.host} is in use; choose another with --port", 1)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # No proxy headers: the service trusts the gateway by the peer address, which uvicorn would
+    # otherwise replace with the client's from X-Forwarded-For.
+    uvicorn.run(service, host=args.host, port=args.port, proxy_headers=False, lifespan="on", log_level="warning")
     return 0
 
 

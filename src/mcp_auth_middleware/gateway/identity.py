@@ -69,6 +69,7 @@ class Identity:
         self.issuer = options.assertion_issuer or audience
         self.lifetime = options.assertion_lifetime
         self.assertion_header = options.assertion_header.lower().encode("ascii")
+        self.nobody = [(name, b"") for _, name in self.names] + [(self.assertion_header, b"")]
         self.jwks: dict[str, Any] | None = None
         self._key: Key | None = None
         if options.assertion_key is not None:
@@ -78,16 +79,20 @@ class Identity:
             self.jwks = {"keys": [public]}
             self._header = {"alg": self._algorithm, "typ": ASSERTION_TYPE, "kid": public["kid"]}
 
-    def headers(self, info: AuthInfo) -> list[tuple[bytes, bytes]]:
+    def headers(self, info: AuthInfo | None) -> list[tuple[bytes, bytes]]:
+        """Every identity header, empty when there is nothing to say (a public path, a token
+        without `client_id`): gateways that copy them (Caddy, Traefik, Envoy) then overwrite a
+        client's own on every request; one that is absent they may leave as the client sent it."""
+        if info is None:
+            return self.nobody
         values = {
             "sub": info.sub,
             "client_id": info.client_id,
             "scopes": " ".join(sorted(info.scopes)),
             "issuer": info.issuer,
         }
-        headers = [(name, encode_value(value)) for what, name in self.names if (value := values[what])]
-        if self._key is not None:
-            headers.append((self.assertion_header, self.assertion(info).encode("ascii")))
+        headers = [(name, encode_value(value) if (value := values[what]) else b"") for what, name in self.names]
+        headers.append((self.assertion_header, self.assertion(info).encode("ascii") if self._key else b""))
         return headers
 
     def assertion(self, info: AuthInfo) -> str:

@@ -12,7 +12,7 @@ The answers, for the gateway to act on:
 
 | request | answer |
 |---|---|
-| allowed (or a public path) | 200, the caller in identity headers (identity.py) |
+| allowed (or a public path) | 200, the caller in identity headers (identity.py; empty on a public path) |
 | denied | the middleware's 400/401/403/429/503 with its `WWW-Authenticate` |
 | not from a trusted gateway | 403 `untrusted_gateway` (WARNING once per address) |
 | without the headers the gateway always sends | 503 `server_misconfigured` (ERROR once) |
@@ -142,10 +142,8 @@ class GatewayService:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
-        info = scope["state"].get("auth")
-        headers = [_NO_STORE, (b"content-length", b"0")]
-        if info is not None:  # None on a public path: the request passes, naming nobody
-            headers += self.identity.headers(info)
+        # No caller on a public path: the request passes, naming nobody.
+        headers = [_NO_STORE, (b"content-length", b"0"), *self.identity.headers(scope["state"].get("auth"))]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
