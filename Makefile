@@ -22,13 +22,13 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/mcp-oauth-middleware demo
 
 # What the tests start (the tests start and stop them; this only installs them): oidc-provider,
-# the MCP TypeScript SDK client and playwright-core (a driver, no browser) from npm; Redis and
+# the MCP TypeScript SDK client and playwright-core (a driver, no browser) from npm; Redis, nginx, Caddy and
 # Chromium from Debian (one `apt-get update`, then only what is missing).
 OIDC_DIR := tests/interop/oidc_provider
 TS_CLIENT_DIR := tests/end_to_end/ts_client
 BROWSER_DIR := tests/end_to_end/browser
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_COMMANDS := redis-server:redis-server chromium:chromium npm:npm
+DEBIAN_COMMANDS := redis-server:redis-server chromium:chromium npm:npm nginx:nginx caddy:caddy
 
 %/node_modules/.package-lock.json: %/package-lock.json | debian-packages
 	cd $* && npm ci --no-audit --no-fund --loglevel=error

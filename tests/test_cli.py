@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 
@@ -377,3 +379,54 @@ def test_check_lists_of_nothing_listening_is_one_line(capsys: pytest.CaptureFixt
         code = main(["check", token, "--resource", resource, "--issuer", server.issuer, "--lists"])
     assert code == 3
     assert capsys.readouterr().err.startswith(f"mcp-oauth-middleware check: could not list {resource}: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "environ", "message"),
+    [
+        (
+            ["--resource", "http://127.0.0.1:8080/mcp"],
+            {},
+            "--gateway (or MCP_AUTH_GATEWAY) is required: one of nginx, caddy, traefik, envoy",
+        ),
+        (["--gateway", "nginx"], {}, "--resource (or MCP_AUTH_RESOURCE) is required"),
+        (
+            ["--gateway", "caddy", "--resource", "http://127.0.0.1:8080/mcp", "--trusted-gateways", "gw.local"],
+            {},
+            "trusted_gateways: 'gw.local' is not an address or network",
+        ),
+        ([], {"MCP_AUTH_GATEWAY": "apache"}, "gateway must be one of nginx, caddy, traefik, envoy, not 'apache'"),
+    ],
+)
+def test_gateway_mistakes_are_one_line(
+    args: list[str], environ: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in [v for v in os.environ if v.startswith("MCP_AUTH_")]:
+        monkeypatch.delenv(variable)
+    for variable, value in {"MCP_AUTH_ISSUER": "http://127.0.0.1:9", **environ}.items():
+        monkeypatch.setenv(variable, value)
+    if "MCP_AUTH_GATEWAY" in environ:
+        monkeypatch.setenv("MCP_AUTH_RESOURCE", "http://127.0.0.1:8080/mcp")
+    result = run_cli("gateway", *args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"mcp-oauth-middleware gateway: {message}"
+
+
+def test_gateway_on_a_busy_port_says_so() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli(
+            "gateway",
+            "--gateway",
+            "nginx",
+            "--resource",
+            "http://127.0.0.1:8080/mcp",
+            "--issuer",
+            "http://127.0.0.1:9",
+            "--port",
+            str(port),
+        )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr and "Traceback" not in result.stderr

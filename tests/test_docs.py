@@ -8,7 +8,8 @@ variables a reader is told to set (`MCP_AUTH_CLIENT_SECRET`). A block that defin
 tests (docs/testing.md) has them run with the testing kit's real fixtures. Shell blocks are
 checked command by command: our CLI's arguments must parse (`--version` runs), `pip install`
 names this distribution and its extras, `make` targets exist, `python bench/...` scripts take
-the flags shown. Blocks in `text` (or without a language) are sample output, not code.
+the flags shown. Blocks in `text` (or without a language) are sample output, not code. Gateway configurations
+(`nginx`, `caddyfile`) are run by tests/gateway; `yaml` ones must parse.
 """
 
 from __future__ import annotations
@@ -54,7 +55,27 @@ def blocks(document: Path) -> list[Block]:
 def test_every_block_has_a_known_language() -> None:
     for document in DOCUMENTS:
         for block in blocks(document):
-            assert block.language in ("python", "sh", "text", ""), f"{block}: unknown language {block.language!r}"
+            assert block.language in ("python", "sh", "text", "", *CONFIGURATIONS), (
+                f"{block}: unknown language {block.language!r}"
+            )
+
+
+#: Gateway configurations, and where each is checked: nginx and Caddy run as written in
+#: tests/gateway (conftest.documented_config), one block of each; YAML (Traefik, Envoy: not
+#: runnable here) must at least parse.
+CONFIGURATIONS = ("nginx", "caddyfile", "yaml")
+
+
+def test_gateway_configurations_are_the_tested_ones_or_parse() -> None:
+    import yaml
+
+    found = [block for document in DOCUMENTS for block in blocks(document) if block.language in CONFIGURATIONS]
+    for language in ("nginx", "caddyfile"):
+        shown = [block for block in found if block.language == language]
+        assert [b.document.name for b in shown] == ["gateways.md"], f"one {language} block, in docs/gateways.md"
+    for block in found:
+        if block.language == "yaml":
+            assert yaml.safe_load(block.code), f"{block}: not YAML"
 
 
 @pytest.mark.parametrize(

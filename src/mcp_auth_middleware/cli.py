@@ -151,7 +151,10 @@ def _gateway(args: argparse.Namespace) -> int:
     try:
         service = GatewayService.from_env(**{name: value for name, value in flags.items() if value is not None})
     except (TypeError, ValueError) as exc:
-        return _fail("gateway", str(exc).removeprefix("GatewayService: "))
+        problem = str(exc).removeprefix("GatewayService: ")
+        for flag, variable in (("--gateway", "MCP_AUTH_GATEWAY"), ("--resource", "MCP_AUTH_RESOURCE")):
+            problem = problem.replace(f"{variable} is required", f"{flag} (or {variable}) is required")
+        return _fail("gateway", problem)
     try:
         import uvicorn
     except ImportError:
@@ -159,6 +162,11 @@ def _gateway(args: argparse.Namespace) -> int:
     if not _port_free(args.host, args.port):
         return _fail("gateway", f"port {args.port} on {args.host} is in use; choose another with --port", 1)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    print(
+        f"authorization service for {service.config.resource.url} ({service.options.gateway}) on "
+        f"http://{args.host}:{args.port}; subrequests only from {' '.join(service.options.trusted_gateways)}",
+        flush=True,
+    )
     # No proxy headers: the service trusts the gateway by the peer address, which uvicorn would
     # otherwise replace with the client's from X-Forwarded-For.
     uvicorn.run(service, host=args.host, port=args.port, proxy_headers=False, lifespan="on", log_level="warning")

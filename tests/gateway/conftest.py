@@ -84,14 +84,18 @@ def _process(command: list[str], port: int, what: str, log: Path, **options: Any
 
 
 @contextmanager
-def nginx(directory: Path, port: int, auth_ports: list[int], upstream_port: int, extra: str = "") -> Iterator[None]:
-    """nginx with the documented configuration; `extra` goes into `location /mcp` (tests only)."""
+def nginx(
+    directory: Path, port: int, auth_ports: list[int], upstream_port: int, extra: str = "", http_level: str = ""
+) -> Iterator[None]:
+    """nginx with the documented configuration; `extra` goes into `location /mcp`, `http_level`
+    into `http` (what tests observe with, never what they test)."""
     config = documented_config("nginx")
     servers = "\n".join(f"        server 127.0.0.1:{p};" for p in auth_ports)
     config = config.replace("        server 127.0.0.1:9100;", servers)
     config = config.replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
     config = config.replace("listen 8080;", f"listen 127.0.0.1:{port};")
     config = config.replace("            auth_request /_mcp_auth;\n", f"            auth_request /_mcp_auth;\n{extra}")
+    config = config.replace("http {\n", f"http {{\n{http_level}")
     (directory / "logs").mkdir(parents=True, exist_ok=True)
     (directory / "nginx.conf").write_text(config)
     globals_ = f"daemon off; worker_processes 1; pid {directory}/nginx.pid; error_log {directory}/error.log;"

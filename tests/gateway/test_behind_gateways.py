@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -132,12 +131,3 @@ async def test_denials_reach_the_client_with_their_challenges(stack: GatewayStac
     assert document.status_code == 200 and document.json()["resource"] == stack.resource
     for response in (unauthenticated, wrong_audience, insufficient, old_client):
         assert narrow not in response.text and other not in response.text
-
-
-def test_the_documented_configurations_are_the_ones_tested(tmp_path: Path) -> None:
-    """What this module runs is read from docs/gateways.md (conftest.documented_config): a
-    configuration changed there is the one tested here."""
-    from .conftest import documented_config
-
-    assert "auth_request /_mcp_auth;" in documented_config("nginx")
-    assert "forward_auth 127.0.0.1:9100" in documented_config("caddyfile")
