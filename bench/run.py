@@ -16,6 +16,7 @@ SCRIPTS = [
     ("Token-guessing guard under a 10,000-address attack", "rate_limit.py"),
     ("DPoP proof checks against a raw ES256 verify", "dpop.py"),
     ("End-to-end throughput: real uvicorn + FastMCP, with and without the middleware", "throughput.py"),
+    ("Gateway mode: FastMCP behind nginx with and without auth_request, and per decision", "gateway.py"),
     ("Load and soak: real uvicorn + FastMCP, mixed traffic", "soak.py"),
     ("Instructions per request under callgrind (needs valgrind)", "instructions.py"),
 ]

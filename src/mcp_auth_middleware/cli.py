@@ -158,7 +158,7 @@ def _gateway(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ImportError:
-        return _fail("gateway", "needs uvicorn: pip install 'mcp-oauth-middleware[server]'")
+        return _fail("gateway", "needs uvicorn: pip install 'mcp-oauth-middleware[gateway]'")
     if not _port_free(args.host, args.port):
         return _fail("gateway", f"port {args.port} on {args.host} is in use; choose another with --port", 1)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -285,3 +285,38 @@ def test_from_env_reads_the_gateway_variables_too(tmp_path: Any) -> None:
     assert app.identity.jwks is not None
     with pytest.raises(ValueError, match="MCP_AUTH_GATEWAY is required"):
         GatewayService.from_env({"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUER": ISSUER})
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["/health/../mcp", "/health/%2e%2e/mcp", "/health%2F..%2Fmcp", "//mcp", "/./mcp", "/health/..", "/a\\..\\mcp"],
+)
+async def test_a_path_that_could_name_another_is_refused(issuer: LocalIssuer, uri: str) -> None:
+    """`/health/../mcp` is a public path to a prefix match and `/mcp` to an upstream that
+    normalises it: the gateway routed one, the upstream would serve the other."""
+    async with client(service(issuer, public_paths=["/health*"])) as http:
+        response = await http.get("/check", headers=nginx(uri=uri, **tool_call("whoami")))
+        normal = await http.get("/check", headers=nginx(uri="/health/live?probe=1"))
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    assert normal.status_code == 200
+
+
+async def test_opaque_tokens_are_introspected_as_the_middleware_does(mcp_auth_server_opaque: Any) -> None:
+    server = mcp_auth_server_opaque
+    server.register_resource_server("gateway-rs", "gateway-secret", [RESOURCE])
+    token = server.mint_token(sub="olga", scopes=["mcp"], audience=RESOURCE)
+    app = GatewayService(
+        gateway="nginx",
+        resource=RESOURCE,
+        issuer=server.issuer,
+        token_validation="introspection",
+        client_id="gateway-rs",
+        client_secret="gateway-secret",
+        identity_headers={"sub": "X-User"},
+    )
+    async with client(app) as http:
+        allowed = await http.get("/check", headers=nginx(Authorization=f"Bearer {token}"))
+        unknown = await http.get("/check", headers=nginx(Authorization="Bearer not-a-token-it-issued"))
+    assert allowed.status_code == 200 and allowed.headers["x-user"] == "olga"
+    assert "x-auth-subject" not in allowed.headers  # renamed, not duplicated
+    assert unknown.status_code == 401

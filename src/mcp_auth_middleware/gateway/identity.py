@@ -85,6 +85,13 @@ class Identity:
         client's own on every request; one that is absent they may leave as the client sent it."""
         if info is None:
             return self.nobody
+        # Built once per verified token (AuthInfo is cached with it); the assertion is per request.
+        named = info.derived(self._named)
+        if self._key is None:
+            return named
+        return [*named[:-1], (self.assertion_header, self.assertion(info).encode("ascii"))]
+
+    def _named(self, info: AuthInfo) -> list[tuple[bytes, bytes]]:
         values = {
             "sub": info.sub,
             "client_id": info.client_id,
@@ -92,8 +99,7 @@ class Identity:
             "issuer": info.issuer,
         }
         headers = [(name, encode_value(value) if (value := values[what]) else b"") for what, name in self.names]
-        headers.append((self.assertion_header, self.assertion(info).encode("ascii") if self._key else b""))
-        return headers
+        return [*headers, (self.assertion_header, b"")]
 
     def assertion(self, info: AuthInfo) -> str:
         assert self._key is not None

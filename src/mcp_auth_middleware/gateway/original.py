@@ -11,6 +11,7 @@ ones the configured gateway overwrites are read, and only from a trusted gateway
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from urllib.parse import unquote
 
 from starlette.types import Scope
@@ -18,11 +19,17 @@ from starlette.types import Scope
 from ..rate_limit import Network, parse_networks
 from .options import GatewayOptions
 
-__all__ = ["GatewayProblem", "OriginalRequest", "UntrustedGateway"]
+__all__ = ["AmbiguousPath", "GatewayProblem", "OriginalRequest", "UntrustedGateway"]
 
 
 class UntrustedGateway(Exception):
     """The subrequest came from an address that is not a trusted gateway's."""
+
+
+class AmbiguousPath(Exception):
+    """The original path is not in normal form (dot segments, `//`, an encoded slash): the
+    gateway, the service and the upstream could each read it as another path, and a public
+    one could stand for a protected one (`/public/../mcp`)."""
 
 
 class GatewayProblem(Exception):
@@ -65,21 +72,25 @@ class OriginalRequest:
         self.method_header, self.uri_header, self.host_header, self.proto_header = lower
         self.networks: tuple[Network, ...] = parse_networks(options.trusted_gateways)
         self.prefix = options.envoy_path_prefix
+        # Gateways are few: each peer address is parsed and matched once.
+        self._trusted = lru_cache(maxsize=1024)(self._is_trusted)
         self.scheme = resource_url.split(":", 1)[0]
 
     def trusted(self, scope: Scope) -> bool:
         client = scope.get("client")
-        if not client:
-            return False
+        return client is not None and self._trusted(client[0])
+
+    def _is_trusted(self, peer: str) -> bool:
         try:
-            address = ipaddress.ip_address(client[0])
+            address = ipaddress.ip_address(peer)
         except ValueError:
             return False
         return any(address in network for network in self.networks)
 
     def scope(self, scope: Scope) -> Scope:
         """The original request's scope, with the Host it was sent to (the middleware says once
-        when that is not the resource's host). Raises UntrustedGateway or GatewayProblem."""
+        when that is not the resource's host). Raises UntrustedGateway, GatewayProblem or
+        AmbiguousPath."""
         if not self.trusted(scope):
             raise UntrustedGateway
         found: dict[bytes, bytes] = {}
@@ -116,6 +127,9 @@ class OriginalRequest:
             host = found.get(self.host_header) if self.host_header else None
         if not raw.startswith(b"/") or not method.isalpha():
             raise GatewayProblem("the original method or URI the gateway sent is not one a client could have sent")
+        path = unquote(raw.decode("latin-1"))
+        if _ambiguous(raw, path):
+            raise AmbiguousPath
         scheme = self.scheme
         if self.proto_header is not None and (proto := found.get(self.proto_header)) in (b"http", b"https"):
             scheme = proto.decode()
@@ -127,7 +141,7 @@ class OriginalRequest:
             "http_version": scope.get("http_version", "1.1"),
             "method": method.upper(),
             "scheme": scheme,
-            "path": unquote(raw.decode("latin-1")),
+            "path": path,
             "raw_path": raw,
             "query_string": query,
             "root_path": "",
@@ -136,3 +150,11 @@ class OriginalRequest:
             "server": scope.get("server"),
             "state": {},
         }
+
+
+def _ambiguous(raw: bytes, path: str) -> bool:
+    """Dot segments, empty segments or an encoded slash or backslash, before or after decoding."""
+    lowered = raw.lower()
+    if b"%2f" in lowered or b"%5c" in lowered or "\\" in path:
+        return True
+    return "//" in path or any(segment in (".", "..") for segment in path.split("/"))

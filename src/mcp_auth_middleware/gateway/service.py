@@ -16,6 +16,7 @@ The answers, for the gateway to act on:
 | denied | the middleware's 400/401/403/429/503 with its `WWW-Authenticate` |
 | not from a trusted gateway | 403 `untrusted_gateway` (WARNING once per address) |
 | without the headers the gateway always sends | 503 `server_misconfigured` (ERROR once) |
+| an original path not in normal form (`/public/../mcp`) | 400 `invalid_request` |
 | `GET /.well-known/oauth-protected-resource...` | the RFC 9728 document (route it here) |
 | `GET /.well-known/jwks.json` (with an assertion key) | the assertion's public key |
 """
@@ -38,7 +39,7 @@ from ..middleware import MCPAuthMiddleware
 from ..rate_limit import parse_networks
 from .identity import Identity
 from .options import GatewayOptions
-from .original import GatewayProblem, OriginalRequest, UntrustedGateway
+from .original import AmbiguousPath, GatewayProblem, OriginalRequest, UntrustedGateway
 
 __all__ = ["JWKS_PATH", "GatewayService"]
 
@@ -50,6 +51,12 @@ _UNTRUSTED: RawResponse = (
     403,
     [(b"content-type", b"application/json"), (b"cache-control", b"no-store")],
     b'{"error": "untrusted_gateway", "error_description": "Subrequests are answered only for trusted gateways"}',
+)
+_AMBIGUOUS: RawResponse = (
+    400,
+    [(b"content-type", b"application/json"), (b"cache-control", b"no-store")],
+    b'{"error": "invalid_request", "error_description": "The path is not in normal form (dot segments, '
+    b'empty segments or an encoded slash)"}',
 )
 _NO_STORE = (b"cache-control", b"no-store")
 _MAX_SEEN = 1024
@@ -134,6 +141,11 @@ class GatewayService:
         except GatewayProblem as problem:
             self._say_once(logging.ERROR, f"a subrequest was refused: {problem}")
             await send_response(send, MISCONFIGURED)
+            return
+        except AmbiguousPath:
+            # What the gateway routed, what the upstream serves and what public_paths match
+            # could be three different paths: refused, whatever the token.
+            await send_response(send, _AMBIGUOUS)
             return
         await self.checks(original, receive, send)
 
