@@ -116,6 +116,12 @@ async def test_denials_reach_the_client_with_their_challenges(stack: GatewayStac
             stack.resource, content=body, headers={**ACCEPT, "Authorization": f"Bearer {narrow}"}
         )
         document = await http.get(metadata_url)
+        # A path the gateway reads as /mcp, and a prefix rule (or the upstream) as another.
+        ambiguous = await http.post(
+            stack.resource.replace("/mcp", "/mcp/%2e%2e/mcp"),
+            content=body,
+            headers={**headers, "Authorization": f"Bearer {narrow}"},
+        )
     assert unauthenticated.status_code == 401
     assert unauthenticated.headers.get_list("www-authenticate") == [
         f'Bearer scope="mcp", resource_metadata="{metadata_url}"'
@@ -129,5 +135,6 @@ async def test_denials_reach_the_client_with_their_challenges(stack: GatewayStac
     assert old_client.status_code == 400
     assert 'error="invalid_request"' in old_client.headers["www-authenticate"]
     assert document.status_code == 200 and document.json()["resource"] == stack.resource
+    assert ambiguous.status_code == 400 and ambiguous.json()["error"] == "invalid_request"  # the service's
     for response in (unauthenticated, wrong_audience, insufficient, old_client):
         assert narrow not in response.text and other not in response.text
