@@ -95,7 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="serve the authorization service for a gateway (nginx auth_request, Caddy forward_auth, Traefik "
         "ForwardAuth, Envoy ext_authz); every option of the middleware from its MCP_AUTH_* variable",
     )
-    gateway.add_argument("--gateway", choices=["nginx", "caddy", "traefik", "envoy"], help="or MCP_AUTH_GATEWAY")
+    gateway.add_argument(
+        "--gateway",
+        choices=["nginx", "caddy", "traefik", "envoy"],
+        help="the gateway that asks: it decides which headers name the original request (or MCP_AUTH_GATEWAY)",
+    )
     gateway.add_argument("--resource", help="the MCP server's public URL (or MCP_AUTH_RESOURCE)")
     gateway.add_argument("--issuer", help="the authorization server (or MCP_AUTH_ISSUER)")
     gateway.add_argument(
