@@ -22,20 +22,20 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/mcp-oauth-middleware demo
 
 # What the tests start (the tests start and stop them; this only installs them): oidc-provider,
-# the MCP TypeScript SDK client and playwright-core (a driver, no browser) from npm; Redis, nginx, Caddy and
+# the MCP TypeScript SDK client and playwright-core (a driver, no browser) from npm; Redis, nginx, Caddy, Glewlwyd and
 # Chromium from Debian (one `apt-get update`, then only what is missing).
 OIDC_DIR := tests/interop/oidc_provider
 TS_CLIENT_DIR := tests/end_to_end/ts_client
 BROWSER_DIR := tests/end_to_end/browser
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_COMMANDS := redis-server:redis-server chromium:chromium npm:npm nginx:nginx caddy:caddy
+DEBIAN_COMMANDS := redis-server:redis-server chromium:chromium npm:npm nginx:nginx caddy:caddy glewlwyd:glewlwyd
 
 %/node_modules/.package-lock.json: %/package-lock.json | debian-packages
 	cd $* && npm ci --no-audit --no-fund --loglevel=error
 
 debian-packages:
 	@missing="$$(for pair in $(DEBIAN_COMMANDS); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done)"; \
-	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing; fi
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
 test-services: debian-packages $(OIDC_DIR)/node_modules/.package-lock.json $(TS_CLIENT_DIR)/node_modules/.package-lock.json \
 	$(BROWSER_DIR)/node_modules/.package-lock.json

@@ -11,7 +11,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from mcp_auth_middleware.client_auth import client_authentication
+from mcp_auth_middleware.client_auth import ClientCredentialsBearer, client_authentication
+from mcp_auth_middleware.errors import ConfigurationError
 
 URL = "https://auth.example.com/token"
 
@@ -48,3 +49,40 @@ def test_a_method_without_its_credential_is_refused() -> None:
         client_authentication("rs", None, "client_secret_post", None)
     with pytest.raises(ValueError, match="auth_method must be"):
         client_authentication("rs", "s", "tls_client_auth", None)  # type: ignore[arg-type]
+
+
+async def test_a_bearer_token_of_its_own_is_fetched_once_and_again_after_a_401() -> None:
+    """RFC 7662 §2.1: a resource server may be let in with a bearer token of its own; it is
+    asked for by the client credentials grant, reused, and asked for again when refused."""
+    issued: list[str] = []
+    refused = {"first-token-revoked"}
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/token":
+            form = parse_qs(request.content.decode())
+            assert form == {"grant_type": ["client_credentials"], "scope": ["introspect"]}
+            assert request.headers["authorization"].startswith("Basic ")  # the client authenticated
+            issued.append("first-token-revoked" if not issued else f"token-{len(issued)}")
+            return httpx2.Response(200, json={"access_token": issued[-1], "expires_in": 3600})
+        bearer = request.headers["authorization"].removeprefix("Bearer ")
+        return httpx2.Response(401 if bearer in refused else 200, json={"active": False, "bearer": bearer})
+
+    client_auth = client_authentication("rs", "s3cret", "client_secret_basic", None)
+    auth = ClientCredentialsBearer(URL, client_auth, "introspect")
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(server)) as client:
+        first = await client.post("https://auth.example.com/introspect", data={"token": "t"}, auth=auth)
+        second = await client.post("https://auth.example.com/introspect", data={"token": "t"}, auth=auth)
+    assert first.status_code == 200 and first.json()["bearer"] == "token-1"  # refused once, fetched again
+    assert second.json()["bearer"] == "token-1"  # kept
+    assert issued == ["first-token-revoked", "token-1"]
+
+
+async def test_no_token_for_introspection_is_a_configuration_error() -> None:
+    def server(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(401, json={"error": "invalid_client"})
+
+    auth = ClientCredentialsBearer(URL, client_authentication("rs", "wrong", "client_secret_basic", None), None)
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(server)) as client:
+        with pytest.raises(ConfigurationError) as raised:
+            await client.post("https://auth.example.com/introspect", data={"token": "t"}, auth=auth)
+    assert "gave this resource server no token for introspection" in str(raised.value.detail)

@@ -21,6 +21,8 @@ from joserfc.jwk import RSAKey
 
 from mcp_auth_middleware.testing import free_port
 
+from .glewlwyd import Glewlwyd
+
 HERE = Path(__file__).parent
 OIDC_DIR = HERE / "oidc_provider"
 RESOURCE_JWT = "https://mcp.example.com/mcp"
@@ -127,3 +129,13 @@ def redis_server() -> Iterator[Redis]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def glewlwyd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Glewlwyd]:
+    server = Glewlwyd(free_port(), tmp_path_factory.mktemp("glewlwyd"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -14,7 +14,7 @@ import httpx2
 from async_lru import alru_cache
 
 from ..auth_info import AuthInfo
-from ..client_auth import AuthMethod, client_authentication
+from ..client_auth import AuthMethod, ClientCredentialsBearer, client_authentication
 from ..credentials import check_token_syntax
 from ..errors import (
     AuthError,
@@ -97,6 +97,8 @@ class IntrospectionValidator(CachingValidator):
         client_secret: str | None = None,
         auth_method: AuthMethod = "client_secret_basic",
         private_key: Any = None,
+        token_endpoint: str | None = None,
+        token_scope: str | None = None,
         audience: str | Iterable[str] | None = None,
         issuer: str | None = None,
         allow_missing_audience: bool = False,
@@ -115,8 +117,13 @@ class IntrospectionValidator(CachingValidator):
     ) -> None:
         if endpoint is None and resolve_endpoint is None:
             raise ValueError("IntrospectionValidator needs `endpoint` (or discovery through the middleware)")
-        # Authlib authenticates the client (RFC 6749 §2.3.1, RFC 7523 §2.2).
-        self._client_auth = client_authentication(client_id, client_secret, auth_method, private_key)
+        # Authlib authenticates the client (RFC 6749 §2.3.1, RFC 7523 §2.2); with
+        # `token_endpoint`, only to get a bearer token that the introspection endpoint takes.
+        self._client_auth: httpx2.Auth = client_authentication(client_id, client_secret, auth_method, private_key)
+        if token_endpoint is not None:
+            self._client_auth = ClientCredentialsBearer(
+                check_fetch_url(token_endpoint, allow_http=allow_http), self._client_auth, token_scope
+            )
         self._allow_http = allow_http
         self.endpoint = check_fetch_url(endpoint, allow_http=allow_http) if endpoint else None
         self._resolve_endpoint = resolve_endpoint
