@@ -25,6 +25,7 @@ from ..errors import (
     shown,
 )
 from ..fetch import UnexpectedStatusError, check_fetch_url, describe_failure, fetch_limited, json_body
+from ..providers import audience_advice
 from ..values import word_list
 from .base import CachingValidator
 from .claims import (
@@ -297,6 +298,7 @@ class IntrospectionValidator(CachingValidator):
                 return inactive("The access token has no audience", detail, mismatch=True)
         elif self.audience is None or not audience_matches(aud, self.audience):
             detail = f"audience {shown(aud)} does not include {' or '.join(sorted(self.audience or ()))}"
+            detail += audience_advice(document, self.audience or ())
             return inactive("The access token was not issued for this resource", detail, mismatch=True)
         if not self.accept_bound and is_sender_constrained(document):  # RFC 9449 §7.2
             detail = "the response has cnf or token_type DPoP, but the token came as a Bearer token"

@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 
 from ..discovery import Discovery
-from ..errors import InvalidTokenError, shown
+from ..errors import InvalidTokenError, mismatch_hint, shown
 from ..jose import peek_claims
+from ..providers import issuer_advice
 from ..values import word_list
 from .base import RoutingValidator, TokenValidator, Validator, as_validator
 from .fallback import looks_like_jwt
@@ -71,8 +72,12 @@ class TenantIssuers:
         return [self.template.replace("{tenant}", tenant) for tenant in sorted(self.tenants)]
 
     def allows(self, issuer: str) -> bool:
+        return self.tenant_of(issuer) in self.tenants
+
+    def tenant_of(self, issuer: str) -> str | None:
+        """The tenant an issuer of the template's form names (allowed or not)."""
         match = self._pattern.fullmatch(issuer)
-        return match is not None and match.group(1) in self.tenants
+        return match.group(1) if match is not None else None
 
 
 class IssuerRouter(RoutingValidator):
@@ -124,10 +129,20 @@ class IssuerRouter(RoutingValidator):
         if validator is None:
             raise InvalidTokenError(
                 "The access token issuer is not trusted",
-                detail=f"issuer {shown(issuer)} is not one of the configured issuers",
+                detail=f"issuer {shown(issuer)} is not one of the configured issuers{self._advice(issuer)}",
                 mismatch=True,
             )
         return validator
+
+    def _advice(self, issuer: str) -> str:
+        """For the log: a tenant not allowed, or the configured issuer it resembles."""
+        tenant = self.tenants.tenant_of(issuer) if self.tenants is not None else None
+        if tenant is not None:
+            return f"; tenant {shown(tenant)} is not in tenants= (add it if its users may call this server)"
+        for known in (*self.validators, *(self.tenants.issuers[:1] if self.tenants is not None else ())):
+            if advice := mismatch_hint(known, issuer) or issuer_advice(known, issuer, {}):
+                return advice
+        return ""
 
     def checks_locally(self, token: str) -> bool:
         try:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import httpx2
 from cryptography.exceptions import InvalidSignature
@@ -19,6 +20,7 @@ from joserfc.jwk import Key
 from ..auth_info import AuthInfo
 from ..errors import ConfigurationError, InvalidTokenError, mismatch_hint, shown
 from ..jose import MalformedJOSE, compact_parts, json_object
+from ..providers import audience_advice, encrypted_advice, issuer_advice, missing_claims_advice
 from ..values import word_list
 from .base import CachingValidator
 from .claims import (
@@ -31,6 +33,8 @@ from .claims import (
     to_auth_info,
 )
 from .jwks import JWKSKeys, KeySource, RefetchableKeySource, StaticKeys
+
+logger = logging.getLogger("mcp_auth_middleware")
 
 __all__ = ["DEFAULT_ALGORITHMS", "JWTValidator"]
 
@@ -57,11 +61,25 @@ _AT_JWT = frozenset({"at+jwt", "application/at+jwt"})
 _ACCESS_TOKEN_TYPES = _AT_JWT | {"jwt", "application/jwt"}
 
 
-def _split_compact(token: str, max_length: int) -> tuple[bytes, bytes, bytes, bytes]:
+def _split_compact(token: str, max_length: int, issuer: str) -> tuple[bytes, bytes, bytes, bytes]:
     """Header segment, signing input, payload segment and signature of an access token."""
+    raw = token.encode("ascii", "replace")
     try:
-        return compact_parts(token.encode("ascii", "replace"), max_length)
+        return compact_parts(raw, max_length)
     except MalformedJOSE as exc:
+        if raw.count(b".") == 4 and len(raw) <= max_length:  # five segments: a JWE (RFC 7516 §7.1)
+            try:
+                header = json_object(raw.split(b".", 1)[0])
+            except MalformedJOSE:
+                header = {}
+            if "enc" in header:
+                raise InvalidTokenError(
+                    "The access token is encrypted, not signed",
+                    detail=f"a JWE (alg {shown(header.get('alg'))}, enc {shown(header.get('enc'))})"
+                    f"{encrypted_advice(header, issuer)}",
+                    mismatch=True,
+                    guess=False,
+                ) from None
         raise InvalidTokenError("The access token is malformed") from exc
 
 
@@ -118,7 +136,7 @@ class JWTValidator(CachingValidator):
         self,
         *,
         issuer: str,
-        audience: str | Iterable[str] | None = None,
+        audience: str | Iterable[str] | Literal[False] | None = None,
         jwks_uri: str | None = None,
         keys: Any = None,
         algorithms: str | Iterable[str] = DEFAULT_ALGORITHMS,
@@ -133,6 +151,8 @@ class JWTValidator(CachingValidator):
         allow_http: bool = False,
         resolve_jwks_uri: Callable[[], Awaitable[str]] | None = None,
         key_source: KeySource | None = None,
+        allowed_clients: str | Iterable[str] | None = None,
+        required_claims: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(cache_size)
         if not issuer:
@@ -150,7 +170,23 @@ class JWTValidator(CachingValidator):
         self.scope_claims = tuple(word_list(scope_claims))
         self.client_id_claims = tuple(word_list(client_id_claims))
         self.max_token_length = max_token_length
-        if audience is not None:
+        # The clients whose tokens are accepted (any, by default), and claims that must have a
+        # value (Cognito's token_use): checks some providers need besides or instead of aud.
+        self.allowed_clients = frozenset(word_list(allowed_clients)) if allowed_clients is not None else None
+        self.required_claims = dict(required_claims or {})
+        self.audience_off = audience is False
+        if audience is False:
+            if not self.allowed_clients:
+                raise ValueError("audience=False needs allowed_clients: without aud, the client is what is checked")
+            self.audience = frozenset()
+            logger.warning(
+                "audience binding is off for %s (audience=False): a token of %s passes whatever resource it was "
+                "issued for (MCP authorization, Token Audience Binding); only for providers whose access tokens "
+                "carry no aud",
+                issuer,
+                ", ".join(sorted(self.allowed_clients)),
+            )
+        elif audience is not None:
             self.audience = canonical_audiences(audience)
         if key_source is not None:
             self.keys: KeySource = key_source
@@ -200,7 +236,9 @@ class JWTValidator(CachingValidator):
         self.cache_misses += 1
         if self.audience is None:
             raise ConfigurationError("this JWTValidator has no audience: pass audience=, or use it in a middleware")
-        header_segment, signing_input, payload_segment, signature = _split_compact(token, self.max_token_length)
+        header_segment, signing_input, payload_segment, signature = _split_compact(
+            token, self.max_token_length, self.issuer
+        )
         model, kid = self._header(header_segment)
         arrived = time.monotonic()
         candidates = await self.keys.keys_for(kid, model.key_type)
@@ -210,6 +248,13 @@ class JWTValidator(CachingValidator):
         claims = _json_segment(payload_segment)
         self._check_claims(claims)
         info = to_auth_info(claims, scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
+        if self.allowed_clients is not None and info.client_id not in self.allowed_clients:
+            raise InvalidTokenError(
+                "The access token was issued to a client this resource does not accept",
+                detail=f"client {shown(info.client_id)} is not in allowed_clients",
+                mismatch=True,
+                guess=False,
+            )
         self.remember(key, info, claims["exp"])  # an entry never outlives the token (RFC 7662 §4)
         return info
 
@@ -291,23 +336,35 @@ class JWTValidator(CachingValidator):
         if (
             iss is None
             or exp is None
-            or aud is None
+            or (aud is None and not self.audience_off)
             or (self._extra_required and any(get(name) is None for name in self._extra_required))
         ):
             missing = [n for n in ("iss", "exp", "aud", *self._extra_required) if get(n) is None]
+            if self.audience_off:
+                missing = [n for n in missing if n != "aud"]
             raise InvalidTokenError(
                 "The access token lacks a required claim",
-                detail=f"claims {', '.join(missing)} missing",
+                detail=f"claims {', '.join(missing)} missing{missing_claims_advice(claims, missing)}",
                 mismatch=True,
                 guess=False,
             )
         if iss != self.issuer:  # exact match (RFC 9068 §4)
             raise InvalidTokenError(
                 "The access token issuer is not trusted",
-                detail=f"issuer {shown(iss)} is not {self.issuer!r}{mismatch_hint(self.issuer, iss)}",
+                detail=f"issuer {shown(iss)} is not {self.issuer!r}"
+                f"{mismatch_hint(self.issuer, iss) or issuer_advice(self.issuer, iss, claims)}",
                 mismatch=True,
                 guess=False,
             )
+        for name, wanted in self.required_claims.items():
+            if get(name) != wanted:
+                raise InvalidTokenError(
+                    "The access token is not of the kind this resource accepts",
+                    detail=f"claim {name} is {shown(get(name))}, not {wanted!r}"
+                    + ("; an ID token, not an access token" if name == "token_use" and get(name) == "id" else ""),
+                    mismatch=True,
+                    guess=False,
+                )
         if not is_numeric_date(exp):
             _invalid_claim("exp")
         now = time.time()
@@ -324,14 +381,16 @@ class JWTValidator(CachingValidator):
         for name in ("sub", "jti"):
             if (value := get(name)) is not None and type(value) is not str:
                 _invalid_claim(name)
-        if type(aud) is not str and not (type(aud) is list and all(type(a) is str for a in aud)):
+        if self.audience_off:
+            pass  # allowed_clients is checked instead (see __init__)
+        elif type(aud) is not str and not (type(aud) is list and all(type(a) is str for a in aud)):
             _invalid_claim("aud")
-        assert self.audience is not None
         # RFC 8707 §2: aud must name this resource; an ID token (aud = a client id) fails here.
-        if not audience_matches(aud, self.audience):
+        elif not audience_matches(aud, self.audience):  # type: ignore[arg-type]
             raise InvalidTokenError(
                 "The access token was not issued for this resource",
-                detail=f"audience {shown(aud)} does not include {' or '.join(sorted(self.audience))}",
+                detail=f"audience {shown(aud)} does not include {' or '.join(sorted(self.audience or ()))}"
+                f"{audience_advice(claims, self.audience or ())}",
                 mismatch=True,
                 guess=False,
             )
