@@ -18,10 +18,12 @@ from .errors import (
 from .middleware import MCPAuthMiddleware
 from .validators import (
     FallbackValidator,
+    GoogleTokenInfo,
     IntrospectionValidator,
     IssuerRouter,
     JWKSKeys,
     JWTValidator,
+    ProviderTokenValidator,
     StaticKeys,
     TenantIssuers,
     TokenCache,
@@ -37,6 +39,7 @@ __all__ = [
     "ConfigurationError",
     "DPoP",
     "FallbackValidator",
+    "GoogleTokenInfo",
     "Guard",
     "InsufficientScopeError",
     "IntrospectionValidator",
@@ -47,6 +50,7 @@ __all__ = [
     "JWTValidator",
     "Limits",
     "MCPAuthMiddleware",
+    "ProviderTokenValidator",
     "ScopeRules",
     "StaticKeys",
     "TenantIssuers",

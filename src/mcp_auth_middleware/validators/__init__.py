@@ -1,4 +1,5 @@
-"""Token validators: local JWT, remote introspection, and JWT-first with a fallback."""
+"""Token validators: local JWT, remote introspection, JWT-first with a fallback, several
+issuers, and tokens only their provider's own endpoint can check."""
 
 from .base import CachingValidator, RoutingValidator, TokenValidator, Validator, as_validator
 from .cache import TokenCache, token_key
@@ -7,14 +8,17 @@ from .introspection import IntrospectionValidator
 from .issuers import IssuerRouter, TenantIssuers
 from .jwks import JWKSKeys, StaticKeys
 from .jwt import JWTValidator
+from .provider_endpoint import GoogleTokenInfo, ProviderTokenValidator
 
 __all__ = [
     "CachingValidator",
     "FallbackValidator",
+    "GoogleTokenInfo",
     "IntrospectionValidator",
     "IssuerRouter",
     "JWKSKeys",
     "JWTValidator",
+    "ProviderTokenValidator",
     "RoutingValidator",
     "StaticKeys",
     "TenantIssuers",
