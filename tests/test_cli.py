@@ -430,3 +430,58 @@ def test_gateway_on_a_busy_port_says_so() -> None:
         )
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr and "Traceback" not in result.stderr
+
+
+ENTRA_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+ENTRA_V2 = f"https://login.microsoftonline.com/{ENTRA_TENANT}/v2.0"
+ENTRA_APP = "6e74172b-be56-4843-9ff4-e66a39bb12e3"
+
+
+def test_check_knows_the_provider_and_names_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    """Given a real (Entra-shaped) token, `check` says what is wrong and which setting fixes
+    it, in the words the denial log uses."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from mcp_auth_middleware.testing import LocalIssuer
+
+    issuer = LocalIssuer(ENTRA_V2)
+    keys = Starlette(routes=[Route("/keys", lambda request: JSONResponse(issuer.jwks))])
+    v1 = issuer.mint_token(audience=f"api://{ENTRA_APP}", iss=f"https://sts.windows.net/{ENTRA_TENANT}/", ver="1.0")
+    v2 = issuer.mint_token(audience=ENTRA_APP, ver="2.0", tid=ENTRA_TENANT)
+    with serve(keys) as url:
+        common = ["--resource", "https://mcp.example.com/mcp", "--issuer", ENTRA_V2, "--jwks-uri", f"{url}/keys"]
+        wrong_version = main(["check", v1, *common, "--audience", ENTRA_APP])
+        version_out = capsys.readouterr().out
+        no_audience = main(["check", v2, *common])
+        audience_out = capsys.readouterr().out
+        right = main(["check", v2, *common, "--audience", ENTRA_APP])
+        right_out = capsys.readouterr().out
+    assert wrong_version == 1 and "provider: Microsoft Entra ID" in version_out
+    assert "a v1.0 token, and this resource expects v2.0 tokens: set accessTokenAcceptedVersion to 2" in version_out
+    assert no_audience == 1 and f"Entra puts the app's client ID ({ENTRA_APP}) in aud" in audience_out
+    assert "check --audience" in audience_out
+    assert right == 0 and "ALLOW" in right_out
+
+
+@pytest.mark.parametrize(
+    ("used", "said"),
+    [
+        ("http://mcp.example.com/mcp", "scheme: clients use http, resource says https"),
+        ("https://mcp.example.com:8443/mcp", "port: clients use 8443, resource says default"),
+        ("https://mcp.example.com/mcp/", "trailing slash: clients use /mcp/, resource says /mcp"),
+        ("https://mcp.example.com/api/mcp", "path: clients use /api/mcp, resource says /mcp"),
+        ("https://mcp.internal/mcp", "host: clients use mcp.internal, resource says mcp.example.com"),
+    ],
+)
+def test_check_compares_the_url_clients_use_with_the_resource(
+    used: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["check", "--resource", "https://mcp.example.com/mcp", "--issuer", "https://auth.example.com", "--url", used]
+    )
+    out = capsys.readouterr().out
+    assert code == 2
+    assert f"URL MISMATCH  clients use {used}, but resource is https://mcp.example.com/mcp" in out
+    assert said in out

@@ -17,6 +17,8 @@ from typing import Any
 
 from . import __version__
 from .fetch import check_fetch_url
+from .providers import provider_of
+from .urls import differences
 from .values import LOOPBACK_HOSTS, flag
 
 __all__ = ["main", "readiness_problems"]
@@ -63,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--resource", required=True, help="the protected resource URI (the audience)")
     check.add_argument("--issuer", required=True)
     check.add_argument("--jwks-uri", help="skip discovery of the key set")
+    check.add_argument("--audience", help="the audience tokens carry, when it is not the resource (Entra's client ID)")
+    check.add_argument(
+        "--url",
+        help="the URL clients use (behind a proxy: the public one), compared with --resource part by part",
+    )
     check.add_argument("--scope", action="append", default=[], help="a required scope (repeatable)")
     check.add_argument("--token-validation", choices=["jwt", "introspection", "both"], default="jwt")
     check.add_argument("--client-id", help="introspection: this resource server's client id")
@@ -333,17 +340,31 @@ async def _check(args: argparse.Namespace) -> int:
             "client_id": args.client_id,
             "client_secret": args.client_secret or os.environ.get("MCP_AUTH_CLIENT_SECRET"),
         }
+    if args.audience:
+        if args.token_validation != "jwt":
+            print("INVALID CONFIGURATION  --audience is for --token-validation jwt", file=sys.stderr)
+            return 2
+        options["validator"] = _audience_validator(args, allow_http)
+        options.pop("token_validation")
     try:
         middleware = MCPAuthMiddleware(
             app,
             resource=args.resource,
-            issuer=args.issuer,
-            jwks_uri=args.jwks_uri,
+            **({} if args.audience else {"issuer": args.issuer, "jwks_uri": args.jwks_uri}),
+            authorization_servers=[args.issuer],
             required_scopes=args.scope,
             **options,
         )
     except ValueError as exc:
         print(f"INVALID CONFIGURATION  {exc}", file=sys.stderr)
+        return 2
+    provider = provider_of(args.issuer)
+    if provider is not None:
+        print(f"provider: {provider.name} (from the issuer); denials name the setting that fixes them")
+    if args.url and (found := differences(args.url, args.resource)):
+        print(f"URL MISMATCH  clients use {args.url}, but resource is {args.resource}: change resource to the URL")
+        for difference in found:
+            print(f"  {difference}")
         return 2
     with _reasons():  # the lines below say it once
         problem = await middleware.check()
@@ -397,6 +418,23 @@ async def _check(args: argparse.Namespace) -> int:
     if body:
         print(body.decode("utf-8", "replace"))
     return 1
+
+
+def _audience_validator(args: argparse.Namespace, allow_http: bool) -> Any:
+    """A JWT validator for another audience than the resource, its keys discovered or given."""
+    from functools import partial
+
+    from .discovery import Discovery
+    from .validators import JWTValidator
+
+    discovery = Discovery(args.issuer, allow_http=allow_http)
+    return JWTValidator(
+        issuer=args.issuer,
+        audience=args.audience,
+        jwks_uri=args.jwks_uri,
+        resolve_jwks_uri=None if args.jwks_uri else partial(discovery.endpoint, "jwks_uri"),
+        allow_http=allow_http,
+    )
 
 
 def _rules(values: list[str], flag: str) -> dict[str, list[str]]:

@@ -122,10 +122,10 @@ def audience_advice(claims: Mapping[str, Any], accepted: Iterable[str]) -> str:
             )
         ids = [a for a in audiences if _GUID.fullmatch(a)]
         uris = [a for a in audiences if a.startswith("api://")]
-        if ids and any(a.startswith("api://") for a in accepted):
+        if ids and not any(_GUID.fullmatch(a) for a in accepted):
             return (
                 f"; Entra puts the app's client ID ({ids[0]}) in aud of v2.0 tokens, the Application ID URI in "
-                "v1.0 ones: accept the client ID as audience too"
+                "v1.0 ones: accept the client ID as audience (audience=, or check --audience)"
             )
         if uris and not any(a.startswith("api://") for a in accepted):
             return (

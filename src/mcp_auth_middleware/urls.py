@@ -16,7 +16,15 @@ from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-__all__ = ["DEFAULT_PORTS", "WELL_KNOWN", "canonical_uri", "normalized_htu", "origin_of", "well_known_path"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "WELL_KNOWN",
+    "canonical_uri",
+    "differences",
+    "normalized_htu",
+    "origin_of",
+    "well_known_path",
+]
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Where protected resources serve their metadata (RFC 9728 §3).
@@ -77,3 +85,29 @@ def well_known_path(resource: str) -> str:
     """RFC 9728 §3.1: the well-known string goes between host and path; a lone trailing '/' is dropped."""
     path = urlsplit(resource).path
     return WELL_KNOWN + ("" if path == "/" else path)
+
+
+def differences(used: str, resource: str) -> list[str]:
+    """How the URL clients use differs from `resource`, part by part (scheme, host, port, path,
+    trailing slash), for a person to fix: clients refuse metadata whose `resource` is not the
+    URL they used (RFC 9728 §3.3), and a token's audience must be it (RFC 8707 §2)."""
+    a, b = _authority(used), _authority(resource)
+    if a is None or b is None:
+        return [f"{used if a is None else resource!r} is not an http(s) URL with a host"]
+    found: list[str] = []
+    if a.scheme != b.scheme:
+        found.append(f"scheme: clients use {a.scheme}, resource says {b.scheme} (behind a proxy that ends TLS, "
+                     "resource is still https)")  # fmt: skip
+    host_a, host_b = (a.parts.hostname or "").lower(), (b.parts.hostname or "").lower()
+    if host_a != host_b:
+        found.append(f"host: clients use {host_a}, resource says {host_b}")
+    port_a = a.netloc.rpartition(":")[2] if a.netloc.count(":") and not a.netloc.endswith("]") else "default"
+    port_b = b.netloc.rpartition(":")[2] if b.netloc.count(":") and not b.netloc.endswith("]") else "default"
+    if port_a != port_b:
+        found.append(f"port: clients use {port_a}, resource says {port_b} (the proxy's port, not the app's)")
+    path_a, path_b = a.parts.path or "/", b.parts.path or "/"
+    if path_a.rstrip("/") != path_b.rstrip("/"):
+        found.append(f"path: clients use {path_a}, resource says {path_b} (a proxy prefix belongs in resource)")
+    elif path_a != path_b:
+        found.append(f"trailing slash: clients use {path_a}, resource says {path_b}")
+    return found
