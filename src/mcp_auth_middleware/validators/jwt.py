@@ -61,26 +61,35 @@ _AT_JWT = frozenset({"at+jwt", "application/at+jwt"})
 _ACCESS_TOKEN_TYPES = _AT_JWT | {"jwt", "application/jwt"}
 
 
-def _split_compact(token: str, max_length: int, issuer: str) -> tuple[bytes, bytes, bytes, bytes]:
+def _split_compact(token: str, max_length: int, issuer: str | None) -> tuple[bytes, bytes, bytes, bytes]:
     """Header segment, signing input, payload segment and signature of an access token."""
     raw = token.encode("ascii", "replace")
     try:
         return compact_parts(raw, max_length)
     except MalformedJOSE as exc:
-        if raw.count(b".") == 4 and len(raw) <= max_length:  # five segments: a JWE (RFC 7516 §7.1)
-            try:
-                header = json_object(raw.split(b".", 1)[0])
-            except MalformedJOSE:
-                header = {}
-            if "enc" in header:
-                raise InvalidTokenError(
-                    "The access token is encrypted, not signed",
-                    detail=f"a JWE (alg {shown(header.get('alg'))}, enc {shown(header.get('enc'))})"
-                    f"{encrypted_advice(header, issuer)}",
-                    mismatch=True,
-                    guess=False,
-                ) from None
-        raise InvalidTokenError("The access token is malformed") from exc
+        raise encrypted_token_error(raw, max_length, issuer) or InvalidTokenError(
+            "The access token is malformed"
+        ) from exc
+
+
+def encrypted_token_error(raw: bytes, max_length: int, issuer: str | None) -> InvalidTokenError | None:
+    """The denial of an encrypted token (a JWE, RFC 7516 §7.1: five segments, a header with
+    `enc`) where a signed one was expected, with its provider's fix; None for anything else."""
+    if raw.count(b".") != 4 or len(raw) > max_length:
+        return None
+    try:
+        header = json_object(raw.split(b".", 1)[0])
+    except MalformedJOSE:
+        return None
+    if "enc" not in header:
+        return None
+    return InvalidTokenError(
+        "The access token is encrypted, not signed",
+        detail=f"a JWE (alg {shown(header.get('alg'))}, enc {shown(header.get('enc'))})"
+        f"{encrypted_advice(header, issuer)}",
+        mismatch=True,
+        guess=False,
+    )
 
 
 def _json_segment(segment: bytes) -> dict[str, Any]:
