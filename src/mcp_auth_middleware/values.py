@@ -8,6 +8,7 @@ separated by spaces or commas, the same in keywords and in `MCP_AUTH_*` variable
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ __all__ = [
     "check_server_url",
     "flag",
     "is_loopback",
+    "network_list",
     "word_list",
     "word_lists",
 ]
@@ -41,6 +43,17 @@ def word_list(value: str | Iterable[str] | None) -> list[str]:
     if not all(isinstance(v, str) for v in values):
         raise TypeError(f"expected strings, got {values!r}")
     return values
+
+
+def network_list(option: str, value: str | Iterable[str]) -> tuple[str, ...]:
+    """Addresses or networks (`10.0.0.0/8`, `::1`), each checked; ValueError naming `option`."""
+    networks = tuple(word_list(value))
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"{option}: {network!r} is not an address or network") from None
+    return networks
 
 
 def word_lists(mapping: Mapping[str, str | Iterable[str]] | None) -> dict[str, list[str]] | None:

@@ -23,7 +23,7 @@ from mcp_auth_middleware.gateway import GatewayService
 from mcp_auth_middleware.server.local import LocalAuthorizationServer
 from mcp_auth_middleware.testing import free_port, running_authorization_server, serve
 
-from ..interop.conftest import _wait_for_port
+from ..processes import stop_process, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAYS_DOC = ROOT / "docs" / "gateways.md"
@@ -70,17 +70,13 @@ def _process(command: list[str], port: int, what: str, log: Path, **options: Any
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, **options)
         try:
             try:
-                _wait_for_port(port, process, what)
+                wait_for_port(port, process, what)
             except BaseException:
                 print(log.read_text(errors="replace")[-3000:])
                 raise
             yield
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process)
 
 
 @contextmanager

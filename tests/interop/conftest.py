@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,26 +19,14 @@ from joserfc.jwk import RSAKey
 
 from mcp_auth_middleware.testing import free_port
 
+from ..processes import stop_process
+from ..processes import wait_for_port as _wait_for_port
 from .glewlwyd import Glewlwyd
 
 HERE = Path(__file__).parent
 OIDC_DIR = HERE / "oidc_provider"
 RESOURCE_JWT = "https://mcp.example.com/mcp"
 RESOURCE_OPAQUE = "https://opaque.example.com/mcp"
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-            pytest.fail(f"{what} exited with {process.returncode}:\n{output[-2000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    process.kill()
-    pytest.fail(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s")
 
 
 @dataclass
@@ -75,13 +61,8 @@ class OIDCProvider:
         _wait_for_port(self.port, self.process, "oidc-provider")
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
+        stop_process(self.process)
+        self.process = None
 
     def rotate(self) -> RSAKey:
         """Restart with a new signing key first (the old one stays published, as IdPs do)."""

@@ -20,6 +20,8 @@ import httpx2
 import pytest
 from joserfc.jwk import RSAKey
 
+from ..processes import stop_process, wait_for_port
+
 SCHEMA = Path("/usr/share/doc/glewlwyd/database/init.sqlite3.sql.gz")
 MODULES = Path("/usr/lib/glewlwyd")
 RESOURCE = "https://glewlwyd-mcp.example.com/mcp"
@@ -77,8 +79,6 @@ class Glewlwyd:
         return f"{self.api}/oidc"
 
     def start(self) -> None:
-        from .conftest import _wait_for_port
-
         binary = shutil.which("glewlwyd")
         if binary is None or not SCHEMA.exists():
             pytest.fail("glewlwyd is not installed: `make test` installs Debian's glewlwyd")
@@ -90,7 +90,7 @@ class Glewlwyd:
         self.process = subprocess.Popen(
             [binary, f"--config-file={config}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        _wait_for_port(self.port, self.process, "glewlwyd")
+        wait_for_port(self.port, self.process, "glewlwyd")
         self.configure()
 
     def configure(self) -> None:
@@ -170,10 +170,5 @@ class Glewlwyd:
                 assert response.status_code == 200, f"glewlwyd {method} {path}: {response.status_code} {response.text}"
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
+        stop_process(self.process)
+        self.process = None

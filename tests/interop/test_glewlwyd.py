@@ -74,16 +74,21 @@ async def test_a_token_asked_without_resource_is_refused_and_the_log_says_why(
     assert "audience 'mcp' does not include" in caplog.text
 
 
-async def test_its_tokens_through_its_introspection_endpoint(glewlwyd: Glewlwyd, served: Any) -> None:
-    token = (await token_from(glewlwyd))["access_token"]
-    validator = IntrospectionValidator(
+def introspection(glewlwyd: Glewlwyd, secret: str) -> IntrospectionValidator:
+    """docs/identity-providers.md, Glewlwyd: a bearer token of the resource server's own."""
+    return IntrospectionValidator(
         f"{glewlwyd.issuer}/introspect",
         client_id=RESOURCE_SERVER[0],
-        client_secret=RESOURCE_SERVER[1],
+        client_secret=secret,
         token_endpoint=f"{glewlwyd.issuer}/token",
         token_scope="introspect",
         allow_http=True,
     )
+
+
+async def test_its_tokens_through_its_introspection_endpoint(glewlwyd: Glewlwyd, served: Any) -> None:
+    token = (await token_from(glewlwyd))["access_token"]
+    validator = introspection(glewlwyd, RESOURCE_SERVER[1])
     url = served(
         MCPAuthMiddleware(echo_app(), resource=RESOURCE, authorization_servers=[glewlwyd.issuer], validator=validator)
     )
@@ -99,14 +104,7 @@ async def test_an_introspecting_server_without_its_own_token_is_told_why(
     glewlwyd: Glewlwyd, served: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = (await token_from(glewlwyd))["access_token"]
-    validator = IntrospectionValidator(
-        f"{glewlwyd.issuer}/introspect",
-        client_id=RESOURCE_SERVER[0],
-        client_secret="not-its-secret",
-        token_endpoint=f"{glewlwyd.issuer}/token",
-        token_scope="introspect",
-        allow_http=True,
-    )
+    validator = introspection(glewlwyd, "not-its-secret")
     url = served(
         MCPAuthMiddleware(echo_app(), resource=RESOURCE, authorization_servers=[glewlwyd.issuer], validator=validator)
     )

@@ -4,7 +4,6 @@ are built, so that whatever cannot work is a ValueError naming the option, at co
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -14,7 +13,7 @@ from urllib.parse import urlsplit
 from limits import parse as parse_rate_limit
 
 from ..urls import origin_of, well_known_path
-from ..values import LOOPBACK_HOSTS, check_scope_token, check_server_url, word_list
+from ..values import LOOPBACK_HOSTS, check_scope_token, check_server_url, network_list, word_list
 
 __all__ = [
     "DEFAULT_DPOP_ALGORITHMS",
@@ -247,12 +246,7 @@ class Guard:
                 raise ValueError(
                     f"failure_limit {self.failure_limit!r} is not a rate limit: write it as '60/minute'"
                 ) from None
-        proxies = tuple(word_list(self.trusted_proxies))
-        for network in proxies:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"trusted_proxies: {network!r} is not an address or network") from None
+        proxies = network_list("trusted_proxies", self.trusted_proxies)
         if self.forwarded_header not in FORWARDED_HEADERS:
             raise ValueError(f"forwarded_header must be one of {FORWARDED_HEADERS}, not {self.forwarded_header!r}")
         _set(self, trusted_proxies=proxies)

@@ -7,13 +7,12 @@ caller's identity is handed to the upstream. Checked once, at construction.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from ..values import word_list
+from ..values import network_list, word_list
 
 __all__ = [
     "DEFAULT_IDENTITY_HEADERS",
@@ -77,13 +76,7 @@ class GatewayOptions:
         kinds = get_args(GatewayKind)
         if self.gateway not in kinds:
             raise ValueError(f"gateway must be one of {', '.join(kinds)}, not {self.gateway!r}")
-        trusted = tuple(word_list(self.trusted_gateways))
-        for network in trusted:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"trusted_gateways: {network!r} is not an address or network") from None
-        object.__setattr__(self, "trusted_gateways", trusted)
+        object.__setattr__(self, "trusted_gateways", network_list("trusted_gateways", self.trusted_gateways))
         if self.without_mcp_headers not in get_args(WithoutMcpHeaders):
             raise ValueError(f"without_mcp_headers must be 'refuse' or 'global', not {self.without_mcp_headers!r}")
         unknown = set(self.identity_headers) - set(DEFAULT_IDENTITY_HEADERS)
