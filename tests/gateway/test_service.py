@@ -145,6 +145,7 @@ async def test_a_subrequest_without_the_gateways_headers_is_a_misconfiguration(
             response = await http.get("/check", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 503 and response.json()["error"] == "server_misconfigured"
     assert "no X-Original-Method or no X-Original-URI header" in caplog.text
+    assert "is the gateway in front nginx (--gateway, MCP_AUTH_GATEWAY)" in caplog.text
 
 
 async def test_a_client_cannot_choose_the_uri_caddy_and_traefik_report(issuer: LocalIssuer) -> None:

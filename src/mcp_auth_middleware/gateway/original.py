@@ -120,7 +120,7 @@ class OriginalRequest:
             if method_value is None or uri is None:
                 raise GatewayProblem(
                     f"the subrequest carries no {self.names[0]} or no {self.names[1]} header, which {self.kind} "
-                    "is configured to send (docs/gateways.md): is the gateway in front {self.kind} (--gateway, "
+                    f"is configured to send (docs/gateways.md): is the gateway in front {self.kind} (--gateway, "
                     "MCP_AUTH_GATEWAY), and its configuration the one shown there?"
                 )
             method = method_value.decode("latin-1")
