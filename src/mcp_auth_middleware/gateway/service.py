@@ -33,7 +33,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..challenge import MISCONFIGURED, RawResponse, send_response
 from ..config import AuthConfig, check_option_names
-from ..errors import InvalidRequestError
+from ..errors import AuthError, InvalidRequestError
 from ..mcp_headers import NAME_BEARING_METHODS, HeaderMismatchError, decode_header
 from ..middleware import MCPAuthMiddleware
 from ..rate_limit import parse_networks
@@ -111,7 +111,7 @@ class GatewayService:
         gateway = {name: overrides.pop(name) for name in list(overrides) if name in _GATEWAY_OPTIONS}
         return cls(AuthConfig.from_env(environ, **overrides), GatewayOptions.from_env(environ, **gateway))
 
-    async def check(self) -> Any:
+    async def check(self) -> AuthError | None:
         """The middleware's configuration check (see `MCPAuthMiddleware.check`)."""
         return await self.checks.check()
 
