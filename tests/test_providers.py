@@ -218,3 +218,8 @@ async def test_okta_org_authorization_server(key: RSAKey) -> None:
     at_org = JWTValidator(issuer="https://dev-123.okta.com", keys=key, audience=RESOURCE)
     denial = await refused(at_org, token(key, org))
     assert "only for Okta's own APIs" in str(denial.detail)
+
+
+def test_an_issuer_that_is_no_url_is_no_provider() -> None:
+    for value in ("http://[", "https://[::1", 42, None, "", "not a url"):
+        assert provider_of(value) is None

@@ -48,8 +48,11 @@ def provider_of(issuer: object) -> Provider | None:
     """The provider an issuer URL belongs to, or None for one we know nothing special about."""
     if not isinstance(issuer, str):
         return None
-    parts = urlsplit(issuer)
-    host, path = (parts.hostname or "").lower(), parts.path
+    try:  # a value from a token: anything at all
+        parts = urlsplit(issuer)
+        host, path = (parts.hostname or "").lower(), parts.path
+    except ValueError:
+        return None
     if host in ("login.microsoftonline.com", "sts.windows.net") or host.endswith(".ciamlogin.com"):
         return ENTRA
     if host.startswith("cognito-idp.") and host.endswith(".amazonaws.com"):
@@ -66,11 +69,11 @@ def provider_of(issuer: object) -> Provider | None:
 
 
 def _entra_version(issuer: object) -> str | None:
-    if not isinstance(issuer, str):
+    if provider_of(issuer) is not ENTRA:
         return None
-    if urlsplit(issuer).hostname == "sts.windows.net":
+    if "//sts.windows.net/" in str(issuer).lower():
         return "1.0"
-    return "2.0" if issuer.rstrip("/").endswith("/v2.0") else None
+    return "2.0" if str(issuer).rstrip("/").endswith("/v2.0") else None
 
 
 def _okta_org_server(issuer: object) -> bool:
