@@ -125,3 +125,17 @@ async def test_through_the_middleware_on_real_uvicorn(google: tuple[TokenInfo, s
     body: dict[str, Any] = allowed.json()
     assert allowed.status_code == 200 and body["client_id"] == CLIENT and body["sub"] == "110169484474386276334"
     assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["www-authenticate"]
+
+
+async def test_a_request_that_goes_away_does_not_take_the_others_answer_with_it(
+    google: tuple[TokenInfo, str],
+) -> None:
+    stand_in, url = google
+    token = stand_in.issue("ya29.a0AfH6SMBexample-three")
+    checker = validator(url)
+    first = asyncio.ensure_future(checker.validate(token))
+    second = asyncio.ensure_future(checker.validate(token))
+    await asyncio.sleep(0.01)
+    first.cancel()  # its client disconnected while Google was asked
+    info = await second
+    assert info.client_id == CLIENT and checker.calls == 1

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 import httpx2
@@ -95,22 +96,18 @@ class ProviderTokenValidator(CachingValidator):
         check_token_syntax(token)
         if self._refused.get(key):
             raise InvalidTokenError("The access token is not valid", detail=f"{self.provider} said so (remembered)")
-        pending = self._pending.get(key)
-        if pending is not None:  # the same token, asked about already: one call for all
-            return await asyncio.shield(pending)
-        future: asyncio.Future[AuthInfo] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        try:
-            info = await self._ask(token, key)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: a failure nobody else awaited is not reported
-            raise
-        else:
-            future.set_result(info)
-            return info
-        finally:
-            del self._pending[key]
+        # One call for every request with this token, in a task of its own: a request that is
+        # cancelled (its client went away) does not cancel the others' answer.
+        task = self._pending.get(key)
+        if task is None:
+            task = self._pending[key] = asyncio.ensure_future(self._ask(token, key))
+            task.add_done_callback(partial(self._done, key))
+        return await asyncio.shield(task)
+
+    def _done(self, key: bytes, task: asyncio.Future[AuthInfo]) -> None:
+        del self._pending[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure nobody awaited any more is not reported
 
     async def _ask(self, token: str, key: bytes) -> AuthInfo:
         self.calls += 1
