@@ -485,3 +485,10 @@ def test_check_compares_the_url_clients_use_with_the_resource(
     assert code == 2
     assert f"URL MISMATCH  clients use {used}, but resource is https://mcp.example.com/mcp" in out
     assert said in out
+
+
+def test_check_audience_with_an_unusable_jwks_uri_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--resource", "https://mcp.example.com/mcp", "--issuer", "https://auth.example.com", "--audience", "x"]
+    code = main(["check", "token", *args, "--jwks-uri", "http://auth.internal/jwks"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("INVALID CONFIGURATION  'http://auth.internal/jwks' is plain http")

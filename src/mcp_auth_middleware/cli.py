@@ -340,13 +340,13 @@ async def _check(args: argparse.Namespace) -> int:
             "client_id": args.client_id,
             "client_secret": args.client_secret or os.environ.get("MCP_AUTH_CLIENT_SECRET"),
         }
-    if args.audience:
-        if args.token_validation != "jwt":
-            print("INVALID CONFIGURATION  --audience is for --token-validation jwt", file=sys.stderr)
-            return 2
-        options["validator"] = _audience_validator(args, allow_http)
-        options.pop("token_validation")
+    if args.audience and args.token_validation != "jwt":
+        print("INVALID CONFIGURATION  --audience is for --token-validation jwt", file=sys.stderr)
+        return 2
     try:
+        if args.audience:
+            options["validator"] = _audience_validator(args, allow_http)
+            options.pop("token_validation")
         middleware = MCPAuthMiddleware(
             app,
             resource=args.resource,
