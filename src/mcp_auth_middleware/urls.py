@@ -96,18 +96,28 @@ def differences(used: str, resource: str) -> list[str]:
         return [f"{used if a is None else resource!r} is not an http(s) URL with a host"]
     found: list[str] = []
     if a.scheme != b.scheme:
-        found.append(f"scheme: clients use {a.scheme}, resource says {b.scheme} (behind a proxy that ends TLS, "
-                     "resource is still https)")  # fmt: skip
+        found.append(
+            f"scheme: clients use {a.scheme}, resource says {b.scheme} (behind a proxy that ends TLS, resource is "
+            "still https)"
+        )
     host_a, host_b = (a.parts.hostname or "").lower(), (b.parts.hostname or "").lower()
     if host_a != host_b:
         found.append(f"host: clients use {host_a}, resource says {host_b}")
-    port_a = a.netloc.rpartition(":")[2] if a.netloc.count(":") and not a.netloc.endswith("]") else "default"
-    port_b = b.netloc.rpartition(":")[2] if b.netloc.count(":") and not b.netloc.endswith("]") else "default"
+    port_a, port_b = _explicit_port(a), _explicit_port(b)
     if port_a != port_b:
-        found.append(f"port: clients use {port_a}, resource says {port_b} (the proxy's port, not the app's)")
+        found.append(
+            f"port: clients use {port_a or 'default'}, resource says {port_b or 'default'} (the proxy's port, "
+            "not the app's)"
+        )
     path_a, path_b = a.parts.path or "/", b.parts.path or "/"
     if path_a.rstrip("/") != path_b.rstrip("/"):
         found.append(f"path: clients use {path_a}, resource says {path_b} (a proxy prefix belongs in resource)")
     elif path_a != path_b:
         found.append(f"trailing slash: clients use {path_a}, resource says {path_b}")
     return found
+
+
+def _explicit_port(authority: _Authority) -> int | None:
+    """The port, unless it is the scheme's default (then None, as if not written)."""
+    port = authority.parts.port
+    return None if port in (None, DEFAULT_PORTS[authority.scheme]) else port
