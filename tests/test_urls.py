@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_auth_middleware.urls import canonical_uri, normalized_htu, origin_of
+from mcp_auth_middleware.urls import canonical_uri, differences, normalized_htu, origin_of
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,15 @@ def test_the_three_agree_on_scheme_host_and_port() -> None:
     assert origin_of(url) == "http://example.com"
     assert normalized_htu(url) == "http://example.com/a/"
     assert canonical_uri(url) == "http://example.com/a"
+
+
+def test_differences_name_each_part_and_only_real_ones() -> None:
+    assert differences("https://mcp.example.com/mcp", "https://MCP.example.com:443/mcp") == []
+    assert differences("https://[::1]:8443/mcp", "https://[::1]/mcp") == [
+        "port: clients use 8443, resource says default (the proxy's port, not the app's)"
+    ]
+    both = differences("http://mcp.example.com:8080/api/mcp", "https://mcp.example.com/mcp")
+    assert [line.split(":")[0] for line in both] == ["scheme", "port", "path"]
+    assert differences("mcp.example.com/mcp", "https://mcp.example.com/mcp") == [
+        "'mcp.example.com/mcp' is not an http(s) URL with a host"
+    ]
