@@ -257,6 +257,10 @@ def test_options_that_cannot_work_are_named() -> None:
         GatewayOptions(gateway="nginx", without_mcp_headers="allow")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="identity_headers: email"):
         GatewayOptions(gateway="nginx", identity_headers={"email": "X-Email"})
+    with pytest.raises(ValueError, match="each needs a header of its own"):
+        GatewayOptions(gateway="nginx", identity_headers={"sub": "X-Auth-Scopes"})
+    with pytest.raises(ValueError, match="assertion_header: 'X Auth'"):
+        GatewayOptions(gateway="nginx", assertion_header="X Auth")
     with pytest.raises(ValueError, match=r"GatewayService: .*gateway"):
         GatewayService(resource=RESOURCE, issuer=ISSUER)
     public = ECKey.generate_key("P-256", private=True).as_pem(private=False).decode()
@@ -320,4 +324,5 @@ async def test_opaque_tokens_are_introspected_as_the_middleware_does(mcp_auth_se
         unknown = await http.get("/check", headers=nginx(Authorization="Bearer not-a-token-it-issued"))
     assert allowed.status_code == 200 and allowed.headers["x-user"] == "olga"
     assert "x-auth-subject" not in allowed.headers  # renamed, not duplicated
+    assert allowed.headers["x-auth-scopes"] == "mcp"  # the others keep their names
     assert unknown.status_code == 401

@@ -56,7 +56,8 @@ class GatewayOptions:
     - `trusted_gateways`: the addresses (or networks) subrequests may come from; anything else
       is refused. Loopback by default.
     - `without_mcp_headers`: see `WithoutMcpHeaders`. `refuse` by default (fail closed).
-    - `identity_headers`: `sub`, `client_id`, `scopes`, `issuer` to header names.
+    - `identity_headers`: `sub`, `client_id`, `scopes`, `issuer` to header names; the ones not
+      named keep their defaults (`X-Auth-Subject`, ...).
     - `assertion_key`: a private key (PEM text or a JWK) that signs a short-lived JWT of the
       same identity in `assertion_header`, for upstreams that verify rather than trust the
       network; its public half is served at `/.well-known/jwks.json`.
@@ -84,8 +85,15 @@ class GatewayOptions:
             raise ValueError(
                 f"identity_headers: {', '.join(sorted(unknown))} is not one of {', '.join(DEFAULT_IDENTITY_HEADERS)}"
             )
-        for name in (*self.identity_headers.values(), self.assertion_header):
+        # The ones named change; the others keep their default names.
+        headers = {**DEFAULT_IDENTITY_HEADERS, **self.identity_headers}
+        for name in headers.values():
             _header_name("identity_headers", name)
+        _header_name("assertion_header", self.assertion_header)
+        names = [name.lower() for name in (*headers.values(), self.assertion_header)]
+        if len(set(names)) != len(names):
+            raise ValueError("identity_headers and assertion_header: each needs a header of its own")
+        object.__setattr__(self, "identity_headers", headers)
         if not 1 <= self.assertion_lifetime <= 3600:
             raise ValueError("assertion_lifetime is in seconds, from 1 to 3600")
         if not self.envoy_path_prefix.startswith("/") or self.envoy_path_prefix.endswith("/"):
@@ -108,7 +116,7 @@ class GatewayOptions:
 
 def _identity_headers(text: str) -> dict[str, str]:
     """`sub=X-User,scopes=X-Scopes`: the named ones change, the others keep their defaults."""
-    headers = dict(DEFAULT_IDENTITY_HEADERS)
+    headers: dict[str, str] = {}
     for pair in word_list(text):
         what, equals, name = pair.partition("=")
         if not equals:
