@@ -10,6 +10,7 @@ import httpx2
 import pytest
 from joserfc.jwk import ECKey
 
+from mcp_auth_middleware import IssuerRouter
 from mcp_auth_middleware.exchange.proofs import ProofMaker
 from mcp_auth_middleware.gateway import GatewayOptions, GatewayService, verify_assertion
 from mcp_auth_middleware.testing import LocalIssuer
@@ -326,3 +327,20 @@ async def test_opaque_tokens_are_introspected_as_the_middleware_does(mcp_auth_se
     assert "x-auth-subject" not in allowed.headers  # renamed, not duplicated
     assert allowed.headers["x-auth-scopes"] == "mcp"  # the others keep their names
     assert unknown.status_code == 401
+
+
+async def test_tokens_of_several_issuers_are_routed_as_the_middleware_routes_them(issuer: LocalIssuer) -> None:
+    other = LocalIssuer("https://second-issuer.example.com")
+    router = IssuerRouter({ISSUER: issuer.validator(), other.issuer: other.validator()})
+    app = service(issuer, validator=router, authorization_servers=[ISSUER, other.issuer])
+    first = issuer.mint_token(audience=RESOURCE, sub="from-first", scopes=["mcp"])
+    second = other.mint_token(audience=RESOURCE, sub="from-second", scopes=["mcp"])
+    unknown = LocalIssuer("https://unknown.example.com").mint_token(audience=RESOURCE, scopes=["mcp"])
+    async with client(app) as http:
+        answers = [
+            await http.get("/check", headers=nginx(Authorization=f"Bearer {token}", **tool_call("whoami")))
+            for token in (first, second, unknown)
+        ]
+    assert [a.headers.get("x-auth-subject") for a in answers[:2]] == ["from-first", "from-second"]
+    assert [a.headers.get("x-auth-issuer") for a in answers[:2]] == [ISSUER, other.issuer]
+    assert answers[2].status_code == 401
