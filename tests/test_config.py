@@ -92,6 +92,27 @@ def test_from_env_reads_every_variable() -> None:
         AuthConfig.from_env({})
 
 
+def test_per_tool_rules_from_the_environment() -> None:
+    """What the gateway command (configured by variables) needs: the per-tool rules."""
+    config = AuthConfig.from_env(
+        {
+            "MCP_AUTH_RESOURCE": RESOURCE,
+            "MCP_AUTH_ISSUER": ISSUER,
+            "MCP_AUTH_TOOL_SCOPES": "delete_notes=notes:delete; audit=admin, audit:read",
+            "MCP_AUTH_PROMPT_SCOPES": '{"incident": ["oncall"]}',
+            "MCP_AUTH_RESOURCE_SCOPES": "file:///secret/*=secrets",
+            "MCP_AUTH_METHOD_SCOPES": "resources/read=resources",
+        }
+    )
+    assert config.scopes.tools == {"delete_notes": {"notes:delete"}, "audit": {"admin", "audit:read"}}
+    assert config.scopes.prompts == {"incident": {"oncall"}}
+    assert config.scopes.resources == {"file:///secret/*": {"secrets"}}
+    assert config.scopes.methods == {"resources/read": {"resources"}}
+    for value, problem in (("delete_notes", "is not NAME=SCOPES"), ("{not json", "is not a JSON object")):
+        with pytest.raises(ValueError, match=f"MCP_AUTH_TOOL_SCOPES.*{problem}"):
+            AuthConfig.from_env({"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_TOOL_SCOPES": value})
+
+
 def test_several_issuers_from_the_environment() -> None:
     from mcp_auth_middleware import IssuerRouter
 

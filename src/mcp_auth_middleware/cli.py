@@ -113,6 +113,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--trusted-gateways",
         help="addresses or networks subrequests may come from (or MCP_AUTH_TRUSTED_GATEWAYS; default loopback)",
     )
+    gateway.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        help="a scope every request needs (repeatable; or MCP_AUTH_REQUIRED_SCOPES)",
+    )
+    gateway.add_argument(
+        "--tool-scope",
+        action="append",
+        default=[],
+        metavar="NAME=SCOPES",
+        help="a per-tool rule (repeatable; delete_notes=notes:delete; or MCP_AUTH_TOOL_SCOPES)",
+    )
     gateway.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     gateway.add_argument("--port", type=int, default=9100, help="port (default 9100)")
 
@@ -156,10 +169,14 @@ def _demo(args: argparse.Namespace) -> int:
 def _gateway(args: argparse.Namespace) -> int:
     from .gateway import GatewayService
 
-    flags = {"gateway": args.gateway, "resource": args.resource, "issuer": args.issuer}
+    flags: dict[str, Any] = {"gateway": args.gateway, "resource": args.resource, "issuer": args.issuer}
     if args.trusted_gateways is not None:
         flags["trusted_gateways"] = args.trusted_gateways
+    if args.scope:
+        flags["required_scopes"] = args.scope
     try:
+        if args.tool_scope:
+            flags["tool_scopes"] = _rules(args.tool_scope, "--tool-scope")
         service = GatewayService.from_env(**{name: value for name, value in flags.items() if value is not None})
     except (TypeError, ValueError) as exc:
         problem = str(exc).removeprefix("GatewayService: ")

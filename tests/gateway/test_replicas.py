@@ -50,7 +50,9 @@ def fleet(redis_server: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iter
     port = free_port()
     resource = f"http://127.0.0.1:{port}/mcp"
     with ExitStack() as stack:
-        server = stack.enter_context(running_authorization_server(scopes_supported=["mcp"], default_resource=resource))
+        server = stack.enter_context(
+            running_authorization_server(scopes_supported=["mcp", "notes:delete"], default_resource=resource)
+        )
         upstream = stack.enter_context(serve(upstream_app()))
         ports = [free_port(), free_port()]
         for number, replica_port in enumerate(ports):
@@ -59,12 +61,14 @@ def fleet(redis_server: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 "MCP_AUTH_GATEWAY": "nginx",
                 "MCP_AUTH_RESOURCE": resource,
                 "MCP_AUTH_ISSUER": server.issuer,
-                "MCP_AUTH_REQUIRED_SCOPES": "mcp",
                 "MCP_AUTH_FAILURE_LIMIT": "3/minute",
                 "MCP_AUTH_RATE_LIMIT_STORAGE": redis_server.url,
                 "MCP_AUTH_DPOP": "1",
             }
-            command = [CLI, "gateway", "--port", str(replica_port)]
+            # The per-tool rule by variable on one replica and by flag on the other: both are read.
+            rule = ["--tool-scope", "delete_notes=notes:delete"] if number else []
+            env |= {} if number else {"MCP_AUTH_TOOL_SCOPES": "delete_notes=notes:delete"}
+            command = [CLI, "gateway", "--port", str(replica_port), "--scope", "mcp", *rule]
             stack.enter_context(_process(command, replica_port, "the service", directory / f"{number}.log", env=env))
         log = directory / "replica.log"
         http_level = f"    log_format replica '$status $auth_replica';\n    access_log {log} replica;\n"
@@ -74,10 +78,29 @@ def fleet(redis_server: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield Fleet(resource, server, [f"127.0.0.1:{p}" for p in ports], log)
 
 
-def whoami() -> tuple[dict[str, str], str]:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+def whoami(tool: str = "whoami") -> tuple[dict[str, str], str]:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-    return {**headers, "Mcp-Method": "tools/call", "Mcp-Name": "whoami"}, json.dumps(body)
+    return {**headers, "Mcp-Method": "tools/call", "Mcp-Name": tool}, json.dumps(body)
+
+
+async def test_each_replica_has_the_per_tool_rule_from_its_variable_or_its_flag(fleet: Fleet) -> None:
+    narrow = fleet.authorization_server.mint_token(sub="alice", audience=fleet.resource, scopes=["mcp"])
+    wide = fleet.authorization_server.mint_token(sub="alice", audience=fleet.resource, scopes=["mcp", "notes:delete"])
+    headers, body = whoami("delete_notes")
+    before = len(fleet.deciders())
+    async with httpx2.AsyncClient(timeout=20) as http:
+        denied = [
+            await http.post(fleet.resource, content=body, headers={**headers, "Authorization": f"Bearer {narrow}"})
+            for _ in range(2)
+        ]
+        allowed = await http.post(fleet.resource, content=body, headers={**headers, "Authorization": f"Bearer {wide}"})
+    assert set(fleet.deciders()[before : before + 2]) == set(fleet.replicas)  # one denial from each
+    for response in denied:
+        assert response.status_code == 403
+        assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+        assert "notes:delete" in response.headers["www-authenticate"]
+    assert allowed.status_code == 200, allowed.text
 
 
 async def test_a_replayed_dpop_proof_is_refused_by_the_other_replica(fleet: Fleet) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -117,6 +118,31 @@ def _off_or_limit(value: str) -> str | None:
     return None if value.strip() in ("", "off") else value.strip()
 
 
+def _rules(variable: str) -> Callable[[str], dict[str, list[str]]]:
+    """`delete_notes=notes:delete; admin_tool=admin audit` (entries split by `;`, scopes as any
+    list), or the same as a JSON object: `{"delete_notes": ["notes:delete"]}`."""
+
+    def read(value: str) -> dict[str, list[str]]:
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                rules = json.loads(text)
+            except ValueError:
+                raise ValueError(f"{variable} is not a JSON object") from None
+            if not isinstance(rules, dict):
+                raise ValueError(f"{variable} is not a JSON object")
+            return {str(name): word_list(scopes) for name, scopes in rules.items()}
+        rules = {}
+        for entry in filter(None, (part.strip() for part in text.split(";"))):
+            name, equals, scopes = entry.partition("=")
+            if not equals or not name.strip():
+                raise ValueError(f"{variable}: {entry!r} is not NAME=SCOPES (entries are separated by ';')")
+            rules[name.strip()] = word_list(scopes)
+        return rules
+
+    return read
+
+
 def _empty_is_none(value: str) -> list[str] | None:
     return word_list(value) or None  # an empty MCP_AUTH_CORS_ORIGINS turns CORS off
 
@@ -133,6 +159,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MCP_AUTH_CLIENT_SECRET": ("client_secret", str),
     "MCP_AUTH_TOKEN_VALIDATION": ("token_validation", str),
     "MCP_AUTH_REQUIRED_SCOPES": ("required_scopes", _words),
+    "MCP_AUTH_TOOL_SCOPES": ("tool_scopes", _rules("MCP_AUTH_TOOL_SCOPES")),
+    "MCP_AUTH_METHOD_SCOPES": ("method_scopes", _rules("MCP_AUTH_METHOD_SCOPES")),
+    "MCP_AUTH_RESOURCE_SCOPES": ("resource_scopes", _rules("MCP_AUTH_RESOURCE_SCOPES")),
+    "MCP_AUTH_PROMPT_SCOPES": ("prompt_scopes", _rules("MCP_AUTH_PROMPT_SCOPES")),
     "MCP_AUTH_LIST_FILTER": ("list_filter", str),
     "MCP_AUTH_STRICT_RULES": ("strict_rules", bool),
     "MCP_AUTH_SCOPES_SUPPORTED": ("scopes_supported", _words),
