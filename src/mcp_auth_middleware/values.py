@@ -9,8 +9,10 @@ separated by spaces or commas, the same in keywords and in `MCP_AUTH_*` variable
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "flag",
     "is_loopback",
     "network_list",
+    "read_variables",
     "word_list",
     "word_lists",
 ]
@@ -54,6 +57,20 @@ def network_list(option: str, value: str | Iterable[str]) -> tuple[str, ...]:
         except ValueError:
             raise ValueError(f"{option}: {network!r} is not an address or network") from None
     return networks
+
+
+def read_variables(
+    table: Mapping[str, tuple[str, Callable[[str], Any]]], environ: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """The options that the variables set in `environ` (default: the process's) give, by `table`
+    (variable -> option name and how its text is read; `bool` reads a `flag`)."""
+    env = os.environ if environ is None else environ
+    options: dict[str, Any] = {}
+    for variable, (name, read) in table.items():
+        text = env.get(variable)
+        if text is not None:
+            options[name] = flag(variable, text) if read is bool else read(text)
+    return options
 
 
 def word_lists(mapping: Mapping[str, str | Iterable[str]] | None) -> dict[str, list[str]] | None:

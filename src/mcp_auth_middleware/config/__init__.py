@@ -23,12 +23,11 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
-import os
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from ..auth_info import TokenValidator
-from ..values import check_server_url, flag, word_list
+from ..values import check_server_url, read_variables, word_list
 from .groups import (
     DEFAULT_DPOP_ALGORITHMS,
     FORWARDED_HEADERS,
@@ -391,13 +390,7 @@ class AuthConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AuthConfig:
         """The configuration the `MCP_AUTH_*` variables describe; keywords override them."""
-        env = os.environ if environ is None else environ
-        options: dict[str, Any] = {}
-        for variable, (name, read) in _VARIABLES.items():
-            text = env.get(variable)
-            if text is not None:
-                options[name] = flag(variable, text) if read is bool else read(text)
-        options |= overrides
+        options = read_variables(_VARIABLES, environ) | overrides
         if "resource" not in options:
             raise ValueError("MCP_AUTH_RESOURCE is required")
         return cls(**options)

@@ -7,12 +7,11 @@ caller's identity is handed to the upstream. Checked once, at construction.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from ..values import network_list, word_list
+from ..values import network_list, read_variables, word_list
 
 __all__ = [
     "DEFAULT_IDENTITY_HEADERS",
@@ -102,13 +101,7 @@ class GatewayOptions:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GatewayOptions:
         """The options the `MCP_AUTH_GATEWAY*` variables describe; keywords override them."""
-        env = os.environ if environ is None else environ
-        options: dict[str, Any] = {}
-        for variable, (name, read) in GATEWAY_VARIABLES.items():
-            text = env.get(variable)
-            if text is not None:
-                options[name] = read(text)
-        options |= overrides
+        options = read_variables(GATEWAY_VARIABLES, environ) | overrides
         if "gateway" not in options:
             raise ValueError(f"MCP_AUTH_GATEWAY is required: one of {', '.join(get_args(GatewayKind))}")
         return cls(**options)
