@@ -98,13 +98,22 @@ async def test_documents_are_cached_as_their_headers_say(host: DocumentHost) -> 
     assert documents.fetches == 1 + 3
 
 
+def documents_server(development: bool) -> LocalAuthorizationServer:
+    """The local authorization server, taking Client ID Metadata Documents."""
+    return LocalAuthorizationServer(
+        "https://as.example", client_metadata_documents=ClientMetadataDocuments(development=development)
+    )
+
+
+def client_of(server: LocalAuthorizationServer) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=server.app), base_url="https://as.example")
+
+
 async def test_authorize_with_a_document_client(host: DocumentHost) -> None:
     url = host.put("app.json", document(client_name="Doc App"))
-    server = LocalAuthorizationServer(
-        "https://as.example", client_metadata_documents=ClientMetadataDocuments(development=True)
-    )
+    server = documents_server(development=True)
     assert server.metadata["client_id_metadata_document_supported"] is True
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=server.app), base_url="https://as.example") as c:
+    async with client_of(server) as c:
         params = {
             "response_type": "code",
             "client_id": url,
@@ -208,10 +217,8 @@ async def test_the_authorization_server_cannot_be_made_to_scan_the_network(
     can call, CORS `*`), a client_id naming a private, link-local, unspecified or (outside
     development) loopback address is refused before any connection, and the answer says
     nothing about what a connection would have met."""
-    server = LocalAuthorizationServer(
-        "https://as.example", client_metadata_documents=ClientMetadataDocuments(development=development)
-    )
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=server.app), base_url="https://as.example") as c:
+    server = documents_server(development=development)
+    async with client_of(server) as c:
         authorize = await c.get(
             "/authorize",
             params=authorize_params(client_id, REDIRECT),
@@ -253,10 +260,8 @@ async def test_a_documents_redirect_uris_are_checked_as_registration_checks_them
     """RFC 6749 §3.1.2, OAuth 2.1 §2.3.1: the same rule as RFC 7591 registration, so a code is
     never sent to `javascript:` or over plain http to another host."""
     url = host.put(f"redirect-{abs(hash(redirect_uri))}.json", document(redirect_uris=[redirect_uri]))
-    server = LocalAuthorizationServer(
-        "https://as.example", client_metadata_documents=ClientMetadataDocuments(development=True)
-    )
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=server.app), base_url="https://as.example") as c:
+    server = documents_server(development=True)
+    async with client_of(server) as c:
         answer = await c.get(
             "/authorize",
             params=authorize_params(url, redirect_uri),

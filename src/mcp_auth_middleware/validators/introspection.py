@@ -7,27 +7,24 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import httpx2
-from async_lru import alru_cache
 
 from ..auth_info import AuthInfo
 from ..client_auth import AuthMethod, ClientCredentialsBearer, client_authentication
-from ..credentials import check_token_syntax
 from ..errors import (
     AuthError,
     AuthorizationServerUnavailableError,
     ConfigurationError,
-    InvalidTokenError,
     mismatch_hint,
     shown,
 )
 from ..fetch import UnexpectedStatusError, check_fetch_url, describe_failure, fetch_limited, json_body
 from ..providers import audience_advice
 from ..values import word_list
-from .base import CachingValidator
+from .asking import Answer, AskingValidator
 from .claims import (
     DEFAULT_CLIENT_ID_CLAIMS,
     audience_matches,
@@ -42,45 +39,7 @@ __all__ = ["IntrospectionValidator"]
 logger = logging.getLogger("mcp_auth_middleware.introspection")
 
 
-@dataclass(frozen=True)
-class _Denial:
-    """Why a token is refused; the InvalidTokenError is made from it per request (an exception
-    kept in a cache would keep its traceback alive)."""
-
-    description: str
-    detail: str | None = None
-    mismatch: bool = False
-    guess: bool = False  # only "not active" can be a guessed token
-
-    def error(self) -> InvalidTokenError:
-        return InvalidTokenError(self.description, detail=self.detail, mismatch=self.mismatch, guess=self.guess)
-
-
-@dataclass(frozen=True)
-class _Result:
-    info: AuthInfo | None  # None: refused, see denial
-    denial: _Denial | None
-    until: float  # time (since the epoch) after which the result is not used
-
-
-class _TokenKey:
-    """Cache key: equal and hashed by the token's SHA-256; the token itself is dropped from
-    the key as soon as its introspection is done, so the cache holds no raw tokens."""
-
-    __slots__ = ("digest", "token")
-
-    def __init__(self, token: str, digest: bytes) -> None:
-        self.token: str | None = token
-        self.digest = digest
-
-    def __hash__(self) -> int:
-        return hash(self.digest)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _TokenKey) and other.digest == self.digest
-
-
-class IntrospectionValidator(CachingValidator):
+class IntrospectionValidator(AskingValidator):
     """Asks the authorization server about each (uncached) token.
 
     Concurrent requests with the same uncached token share one introspection call. Results
@@ -148,17 +107,6 @@ class IntrospectionValidator(CachingValidator):
         # Verified tokens are kept only when results may be (cache_ttl=0: instant revocation).
         super().__init__(cache_size if cache_ttl > 0 else 0)
 
-    def _new_cache(self) -> None:
-        """Besides the verified-token cache: the results cache (async-lru, which also makes
-        concurrent requests with one token share a call), and counters read by tests and
-        metrics: requests sent, failed, cache lookups; on_duration(seconds)."""
-        super()._new_cache()
-        self.calls = self.errors = self.lookups = 0
-        self.on_duration: Callable[[float], object] | None = None
-        self._cached = alru_cache(maxsize=self._results_size, ttl=max(self.cache_ttl, self.negative_cache_ttl))(
-            self._introspect
-        )
-
     async def check(self) -> None:
         """The endpoint is found and accepts our client credentials: one introspection of a
         random token (RFC 7662 §2.2: an unknown token is simply not active)."""
@@ -178,48 +126,15 @@ class IntrospectionValidator(CachingValidator):
     def issuers(self) -> tuple[str, ...]:
         return (self.issuer,) if self.issuer else ()
 
-    def checks_locally(self, token: str) -> bool:
-        """Never: an uncached token costs a call to the authorization server."""
-        return False
-
-    @property
-    def cache_hits(self) -> int:
-        # Positive hits in the TokenCache, plus calls that async-lru answered (negative
-        # results, and waiters that shared another request's call).
-        return self._cache.hits + self.lookups - self.cache_misses
-
     async def validate_new(self, token: str, key: bytes) -> AuthInfo:
-        """Ask about a token the TokenCache does not hold (async-lru may still know it);
-        `key` is its token_key."""
         if self.audience is None:
             raise ConfigurationError(
                 "this IntrospectionValidator has no audience: pass audience=, or use it in a middleware"
             )
-        check_token_syntax(token)
-        self.lookups += 1
-        if self.cache_ttl <= 0:
-            result = await self._introspect(_TokenKey(token, key))
-        else:
-            result = await self._cached(_TokenKey(token, key))
-            if result.until <= time.time():  # past its own lifetime: ask again
-                self._cached.cache_invalidate(_TokenKey(token, key))
-                result = await self._cached(_TokenKey(token, key))
-            if result.info is not None:
-                self.remember(key, result.info, result.until)
-        if result.info is None:
-            assert result.denial is not None
-            raise result.denial.error()
-        return result.info
+        return await super().validate_new(token, key)
 
-    async def _introspect(self, key: _TokenKey) -> _Result:
-        self.cache_misses += 1
-        token, key.token = key.token, None
-        assert token is not None
-        try:
-            document = await self._ask(token)
-        finally:
-            del token
-        return self._judge(document)
+    async def answer(self, token: str) -> Answer:
+        return self._judge(await self._ask(token))
 
     async def _ask(self, token: str) -> Any:
         try:
@@ -265,11 +180,9 @@ class IntrospectionValidator(CachingValidator):
             "The authorization server could not be asked about the token", retry_after=self.retry_after, detail=detail
         )
 
-    def _judge(self, document: Any) -> _Result:
+    def _judge(self, document: Any) -> Answer:
         now = time.time()
-
-        def inactive(description: str, detail: str | None = None, **kind: bool) -> _Result:
-            return _Result(None, _Denial(description, detail, **kind), now + self.negative_cache_ttl)
+        inactive = self.refused
 
         # RFC 7662 §2.2: only the JSON value true is active; a non-object body is not either.
         if not isinstance(document, Mapping) or document.get("active") is not True:
@@ -309,9 +222,7 @@ class IntrospectionValidator(CachingValidator):
         info = to_auth_info(dict(document), scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
         if info.sub is None and isinstance(document.get("username"), str):
             info = replace(info, sub=document["username"])  # RFC 7662 `username` when there is no `sub`
-        # A cached result never outlives the token's exp (RFC 7662 §4).
-        until = now + self.cache_ttl if exp is None else min(now + self.cache_ttl, exp)
-        return _Result(info, None, until)
+        return self.accepted(info, exp)  # a cached result never outlives exp (RFC 7662 §4)
 
     async def aclose(self) -> None:
         await self._client.aclose()

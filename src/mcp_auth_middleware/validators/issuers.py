@@ -24,7 +24,7 @@ from ..providers import issuer_advice
 from ..values import word_list
 from .base import RoutingValidator, TokenValidator, Validator, as_validator
 from .fallback import looks_like_jwt
-from .jwt import JWTValidator, encrypted_token_error
+from .jwt import MAX_TOKEN_LENGTH, JWTValidator, encrypted_token_error
 
 __all__ = ["IssuerRouter", "TenantIssuers", "discovered_jwt_validator", "unverified_issuer"]
 
@@ -116,7 +116,7 @@ class IssuerRouter(RoutingValidator):
     def route(self, token: str) -> Validator:
         if not looks_like_jwt(token):
             if self.opaque is None:
-                encrypted = encrypted_token_error(token.encode("ascii", "replace"), 16 * 1024, None)
+                encrypted = encrypted_token_error(token.encode("ascii", "replace"), MAX_TOKEN_LENGTH, None)
                 raise encrypted or InvalidTokenError("The access token is malformed")
             return self.opaque
         issuer = unverified_issuer(token)

@@ -36,7 +36,10 @@ from .jwks import JWKSKeys, KeySource, RefetchableKeySource, StaticKeys
 
 logger = logging.getLogger("mcp_auth_middleware")
 
-__all__ = ["DEFAULT_ALGORITHMS", "JWTValidator"]
+__all__ = ["DEFAULT_ALGORITHMS", "MAX_TOKEN_LENGTH", "JWTValidator", "encrypted_token_error"]
+
+#: Longer tokens are malformed (the default of `max_token_length`).
+MAX_TOKEN_LENGTH = 16 * 1024
 
 #: Asymmetric algorithms only: `none` and HMAC are never accepted.
 DEFAULT_ALGORITHMS: tuple[str, ...] = (
@@ -154,7 +157,7 @@ class JWTValidator(CachingValidator):
         scope_claims: str | Iterable[str] = DEFAULT_SCOPE_CLAIMS,
         client_id_claims: str | Iterable[str] = DEFAULT_CLIENT_ID_CLAIMS,
         cache_size: int = 10_000,
-        max_token_length: int = 16 * 1024,
+        max_token_length: int = MAX_TOKEN_LENGTH,
         http_client: httpx2.AsyncClient | None = None,
         jwks_timeout: float = 5.0,
         allow_http: bool = False,

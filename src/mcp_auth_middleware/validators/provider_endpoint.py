@@ -4,9 +4,10 @@ an endpoint of its own (Google's tokeninfo, GitHub's token check API).
 
 `ProviderTokenValidator` is the extension point: a subclass implements `lookup` (ask the
 endpoint, return the token's claims, or None when the provider says it is not valid); the base
-keeps each answer until the token expires (at most `cache_ttl`), lets concurrent requests with
-one token share one call, answers 503 (never 401) when the provider cannot be reached, and
-accepts only the OAuth clients in `allowed_clients`.
+keeps each answer until the token expires (at most `cache_ttl`; a refusal `negative_cache_ttl`),
+lets concurrent requests with one token share one call (asking.py, as introspection does),
+answers 503 (never 401) when the provider cannot be reached, and accepts only the OAuth clients
+in `allowed_clients`.
 
 What such tokens cannot give: audience binding (MCP authorization, Token Audience Binding).
 They are issued for the provider's own APIs, to an OAuth client; the best a server can check
@@ -21,18 +22,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from functools import partial
 from typing import Any
 
 import httpx2
 
-from ..auth_info import AuthInfo
-from ..credentials import check_token_syntax
-from ..errors import AuthError, AuthorizationServerUnavailableError, InvalidTokenError, shown
+from ..errors import AuthError, AuthorizationServerUnavailableError, shown
 from ..fetch import check_fetch_url, describe_failure, json_body, request_limited
 from ..values import word_list
-from .base import CachingValidator
-from .cache import TokenCache, token_key
+from .asking import Answer, AskingValidator
 from .claims import to_auth_info
 
 __all__ = ["GoogleTokenInfo", "ProviderTokenValidator"]
@@ -40,7 +37,7 @@ __all__ = ["GoogleTokenInfo", "ProviderTokenValidator"]
 logger = logging.getLogger("mcp_auth_middleware")
 
 
-class ProviderTokenValidator(CachingValidator):
+class ProviderTokenValidator(AskingValidator):
     """Subclass it and implement `lookup(token)`; see the module docstring."""
 
     kind = "provider"
@@ -60,7 +57,6 @@ class ProviderTokenValidator(CachingValidator):
         retry_after: int = 5,
         http_client: httpx2.AsyncClient | None = None,
     ) -> None:
-        super().__init__(cache_size)
         self.allowed_clients = frozenset(word_list(allowed_clients))
         if not self.allowed_clients:
             raise ValueError(
@@ -70,12 +66,11 @@ class ProviderTokenValidator(CachingValidator):
         self.client_id_claims = tuple(word_list(client_id_claims))
         self.cache_ttl = cache_ttl
         self.negative_cache_ttl = negative_cache_ttl
+        self._results_size = cache_size
         self.timeout = timeout
         self.retry_after = retry_after
         self.http = http_client or httpx2.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._refused: TokenCache[bool] = TokenCache(cache_size)
-        self._pending: dict[bytes, asyncio.Future[AuthInfo]] = {}
-        self.calls = 0
+        super().__init__(cache_size)
 
     async def lookup(self, token: str) -> Mapping[str, Any] | None:
         """Ask the provider's endpoint about `token` (with `self.http`): its claims, as
@@ -83,40 +78,16 @@ class ProviderTokenValidator(CachingValidator):
         says it is not a valid token. Raise anything else when the answer is not one."""
         raise NotImplementedError
 
-    def checks_locally(self, token: str) -> bool:
-        return False
-
-    async def validate(self, token: str) -> AuthInfo:
-        key = token_key(token.encode())
-        info = self._cache.get(key)
-        return info if info is not None else await self.validate_new(token, key)
-
-    async def validate_new(self, token: str, key: bytes) -> AuthInfo:
-        self.cache_misses += 1
-        check_token_syntax(token)
-        if self._refused.get(key):
-            raise InvalidTokenError("The access token is not valid", detail=f"{self.provider} said so (remembered)")
-        # One call for every request with this token, in a task of its own: a request that is
-        # cancelled (its client went away) does not cancel the others' answer.
-        task = self._pending.get(key)
-        if task is None:
-            task = self._pending[key] = asyncio.ensure_future(self._ask(token, key))
-            task.add_done_callback(partial(self._done, key))
-        return await asyncio.shield(task)
-
-    def _done(self, key: bytes, task: asyncio.Future[AuthInfo]) -> None:
-        del self._pending[key]
-        if not task.cancelled():
-            task.exception()  # retrieved: a failure nobody awaited any more is not reported
-
-    async def _ask(self, token: str, key: bytes) -> AuthInfo:
+    async def answer(self, token: str) -> Answer:
         self.calls += 1
         try:
             async with asyncio.timeout(self.timeout):
                 claims = await self.lookup(token)
         except AuthError:
+            self.errors += 1
             raise
         except Exception as exc:  # unreachable, timed out, an answer that is not one
+            self.errors += 1
             where = getattr(self, "endpoint", "")
             detail = f"{self.provider} could not be asked about the token: {describe_failure(exc, where)}"
             logger.warning("%s", detail)
@@ -126,23 +97,17 @@ class ProviderTokenValidator(CachingValidator):
                 detail=detail,
             ) from None
         if claims is None:
-            self._refused.put(key, True, time.time() + self.negative_cache_ttl)
-            raise InvalidTokenError("The access token is not valid", detail=f"{self.provider} says it is not valid")
+            return self.refused("The access token is not valid", f"{self.provider} says it is not valid", guess=True)
         info = to_auth_info(claims, scope_claims=self.scope_claims, client_id_claims=self.client_id_claims)
         if info.client_id not in self.allowed_clients:
-            raise InvalidTokenError(
-                "The access token was issued to a client this resource does not accept",
-                detail=f"{self.provider} says the token is client {shown(info.client_id)}'s, which is not in "
-                "allowed_clients",
-                mismatch=True,
-                guess=False,
+            client = shown(info.client_id)
+            detail = f"{self.provider} says the token is client {client}'s, which is not in allowed_clients"
+            return self.refused(
+                "The access token was issued to a client this resource does not accept", detail, mismatch=True
             )
-        expires = info.expires_at
-        now = time.time()
-        if expires is not None and expires <= now:
-            raise InvalidTokenError("The access token has expired", detail=f"{self.provider} says it has expired")
-        self.remember(key, info, min(expires or now + self.cache_ttl, now + self.cache_ttl))
-        return info
+        if info.expires_at is not None and info.expires_at <= time.time():
+            return self.refused("The access token has expired", f"{self.provider} says it has expired", guess=True)
+        return self.accepted(info, info.expires_at)
 
 
 class GoogleTokenInfo(ProviderTokenValidator):
