@@ -18,8 +18,8 @@ from mcp_auth_middleware import MCPAuthMiddleware
 def protect(app: ASGIApp, *, path: str, description: str | None, **options: Any) -> tuple[MCPAuthMiddleware, Any]:
     """The example's app wrapped as its flags and MCP_AUTH_* variables say, and those flags."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default=os.environ.get("MCP_AUTH_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MCP_AUTH_PORT", "8001")))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
     parser.add_argument(
         "--resource", default=os.environ.get("MCP_AUTH_RESOURCE"), help=f"default http://HOST:PORT{path}"
     )

@@ -396,6 +396,16 @@ def test_check_lists_of_nothing_listening_is_one_line(capsys: pytest.CaptureFixt
             "trusted_gateways: 'gw.local' is not an address or network",
         ),
         ([], {"MCP_AUTH_GATEWAY": "apache"}, "gateway must be one of nginx, caddy, traefik, envoy, not 'apache'"),
+        (
+            [],
+            {"MCP_AUTH_GATEWAY": "nginx", "MCP_AUTH_TOOL_SCOPE": "delete_notes=notes:delete"},
+            "unknown variable MCP_AUTH_TOOL_SCOPE (did you mean MCP_AUTH_TOOL_SCOPES?): nothing reads it",
+        ),
+        (
+            [],
+            {"MCP_AUTH_GATEWAY": "nginx", "MCP_AUTH_LOG_LEVEL": "loud"},
+            "MCP_AUTH_LOG_LEVEL='loud' is not one of debug, info, warning, error",
+        ),
     ],
 )
 def test_gateway_mistakes_are_one_line(

@@ -259,3 +259,29 @@ def test_a_validator_names_its_authorization_servers(issuer: LocalIssuer) -> Non
 def test_public_paths_are_paths() -> None:
     with pytest.raises(ValueError, match="public_paths are paths inside the app, starting with '/': not 'health'"):
         AuthConfig(resource=RESOURCE, issuer=ISSUER, public_paths="health")
+
+
+def test_a_misspelled_variable_is_a_startup_error_naming_the_right_one() -> None:
+    """`MCP_AUTH_REQUIRED_SCOPE=admin` (an S missing) would otherwise let every caller in."""
+    base = {"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUER": "https://auth.example.com"}
+    with pytest.raises(ValueError, match=r"MCP_AUTH_REQUIRED_SCOPE \(did you mean MCP_AUTH_REQUIRED_SCOPES\?\)"):
+        AuthConfig.from_env({**base, "MCP_AUTH_REQUIRED_SCOPE": "admin"})
+    with pytest.raises(ValueError, match="did you mean MCP_AUTH_TOOL_SCOPES"):
+        AuthConfig.from_env({**base, "MCP_AUTH_TOOL_SCOPE": "delete_notes=notes:delete"})
+    with pytest.raises(ValueError, match=r"MCP_AUTH_SOMETHING_ELSE \(docs/configuration.md lists them\)"):
+        AuthConfig.from_env({**base, "MCP_AUTH_SOMETHING_ELSE": "1"})
+    # The gateway service's variables and the commands' are known: one environment serves both.
+    config = AuthConfig.from_env({**base, "MCP_AUTH_GATEWAY": "nginx", "MCP_AUTH_LOG_LEVEL": "info", "OTHER": "x"})
+    assert config.resource.url == RESOURCE
+
+
+def test_a_misspelled_variable_stops_the_middleware_from_env() -> None:
+    from starlette.applications import Starlette
+
+    from mcp_auth_middleware import MCPAuthMiddleware
+
+    with pytest.raises(ValueError, match="did you mean MCP_AUTH_REQUIRED_SCOPES"):
+        MCPAuthMiddleware.from_env(
+            Starlette(),
+            {"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUER": "https://a.example", "MCP_AUTH_REQUIRED_SCOPE": "x"},
+        )

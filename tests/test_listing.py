@@ -103,11 +103,15 @@ def token(issuer: LocalIssuer) -> Callable[..., str]:
     return mint
 
 
-async def listed(issuer: LocalIssuer, token: str, method: str = "tools/list", **options: Any) -> Any:
+async def posted(issuer: LocalIssuer, token: str, method: str = "tools/list", **options: Any) -> Any:
     headers = {**bearer(token), **options.pop("headers", {})}
     body = options.pop("body", rpc(method))
     async with asgi_client(app(issuer=issuer, **options)) as client:
-        answer = await client.post("/mcp", json=body, headers=headers)
+        return await client.post("/mcp", json=body, headers=headers)
+
+
+async def listed(issuer: LocalIssuer, token: str, method: str = "tools/list", **options: Any) -> Any:
+    answer = await posted(issuer, token, method, **options)
     assert answer.status_code == 200
     assert int(answer.headers.get("content-length", len(answer.content))) == len(answer.content)
     return answer
@@ -310,3 +314,154 @@ async def test_a_scope_rule_sees_each_entry_as_a_call_with_empty_arguments(issue
 def test_list_filter_is_one_of_three() -> None:
     with pytest.raises(ValueError, match="list_filter must be 'annotate', 'hide' or 'all'"):
         MCPAuthMiddleware(Starlette(), resource=RESOURCE, issuer=ISSUER, list_filter="filter")  # type: ignore[arg-type]
+
+
+# -- What a hostile client or an unusual server does to the lists ---------------------------
+
+
+async def test_a_batch_that_reuses_an_id_is_refused(issuer: LocalIssuer, token: Caller) -> None:
+    # The prompts list would otherwise be taken for the tools list (same id), and pass unfiltered.
+    batch = [rpc("prompts/list", 1), rpc("tools/list", 1)]
+    answer = await posted(issuer, token(), body=batch, list_filter="hide")
+    assert answer.status_code == 400
+    assert 'error="invalid_request"' in answer.headers["www-authenticate"]
+    assert "share an id" in answer.json()["error_description"]
+    # Numbers are numbers to a server: 1 and 1.0 are one id.
+    mixed = [rpc("prompts/list", 1), {**rpc("tools/call"), "id": 1.0}]
+    assert (await posted(issuer, token(), body=mixed, list_filter="hide")).status_code == 400
+    # Distinct ids (a string and a number differ) are answered and shaped as before.
+    fine = await listed(issuer, token(), body=[rpc("prompts/list", 1), {**rpc("tools/list"), "id": "1"}])
+    assert fine.status_code == 200 and len(fine.json()) == 2
+
+
+@pytest.mark.parametrize("request_id", [1.0, True, None, [1], {"a": 1}])
+async def test_a_list_request_whose_id_a_server_could_read_as_another_is_refused(
+    issuer: LocalIssuer, token: Caller, request_id: Any
+) -> None:
+    body = {**rpc("tools/list"), "id": request_id}
+    answer = await posted(issuer, token(), body=body, list_filter="hide")
+    assert answer.status_code == 400
+    assert "string or an integer" in answer.json()["error_description"]
+
+
+async def test_a_hidden_list_with_a_ttl_but_no_cache_scope_is_private(issuer: LocalIssuer, token: Caller) -> None:
+    # SEP-2549: a cache hint without a scope may be shared; a list that depends on the caller may not.
+    payload = {"jsonrpc": "2.0", "id": 1, "result": {"tools": TOOLS, "ttlMs": 60000}}
+    result = (await raw_list(issuer, token(), [json.dumps(payload).encode()], list_filter="hide"))["result"]
+    assert result["cacheScope"] == "private" and [t["name"] for t in result["tools"]] == ["whoami"]
+
+
+def list_app(chunks: list[bytes], media_type: bytes = b"application/json", **headers: bytes) -> Any:
+    """An ASGI app answering with `chunks`, as a server that streams its answer."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        extra = [(name.replace("_", "-").encode(), value) for name, value in headers.items()]
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", media_type), *extra]})
+        for index, chunk in enumerate(chunks):
+            await send({"type": "http.response.body", "body": chunk, "more_body": index < len(chunks) - 1})
+
+    return app
+
+
+async def raw_list(
+    issuer: LocalIssuer, token: str, chunks: list[bytes], media_type: bytes = b"application/json", **options: Any
+) -> Any:
+    """What the client gets for a tools/list answered by `chunks` through the middleware."""
+    middleware = MCPAuthMiddleware(
+        list_app(chunks, media_type),
+        resource=RESOURCE,
+        authorization_servers=[ISSUER],
+        validator=issuer.validator(),
+        **{**RULES, **options},
+    )
+    async with asgi_client(middleware) as client:
+        answer = await client.post("/mcp", json=rpc("tools/list"), headers=bearer(token))
+    assert answer.status_code == 200
+    if media_type == b"text/event-stream":
+        return answer.content
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    return json.loads(answer.content)
+
+
+async def test_a_lone_surrogate_in_a_list_is_written_back_escaped(issuer: LocalIssuer, token: Caller) -> None:
+    # Valid JSON a JavaScript server writes when it cuts a string inside an emoji.
+    body = b'{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"whoami","description":"cut \\ud83d"},' + (
+        b'{"name":"delete_notes"}]}}'
+    )
+    answer = await raw_list(issuer, token(), [body], list_filter="hide")
+    assert answer["result"]["tools"] == [{"name": "whoami", "description": "cut \ud83d"}]
+    events = await raw_list(issuer, token(), [b"data: " + body + b"\n\n"], b"text/event-stream", list_filter="hide")
+    assert b"delete_notes" not in events and b"\\ud83d" in events
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Nested deeper than the interpreter reads: the app's bytes, never a RecursionError.
+        b'{"jsonrpc":"2.0","id":1,"result":{"tools":[],"x":' + b"[" * 5000 + b"]" * 5000 + b"}}",
+        # Python reads 1e400 as inf, and NaN as nan: JSON cannot write either back.
+        b'{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete_notes","n":1e400}]}}',
+        b'{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete_notes","n":NaN}]}}',
+    ],
+)
+async def test_a_list_that_cannot_be_written_back_as_read_passes_as_the_app_sent_it(
+    issuer: LocalIssuer, token: Caller, body: bytes
+) -> None:
+    middleware = MCPAuthMiddleware(
+        list_app([body]), resource=RESOURCE, authorization_servers=[ISSUER], validator=issuer.validator(), **RULES
+    )
+    async with asgi_client(middleware) as client:
+        answer = await client.post("/mcp", json=rpc("tools/list"), headers=bearer(token()))
+    assert answer.status_code == 200 and answer.content == body
+    assert b"Infinity" not in answer.content
+
+
+async def test_a_compressing_app_is_asked_for_an_uncompressed_list(issuer: LocalIssuer, token: Caller) -> None:
+    # Starlette's GZipMiddleware compresses what the client accepts: the middleware, which must
+    # read the list to hide entries, asks the app for it uncompressed.
+    from starlette.middleware.gzip import GZipMiddleware
+
+    big = [{"name": f"tool_{n}", "description": "x" * 100} for n in range(30)]
+    tools = [*big, {"name": "delete_notes"}]
+
+    async def endpoint(request: Request) -> Response:
+        answer = {"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}
+        return Response(json.dumps(answer), media_type="application/json")
+
+    inner = GZipMiddleware(Starlette(routes=[Route("/mcp", endpoint, methods=["POST"])]), minimum_size=10)
+    middleware = MCPAuthMiddleware(
+        inner,
+        resource=RESOURCE,
+        authorization_servers=[ISSUER],
+        validator=issuer.validator(),
+        **RULES,
+        list_filter="hide",
+    )
+    async with asgi_client(middleware) as client:
+        listed_ = await client.post(
+            "/mcp", json=rpc("tools/list"), headers={**bearer(token()), "Accept-Encoding": "gzip"}
+        )
+        called = await client.post(
+            "/mcp", json=rpc("tools/call"), headers={**bearer(token()), "Accept-Encoding": "gzip"}
+        )
+    assert listed_.headers.get("content-encoding") is None
+    assert [t["name"] for t in listed_.json()["result"]["tools"]] == [t["name"] for t in big]
+    assert called.headers.get("content-encoding") == "gzip"  # other answers are compressed as the app likes
+
+
+@pytest.mark.parametrize("ending", [b"\n\r\n", b"\r\n\n", b"\r\r\n", b"\n\r", b"\r\n\r\n", b"\n\n"])
+async def test_every_way_an_event_ends_is_recognised(issuer: LocalIssuer, token: Caller, ending: bytes) -> None:
+    answer = {"jsonrpc": "2.0", "id": 1, "result": {"tools": TOOLS}}
+    line_end = ending[:1] if ending[:2] != b"\r\n" else b"\r\n"
+    event = b"event: message" + line_end + b"data: " + json.dumps(answer).encode() + ending
+    streamed = await raw_list(issuer, token(), [event, b": keep-alive\n\n"], b"text/event-stream", list_filter="hide")
+    assert b"delete_notes" not in streamed and b"whoami" in streamed
+    assert streamed.endswith(b": keep-alive\n\n")
+
+
+async def test_a_list_event_split_into_many_chunks_is_rewritten_once(issuer: LocalIssuer, token: Caller) -> None:
+    answer = {"jsonrpc": "2.0", "id": 1, "result": {"tools": TOOLS}}
+    event = b"data: " + json.dumps(answer).encode() + b"\r\n\r\n"
+    chunks = [event[i : i + 1] for i in range(len(event))]  # a CR and its LF in different chunks too
+    streamed = await raw_list(issuer, token(), chunks, b"text/event-stream", list_filter="hide")
+    assert streamed.count(b"data: ") == 1 and b"delete_notes" not in streamed and streamed.endswith(b"\r\n\r\n")

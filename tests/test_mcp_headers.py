@@ -13,7 +13,7 @@ import httpx2
 import pytest
 
 from mcp_auth_middleware import MCPAuthMiddleware
-from mcp_auth_middleware.mcp_headers import HeaderMismatchError, check_mcp_headers, decode_header
+from mcp_auth_middleware.mcp_headers import HeaderMismatchError, check_mcp_headers, decode_header, headers_are_checked
 from mcp_auth_middleware.testing import LocalIssuer
 
 from .conftest import RESOURCE, asgi_client, bearer
@@ -132,3 +132,25 @@ def test_header_names_are_case_insensitive_on_a_real_server(make_app: Factory, i
             resource, json=call("whoami"), headers={**bearer(token), "MCP-METHOD": "tools/call", "MCP-NAME": "x"}
         )
     assert answer.status_code == 400 and answer.json()["error"]["code"] == -32020
+
+
+@pytest.mark.parametrize(
+    ("versions", "checked"),
+    [
+        ([b"2026-07-28"], True),
+        ([b" 2026-07-28\t"], True),
+        ([b"2027-01-15"], True),  # later versions keep the rule
+        ([b"2025-11-25"], False),
+        ([b"2025-06-18"], False),
+        ([], False),  # none: the server assumes 2025-03-26
+        ([b"2025-11-25", b"2026-07-28"], False),  # two: servers disagree on which counts
+        ([b"2026-07-28", b"2026-07-28"], False),
+        ([b"2026-07-28, 2025-11-25"], False),
+        ([b"draft"], False),
+        ([b"9999-99-99x"], False),
+    ],
+)
+def test_headers_are_trusted_only_where_the_server_must_check_them(versions: list[bytes], checked: bool) -> None:
+    """MCP 2026-07-28, Streamable HTTP: the server checks Mcp-Method and Mcp-Name against the
+    body; one on an older version (or unsure which) never reads them."""
+    assert headers_are_checked(versions) is checked

@@ -23,6 +23,9 @@ from .values import LOOPBACK_HOSTS, flag
 
 __all__ = ["main", "readiness_problems"]
 
+#: The log levels the commands that serve take (--log-level, MCP_AUTH_LOG_LEVEL).
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mcp-oauth-middleware", description=__doc__)
@@ -128,6 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     gateway.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     gateway.add_argument("--port", type=int, default=9100, help="port (default 9100)")
+    gateway.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=list(LOG_LEVELS),
+        help="what the log shows (or MCP_AUTH_LOG_LEVEL): info (the default) a line for every denial, "
+        "warning only misconfigurations and unreachable servers, debug also each challenge (and each request "
+        "allowed, with MCP_AUTH_LOG_ALLOWED=1)",
+    )
 
     args = parser.parse_args(argv)
     if args.command == "gateway":
@@ -187,12 +198,19 @@ def _gateway(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError:
         return _fail("gateway", "needs uvicorn: pip install 'mcp-oauth-middleware[gateway]'")
+    level = args.log_level or os.environ.get("MCP_AUTH_LOG_LEVEL", "info").strip().lower()
+    if level not in LOG_LEVELS:
+        return _fail("gateway", f"MCP_AUTH_LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}")
     if not _port_free(args.host, args.port):
         return _fail("gateway", f"port {args.port} on {args.host} is in use; choose another with --port", 1)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mcp_auth_middleware").setLevel(LOG_LEVELS[level])  # not the libraries' INFO lines
+    options = service.options
     print(
-        f"authorization service for {service.config.resource.url} ({service.options.gateway}) on "
-        f"http://{args.host}:{args.port}; subrequests only from {' '.join(service.options.trusted_gateways)}",
+        f"authorization service for {service.config.resource.url} ({options.gateway}) on "
+        f"http://{args.host}:{args.port}{options.check_path}; subrequests only from "
+        f"{' '.join(options.trusted_gateways)}; {service.config.scopes.describe()}; without MCP headers: "
+        f"{options.without_mcp_headers}; log level {level}",
         flush=True,
     )
     # No proxy headers: the service trusts the gateway by the peer address, which uvicorn would

@@ -33,13 +33,15 @@ import difflib
 import fnmatch
 import json
 import logging
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from starlette.types import Message, Send
 
 from .config import ListMode
+from .errors import InvalidRequestError
 from .policy import ScopePolicy
 
 __all__ = ["LIST_METHODS", "SCOPES_META_KEY", "Listings"]
@@ -59,7 +61,9 @@ LIST_METHODS: Mapping[str, tuple[str, str, str]] = {
 #: The most of a JSON list response held in memory to rewrite it.
 MAX_LIST_BODY = 8 * 1024 * 1024
 _TEMPLATE_EXPRESSION = re.compile(r"\{[^}]*\}")
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+#: An event ends at an empty line; a line ends in CRLF, LF or CR, mixed as they come (HTML's
+#: event stream format), so `\n\r\n` ends one too.
+_EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 
 
 class Listings:
@@ -72,18 +76,28 @@ class Listings:
         self._seen: dict[str, set[str]] = {}  # names listed so far, per list method (pages)
         self._checked: set[str] = set()
 
-    def requests(self, messages: Iterable[Any]) -> dict[Any, str]:
+    def requests(self, messages: list[Any]) -> dict[Any, str]:
         """The ids of the list requests among `messages` whose answers are rewritten or still
-        compared with the rules (id -> method); empty for others."""
+        compared with the rules (id -> method); empty for others. InvalidRequestError when an
+        answer could not be told from another's: a list request whose id is not a string or an
+        integer (a server may read `1.0` as `1`), or a batch in which two requests share an id."""
         found: dict[Any, str] = {}
+        ids: list[Any] = []
         for message in messages:
-            method = message.get("method") if isinstance(message, Mapping) else None
+            if not isinstance(message, Mapping):
+                continue
+            method = message.get("method")
+            if "id" in message:
+                ids.append(message["id"])
             if method not in LIST_METHODS or (self.mode == "all" and method in self._checked):
                 continue  # "all", once compared with the rules: the answer passes untouched
             if "id" in message:
                 request_id = message["id"]
-                if isinstance(request_id, str | int) and not isinstance(request_id, bool):
-                    found[request_id] = message["method"]
+                if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+                    raise InvalidRequestError(f"The id of a {method} request must be a string or an integer")
+                found[request_id] = str(method)
+        if found and len(ids) != len({_id_key(i) for i in ids}):
+            raise InvalidRequestError("Two requests in the batch share an id: their answers cannot be told apart")
         return found
 
     def wrap(self, send: Send, requests: dict[Any, str] | None, granted: frozenset[str]) -> Send:
@@ -147,7 +161,7 @@ class Listings:
                 changed = True
             kept.append(entry)
         result[member] = kept
-        if varies and "cacheScope" in result and result["cacheScope"] != "private":
+        if varies and ("cacheScope" in result or "ttlMs" in result) and result.get("cacheScope") != "private":
             # SEP-2549: a list that depends on who asks is never served to someone else.
             result["cacheScope"] = "private"
             changed = True
@@ -156,11 +170,14 @@ class Listings:
     def rewrite_message(self, message: Any, requests: dict[Any, str] | None, granted: frozenset[str]) -> bool:
         """A JSON-RPC response (or a batch of them): rewrite the results of `requests` (with
         None: every result shaped as a list result)."""
-        if isinstance(message, list):
+        if isinstance(message, list):  # a batch: one level, as JSON-RPC has it
             changed = False
             for item in message:
-                changed = self.rewrite_message(item, requests, granted) or changed
+                changed = self._rewrite_response(item, requests, granted) or changed
             return changed
+        return self._rewrite_response(message, requests, granted)
+
+    def _rewrite_response(self, message: Any, requests: dict[Any, str] | None, granted: frozenset[str]) -> bool:
         if not isinstance(message, dict) or "result" not in message or not isinstance(message["result"], dict):
             return False
         request_id = message.get("id")
@@ -232,7 +249,7 @@ class _Rewriting:
         self.start: Message | None = None
         self.chunks: list[bytes] = []
         self.size = 0
-        self.pending = b""
+        self.pending = bytearray()  # the start of an event whose end has not come yet
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -286,13 +303,14 @@ class _Rewriting:
         if self.mode == "whole-events":
             body = b"".join(self._rewrite_events(body, final=True))
         else:
-            try:
-                document = json.loads(body)
-            except ValueError:
-                document = None  # not JSON: as it is
-                self.listings.warn_once("a list response is not valid JSON: it passes unfiltered")
-            if document is not None and self.listings.rewrite_message(document, self.requests, self.granted):
-                body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+            document = _load(body)
+            if document is None:
+                self.listings.warn_once(
+                    "a list response is not valid JSON: it passes unfiltered (or it is, but holds a number out "
+                    "of range or is nested too deep to be written back as it was)"
+                )
+            elif self.listings.rewrite_message(document, self.requests, self.granted):
+                body = _dump(document)
         await self._release(body, more=False)
 
     async def _release(self, body: bytes, *, more: bool) -> None:
@@ -306,21 +324,27 @@ class _Rewriting:
 
     async def _events(self, message: Message) -> None:
         more = message.get("more_body", False)
-        out = self._rewrite_events(self.pending + message.get("body", b""), final=not more)
+        out = self._rewrite_events(message.get("body", b""), final=not more)
         await self.send({"type": "http.response.body", "body": b"".join(out), "more_body": more})
 
     def _rewrite_events(self, data: bytes, *, final: bool) -> list[bytes]:
-        """The complete events in `data`, each rewritten or not; an incomplete last one waits
-        in `pending` for the rest, unless the stream ends here."""
+        """The events that `data` completes, each rewritten or not; an incomplete last one waits
+        in `pending` for the rest, unless the stream ends here. Only the new bytes (and the three
+        before them, where an event's end may have begun) are searched: linear in the stream."""
+        pending = self.pending
+        start = max(0, len(pending) - 3)
+        pending += data
         out: list[bytes] = []
         position = 0
-        for end in _EVENT_END.finditer(data):
-            out.append(self._event(data[position : end.start()]) + end.group())
+        for end in _EVENT_END.finditer(pending, start):
+            if not final and end.end() == len(pending) and pending.endswith(b"\r"):
+                break  # a CR last: the LF of a CRLF may be in the next chunk
+            out.append(self._event(bytes(pending[position : end.start()])) + end.group())
             position = end.end()
-        self.pending = data[position:]
-        if final and self.pending:
-            out.append(self._event(self.pending))
-            self.pending = b""
+        del pending[:position]
+        if final and pending:
+            out.append(self._event(bytes(pending)))
+            pending.clear()
         return out
 
     def _event(self, event: bytes) -> bytes:
@@ -329,15 +353,52 @@ class _Rewriting:
         data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
         if not data:
             return event
-        try:
-            document = json.loads(b"\n".join(data))
-        except ValueError:
-            return event
-        if not self.listings.rewrite_message(document, self.requests, self.granted):
+        document = _load(b"\n".join(data))
+        if document is None or not self.listings.rewrite_message(document, self.requests, self.granted):
             return event
         kept = [line for line in lines if not line.startswith(b"data:")]
-        rewritten = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-        return b"\n".join([*kept, b"data: " + rewritten])
+        return b"\n".join([*kept, b"data: " + _dump(document)])
+
+
+def _id_key(request_id: Any) -> tuple[str, Any]:
+    """What an id is to a server that reads numbers as numbers (`1`, `1.0` and `true` alike)."""
+    if isinstance(request_id, int | float):
+        return "number", float(request_id)
+    if isinstance(request_id, str):
+        return "string", request_id
+    return "other", json.dumps(request_id, sort_keys=True)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: Python reads it as inf, which JSON cannot write back
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _load(body: bytes) -> Any:
+    """A JSON document, or None when it is not one that can be written back as it was read:
+    invalid, NaN or Infinity (Python reads them, JSON has none), a number out of range, or
+    nested deeper than the interpreter's recursion allows."""
+    try:
+        return json.loads(body, parse_float=_finite, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _dump(document: Any) -> bytes:
+    """The rewritten document: UTF-8 as it came, or `\\u` escapes where a string holds a lone
+    surrogate (valid JSON, which a JavaScript server emits when it cuts a string inside an
+    emoji; UTF-8 cannot encode it)."""
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _list_method_of(result: Mapping[str, Any]) -> str | None:

@@ -9,6 +9,12 @@ the transport's JSON-RPC error -32020, before any scope decision. Header names c
 case-insensitively, values case-sensitively after trimming surrounding whitespace (RFC 9110
 §5.5); a value may be wrapped as `=?base64?...?=` (UTF-8, canonical base64). Requests
 without these headers (older protocol versions) are decided from the body alone.
+
+Whoever decides from the headers alone (a gateway's service, which gets no body) may trust them
+only when the server behind is bound to check them: when the request carries exactly one
+`MCP-Protocol-Version`, of 2026-07-28 or later (`headers_are_checked`). On an older version the
+server routes the request by its body and never looks at `Mcp-Method` (the MCP SDKs and FastMCP
+do so), so a client could name one tool in the headers and call another in the body.
 """
 
 from __future__ import annotations
@@ -23,14 +29,25 @@ from typing import Any
 from .challenge import RawResponse
 from .errors import AuthError
 
-__all__ = ["HEADER_MISMATCH", "NAME_BEARING_METHODS", "HeaderMismatchError", "check_mcp_headers", "decode_header"]
+__all__ = [
+    "FIRST_CHECKED_VERSION",
+    "HEADER_MISMATCH",
+    "NAME_BEARING_METHODS",
+    "HeaderMismatchError",
+    "check_mcp_headers",
+    "decode_header",
+    "headers_are_checked",
+]
 
 #: The JSON-RPC error code of the Streamable HTTP transport for headers that disagree with the body.
 HEADER_MISMATCH = -32020
 #: The methods that name something, and the params member `Mcp-Name` repeats.
 NAME_BEARING_METHODS: Mapping[str, str] = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
+#: The first protocol version whose servers must refuse headers that disagree with the body.
+FIRST_CHECKED_VERSION = "2026-07-28"
 _SENTINEL = re.compile(r"=\?base64\?(.*)\?=")
+_DATE_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class HeaderMismatchError(AuthError):
@@ -51,6 +68,17 @@ class HeaderMismatchError(AuthError):
         }
         headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
         return 400, headers, json.dumps(body).encode()
+
+
+def headers_are_checked(versions: list[bytes]) -> bool:
+    """Whether a server must check `Mcp-Method`/`Mcp-Name` against the body of a request
+    whose `MCP-Protocol-Version` headers are `versions`: exactly one, a date-shaped version of
+    2026-07-28 or later. None (a server assumes 2025-03-26), two (servers read the first, or
+    the last), an older one, or one not shaped as a date: not bound, so not to be trusted."""
+    if len(versions) != 1:
+        return False
+    value = versions[0].strip(b" \t").decode("latin-1")
+    return _DATE_VERSION.fullmatch(value) is not None and value >= FIRST_CHECKED_VERSION
 
 
 def decode_header(raw: bytes) -> str | None:

@@ -275,27 +275,16 @@ class MCPAuthMiddleware:
             if self._dpop is not None:
                 url = self.metadata.origin + scope["path"]  # htu: the URL clients use (RFC 9449 §4.3)
                 await self._dpop.check_binding(info, token, dpop_scheme, proof, method=scope["method"], url=url)
-            # Authorize: the global scopes, and the per-tool ones from the JSON-RPC message,
-            # which MCP 2026-07-28's Mcp-Method and Mcp-Name headers must agree with.
-            needed, messages = self.required_scopes, None
+            # Authorize: the global scopes, and the per-tool ones from the JSON-RPC message.
             if self._reads_messages or mcp_method is not None or mcp_name is not None:
-                messages, receive = await self._read_messages(body, receive, scope)
-                if mcp_method is not None or mcp_name is not None:
-                    check_mcp_headers(mcp_method, mcp_name, messages)
-                if messages is not None and self._inspects_messages:
-                    needed = needed | self.policy.required_for(messages)
-            if needed and not needed <= info.scopes:
-                self._check_scopes(info, needed, messages)
+                messages, receive = await self._authorize_messages(info, body, receive, scope, mcp_method, mcp_name)
+                if self._listings is not None:
+                    send = self._shape_lists(self._listings, messages, scope, send, info.scopes)
+            elif self.required_scopes and not self.required_scopes <= info.scopes:
+                self._check_scopes(info, self.required_scopes, None)
         except AuthError as error:
             await self._deny(error, key, scope, send)
             return
-        if self._listings is not None:
-            # The lists in the answer keep (or mark) what the rules let this caller call; a GET
-            # stream may replay the answers of earlier requests: lists in it are known by shape.
-            if messages and (requests := self._listings.requests(messages)):
-                send = self._listings.wrap(send, requests, info.scopes)
-            elif scope["method"] == "GET" and self._listings.mode != "all":
-                send = self._listings.wrap(send, None, info.scopes)
         # Attach the caller where each framework looks for it, and run the app as it.
         self.metrics.allowed += 1
         if self._on_allow:
@@ -377,6 +366,44 @@ class MCPAuthMiddleware:
             body, disconnect = await read_body(receive, self.max_body)
             receive = replay(body, disconnect, receive)
         return parse_messages(body), receive
+
+    async def _authorize_messages(
+        self,
+        info: AuthInfo,
+        body: bytes | None,
+        receive: Receive,
+        scope: Scope,
+        mcp_method: bytes | None,
+        mcp_name: bytes | None,
+    ) -> tuple[list[Any] | None, Receive]:
+        """The global scopes and the per-tool ones of the JSON-RPC message(s), which MCP
+        2026-07-28's Mcp-Method and Mcp-Name headers must agree with; the message(s), and the
+        `receive` that replays the body to the app."""
+        messages, receive = await self._read_messages(body, receive, scope)
+        if mcp_method is not None or mcp_name is not None:
+            check_mcp_headers(mcp_method, mcp_name, messages)
+        needed = self.required_scopes
+        if messages is not None and self._inspects_messages:
+            needed = needed | self.policy.required_for(messages)
+        if needed and not needed <= info.scopes:
+            self._check_scopes(info, needed, messages)
+        return messages, receive
+
+    @staticmethod
+    def _shape_lists(
+        listings: Listings, messages: list[Any] | None, scope: Scope, send: Send, granted: frozenset[str]
+    ) -> Send:
+        """The lists in the answer keep (or mark) what the rules let this caller call; a GET
+        stream may replay the answers of earlier requests: lists in it are known by shape."""
+        if messages and (requests := listings.requests(messages)):
+            pass
+        elif scope["method"] == "GET" and listings.mode != "all":
+            requests = None
+        else:
+            return send
+        # The app answers uncompressed: a compressed list could not be read, nor shaped.
+        scope["headers"] = [header for header in scope["headers"] if header[0] != b"accept-encoding"]
+        return listings.wrap(send, requests, granted)
 
     def _check_scopes(self, info: AuthInfo, needed: frozenset[str], messages: list[Any] | None) -> None:
         """MCP authorization, Scope Challenge Handling: 403 naming every scope the operation

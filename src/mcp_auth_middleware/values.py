@@ -8,6 +8,7 @@ separated by spaces or commas, the same in keywords and in `MCP_AUTH_*` variable
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -20,6 +21,7 @@ __all__ = [
     "SCOPE_TOKEN",
     "check_scope_token",
     "check_server_url",
+    "check_variable_names",
     "flag",
     "is_loopback",
     "network_list",
@@ -60,17 +62,32 @@ def network_list(option: str, value: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def read_variables(
-    table: Mapping[str, tuple[str, Callable[[str], Any]]], environ: Mapping[str, str] | None
+    table: Mapping[str, tuple[str, Callable[[str], Any]]],
+    environ: Mapping[str, str] | None,
+    known: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The options that the variables set in `environ` (default: the process's) give, by `table`
-    (variable -> option name and how its text is read; `bool` reads a `flag`)."""
+    (variable -> option name and how its text is read; `bool` reads a `flag`). An `MCP_AUTH_*`
+    variable neither in `table` nor in `known` is a ValueError (check_variable_names)."""
     env = os.environ if environ is None else environ
+    check_variable_names(env, {*table, *known})
     options: dict[str, Any] = {}
     for variable, (name, read) in table.items():
         text = env.get(variable)
         if text is not None:
             options[name] = flag(variable, text) if read is bool else read(text)
     return options
+
+
+def check_variable_names(environ: Mapping[str, str], known: Iterable[str]) -> None:
+    """A ValueError naming an `MCP_AUTH_*` variable that nothing reads, with the closest known
+    one: `MCP_AUTH_REQUIRED_SCOPE=admin` (an S missing) must not leave every caller in."""
+    names = sorted(known)
+    for variable in environ:
+        if variable.startswith("MCP_AUTH_") and variable not in names:
+            close = difflib.get_close_matches(variable, names, n=1, cutoff=0.75)
+            hint = f"did you mean {close[0]}?" if close else "docs/configuration.md lists them"
+            raise ValueError(f"unknown variable {variable} ({hint}): nothing reads it")
 
 
 def word_lists(mapping: Mapping[str, str | Iterable[str]] | None) -> dict[str, list[str]] | None:

@@ -5,19 +5,21 @@ A gateway that is not installed fails the tests: `make test` installs both."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastmcp import FastMCP
 from fastmcp.server.dependencies import get_http_request
+from mcp.server.mcpserver import Context, MCPServer
 
 from mcp_auth_middleware.gateway import GatewayService
 from mcp_auth_middleware.server.local import LocalAuthorizationServer
@@ -39,22 +41,87 @@ def documented_config(language: str) -> str:
     return str(found[0])
 
 
-def upstream_app() -> Any:
-    """A FastMCP server that trusts the gateway: its tools report the identity headers."""
-    mcp = FastMCP("behind a gateway")
+#: What each upstream's tools did, by tool name: a request the gateway let through that ran a
+#: tool the caller may not call shows here.
+CALLS: list[str] = []
+#: The method and path of every request that reached an upstream.
+UPSTREAM_REQUESTS: list[tuple[str, str]] = []
+#: The MCP protocol version whose servers check Mcp-Method and Mcp-Name against the body.
+MODERN = "2026-07-28"
 
-    @mcp.tool
-    def whoami() -> dict[str, str | None]:
+
+def _caller_headers(headers: Any) -> dict[str, Any]:
+    """The identity headers a request reached the upstream with, and the names of any
+    look-alikes (`X_Auth_Subject`) that a CGI-style server would fold into the same variable."""
+    seen: dict[str, Any] = {name: headers.get(name) for name in IDENTITY}
+    seen["look_alikes"] = sorted(
+        name for name in headers if name.replace("_", "-") in IDENTITY and name not in IDENTITY
+    )
+    return seen
+
+
+def delete_notes() -> str:
+    """Needs notes:delete (decided by the gateway's service)."""
+    CALLS.append("delete_notes")
+    return "deleted"
+
+
+def upstream_app(kind: str = "fastmcp") -> Any:
+    """An MCP server that trusts the gateway (FastMCP, or the MCP SDK's `MCPServer`): `whoami`
+    reports the identity headers, `delete_notes` (notes:delete, decided by the gateway's
+    service) is recorded in CALLS when it runs."""
+    if kind == "fastmcp":
+        mcp = FastMCP("behind a gateway")
+
+        @mcp.tool
+        def whoami() -> dict[str, Any]:
+            """The identity headers this request arrived with."""
+            return _caller_headers(get_http_request().headers)
+
+        mcp.tool(delete_notes)
+        return _recorded(mcp.http_app(stateless_http=True))
+    server = MCPServer("behind a gateway")
+
+    @server.tool()
+    def whoami(ctx: Context) -> dict[str, Any]:  # type: ignore[type-arg]
         """The identity headers this request arrived with."""
-        headers = get_http_request().headers
-        return {name: headers.get(name) for name in IDENTITY}
+        return _caller_headers(ctx.request_context.request.headers)
 
-    @mcp.tool
-    def delete_notes() -> str:
-        """Needs notes:delete (decided by the gateway's service)."""
-        return "deleted"
+    server.tool()(delete_notes)
+    return _recorded(server.streamable_http_app(stateless_http=True))
 
-    return mcp.http_app(stateless_http=True)
+
+def _recorded(app: Any) -> Any:
+    async def recorded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            UPSTREAM_REQUESTS.append((scope["method"], scope["path"]))
+        await app(scope, receive, send)
+
+    return recorded
+
+
+def modern_call(tool: str, request_id: int = 1, *, name: str | None = None) -> tuple[dict[str, str], str]:
+    """A tools/call as an MCP 2026-07-28 client sends it (headers, body); `name` puts another
+    tool in `Mcp-Name` than the body calls."""
+    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+    params = {"name": tool, "arguments": {}, "_meta": meta}
+    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": name or tool,
+    }
+    return headers, json.dumps(body)
+
+
+def tool_result(response: Any) -> Any:
+    """The structured result of a tools/call answered as JSON or as an event stream."""
+    text = response.text
+    if response.headers["content-type"].startswith("text/event-stream"):
+        text = next(line[5:] for line in text.splitlines() if line.startswith("data:"))
+    return json.loads(text)["result"]["structuredContent"]
 
 
 def _binary(name: str) -> str:
@@ -122,11 +189,15 @@ class GatewayStack:
     resource: str
     authorization_server: LocalAuthorizationServer
     service: GatewayService
+    #: The address and port of each subrequest the service got: one port for many requests
+    #: means the gateway kept its connection open.
+    peers: list[tuple[str, int]] = field(default_factory=list)
 
 
 @contextmanager
-def gateway_stack(kind: str, directory: Path) -> Iterator[GatewayStack]:
-    """The authorization server, FastMCP, the service (in process) and `kind` in front."""
+def gateway_stack(kind: str, directory: Path, upstream: str = "fastmcp") -> Iterator[GatewayStack]:
+    """The authorization server, an MCP server (`upstream`: fastmcp or mcp-sdk), the service
+    (in process) and `kind` in front."""
     port = free_port()
     resource = f"http://127.0.0.1:{port}/mcp"
     with ExitStack() as stack:
@@ -140,11 +211,18 @@ def gateway_stack(kind: str, directory: Path) -> Iterator[GatewayStack]:
             required_scopes=["mcp"],
             tool_scopes=TOOL_SCOPES,
         )
-        upstream = stack.enter_context(serve(upstream_app()))
-        auth = stack.enter_context(serve(service, proxy_headers=False))
-        auth_port, upstream_port = int(auth.rsplit(":", 1)[1]), int(upstream.rsplit(":", 1)[1])
+        running = GatewayStack(kind, resource, server, service)
+
+        async def recorded(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"] == "/check":
+                running.peers.append(scope["client"])
+            await service(scope, receive, send)
+
+        upstream_url = stack.enter_context(serve(upstream_app(upstream)))
+        auth = stack.enter_context(serve(recorded, proxy_headers=False))
+        auth_port, upstream_port = int(auth.rsplit(":", 1)[1]), int(upstream_url.rsplit(":", 1)[1])
         if kind == "nginx":
             stack.enter_context(nginx(directory, port, [auth_port], upstream_port))
         else:
             stack.enter_context(caddy(directory, port, auth_port, upstream_port))
-        yield GatewayStack(kind, resource, server, service)
+        yield running

@@ -4,9 +4,7 @@ the upstream gets and cannot be forged, the denials as the client sees them."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
@@ -17,7 +15,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientMetadata
 
 from ..end_to_end.test_oauth_flow import Browser, MemoryStorage
-from .conftest import GatewayStack, gateway_stack
+from .conftest import GatewayStack, gateway_stack, modern_call, tool_result
 
 pytestmark = pytest.mark.end_to_end
 
@@ -32,16 +30,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 def call(name: str, request_id: int = 1) -> tuple[dict[str, str], str]:
     """A tools/call as an MCP 2026-07-28 client sends it: the headers and the body."""
-    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": name, "arguments": {}}}
-    return {**ACCEPT, "Mcp-Method": "tools/call", "Mcp-Name": name}, json.dumps(body)
-
-
-def tool_result(response: httpx2.Response) -> Any:
-    """The structured result of a tools/call answered as JSON or as an event stream."""
-    text = response.text
-    if response.headers["content-type"].startswith("text/event-stream"):
-        text = next(line[5:] for line in text.splitlines() if line.startswith("data:"))
-    return json.loads(text)["result"]["structuredContent"]
+    return modern_call(name, request_id)
 
 
 async def test_the_sdk_clients_oauth_flow_and_step_up_through_the_gateway(stack: GatewayStack) -> None:

@@ -5,7 +5,6 @@ its access log records which replica decided each request, so the tests see that
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from mcp_auth_middleware.server.local import LocalAuthorizationServer
 from mcp_auth_middleware.testing import free_port, running_authorization_server, serve
 
 from ..interop.conftest import Redis, redis_server  # noqa: F401 (a fixture)
-from .conftest import _process, nginx, upstream_app
+from .conftest import _process, modern_call, nginx, upstream_app
 
 pytestmark = pytest.mark.end_to_end
 
@@ -38,6 +37,8 @@ class Fleet:
     authorization_server: LocalAuthorizationServer
     replicas: list[str]
     log: Path
+    #: What each replica's command printed.
+    outputs: list[Path]
 
     def deciders(self) -> list[str]:
         """The replica of each request so far, in order."""
@@ -75,13 +76,12 @@ def fleet(redis_server: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iter
         stack.enter_context(
             nginx(directory, port, ports, int(upstream.rsplit(":", 1)[1]), extra=REPLICA_LOG, http_level=http_level)
         )
-        yield Fleet(resource, server, [f"127.0.0.1:{p}" for p in ports], log)
+        outputs = [directory / f"{number}.log" for number in range(len(ports))]
+        yield Fleet(resource, server, [f"127.0.0.1:{p}" for p in ports], log, outputs)
 
 
 def whoami(tool: str = "whoami") -> tuple[dict[str, str], str]:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
-    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-    return {**headers, "Mcp-Method": "tools/call", "Mcp-Name": tool}, json.dumps(body)
+    return modern_call(tool)
 
 
 async def test_each_replica_has_the_per_tool_rule_from_its_variable_or_its_flag(fleet: Fleet) -> None:
@@ -101,6 +101,13 @@ async def test_each_replica_has_the_per_tool_rule_from_its_variable_or_its_flag(
         assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
         assert "notes:delete" in response.headers["www-authenticate"]
     assert allowed.status_code == 200, allowed.text
+    # Each replica said the rules in force when it started, and logged its denial (INFO, the
+    # command's default level).
+    for output in fleet.outputs:
+        text = output.read_text()
+        assert "required scopes: mcp, per tool: delete_notes=notes:delete" in text
+        assert "without MCP headers: refuse; log level info" in text
+        assert "auth deny 403 POST /mcp: The access token lacks a required scope: scope notes:delete missing" in text
 
 
 async def test_a_replayed_dpop_proof_is_refused_by_the_other_replica(fleet: Fleet) -> None:

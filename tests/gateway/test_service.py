@@ -39,8 +39,13 @@ def nginx(uri: str = "/mcp", method: str = "POST", **headers: str) -> dict[str, 
     return {"X-Original-Method": method, "X-Original-URI": uri, "X-Original-Host": "mcp.example.com", **headers}
 
 
+#: What makes the upstream check Mcp-Method and Mcp-Name against the body (MCP 2026-07-28).
+MODERN = {"MCP-Protocol-Version": "2026-07-28"}
+
+
 def tool_call(name: str) -> dict[str, str]:
-    return {"Mcp-Method": "tools/call", "Mcp-Name": name}
+    """The headers of an MCP 2026-07-28 tools/call."""
+    return {**MODERN, "Mcp-Method": "tools/call", "Mcp-Name": name}
 
 
 @pytest.fixture
@@ -89,10 +94,16 @@ async def test_per_tool_rules_from_the_base64_form_of_mcp_name(issuer: LocalIssu
 async def test_malformed_mcp_headers_are_refused(issuer: LocalIssuer, token: str) -> None:
     bearer = f"Bearer {token}"
     async with client(service(issuer)) as http:
-        no_name = await http.get("/check", headers=nginx(Authorization=bearer, **{"Mcp-Method": "tools/call"}))
+        no_name = await http.get(
+            "/check", headers=nginx(Authorization=bearer, **MODERN, **{"Mcp-Method": "tools/call"})
+        )
         bad_name = await http.get("/check", headers=nginx(Authorization=bearer, **tool_call("=?base64?%%%?=")))
-        name_alone = await http.get("/check", headers=nginx(Authorization=bearer, **{"Mcp-Name": "delete_notes"}))
-        bad_method = await http.get("/check", headers=nginx(Authorization=bearer, **{"Mcp-Method": "=?base64?!?="}))
+        name_alone = await http.get(
+            "/check", headers=nginx(Authorization=bearer, **MODERN, **{"Mcp-Name": "delete_notes"})
+        )
+        bad_method = await http.get(
+            "/check", headers=nginx(Authorization=bearer, **MODERN, **{"Mcp-Method": "=?base64?!?="})
+        )
     for response in (no_name, bad_name, name_alone, bad_method):
         assert response.status_code == 400, response.text
         assert response.json()["error"]["code"] == -32020
@@ -155,8 +166,12 @@ async def test_a_client_cannot_choose_the_uri_caddy_and_traefik_report(issuer: L
     app = service(issuer, gateway="caddy", public_paths=["/health"])
     forwarded = {"X-Forwarded-Method": "POST", "X-Forwarded-Uri": "/mcp", "X-Forwarded-Host": "mcp.example.com"}
     async with client(app) as http:
-        response = await http.get("/", headers={**forwarded, "X-Original-URI": "/health", "X-Original-Method": "GET"})
-        public = await http.get("/", headers={**forwarded, "X-Forwarded-Uri": "/health", "X-Forwarded-Method": "GET"})
+        response = await http.get(
+            "/check", headers={**forwarded, "X-Original-URI": "/health", "X-Original-Method": "GET"}
+        )
+        public = await http.get(
+            "/check", headers={**forwarded, "X-Forwarded-Uri": "/health", "X-Forwarded-Method": "GET"}
+        )
     assert response.status_code == 401
     assert public.status_code == 200 and public.headers["x-auth-subject"] == ""  # nobody, overwriting a client's
 
@@ -344,3 +359,119 @@ async def test_tokens_of_several_issuers_are_routed_as_the_middleware_routes_the
     assert [a.headers.get("x-auth-subject") for a in answers[:2]] == ["from-first", "from-second"]
     assert [a.headers.get("x-auth-issuer") for a in answers[:2]] == [ISSUER, other.issuer]
     assert answers[2].status_code == 401
+
+
+# -- What a hostile client tries ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "versions",
+    [
+        ["2025-11-25"],
+        ["2025-06-18"],
+        ["2025-03-26"],
+        [],  # none: a server assumes 2025-03-26
+        ["2025-11-25", "2026-07-28"],  # two: servers read the first (or the last)
+        ["2026-07-28", "2026-07-28"],
+        ["2026-07-28, 2025-11-25"],
+        ["latest"],  # not a version of a known shape
+    ],
+)
+@pytest.mark.parametrize("method", ["tools/call", "ping", "tools/list", "initialize"])
+async def test_mcp_headers_are_trusted_only_when_the_upstream_must_check_them(
+    issuer: LocalIssuer, token: str, versions: list[str], method: str
+) -> None:
+    """An older protocol version's server routes the request by its body and never compares it
+    with Mcp-Method: `Mcp-Name: whoami` could carry a body that calls delete_notes. Such a
+    request is one without MCP headers: refused (the default) while tools have rules."""
+    headers = [(k, v) for k, v in nginx(Authorization=f"Bearer {token}").items()]
+    headers += [("MCP-Protocol-Version", version) for version in versions]
+    headers += [("Mcp-Method", method)] + ([("Mcp-Name", "whoami")] if method == "tools/call" else [])
+    async with client(service(issuer)) as http:
+        refused = await http.get("/check", headers=headers)
+    async with client(service(issuer, without_mcp_headers="global")) as http:
+        global_ = await http.get("/check", headers=headers)
+    assert refused.status_code == 400, refused.text
+    assert "MCP-Protocol-Version" in refused.json()["error_description"]
+    # "global": decided under the global scopes, as any request without the headers.
+    assert global_.status_code == 200
+
+
+async def test_mcp_headers_of_2026_07_28_and_later_decide_per_tool(issuer: LocalIssuer, token: str) -> None:
+    bearer = f"Bearer {token}"
+    async with client(service(issuer)) as http:
+        later = {"MCP-Protocol-Version": "2027-03-01", "Mcp-Method": "tools/call", "Mcp-Name": "delete_notes"}
+        denied_later = await http.get("/check", headers=nginx(Authorization=bearer, **later))
+        ping = await http.get("/check", headers=nginx(Authorization=bearer, **MODERN, **{"Mcp-Method": "ping"}))
+        padded = {"MCP-Protocol-Version": " 2026-07-28 ", "Mcp-Method": "tools/call", "Mcp-Name": "whoami"}
+        allowed = await http.get("/check", headers=nginx(Authorization=bearer, **padded))
+    assert denied_later.status_code == 403
+    assert ping.status_code == 200  # the upstream makes sure the body is a ping
+    assert allowed.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/oauth-protected-resource/x",
+        "/.well-known/oauth-protected-resource/mcp/",
+        "/.well-known/oauth-protected-resourcex",
+        "/",
+        "/mcp",
+        "/checkx",
+        "/check/mcp",
+        "/CHECK",
+    ],
+)
+async def test_only_the_check_path_answers_checks(issuer: LocalIssuer, token: str, path: str) -> None:
+    """A gateway route that forwards a client's own request here (the metadata's, say) with the
+    client's X-Original-* headers must not be a second check endpoint handing out identity."""
+    headers = nginx(Authorization=f"Bearer {token}", **tool_call("whoami"))
+    async with client(service(issuer)) as http:
+        for method in ("GET", "POST"):
+            response = await http.request(method, path, headers=headers)
+            assert response.status_code == 404, (method, response.text)
+            assert not any(name.startswith("x-auth-") for name in response.headers)
+        check = await http.get("/check", headers=headers)
+    assert check.status_code == 200 and check.headers["x-auth-subject"] == "alice"
+
+
+async def test_the_check_path_is_an_option(issuer: LocalIssuer, token: str) -> None:
+    headers = nginx(Authorization=f"Bearer {token}", **tool_call("whoami"))
+    async with client(service(issuer, check_path="/_auth/mcp")) as http:
+        moved = await http.get("/_auth/mcp", headers=headers)
+        old = await http.get("/check", headers=headers)
+    assert moved.status_code == 200 and old.status_code == 404
+    for bad in ("check", "/check/", "/.well-known/check"):
+        with pytest.raises(ValueError, match="check_path"):
+            GatewayOptions(gateway="nginx", check_path=bad)
+
+
+async def test_a_refused_origins_preflight_never_passes_to_the_upstream(issuer: LocalIssuer) -> None:
+    """A gateway passes every 2xx on: a refused preflight is a 403, not the middleware's 204."""
+    preflight = nginx(method="OPTIONS", Origin="https://evil.example", **{"Access-Control-Request-Method": "POST"})
+    async with client(service(issuer, allowed_origins=["https://app.example"])) as http:
+        refused = await http.get("/check", headers=preflight)
+        allowed = await http.get("/check", headers={**preflight, "Origin": "https://app.example"})
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden_origin"
+    assert allowed.status_code == 200  # answered by CORS: the gateway passes it to the upstream
+
+
+def test_a_misspelled_variable_is_named_not_ignored() -> None:
+    base = {"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUER": ISSUER, "MCP_AUTH_GATEWAY": "nginx"}
+    with pytest.raises(
+        ValueError, match=r"unknown variable MCP_AUTH_TOOL_SCOPE \(did you mean MCP_AUTH_TOOL_SCOPES\?\)"
+    ):
+        GatewayService.from_env({**base, "MCP_AUTH_TOOL_SCOPE": "delete_notes=notes:delete"})
+    with pytest.raises(ValueError, match="did you mean MCP_AUTH_TRUSTED_GATEWAYS"):
+        GatewayService.from_env({**base, "MCP_AUTH_TRUSTED_GATEWAY": "10.0.0.1"})
+    with pytest.raises(ValueError, match="did you mean MCP_AUTH_CHECK_PATH"):
+        GatewayOptions.from_env({**base, "MCP_AUTH_CHECK_PAHT": "/x"})
+
+
+def test_every_gateway_variable_is_known_to_the_middleware_too() -> None:
+    """One environment for the middleware and the service: neither takes the other's for a typo."""
+    from mcp_auth_middleware.config import KNOWN_VARIABLES
+    from mcp_auth_middleware.gateway.options import GATEWAY_VARIABLES
+
+    assert set(GATEWAY_VARIABLES) <= KNOWN_VARIABLES

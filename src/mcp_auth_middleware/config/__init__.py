@@ -48,6 +48,7 @@ from .groups import (
 __all__ = [
     "DEFAULT_DPOP_ALGORITHMS",
     "FORWARDED_HEADERS",
+    "KNOWN_VARIABLES",
     "AuthConfig",
     "BrowserAccess",
     "DPoP",
@@ -181,6 +182,25 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MCP_AUTH_DPOP_NONCES": ("dpop_nonces", bool),
     "MCP_AUTH_DPOP_NONCE_SECRET": ("dpop_nonce_secret", str),
 }
+
+
+#: Variables that other parts read (the gateway service's, gateway/options.py; the commands'):
+#: known, so not taken for a misspelling by `from_env`.
+_READ_ELSEWHERE = frozenset(
+    {
+        "MCP_AUTH_GATEWAY",
+        "MCP_AUTH_TRUSTED_GATEWAYS",
+        "MCP_AUTH_WITHOUT_MCP_HEADERS",
+        "MCP_AUTH_IDENTITY_HEADERS",
+        "MCP_AUTH_ASSERTION_KEY_FILE",
+        "MCP_AUTH_ASSERTION_LIFETIME",
+        "MCP_AUTH_ASSERTION_ISSUER",
+        "MCP_AUTH_CHECK_PATH",
+        "MCP_AUTH_LOG_LEVEL",
+    }
+)
+#: Every `MCP_AUTH_*` variable something in the package reads.
+KNOWN_VARIABLES = frozenset(_VARIABLES) | _READ_ELSEWHERE
 
 
 def check_option_names(options: Mapping[str, Any]) -> None:
@@ -390,7 +410,7 @@ class AuthConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AuthConfig:
         """The configuration the `MCP_AUTH_*` variables describe; keywords override them."""
-        options = read_variables(_VARIABLES, environ) | overrides
+        options = read_variables(_VARIABLES, environ, KNOWN_VARIABLES) | overrides
         if "resource" not in options:
             raise ValueError("MCP_AUTH_RESOURCE is required")
         return cls(**options)

@@ -172,6 +172,22 @@ class ScopeRules:
         """Whether any rule looks at the JSON-RPC message (else the body is never read)."""
         return bool(self.tools or self.methods or self.resources or self.prompts or self.rule)
 
+    def describe(self) -> str:
+        """The rules in force, in one line for a startup message."""
+        parts = [f"required scopes: {' '.join(sorted(self.required)) or 'none'}"]
+        for label, rules in (
+            ("per tool", self.tools),
+            ("per method", self.methods),
+            ("per resource", self.resources),
+            ("per prompt", self.prompts),
+        ):
+            if rules:
+                entries = "; ".join(f"{name}={' '.join(sorted(scopes))}" for name, scopes in sorted(rules.items()))
+                parts.append(f"{label}: {entries}")
+        if self.rule is not None:
+            parts.append("a scope_rule")
+        return ", ".join(parts)
+
     def mentioned(self) -> frozenset[str]:
         """Every scope the rules name: advertised in `scopes_supported`."""
         groups = (self.tools, self.methods, self.resources, self.prompts, self.implied)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from ..config import KNOWN_VARIABLES
 from ..values import network_list, read_variables, word_list
 
 __all__ = [
@@ -50,8 +51,11 @@ class GatewayOptions:
     - `gateway`: `nginx` (reads `X-Original-Method`, `X-Original-URI`, `X-Original-Host`, which
       the nginx configuration sets), `caddy` or `traefik` (`X-Forwarded-Method`, `-Uri`, `-Host`,
       `-Proto`, which they set), `envoy` (ext_authz in HTTP mode: the subrequest has the
-      original method, and the original path after `envoy_path_prefix`). Required: a client can
+      original method, and the original path after `check_path`). Required: a client can
       send any of these headers itself, and only the ones the gateway overwrites are true.
+    - `check_path`: the path the gateway sends its subrequests to (`/check`; Envoy's
+      `path_prefix`). Only there are requests checked: every other path but the metadata's
+      and the keys' is 404, so a route that forwards clients' requests here is no second way in.
     - `trusted_gateways`: the addresses (or networks) subrequests may come from; anything else
       is refused. Loopback by default.
     - `without_mcp_headers`: see `WithoutMcpHeaders`. `refuse` by default (fail closed).
@@ -70,7 +74,7 @@ class GatewayOptions:
     assertion_header: str = "X-Auth-Assertion"
     assertion_lifetime: int = 60
     assertion_issuer: str | None = None
-    envoy_path_prefix: str = "/check"
+    check_path: str = "/check"
 
     def __post_init__(self) -> None:
         kinds = get_args(GatewayKind)
@@ -95,13 +99,16 @@ class GatewayOptions:
         object.__setattr__(self, "identity_headers", headers)
         if not 1 <= self.assertion_lifetime <= 3600:
             raise ValueError("assertion_lifetime is in seconds, from 1 to 3600")
-        if not self.envoy_path_prefix.startswith("/") or self.envoy_path_prefix.endswith("/"):
-            raise ValueError("envoy_path_prefix starts with / and does not end with one, as in '/check'")
+        path = self.check_path
+        if not path.startswith("/") or path.endswith("/") or path.startswith("/.well-known/"):
+            raise ValueError(
+                f"check_path {path!r}: a path of its own that starts with / and does not end with one, as in '/check'"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GatewayOptions:
         """The options the `MCP_AUTH_GATEWAY*` variables describe; keywords override them."""
-        options = read_variables(GATEWAY_VARIABLES, environ) | overrides
+        options = read_variables(GATEWAY_VARIABLES, environ, KNOWN_VARIABLES) | overrides
         if "gateway" not in options:
             raise ValueError(f"MCP_AUTH_GATEWAY is required: one of {', '.join(get_args(GatewayKind))}")
         return cls(**options)
@@ -132,5 +139,5 @@ GATEWAY_VARIABLES: dict[str, tuple[str, Any]] = {
     "MCP_AUTH_ASSERTION_KEY_FILE": ("assertion_key", _read_file),
     "MCP_AUTH_ASSERTION_LIFETIME": ("assertion_lifetime", int),
     "MCP_AUTH_ASSERTION_ISSUER": ("assertion_issuer", str.strip),
-    "MCP_AUTH_ENVOY_PATH_PREFIX": ("envoy_path_prefix", str.strip),
+    "MCP_AUTH_CHECK_PATH": ("check_path", str.strip),
 }

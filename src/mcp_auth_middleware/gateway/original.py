@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from starlette.types import Scope
 
+from ..mcp_headers import headers_are_checked
 from ..rate_limit import Network, parse_networks
 from .options import GatewayOptions
 
@@ -60,6 +61,8 @@ _SUBREQUEST_HEADERS = frozenset(
         b"transfer-encoding",
     }
 )
+#: Name the message for per-tool rules; trusted only when the upstream must check them.
+_MCP_HEADERS = (b"mcp-method", b"mcp-name")
 
 
 class OriginalRequest:
@@ -71,7 +74,7 @@ class OriginalRequest:
         lower = [name.lower().encode() if name else None for name in self.names]
         self.method_header, self.uri_header, self.host_header, self.proto_header = lower
         self.networks: tuple[Network, ...] = parse_networks(options.trusted_gateways)
-        self.prefix = options.envoy_path_prefix
+        self.prefix = options.check_path
         # Gateways are few: each peer address is parsed and matched once.
         self._trusted = lru_cache(maxsize=1024)(self._is_trusted)
         self.scheme = resource_url.split(":", 1)[0]
@@ -89,14 +92,18 @@ class OriginalRequest:
 
     def scope(self, scope: Scope) -> Scope:
         """The original request's scope, with the Host it was sent to (the middleware says once
-        when that is not the resource's host). Raises UntrustedGateway, GatewayProblem or
-        AmbiguousPath."""
+        when that is not the resource's host), and `Mcp-Method`/`Mcp-Name` only when the
+        upstream must check them against the body (`headers_are_checked`). Raises
+        UntrustedGateway, GatewayProblem or AmbiguousPath."""
         if not self.trusted(scope):
             raise UntrustedGateway
         found: dict[bytes, bytes] = {}
         wanted = {self.method_header, self.uri_header, self.host_header, self.proto_header, b"host"}
         headers = []
+        versions = []
         for name, value in scope["headers"]:
+            if name == b"mcp-protocol-version":
+                versions.append(value)
             if name in wanted:
                 if name in found and name != b"host":
                     raise GatewayProblem(f"the subrequest carries more than one {name.decode()} header")
@@ -108,7 +115,7 @@ class OriginalRequest:
             raw: bytes = scope.get("raw_path") or scope["path"].encode()
             if not raw.startswith(self.prefix.encode()):
                 raise GatewayProblem(
-                    f"the subrequest's path does not start with envoy_path_prefix {self.prefix!r} "
+                    f"the subrequest's path does not start with check_path {self.prefix!r} "
                     "(set path_prefix in the ext_authz http_service to match)"
                 )
             raw = raw[len(self.prefix) :] or b"/"
@@ -136,6 +143,10 @@ class OriginalRequest:
             scheme = proto.decode()
         if host is not None:
             headers.append((b"host", host))
+        if not headers_are_checked(versions):
+            # The upstream routes this request by its body and never compares it with Mcp-Method
+            # or Mcp-Name: a request without MCP headers, as far as the checks can know.
+            headers = [(name, value) for name, value in headers if name not in _MCP_HEADERS]
         return {
             "type": "http",
             "asgi": scope.get("asgi", {"version": "3.0"}),

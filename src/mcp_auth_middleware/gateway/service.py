@@ -6,7 +6,8 @@ rebuilt from the gateway's headers (original.py): the same Origin check, token v
 DPoP proof (its `htu` is the resource's origin and the original path), guard and scopes, the
 same answers and log lines. One difference: per-tool rules are decided from the MCP 2026-07-28
 headers `Mcp-Method` and `Mcp-Name`, since the gateway sends no body; the upstream must check
-that they agree with the body, as that version requires of every server.
+that they agree with the body, as that version requires of every server, and so they are read
+only from a request with one `MCP-Protocol-Version` of 2026-07-28 or later (mcp_headers.py).
 
 The answers, for the gateway to act on:
 
@@ -17,8 +18,10 @@ The answers, for the gateway to act on:
 | not from a trusted gateway | 403 `untrusted_gateway` (WARNING once per address) |
 | without the headers the gateway always sends | 503 `server_misconfigured` (ERROR once) |
 | an original path not in normal form (`/public/../mcp`) | 400 `invalid_request` |
-| `GET /.well-known/oauth-protected-resource...` | the RFC 9728 document (route it here) |
+| `GET` the RFC 9728 metadata paths (exactly) | the document (route them here) |
 | `GET /.well-known/jwks.json` (with an assertion key) | the assertion's public key |
+| any other path than `check_path` (`/check`) | 404: only the gateway's subrequests are checks |
+| a refused `Origin`'s preflight | 403 `forbidden_origin`: never a 2xx that passes it to the upstream |
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..challenge import MISCONFIGURED, RawResponse, send_response
 from ..config import AuthConfig, check_option_names
+from ..cors import FORBIDDEN_ORIGIN
 from ..errors import AuthError, InvalidRequestError
 from ..mcp_headers import NAME_BEARING_METHODS, HeaderMismatchError, decode_header
 from ..middleware import MCPAuthMiddleware
@@ -57,6 +61,11 @@ _AMBIGUOUS: RawResponse = (
     [(b"content-type", b"application/json"), (b"cache-control", b"no-store")],
     b'{"error": "invalid_request", "error_description": "The path is not in normal form (dot segments, '
     b'empty segments or an encoded slash)"}',
+)
+_NOT_FOUND: RawResponse = (
+    404,
+    [(b"content-type", b"application/json"), (b"cache-control", b"no-store")],
+    b'{"error": "not_found", "error_description": "Checks are answered only on the check path"}',
 )
 _NO_STORE = (b"cache-control", b"no-store")
 _MAX_SEEN = 1024
@@ -123,8 +132,13 @@ class GatewayService:
         if path in self._metadata_paths:  # RFC 9728 §3: the document, proxied here by the gateway
             await self.metadata(scope, receive, send)
             return
-        if path == JWKS_PATH and self._jwks is not None:
-            await send_response(send, self._jwks)
+        if path == JWKS_PATH and self._jwks is not None and scope["method"] in ("GET", "HEAD"):
+            await send_response(send, self._jwks, head=scope["method"] == "HEAD")
+            return
+        if not self._is_check(path):
+            # Only the gateway's subrequests are checks: a route that forwards a client's own
+            # request here (with its own X-Original-* headers) gets nothing to copy.
+            await send_response(send, _NOT_FOUND)
             return
         try:
             original = self.original.scope(scope)
@@ -148,6 +162,11 @@ class GatewayService:
             await send_response(send, _AMBIGUOUS)
             return
         await self.checks(original, receive, send)
+
+    def _is_check(self, path: str) -> bool:
+        """The check path; with Envoy, whose ext_authz puts it before the original path, any
+        (one that lacks it is a misconfiguration that original.py names)."""
+        return path == self.options.check_path or self.options.gateway == "envoy"
 
     async def _allow(self, scope: Scope, receive: Receive, send: Send) -> None:
         """What runs when the checks pass: 200 with the caller for the upstream."""
@@ -194,9 +213,10 @@ class _HeaderChecks(MCPAuthMiddleware):
                 return [{"jsonrpc": "2.0"}], receive
             if self.refuse_without_headers and self._inspects_messages and scope["method"] == "POST":
                 raise InvalidRequestError(
-                    "This server decides per tool from the Mcp-Method and Mcp-Name headers (MCP 2026-07-28), "
-                    "and the request carries none",
-                    detail="no Mcp-Method header (without_mcp_headers='refuse')",
+                    "This server decides per tool from the Mcp-Method and Mcp-Name headers of MCP 2026-07-28 "
+                    "(with one MCP-Protocol-Version header of that version or later), and the request has none",
+                    detail="no Mcp-Method header that the upstream must check: none, or an MCP-Protocol-Version "
+                    "before 2026-07-28, missing or repeated (without_mcp_headers='refuse')",
                 )
             return None, receive
         text = decode_header(method)
@@ -207,6 +227,13 @@ class _HeaderChecks(MCPAuthMiddleware):
         if key is not None and name is not None and (named := decode_header(name)) is not None:
             message["params"] = {key: named}
         return [message], receive
+
+    async def _refuse_origin(self, origin: bytes, scope: Scope, send: Send) -> None:
+        """403 `forbidden_origin`, preflight or not: the middleware answers a refused preflight
+        204 (so that the page can read the 403 that follows), but a gateway passes every 2xx
+        on to the upstream."""
+        self.decisions.origin_refused(origin, scope, FORBIDDEN_ORIGIN[0])
+        await send_response(send, FORBIDDEN_ORIGIN)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
