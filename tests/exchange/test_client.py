@@ -346,3 +346,63 @@ async def test_check_says_what_an_exchange_would(make_exchange: Make) -> None:
     nowhere = TokenExchange(client_id="x", client_secret="s", issuer=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ExchangeUnavailableError, match="is the server running"):
         await nowhere.check()
+
+
+def echoing(status: int, describe: Callable[[dict[str, str]], dict[str, Any]]) -> Starlette:
+    """A token endpoint whose error answer quotes what it was sent."""
+
+    async def token(request: Request) -> Response:
+        form = {key: str(value) for key, value in (await request.form()).items()}
+        return JSONResponse(describe(form), status)
+
+    return Starlette(routes=[Route("/token", token, methods=["POST"])])
+
+
+@pytest.mark.parametrize(
+    "describe",
+    [
+        lambda form: {"error": "invalid_grant", "error_description": f"bad subject_token {form['subject_token']}"},
+        lambda form: {"error": "invalid_grant", "error_description": f"{form['subject_token'][:250]}... is expired"},
+        lambda form: {"error": "invalid_grant", "error_description": "bad", "claims": form["subject_token"]},
+        lambda form: {"error": "invalid_grant", "error_description": f"token {form['subject_token'][::-1]} unknown"},
+    ],
+    ids=["whole", "cut", "in-extra", "token-shaped"],
+)
+async def test_a_refusal_that_quotes_the_callers_token_carries_none_of_it(
+    make_exchange: Make,
+    auth_server: LocalAuthorizationServer,
+    caplog: pytest.LogCaptureFixture,
+    describe: Callable[[dict[str, str]], dict[str, Any]],
+) -> None:
+    """An authorization server may echo the subject token in its error: it must not reach the
+    exception (which FastMCP shows the client), its members or the log line."""
+    token = user_token(auth_server)
+    caplog.set_level(logging.DEBUG)
+    exchange = make_exchange(as_app=echoing(400, describe))
+    with pytest.raises(InvalidGrantError) as raised:
+        await exchange.token(caller(token), "tickets")
+    error = raised.value
+    said = " ".join([str(error), str(error.error_description), repr(error.extra), caplog.text])
+    header_and_payload = token.rsplit(".", 1)[0]
+    for secret in (token, header_and_payload, token.split(".")[1], token[::-1][:40]):
+        assert secret not in said
+    assert "[token]" in said
+
+
+async def test_an_entra_invalid_grant_that_asks_for_consent_is_interaction_required(
+    make_exchange: Make, auth_server: LocalAuthorizationServer
+) -> None:
+    from mcp_auth_middleware.exchange import InteractionRequiredError
+
+    answer = {
+        "error": "invalid_grant",
+        "error_description": "AADSTS65001: The user or administrator has not consented. Trace ID: "
+        "0a1b2c3d-1111-2222-3333-444455556666",
+        "suberror": "consent_required",
+        "claims": '{"access_token":{"capolids":{"essential":true,"values":["p1"]}}}',
+    }
+    exchange = make_exchange(as_app=answering(400, answer))
+    with pytest.raises(InteractionRequiredError) as raised:
+        await exchange.token(caller(user_token(auth_server)), "tickets")
+    assert raised.value.extra["claims"] == answer["claims"]
+    assert "0a1b2c3d-1111-2222-3333-444455556666" in str(raised.value)  # trace ids are kept for support

@@ -298,7 +298,9 @@ class TokenExchange:
                 raise ExchangeResponseError(f"HTTP {status}: {exc}") from None
             if status == 200:
                 return self.grant.check(document, scopes, dpop=self.proofs is not None)
-            error = refusal(document, status)
+            error = refusal(
+                document, status, (form.get("subject_token"), form.get("assertion"), form.get("actor_token"))
+            )
             if error is None:
                 raise ExchangeResponseError(f"the token endpoint {endpoint} answered HTTP {status}, not an OAuth error")
             # RFC 9449 §8: the authorization server wants its nonce in the proof; once.

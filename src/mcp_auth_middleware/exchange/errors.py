@@ -4,11 +4,13 @@ reached, or answered outside the protocol. No message ever holds a token."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
     "ERRORS",
+    "INTERACTION_SUBERRORS",
     "ExchangeRefusedError",
     "ExchangeResponseError",
     "ExchangeUnavailableError",
@@ -20,6 +22,7 @@ __all__ = [
     "NoCallerError",
     "TokenExchangeError",
     "UnauthorizedClientError",
+    "redact",
 ]
 
 
@@ -116,3 +119,21 @@ ERRORS: Mapping[str, type[ExchangeRefusedError]] = {
         InteractionRequiredError,
     )
 } | {"consent_required": InteractionRequiredError, "login_required": InteractionRequiredError}
+#: Entra's `suberror` values of an `invalid_grant` that mean the user must act (consent, sign
+#: in again): an InteractionRequiredError, whose `claims` challenge goes to the client.
+INTERACTION_SUBERRORS = frozenset({"consent_required", "login_required", "basic_action", "additional_action"})
+
+#: A JWT (three base64url parts, the first a JSON header) or a long run of token characters
+#: (an opaque token); a UUID (Entra's trace and correlation ids) is not one.
+_TOKEN_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*|[A-Za-z0-9_~+=.-]{32,}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """`text` from an authorization server without the tokens it was sent (`secrets`) and
+    without anything shaped as a token: an error description that quotes the caller's token
+    must not carry it into an exception, a log line or a tool's error shown to the client."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[token]")
+    return _TOKEN_SHAPED.sub(lambda m: m.group() if _UUID.fullmatch(m.group()) else "[token]", text)

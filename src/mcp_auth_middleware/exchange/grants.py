@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..values import word_list
-from .errors import ERRORS, ExchangeRefusedError, ExchangeResponseError
+from .errors import (
+    ERRORS,
+    INTERACTION_SUBERRORS,
+    ExchangeRefusedError,
+    ExchangeResponseError,
+    InteractionRequiredError,
+    InvalidGrantError,
+    redact,
+)
 
 __all__ = [
     "ACCESS_TOKEN_TYPE",
@@ -181,12 +189,29 @@ def _common(document: Any, scopes: tuple[str, ...], *, dpop: bool) -> ExchangedT
     )
 
 
-def refusal(document: Any, status: int) -> ExchangeRefusedError | None:
-    """The typed error for an RFC 6749 §5.2 error answer, or None if it is not one."""
+def refusal(document: Any, status: int, secrets: Iterable[str | None] = ()) -> ExchangeRefusedError | None:
+    """The typed error for an RFC 6749 §5.2 error answer, or None if it is not one. What the
+    authorization server said is kept without `secrets` (the caller's token it was sent) and
+    without anything shaped as a token: it reaches exception messages, log lines and, through
+    a framework that shows tool errors, the client."""
     if not isinstance(document, Mapping) or not isinstance(document.get("error"), str):
         return None
-    error = document["error"][:80]
+    error = redact(document["error"][:80], secrets)
     description = document.get("error_description")
-    extra = {k: v for k, v in document.items() if k not in ("error", "error_description")}
+    extra = {k: _redacted(v, secrets) for k, v in document.items() if k not in ("error", "error_description")}
     cls = ERRORS.get(error, ExchangeRefusedError)
-    return cls(error, description[:300] if isinstance(description, str) else None, status=status, **extra)
+    if cls is InvalidGrantError and extra.get("suberror") in INTERACTION_SUBERRORS:
+        cls = InteractionRequiredError  # Entra: invalid_grant, but the user must consent or sign in
+    return cls(
+        error, redact(description, secrets)[:300] if isinstance(description, str) else None, status=status, **extra
+    )
+
+
+def _redacted(value: Any, secrets: Iterable[str | None]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list):
+        return [_redacted(item, secrets) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _redacted(item, secrets) for key, item in value.items()}
+    return value
