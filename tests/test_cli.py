@@ -502,3 +502,33 @@ def test_check_audience_with_an_unusable_jwks_uri_is_one_line(capsys: pytest.Cap
     code = main(["check", "token", *args, "--jwks-uri", "http://auth.internal/jwks"])
     assert code == 2
     assert capsys.readouterr().err.startswith("INVALID CONFIGURATION  'http://auth.internal/jwks' is plain http")
+
+
+def test_check_runs_the_cognito_recipe_and_names_an_id_token(capsys: pytest.CaptureFixture[str]) -> None:
+    """Cognito's access tokens carry no aud: `check` takes the recipe's settings as flags."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from mcp_auth_middleware.testing import LocalIssuer
+
+    cognito = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123"
+    issuer = LocalIssuer(cognito)
+    keys = Starlette(routes=[Route("/keys", lambda request: JSONResponse(issuer.jwks))])
+    access = issuer.mint_token(audience=None, client_id="5g0example7", token_use="access", scopes=["mcp/read"])
+    id_token = issuer.mint_token(audience="5g0example7", token_use="id", nonce="n-1", typ="JWT")
+    with serve(keys) as url:
+        common = ["--resource", "https://mcp.example.com/mcp", "--issuer", cognito, "--jwks-uri", f"{url}/keys"]
+        recipe = ["--no-audience", "--allowed-client", "5g0example7", "--required-claim", "token_use=access"]
+        allowed = main(["check", access, *common, *recipe])
+        allowed_out = capsys.readouterr().out
+        by_default = main(["check", access, *common])
+        default_out = capsys.readouterr().out
+        id_denied = main(["check", id_token, *common])
+        id_out = capsys.readouterr().out
+        bad = main(["check", access, *common, "--no-audience", "--allowed-client", "x", "--required-claim", "oops"])
+        bad_err = capsys.readouterr().err
+    assert allowed == 0 and "ALLOW" in allowed_out and "client_id=5g0example7" in allowed_out
+    assert by_default == 1 and "Cognito access tokens carry no aud" in default_out
+    assert id_denied == 1 and "an ID token, not an access token" in id_out
+    assert bad == 2 and "--required-claim 'oops': write NAME=VALUE" in bad_err

@@ -223,3 +223,52 @@ async def test_okta_org_authorization_server(key: RSAKey) -> None:
 def test_an_issuer_that_is_no_url_is_no_provider() -> None:
     for value in ("http://[", "https://[::1", 42, None, "", "not a url"):
         assert provider_of(value) is None
+
+
+# -- Tokens whose denial a provider explains, as they are really issued -----------------------
+
+
+async def test_a_microsoft_graph_token_is_named_as_one_not_as_a_bad_signature(key: RSAKey) -> None:
+    """Graph's tokens carry a `nonce` in their header that only Graph undoes before verifying:
+    to anyone else the signature fails. They are v1.0 tokens for Graph's audience."""
+    graph = entra("1.0", aud="https://graph.microsoft.com", scp="User.Read")
+    other_key = RSAKey.generate_key(2048, parameters={"kid": "provider-key"})  # same kid, as Graph's use Entra's
+    raw = sign(other_key, {"iat": int(time.time()), "exp": int(time.time()) + 3600, **graph}, typ="JWT", nonce="n0")
+    v2 = JWTValidator(issuer=ENTRA_V2, audience=APP_ID, keys=key, scope_claims=("scp", "roles"))
+    denial = await refused(v2, raw)
+    assert denial.description == "The access token signature is invalid"
+    assert "a token for Microsoft Graph" in str(denial.detail)
+    assert "accessTokenAcceptedVersion" not in str(denial.detail)  # not the fix for this one
+    # Verifiable (say, a test key): still Graph, not the token version.
+    readable = token(key, graph)
+    assert "a token for Microsoft Graph" in str((await refused(v2, readable)).detail)
+    assert "accessTokenAcceptedVersion" not in str((await refused(v2, readable)).detail)
+
+
+async def test_a_keycloak_token_without_aud_names_the_audience_mapper(key: RSAKey) -> None:
+    claims = {"iss": "https://kc.example.com/realms/mcp", "azp": "mcp-inspector", "sub": "u1", "scope": "mcp"}
+    denial = await refused(JWTValidator(issuer=claims["iss"], keys=key, audience=RESOURCE), token(key, claims))
+    assert "aud missing" in str(denial.detail) and "Audience mapper" in str(denial.detail)
+
+
+async def test_a_token_from_oktas_org_server_signed_by_its_own_keys(key: RSAKey) -> None:
+    org_key = RSAKey.generate_key(2048, parameters={"kid": "org-server-key"})
+    org = {"iss": "https://dev-123.okta.com", "aud": "https://dev-123.okta.com", "cid": "0oa1", "sub": "u1"}
+    now = int(time.time())
+    raw = sign(org_key, {"iat": now, "exp": now + 3600, **org}, typ="JWT")
+    recipe = JWTValidator(issuer="https://dev-123.okta.com/oauth2/default", keys=key, audience=RESOURCE)
+    denial = await refused(recipe, raw)
+    assert "no RSA key with key id 'org-server-key'" in str(denial.detail)
+    assert "Okta's org authorization server" in str(denial.detail) and "custom authorization server" in str(
+        denial.detail
+    )
+
+
+async def test_an_id_token_is_named_as_one(key: RSAKey) -> None:
+    issuer = "https://auth.example.com"
+    id_token = {"iss": issuer, "aud": "client-app", "sub": "u1", "nonce": "n-0S6_WzA2Mj", "at_hash": "77QmUPtjPfzW"}
+    denial = await refused(JWTValidator(issuer=issuer, keys=key, audience=RESOURCE), token(key, id_token))
+    assert "an ID token, not an access token" in str(denial.detail)
+    access = {"iss": issuer, "aud": "https://other.example/mcp", "sub": "u1", "scope": "mcp", "client_id": "c"}
+    assert "ID token" not in str((await refused(JWTValidator(issuer=issuer, keys=key, audience=RESOURCE),
+                                                 token(key, access))).detail)  # fmt: skip

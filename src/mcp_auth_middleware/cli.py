@@ -70,6 +70,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--jwks-uri", help="skip discovery of the key set")
     check.add_argument("--audience", help="the audience tokens carry, when it is not the resource (Entra's client ID)")
     check.add_argument(
+        "--no-audience",
+        action="store_true",
+        help="tokens carry no aud (Cognito's access tokens): check --allowed-client instead (audience=False)",
+    )
+    check.add_argument(
+        "--allowed-client", action="append", default=[], help="a client id tokens may be issued to (repeatable)"
+    )
+    check.add_argument(
+        "--required-claim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a claim every token must carry with this value (repeatable; Cognito: token_use=access)",
+    )
+    check.add_argument(
         "--url",
         help="the URL clients use (behind a proxy: the public one), compared with --resource part by part",
     )
@@ -375,17 +390,22 @@ async def _check(args: argparse.Namespace) -> int:
             "client_id": args.client_id,
             "client_secret": args.client_secret or os.environ.get("MCP_AUTH_CLIENT_SECRET"),
         }
-    if args.audience and args.token_validation != "jwt":
-        print("INVALID CONFIGURATION  --audience is for --token-validation jwt", file=sys.stderr)
+    own_validator = bool(args.audience or args.no_audience or args.allowed_client or args.required_claim)
+    if own_validator and args.token_validation != "jwt":
+        print(
+            "INVALID CONFIGURATION  --audience, --no-audience, --allowed-client and --required-claim are for "
+            "--token-validation jwt",
+            file=sys.stderr,
+        )
         return 2
     try:
-        if args.audience:
+        if own_validator:
             options["validator"] = _audience_validator(args, allow_http)
             options.pop("token_validation")
         middleware = MCPAuthMiddleware(
             app,
             resource=args.resource,
-            **({} if args.audience else {"issuer": args.issuer, "jwks_uri": args.jwks_uri}),
+            **({} if own_validator else {"issuer": args.issuer, "jwks_uri": args.jwks_uri}),
             authorization_servers=[args.issuer],
             required_scopes=args.scope,
             **options,
@@ -456,16 +476,27 @@ async def _check(args: argparse.Namespace) -> int:
 
 
 def _audience_validator(args: argparse.Namespace, allow_http: bool) -> Any:
-    """A JWT validator for another audience than the resource, its keys discovered or given."""
+    """A JWT validator for another audience than the resource (or none, with the clients and
+    claims that stand in for it), its keys discovered or given."""
     from functools import partial
 
     from .discovery import Discovery
     from .validators import JWTValidator
 
     discovery = Discovery(args.issuer, allow_http=allow_http)
+    if args.no_audience and args.audience:
+        raise ValueError("--no-audience or --audience, not both")
+    claims = {}
+    for pair in args.required_claim:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise ValueError(f"--required-claim {pair!r}: write NAME=VALUE (token_use=access)")
+        claims[name] = value
     return JWTValidator(
         issuer=args.issuer,
-        audience=args.audience,
+        audience=False if args.no_audience else args.audience,
+        allowed_clients=args.allowed_client or None,
+        required_claims=claims or None,
         jwks_uri=args.jwks_uri,
         resolve_jwks_uri=None if args.jwks_uri else partial(discovery.endpoint, "jwks_uri"),
         allow_http=allow_http,

@@ -22,6 +22,7 @@ __all__ = [
     "issuer_advice",
     "missing_claims_advice",
     "provider_of",
+    "signature_advice",
 ]
 
 _GRAPH = "00000003-0000-0000-c000-000000000000"
@@ -80,8 +81,56 @@ def _okta_org_server(issuer: object) -> bool:
     return provider_of(issuer) is OKTA and "/oauth2/" not in str(issuer)
 
 
+def _audiences(claims: Mapping[str, Any]) -> list[str]:
+    aud = claims.get("aud")
+    return [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
+
+
+def _graph_token(header: Mapping[str, Any], claims: Mapping[str, Any]) -> bool:
+    """Microsoft Graph's tokens: for Graph (aud), or with the `nonce` in the header that Graph
+    alone knows how to undo before the signature verifies."""
+    audiences = _audiences(claims)
+    return _GRAPH in audiences or "https://graph.microsoft.com" in audiences or (
+        "nonce" in header and provider_of(claims.get("iss")) is ENTRA
+    )
+
+
+_GRAPH_ADVICE = (
+    "; a token for Microsoft Graph (no one but Graph can verify it): the client asked for Graph's scopes "
+    "(User.Read, ...); it must ask for this API's scope (api://<app>/.default or api://<app>/<scope>)"
+)
+
+
+def _id_token(claims: Mapping[str, Any]) -> bool:
+    """An OpenID Connect ID token: it names the client, not an API (Cognito says so in token_use)."""
+    return claims.get("token_use") == "id" or (
+        "scope" not in claims and "scp" not in claims and any(c in claims for c in ("nonce", "at_hash", "c_hash"))
+    )
+
+
+_ID_TOKEN_ADVICE = (
+    "; an ID token, not an access token: it tells the client who signed in, and is for no API; the client "
+    "must send the access token it got with it"
+)
+
+
+def signature_advice(header: Mapping[str, Any], claims: Mapping[str, Any], *, key_known: bool) -> str:
+    """Why a token's signature does not verify, from its unverified header and claims, when a
+    provider explains it (for the log line only: nothing unverified is trusted)."""
+    if _graph_token(header, claims):
+        return _GRAPH_ADVICE
+    if not key_known and _okta_org_server(claims.get("iss")):
+        return (
+            "; a token from Okta's org authorization server, signed by its own keys: have the client use a "
+            "custom authorization server (issuer https://<org>.okta.com/oauth2/default)"
+        )
+    return ""
+
+
 def issuer_advice(expected: str, found: object, claims: Mapping[str, Any]) -> str:
     """Why a token from `found` is not from `expected`, in a provider's words ("" if nothing)."""
+    if _graph_token({}, claims):
+        return _GRAPH_ADVICE  # its version is Graph's choice, not a setting of this API's
     if provider_of(expected) is ENTRA and provider_of(found) is ENTRA:
         want, got = _entra_version(expected), _entra_version(found) or claims.get("ver")
         if want and got and want != got:
@@ -104,12 +153,18 @@ def issuer_advice(expected: str, found: object, claims: Mapping[str, Any]) -> st
     return ""
 
 
+_KEYCLOAK_AUDIENCE = (
+    "; Keycloak names a resource in aud only through an Audience mapper: Client scopes > (the scope) > "
+    "Mappers > By configuration > Audience, Included Custom Audience = this resource (or resource "
+    "indicators in Keycloak 26+)"
+)
+
+
 def audience_advice(claims: Mapping[str, Any], accepted: Iterable[str]) -> str:
     """Why a verified token's `aud` does not name this resource, in its provider's words."""
-    aud, issuer = claims.get("aud"), claims.get("iss")
-    audiences = (
-        [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
-    )
+    issuer, audiences = claims.get("iss"), _audiences(claims)
+    if _id_token(claims):
+        return _ID_TOKEN_ADVICE
     provider = provider_of(issuer)
     scopes = claims.get("scope")
     if isinstance(scopes, str) and audiences and set(audiences) <= set(scopes.split()):
@@ -118,11 +173,8 @@ def audience_advice(claims: Mapping[str, Any], accepted: Iterable[str]) -> str:
             "must send"
         )
     if provider is ENTRA:
-        if _GRAPH in audiences or "https://graph.microsoft.com" in audiences:
-            return (
-                "; a token for Microsoft Graph: the client asked for Graph's scopes (User.Read, ...); it must ask "
-                "for this API's scope (api://<app>/.default or api://<app>/<scope>)"
-            )
+        if _graph_token({}, claims):
+            return _GRAPH_ADVICE
         ids = [a for a in audiences if _GUID.fullmatch(a)]
         uris = [a for a in audiences if a.startswith("api://")]
         if ids and not any(_GUID.fullmatch(a) for a in accepted):
@@ -136,11 +188,7 @@ def audience_advice(claims: Mapping[str, Any], accepted: Iterable[str]) -> str:
                 "or set accessTokenAcceptedVersion to 2 for the client ID"
             )
     if provider is KEYCLOAK:
-        return (
-            "; Keycloak names a resource in aud only through an Audience mapper: Client scopes > (the scope) > "
-            "Mappers > By configuration > Audience, Included Custom Audience = this resource (or resource "
-            "indicators in Keycloak 26+)"
-        )
+        return _KEYCLOAK_AUDIENCE
     if provider is AUTH0:
         if any(a.endswith("/userinfo") for a in audiences):
             return (
@@ -165,6 +213,10 @@ def audience_advice(claims: Mapping[str, Any], accepted: Iterable[str]) -> str:
 
 def missing_claims_advice(claims: Mapping[str, Any], missing: Iterable[str]) -> str:
     """Why a verified token lacks a claim that is required, in its provider's words."""
+    if "aud" in missing and _id_token(claims):
+        return _ID_TOKEN_ADVICE
+    if "aud" in missing and provider_of(claims.get("iss")) is KEYCLOAK:
+        return _KEYCLOAK_AUDIENCE
     if "aud" in missing and provider_of(claims.get("iss")) is COGNITO and claims.get("token_use") == "access":
         return (
             "; Cognito access tokens carry no aud: check client_id and token_use instead "

@@ -20,7 +20,7 @@ from joserfc.jwk import Key
 from ..auth_info import AuthInfo
 from ..errors import ConfigurationError, InvalidTokenError, mismatch_hint, shown
 from ..jose import MalformedJOSE, compact_parts, json_object
-from ..providers import audience_advice, encrypted_advice, issuer_advice, missing_claims_advice
+from ..providers import audience_advice, encrypted_advice, issuer_advice, missing_claims_advice, signature_advice
 from ..values import word_list
 from .base import CachingValidator
 from .claims import (
@@ -255,7 +255,11 @@ class JWTValidator(CachingValidator):
         arrived = time.monotonic()
         candidates = await self.keys.keys_for(kid, model.key_type)
         if not self._signature_ok(model, signing_input, signature, candidates[:4]):
-            await self._verify_after_refetch(model, kid, signing_input, signature, bool(candidates), arrived)
+            try:
+                await self._verify_after_refetch(model, kid, signing_input, signature, bool(candidates), arrived)
+            except InvalidTokenError as error:
+                error.detail = (error.detail or "") + _signature_advice(header_segment, payload_segment, bool(candidates))
+                raise
 
         claims = _json_segment(payload_segment)
         self._check_claims(claims)
@@ -413,6 +417,15 @@ class JWTValidator(CachingValidator):
                 detail="the token has a cnf claim but came as a Bearer token",
                 guess=False,
             )
+
+
+def _signature_advice(header: bytes, payload: bytes, key_known: bool) -> str:
+    """A provider's explanation of a signature that does not verify (providers.py), from the
+    unverified token: for the log line only."""
+    try:
+        return signature_advice(_json_segment(header), _json_segment(payload), key_known=key_known)
+    except InvalidTokenError:
+        return ""
 
 
 def _invalid_claim(name: str) -> NoReturn:
