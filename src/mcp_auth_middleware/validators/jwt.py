@@ -255,11 +255,7 @@ class JWTValidator(CachingValidator):
         arrived = time.monotonic()
         candidates = await self.keys.keys_for(kid, model.key_type)
         if not self._signature_ok(model, signing_input, signature, candidates[:4]):
-            try:
-                await self._verify_after_refetch(model, kid, signing_input, signature, bool(candidates), arrived)
-            except InvalidTokenError as error:
-                error.detail = (error.detail or "") + _signature_advice(header_segment, payload_segment, bool(candidates))
-                raise
+            await self._verify_after_refetch(model, kid, signing_input, signature, bool(candidates), arrived)
 
         claims = _json_segment(payload_segment)
         self._check_claims(claims)
@@ -290,6 +286,8 @@ class JWTValidator(CachingValidator):
             detail = f"key id {shown(kid)} is in {where}, but the signature does not verify with it"
         else:
             detail = f"no {model.key_type} key with key id {shown(kid)} in {where}"
+        header, _, rest = signing_input.partition(b".")
+        detail += _signature_advice(header, rest, known)  # a provider's reason (Graph's tokens), if any
         # An unknown key id is what a rotation the JWKS does not show yet looks like: WARNING.
         raise InvalidTokenError("The access token signature is invalid", detail=detail, mismatch=not known)
 
