@@ -4,11 +4,13 @@ Caddy `forward_auth`, Traefik `ForwardAuth` and Envoy `ext_authz` (docs/gateways
 from .identity import ASSERTION_TYPE, verify_assertion
 from .options import DEFAULT_IDENTITY_HEADERS, GatewayKind, GatewayOptions, WithoutMcpHeaders
 from .service import JWKS_PATH, GatewayService
+from .upstream import CallerFromGateway
 
 __all__ = [
     "ASSERTION_TYPE",
     "DEFAULT_IDENTITY_HEADERS",
     "JWKS_PATH",
+    "CallerFromGateway",
     "GatewayKind",
     "GatewayOptions",
     "GatewayService",

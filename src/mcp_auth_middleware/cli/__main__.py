@@ -1,0 +1,7 @@
+"""`python -m mcp_auth_middleware.cli`, as the installed `mcp-oauth-middleware` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
