@@ -66,6 +66,12 @@ def delete_notes() -> str:
     return "deleted"
 
 
+def _without(config: str, drop: tuple[str, ...]) -> str:
+    kept = [line for line in config.splitlines(keepends=True) if not any(text in line for text in drop)]
+    assert len(kept) == len(config.splitlines()) - len(drop), "each dropped text is on one line of the configuration"
+    return "".join(kept)
+
+
 def upstream_app(kind: str = "fastmcp") -> Any:
     """An MCP server that trusts the gateway (FastMCP, or the MCP SDK's `MCPServer`): `whoami`
     reports the identity headers, `delete_notes` (notes:delete, decided by the gateway's
@@ -148,11 +154,18 @@ def _process(command: list[str], port: int, what: str, log: Path, **options: Any
 
 @contextmanager
 def nginx(
-    directory: Path, port: int, auth_ports: list[int], upstream_port: int, extra: str = "", http_level: str = ""
+    directory: Path,
+    port: int,
+    auth_ports: list[int],
+    upstream_port: int,
+    extra: str = "",
+    http_level: str = "",
+    drop: tuple[str, ...] = (),
 ) -> Iterator[None]:
     """nginx with the documented configuration; `extra` goes into `location /mcp`, `http_level`
-    into `http` (what tests observe with, never what they test)."""
-    config = documented_config("nginx")
+    into `http` (what tests observe with, never what they test); the lines holding any of
+    `drop` are left out (a configuration line a user forgot)."""
+    config = _without(documented_config("nginx"), drop)
     servers = "\n".join(f"        server 127.0.0.1:{p};" for p in auth_ports)
     config = config.replace("        server 127.0.0.1:9100;", servers)
     config = config.replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
@@ -170,8 +183,8 @@ def nginx(
 
 
 @contextmanager
-def caddy(directory: Path, port: int, auth_port: int, upstream_port: int) -> Iterator[None]:
-    config = documented_config("caddyfile")
+def caddy(directory: Path, port: int, auth_port: int, upstream_port: int, drop: tuple[str, ...] = ()) -> Iterator[None]:
+    config = _without(documented_config("caddyfile"), drop)
     config = config.replace("127.0.0.1:9100", f"127.0.0.1:{auth_port}")
     config = config.replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
     config = config.replace(":8080 {", f":{port} {{\n\tbind 127.0.0.1")

@@ -7,13 +7,13 @@ import argparse
 from collections.abc import Sequence
 
 from .. import __version__
-from . import check, demo, discover, examples, gateway
+from . import check, demo, discover, examples, gateway, gateway_test
 from .discover import readiness_problems
 
 __all__ = ["main", "readiness_problems"]
 
 #: In the order `--help` lists them.
-COMMANDS = (demo, discover, check, gateway, examples)
+COMMANDS = (demo, discover, check, gateway, gateway_test, examples)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
