@@ -40,13 +40,20 @@ from mcp_auth_middleware.testing import LocalIssuer, free_port
 HERE = Path(__file__).resolve().parent
 ISSUER = "https://auth.example.com"
 TOOLS = {"delete_notes": ["notes:delete"]}
-CALL = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}})
+#: An MCP 2026-07-28 tools/call: the service decides per tool from its headers only then.
+META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+CALL = json.dumps(
+    {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}, "_meta": META}}
+)
 HEADERS = {
     "content-type": "application/json",
     "accept": "application/json, text/event-stream",
+    "mcp-protocol-version": "2026-07-28",
     "mcp-method": "tools/call",
     "mcp-name": "whoami",
 }
+#: The lines of the documented configuration that keep nginx's connections to the service open.
+KEEPALIVE_LINES = ("keepalive 32;", "proxy_http_version 1.1;  # with Connection", 'proxy_set_header Connection "";')
 
 
 # -- the processes ------------------------------------------------------------------------
@@ -74,10 +81,12 @@ def start_app(factory: str, port: int, env: dict[str, str]) -> subprocess.Popen[
     return process
 
 
-def nginx_config(port: int, auth_port: int, upstream_port: int, authorized: bool) -> str:
+def nginx_config(port: int, auth_port: int, upstream_port: int, authorized: bool, keepalive: bool = True) -> str:
     if authorized:
         text = (HERE.parent / "docs" / "gateways.md").read_text()
         config = re.findall(r"^```nginx\n(.*?)^```", text, re.S | re.M)[0]
+        if not keepalive:  # a connection per subrequest, as nginx does by default
+            config = "".join(line for line in config.splitlines(True) if not any(k in line for k in KEEPALIVE_LINES))
         config = config.replace("127.0.0.1:9100", f"127.0.0.1:{auth_port}")
         config = config.replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
         return str(config.replace("listen 8080;", f"listen 127.0.0.1:{port};"))
@@ -120,6 +129,7 @@ wrk.method = "POST"
 wrk.body = [[%s]]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["MCP-Protocol-Version"] = "2026-07-28"
 wrk.headers["Mcp-Method"] = "tools/call"
 wrk.headers["Mcp-Name"] = "whoami"
 wrk.headers["Authorization"] = "Bearer %s"
@@ -143,19 +153,21 @@ def load(url: str, script: Path, seconds: float, clients: int, pids: list[int]) 
 def throughput(args: argparse.Namespace, issuer: LocalIssuer) -> list[str]:
     if not shutil.which("wrk"):
         return ["throughput: needs wrk (apt-get install wrk)"]
-    ports = {name: free_port() for name in ("with auth", "without", "upstream", "service")}
+    names = ("with auth", "no keepalive", "without")
+    ports = {name: free_port() for name in (*names, "upstream", "service")}
     resource = f"http://127.0.0.1:{ports['with auth']}/mcp"
     env = {"BENCH_ISSUER": ISSUER, "BENCH_JWKS": json.dumps(issuer.jwks), "BENCH_RESOURCE": resource}
     processes: list[subprocess.Popen[bytes]] = []
-    results: dict[str, list[tuple[float, float, float]]] = {"with auth": [], "without": []}
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as directory:
         try:
             upstream = start_app("upstream", ports["upstream"], env)
             service = start_app("service", ports["service"], env)
             processes += [upstream, service]
             pids: dict[str, list[int]] = {}
-            for name, authorized in (("with auth", True), ("without", False)):
-                config = nginx_config(ports[name], ports["service"], ports["upstream"], authorized)
+            for name in names:
+                authorized = name != "without"
+                config = nginx_config(ports[name], ports["service"], ports["upstream"], authorized, name == "with auth")
                 nginx, worker = start_nginx(Path(directory) / name.replace(" ", "-"), config, ports[name])
                 processes.append(nginx)
                 pids[name] = [worker, upstream.pid] + ([service.pid] if authorized else [])
@@ -164,7 +176,7 @@ def throughput(args: argparse.Namespace, issuer: LocalIssuer) -> list[str]:
             script.write_text(WRK_SCRIPT % (CALL, token))
             urls = {name: f"http://127.0.0.1:{ports[name]}/mcp" for name in results}
             # Once, before the load: the tool saw the caller behind auth_request, nobody without.
-            for name, expected in (("with auth", '"alice"'), ("without", '"anonymous"')):
+            for name, expected in (("with auth", '"alice"'), ("no keepalive", '"alice"'), ("without", '"anonymous"')):
                 answer = httpx2.post(urls[name], content=CALL, headers={**HEADERS, "authorization": f"Bearer {token}"})
                 assert answer.status_code == 200 and expected in answer.text, answer.text
 
@@ -174,7 +186,7 @@ def throughput(args: argparse.Namespace, issuer: LocalIssuer) -> list[str]:
             for name in results:  # a first pass, not counted: imports, caches, connection pools
                 measure(name, 2.0)
             for round_ in range(args.rounds):
-                for name in list(results)[round_ % 2 :] + list(results)[: round_ % 2]:
+                for name in list(results)[round_ % 3 :] + list(results)[: round_ % 3]:
                     results[name].append(measure(name, args.seconds))
         finally:
             for process in processes:
@@ -186,25 +198,35 @@ def throughput(args: argparse.Namespace, issuer: LocalIssuer) -> list[str]:
             *(f"{results[n][i][0]:.0f}" for n in results),
             *(f"{results[n][i][1]:.0f}" for n in results),
             f"{results['with auth'][i][2]:.0f}",
+            f"{results['no keepalive'][i][2]:.0f}",
         )
         for i in range(args.rounds)
     ]
     header = (
         "round",
         "req/s with auth",
+        "req/s no keepalive",
         "req/s without",
         "CPU µs/req with auth",
+        "CPU µs/req no keepalive",
         "CPU µs/req without",
-        "of which the service",
+        "the service's",
+        "the service's, no keepalive",
     )
-    rps = ratio_summary([r[0] for r in results["with auth"]], [r[0] for r in results["without"]])
-    cpu = ratio_summary([r[1] for r in results["with auth"]], [r[1] for r in results["without"]])
+
+    def ratio(of: str, to: str, index: int) -> str:
+        return ratio_summary([r[index] for r in results[of]], [r[index] for r in results[to]])[1]
+
     return [
         table(rows, header),
         "",
-        f"throughput, with auth_request / without:      {rps[1]}",
-        f"servers' CPU per request, with / without:     {cpu[1]}",
-        "(the servers: nginx's worker, FastMCP, and with auth_request the service)",
+        f"throughput, with auth_request (as documented) / without:       {ratio('with auth', 'without', 0)}",
+        f"throughput, with auth_request, no keepalive / without:         {ratio('no keepalive', 'without', 0)}",
+        f"servers' CPU per request, with (as documented) / without:      {ratio('with auth', 'without', 1)}",
+        f"servers' CPU per request, no keepalive / without:              {ratio('no keepalive', 'without', 1)}",
+        f"the service's CPU per request, as documented / no keepalive:   {ratio('with auth', 'no keepalive', 2)}",
+        "(the servers: nginx's worker, FastMCP, and with auth_request the service; 'no keepalive': the documented",
+        "configuration less its keepalive lines, a connection to the service per request)",
     ]
 
 

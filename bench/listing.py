@@ -12,6 +12,9 @@ A `tools/list` result of 50 tools with JSON schemas (about 30 KB), half of them 
   least-annotate  the same, marking the entries a dict names with their scopes instead
 A `tools/call` with per-tool rules, without and with `Mcp-Method`/`Mcp-Name`:
   call, call+headers
+An event stream whose list event comes in many small chunks (a 1.1 MB list in 1 KiB chunks, a
+68 KB one in 1-byte chunks), through the middleware in hide mode / the app alone: the rewrite
+holds the event and must stay linear in its bytes (the work for each chunk, not a rescan).
 
     python bench/listing.py [--n 400] [--rounds 9]
 """
@@ -22,6 +25,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 from typing import Any
 
 from common import CLIENT_HEADERS, Call, added, compare, http_scope, ratio_summary, table
@@ -162,12 +166,74 @@ async def run(n: int, rounds: int) -> str:
     return "\n".join(lines)
 
 
+def chunked_stream(body: bytes, size: int) -> Any:
+    """An ASGI app streaming one list event in chunks of `size` bytes."""
+    event = b"event: message\ndata: " + body + b"\n\n"
+    chunks = [event[i : i + size] for i in range(0, len(event), size)]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return app
+
+
+async def streams(rounds: int) -> str:
+    """Per stream: the middleware (hide) with the event in small chunks, the same in one chunk
+    (the rewrite's own work: one json.loads and one json.dumps), and the app alone."""
+    issuer = LocalIssuer(ISSUER)
+    token = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
+    headers = [*CLIENT_HEADERS[:5], (b"authorization", f"Bearer {token}".encode()), *CLIENT_HEADERS[6:]]
+    big = {"jsonrpc": "2.0", "id": 1, "result": {"tools": TOOLS * 55}}  # about 1.1 MB
+    small = {"jsonrpc": "2.0", "id": 1, "result": {"tools": TOOLS[:2] * 85}}  # about 68 KB
+    logging.getLogger("mcp_auth_middleware").setLevel(logging.ERROR)  # the rules name tools these lists lack
+    lines = []
+    for label, body, size, n in (("in 1 KiB chunks", big, 1024, 3), ("in 1-byte chunks", small, 1, 2)):
+        encoded = json.dumps(body).encode()
+
+        def variant(target: Any) -> Any:
+            call, scope = Call(target, LIST_REQUEST), http_scope(headers=headers)
+
+            async def fn(i: int) -> None:
+                assert await call(scope) == 200
+
+            return fn
+
+        def ours(app: Any) -> MCPAuthMiddleware:
+            return MCPAuthMiddleware(
+                app,
+                resource=RESOURCE,
+                authorization_servers=[ISSUER],
+                validator=issuer.validator(),
+                required_scopes=["mcp"],
+                tool_scopes=RULES,
+                list_filter="hide",
+                failure_limit=None,
+            )
+
+        app, whole = chunked_stream(encoded, size), chunked_stream(encoded, len(encoded) + 64)
+        variants = {"bare": variant(app), "hide": variant(ours(app)), "one chunk": variant(ours(whole))}
+        samples = await compare(variants, n, rounds)
+        per_ms = sorted(samples["hide"])[len(samples["hide"]) // 2] / 1000
+        lines.append(
+            f"a {len(encoded) // 1024} KB list event {label}, {per_ms:.1f} ms a stream: hide / the same in one "
+            f"chunk: {ratio_summary(samples['hide'], samples['one chunk'])[1]}; hide / the app alone: "
+            f"{ratio_summary(samples['hide'], samples['bare'])[1]}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     print(asyncio.run(run(args.n, args.rounds)))
+    print()
+    print(asyncio.run(streams(args.rounds)))
 
 
 if __name__ == "__main__":

@@ -324,8 +324,9 @@ class _Rewriting:
 
     async def _events(self, message: Message) -> None:
         more = message.get("more_body", False)
-        out = self._rewrite_events(message.get("body", b""), final=not more)
-        await self.send({"type": "http.response.body", "body": b"".join(out), "more_body": more})
+        body = b"".join(self._rewrite_events(message.get("body", b""), final=not more))
+        if body or not more:  # nothing yet (an event still held): nothing to send
+            await self.send({"type": "http.response.body", "body": body, "more_body": more})
 
     def _rewrite_events(self, data: bytes, *, final: bool) -> list[bytes]:
         """The events that `data` completes, each rewritten or not; an incomplete last one waits
