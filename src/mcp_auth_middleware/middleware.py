@@ -27,19 +27,16 @@ the check, a token fingerprint and the client address (docs/troubleshooting.md).
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth_info import AuthInfo
 from .body import read_body, replay
-from .challenge import MISCONFIGURED, Challenger, send_response
+from .challenge import Challenger, send_response
 from .config import AuthConfig, check_option_names
 from .cors import FORBIDDEN_ORIGIN, FORBIDDEN_ORIGIN_PREFLIGHT, with_cors
 from .credentials import (
@@ -78,7 +75,7 @@ from .policy import (
 )
 from .rate_limit import ClientAddresses, FailureLimiter
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
-from .startup import Startup
+from .startup import AroundRequests, Startup
 from .validators.base import as_validator
 from .validators.build import validator_for
 from .validators.cache import token_key
@@ -91,7 +88,7 @@ logger = logging.getLogger("mcp_auth_middleware")
 _SCANNED_KEY = "mcp_auth.scanned"
 
 
-class MCPAuthMiddleware:
+class MCPAuthMiddleware(AroundRequests):
     """Makes the wrapped ASGI app an OAuth 2.1 resource server (MCP authorization, RFC 9728).
 
     `MCPAuthMiddleware(app, resource=..., issuer=...)` discovers the authorization server's
@@ -106,14 +103,9 @@ class MCPAuthMiddleware:
                 check_option_names(options)
                 config = AuthConfig(**options)
             except (TypeError, ValueError) as exc:
-                problem = f"MCPAuthMiddleware: {exc}"
-                if not _built_by_a_middleware_stack():
-                    raise ValueError(problem) from None
-                # Starlette's `Middleware(MCPAuthMiddleware, ...)` is built when serving starts,
-                # inside the lifespan: raising there reads to uvicorn as "lifespan unsupported",
-                # and every request would then be a 500. Fail the startup instead, saying why.
-                self.__class__ = _Misconfigured
-                self.app, self.problem = app, problem
+                from .misconfigured import misconfigured  # raises, unless built by Starlette's stack
+
+                misconfigured(self, app, f"MCPAuthMiddleware: {exc}")
                 return
         elif options:
             raise TypeError("pass an AuthConfig or keyword options, not both")
@@ -185,38 +177,13 @@ class MCPAuthMiddleware:
                 resource,
             )
         self._cors = with_cors(self, browsers.cors_origins) if browsers.cors_origins is not None else None
+        #: A refused origin's preflight: 204, so that the page can read the 403 that follows.
+        self.refused_preflight = FORBIDDEN_ORIGIN_PREFLIGHT
 
     @classmethod
     def from_env(cls, app: ASGIApp, environ: Mapping[str, str] | None = None, **overrides: Any) -> MCPAuthMiddleware:
         """Configuration from `MCP_AUTH_*` variables (see docs/configuration.md)."""
         return cls(app, AuthConfig.from_env(environ, **overrides))
-
-    # -- around the requests (startup.py) --------------------------------------------------
-
-    async def check(self) -> AuthError | None:
-        """Check the configuration against the authorization server now (discovery, keys,
-        introspection credentials): None when all is well, else the error a request would
-        get. Logs one line: ERROR for a misconfiguration, WARNING when it could not be reached."""
-        return await self.startup.check()
-
-    def lifespan(self, app: object = None) -> AbstractAsyncContextManager[None]:
-        """The wrapped app's lifespan, then the configuration check, for an outer app that
-        mounts this middleware (a mounted app gets no lifespan events of its own, and FastMCP's
-        session manager needs them): `Starlette(routes=[...], lifespan=middleware.lifespan)`."""
-        return self.startup.lifespan(app)
-
-    def well_known_routes(self, *, include_root: bool = True) -> list[Route]:
-        """Routes for the outer app that serve this resource's metadata at the host-root
-        well-known URLs (RFC 9728 §3.1), for when the middleware is mounted under a prefix
-        and so never sees requests for them:
-
-            auth = MCPAuthMiddleware(mcp_app, resource="https://host/api/mcp", ...)
-            app = Starlette(routes=[*auth.well_known_routes(), Mount("/api", app=auth)])
-
-        `include_root=False` leaves `/.well-known/oauth-protected-resource` to another resource
-        (with several resources on one host, at most one can have it).
-        """
-        return self.startup.well_known_routes(include_root=include_root)
 
     # -- the request path --------------------------------------------------------------
 
@@ -448,7 +415,7 @@ class MCPAuthMiddleware:
         preflight = scope["method"] == "OPTIONS" and any(
             name == b"access-control-request-method" for name, _ in scope["headers"]
         )
-        answer = FORBIDDEN_ORIGIN_PREFLIGHT if preflight else FORBIDDEN_ORIGIN
+        answer = self.refused_preflight if preflight else FORBIDDEN_ORIGIN
         self.decisions.origin_refused(origin, scope, answer[0])
         await send_response(send, answer)
 
@@ -479,31 +446,3 @@ class MCPAuthMiddleware:
             # here: a bug in a scope rule or in the app is the bug it is (500, traceback).
             logger.exception("token validation failed unexpectedly (token %s)", token_hash(key))
             raise AuthorizationServerUnavailableError(detail=f"the validator raised {type(exc).__name__}") from None
-
-
-class _Misconfigured(MCPAuthMiddleware):
-    """A middleware whose options cannot work, built by a middleware stack (see __init__):
-    its startup fails with the one line that says why; without lifespan, every request gets
-    503 `server_misconfigured` and the line is logged once."""
-
-    problem: str
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.failed", "message": self.problem})
-            return
-        if not getattr(self, "_said", False):
-            self._said = True
-            logger.error("%s", self.problem)
-        if scope["type"] == "http":
-            await send_response(send, MISCONFIGURED)
-        elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1011})
-
-
-def _built_by_a_middleware_stack() -> bool:
-    """Whether Starlette (or FastAPI) is building us from `Middleware(MCPAuthMiddleware, ...)`:
-    its `build_middleware_stack` calls the class, two frames up from here."""
-    return sys._getframe(2).f_code.co_name == "build_middleware_stack"

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from starlette.routing import Route
@@ -20,7 +20,7 @@ from .errors import AuthError, AuthorizationServerUnavailableError, Configuratio
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
 from .validators.base import Validator
 
-__all__ = ["Startup"]
+__all__ = ["AroundRequests", "Startup"]
 
 logger = logging.getLogger("mcp_auth_middleware")
 
@@ -116,3 +116,35 @@ class Startup:
             prefix,
             self.metadata.url,
         )
+
+
+class AroundRequests:
+    """The middleware's methods around the requests (`check`, `lifespan`,
+    `well_known_routes`), each its `Startup`'s."""
+
+    startup: Startup
+
+    async def check(self) -> AuthError | None:
+        """Check the configuration against the authorization server now (discovery, keys,
+        introspection credentials): None when all is well, else the error a request would
+        get. Logs one line: ERROR for a misconfiguration, WARNING when it could not be reached."""
+        return await self.startup.check()
+
+    def lifespan(self, app: object = None) -> AbstractAsyncContextManager[None]:
+        """The wrapped app's lifespan, then the configuration check, for an outer app that
+        mounts this middleware (a mounted app gets no lifespan events of its own, and FastMCP's
+        session manager needs them): `Starlette(routes=[...], lifespan=middleware.lifespan)`."""
+        return self.startup.lifespan(app)
+
+    def well_known_routes(self, *, include_root: bool = True) -> list[Route]:
+        """Routes for the outer app that serve this resource's metadata at the host-root
+        well-known URLs (RFC 9728 §3.1), for when the middleware is mounted under a prefix
+        and so never sees requests for them:
+
+            auth = MCPAuthMiddleware(mcp_app, resource="https://host/api/mcp", ...)
+            app = Starlette(routes=[*auth.well_known_routes(), Mount("/api", app=auth)])
+
+        `include_root=False` leaves `/.well-known/oauth-protected-resource` to another resource
+        (with several resources on one host, at most one can have it).
+        """
+        return self.startup.well_known_routes(include_root=include_root)

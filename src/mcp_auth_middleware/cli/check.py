@@ -110,58 +110,17 @@ def _reasons() -> Iterator[list[str]]:
 
 async def _check(args: argparse.Namespace) -> int:
     """Runs the real startup check and request path in-process, so the answer is the middleware's."""
-    from starlette.types import Message, Receive, Scope, Send
-
     from ..errors import ConfigurationError
-    from ..middleware import MCPAuthMiddleware
 
     seen: dict[str, Any] = {}
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
         seen["auth"] = scope["state"]["auth"]
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
     try:
-        allow_http = args.allow_http or env_flag("MCP_AUTH_ALLOW_HTTP")
-    except ValueError as exc:
-        print(f"INVALID CONFIGURATION  {exc}", file=sys.stderr)
-        return 2
-    try:
-        rules = {
-            "tool_scopes": parse_rules(args.tool_scope, "--tool-scope"),
-            "prompt_scopes": parse_rules(args.prompt_scope, "--prompt-scope"),
-            "resource_scopes": parse_rules(args.resource_scope, "--resource-scope"),
-        }
-    except ValueError as exc:
-        print(f"INVALID CONFIGURATION  {exc}", file=sys.stderr)
-        return 2
-    options: dict[str, Any] = {"token_validation": args.token_validation, "allow_http": allow_http, **rules}
-    if args.token_validation != "jwt":
-        options |= {
-            "client_id": args.client_id,
-            "client_secret": args.client_secret or os.environ.get("MCP_AUTH_CLIENT_SECRET"),
-        }
-    own_validator = bool(args.audience or args.no_audience or args.allowed_client or args.required_claim)
-    if own_validator and args.token_validation != "jwt":
-        print(
-            "INVALID CONFIGURATION  --audience, --no-audience, --allowed-client and --required-claim are for "
-            "--token-validation jwt",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        if own_validator:
-            options["validator"] = _audience_validator(args, allow_http)
-            options.pop("token_validation")
-        middleware = MCPAuthMiddleware(
-            app,
-            resource=args.resource,
-            **({} if own_validator else {"issuer": args.issuer, "jwks_uri": args.jwks_uri}),
-            authorization_servers=[args.issuer],
-            required_scopes=args.scope,
-            **options,
-        )
+        middleware = _middleware(args, app)
     except ValueError as exc:
         print(f"INVALID CONFIGURATION  {exc}", file=sys.stderr)
         return 2
@@ -184,13 +143,51 @@ async def _check(args: argparse.Namespace) -> int:
     if args.token is None:
         print(f"OK  {args.resource} can validate tokens from {args.issuer} ({args.token_validation})")
         return 0
+    return await _decide(args, middleware, seen)
 
-    messages: list[Message] = []
 
-    async def receive() -> Message:
+def _middleware(args: argparse.Namespace, app: Any) -> Any:
+    """The middleware the flags describe (ValueError naming what cannot work)."""
+    from ..middleware import MCPAuthMiddleware
+
+    allow_http = args.allow_http or env_flag("MCP_AUTH_ALLOW_HTTP")
+    rules = {
+        "tool_scopes": parse_rules(args.tool_scope, "--tool-scope"),
+        "prompt_scopes": parse_rules(args.prompt_scope, "--prompt-scope"),
+        "resource_scopes": parse_rules(args.resource_scope, "--resource-scope"),
+    }
+    options: dict[str, Any] = {"token_validation": args.token_validation, "allow_http": allow_http, **rules}
+    if args.token_validation != "jwt":
+        options |= {
+            "client_id": args.client_id,
+            "client_secret": args.client_secret or os.environ.get("MCP_AUTH_CLIENT_SECRET"),
+        }
+    own_validator = bool(args.audience or args.no_audience or args.allowed_client or args.required_claim)
+    if own_validator and args.token_validation != "jwt":
+        raise _Invalid(
+            "--audience, --no-audience, --allowed-client and --required-claim are for --token-validation jwt"
+        )
+    if own_validator:
+        options["validator"] = _audience_validator(args, allow_http)
+        options.pop("token_validation")
+    return MCPAuthMiddleware(
+        app,
+        resource=args.resource,
+        **({} if own_validator else {"issuer": args.issuer, "jwks_uri": args.jwks_uri}),
+        authorization_servers=[args.issuer],
+        required_scopes=args.scope,
+        **options,
+    )
+
+
+async def _decide(args: argparse.Namespace, middleware: Any, seen: dict[str, Any]) -> int:
+    """The token through the request path: ALLOW with the caller, or DENY with the reasons."""
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: Message) -> None:
+    async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
     path = "/" + args.resource.split("//", 1)[-1].partition("/")[2]

@@ -196,6 +196,8 @@ class _HeaderChecks(MCPAuthMiddleware):
         # Lists are in the upstream's answers, which never pass through here.
         self._listings = None
         self._reads_messages = self._inspects_messages
+        # A refused origin's preflight is a 403 here: a gateway passes every 2xx on to the upstream.
+        self.refused_preflight = FORBIDDEN_ORIGIN
 
     async def _read_messages(
         self, body: bytes | None, receive: Receive, scope: Scope
@@ -227,13 +229,6 @@ class _HeaderChecks(MCPAuthMiddleware):
         if key is not None and name is not None and (named := decode_header(name)) is not None:
             message["params"] = {key: named}
         return [message], receive
-
-    async def _refuse_origin(self, origin: bytes, scope: Scope, send: Send) -> None:
-        """403 `forbidden_origin`, preflight or not: the middleware answers a refused preflight
-        204 (so that the page can read the 403 that follows), but a gateway passes every 2xx
-        on to the upstream."""
-        self.decisions.origin_refused(origin, scope, FORBIDDEN_ORIGIN[0])
-        await send_response(send, FORBIDDEN_ORIGIN)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
