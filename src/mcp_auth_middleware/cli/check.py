@@ -164,7 +164,7 @@ def _middleware(args: argparse.Namespace, app: Any) -> Any:
         }
     own_validator = bool(args.audience or args.no_audience or args.allowed_client or args.required_claim)
     if own_validator and args.token_validation != "jwt":
-        raise _Invalid(
+        raise ValueError(
             "--audience, --no-audience, --allowed-client and --required-claim are for --token-validation jwt"
         )
     if own_validator:
