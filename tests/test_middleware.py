@@ -798,3 +798,29 @@ async def test_a_refused_origin_is_told_why_and_the_operator_too(
     assert "Origin 'http://localhost:6274' is not allowed" in warnings[0]
     assert "add it to allowed_origins (MCP_AUTH_ALLOWED_ORIGINS)" in warnings[0]
     assert "refused origins are" not in warnings[0]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server/mcp",
+        "/mcp/.well-known/openid-configuration",
+    ],
+)
+async def test_an_authorization_servers_metadata_asked_of_the_resource_is_a_plain_404(
+    issuer: LocalIssuer, path: str
+) -> None:
+    """MCP Inspector 1.x probes these on the MCP server: a 401 challenge there reads as a failed
+    sign-in. RFC 9728: the resource's own metadata names the authorization server."""
+    app = MCPAuthMiddleware(echo_app(), resource=RESOURCE, authorization_servers=[ISSUER], validator=issuer.validator())
+    token = issuer.mint_token(audience=RESOURCE, scopes=["mcp"])
+    async with asgi_client(app) as client:
+        probe = await client.get(path)
+        with_token = await client.get(path, headers=bearer(token))
+        mcp = await client.post("/mcp", json={})
+    assert probe.status_code == 404 and "www-authenticate" not in probe.headers
+    assert "not an authorization server" in probe.json()["error_description"]
+    assert "not an authorization server" not in with_token.text  # authenticated: the app's to answer
+    assert mcp.status_code == 401

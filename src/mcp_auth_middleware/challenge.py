@@ -17,7 +17,14 @@ from .config import AuthConfig
 from .errors import AuthError, AuthorizationServerUnavailableError, InsufficientScopeError, TooManyFailuresError
 from .values import SCOPE_TOKEN, check_scope_token
 
-__all__ = ["MISCONFIGURED", "Challenger", "RawResponse", "safe_description"]
+__all__ = [
+    "MISCONFIGURED",
+    "NOT_AN_AUTHORIZATION_SERVER",
+    "Challenger",
+    "RawResponse",
+    "asks_for_authorization_server_metadata",
+    "safe_description",
+]
 
 # RFC 6750 §3 error_description: %x20-21 / %x23-5B / %x5D-7E.
 _UNSAFE_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
@@ -27,6 +34,24 @@ RawResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
 _DPOP_ERRORS = frozenset({"invalid_dpop_proof", "use_dpop_nonce"})
 #: Every JSON answer of ours: its type, and no content sniffing by browsers.
 _JSON_HEADERS = ((b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"))
+#: An authorization server's metadata asked of this resource (MCP Inspector 1.x probes
+#: `/.well-known/oauth-authorization-server` and `/.well-known/openid-configuration` on the
+#: MCP server): not here, which a 404 says plainly; a 401 would read as a failed sign-in.
+NOT_AN_AUTHORIZATION_SERVER: RawResponse = (
+    404,
+    [*_JSON_HEADERS, (b"cache-control", b"no-store")],
+    b'{"error": "not_found", "error_description": "This is a protected resource, not an authorization server: '
+    b'its metadata (/.well-known/oauth-protected-resource) names the authorization server"}',
+)
+_AUTHORIZATION_SERVER_METADATA = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+
+
+def asks_for_authorization_server_metadata(path: str) -> bool:
+    """RFC 8414 §3 (the well-known URI, path-inserted or not) and OpenID Connect Discovery §4
+    (appended to the issuer's path)."""
+    return path.startswith(_AUTHORIZATION_SERVER_METADATA) or path.endswith(_AUTHORIZATION_SERVER_METADATA[1])
+
+
 #: A configuration that cannot work: 503, and the log says why (never the client).
 MISCONFIGURED: RawResponse = (
     503,

@@ -12,6 +12,7 @@ outcomes, in the order the request path meets them:
 | malformed request (token in query or form, repeated header) | 400 | `Bearer error="invalid_request"` | INFO | deny |
 | body too large | 413 | `Bearer error="invalid_request"` | INFO | deny |
 | no token | 401 | `Bearer resource_metadata=..., scope=...` | DEBUG | challenge |
+| no token, for an authorization server's metadata | 404 | none | none | none |
 | invalid, expired, forged, revoked token | 401 | `Bearer error="invalid_token"` | INFO | deny |
 | token for another audience or issuer, unknown key id | 401 | `Bearer error="invalid_token"` | WARNING | deny |
 | insufficient scope | 403 | `Bearer error="insufficient_scope", scope=...` | INFO | deny |
@@ -27,7 +28,6 @@ the check, a token fingerprint and the client address (docs/troubleshooting.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth_info import AuthInfo
 from .body import read_body, replay
-from .challenge import Challenger, send_response
+from .challenge import NOT_AN_AUTHORIZATION_SERVER, Challenger, asks_for_authorization_server_metadata, send_response
 from .config import AuthConfig, check_option_names
 from .cors import FORBIDDEN_ORIGIN, FORBIDDEN_ORIGIN_PREFLIGHT, with_cors
 from .credentials import (
@@ -155,9 +155,12 @@ class MCPAuthMiddleware(AroundRequests):
         self.log_allowed = config.log_allowed
         self.expose_token = config.expose_token
         self._on_allow = self.log_allowed or self.expose_token  # one check for both on the warm path
-        self.max_token_length = config.limits.max_token_length
-        self.max_form_body = config.limits.max_form_body
-        self.max_body = config.limits.max_body
+        limits = config.limits
+        self.max_token_length, self.max_form_body, self.max_body = (
+            limits.max_token_length,
+            limits.max_form_body,
+            limits.max_body,
+        )
         self.startup = Startup(
             app,
             self.validator,
@@ -169,21 +172,10 @@ class MCPAuthMiddleware(AroundRequests):
         # MCP Streamable HTTP transport, Security Warning: the Origin of every request is
         # validated (DNS rebinding); "*" turns that off, loudly. CORS for browser clients.
         browsers = config.browsers
-        self._origins = None if browsers.validation_off else OriginCheck(config.resource, browsers.origins)
-        if self._origins is None:
-            logger.warning(
-                "Origin validation is off (allowed_origins contains '*'): any web page a user opens can "
-                "call %s through their browser (DNS rebinding)",
-                resource,
-            )
+        self._origins = OriginCheck.for_config(config.resource, browsers)
         self._cors = with_cors(self, browsers.cors_origins) if browsers.cors_origins is not None else None
         #: A refused origin's preflight: 204, so that the page can read the 403 that follows.
         self.refused_preflight = FORBIDDEN_ORIGIN_PREFLIGHT
-
-    @classmethod
-    def from_env(cls, app: ASGIApp, environ: Mapping[str, str] | None = None, **overrides: Any) -> MCPAuthMiddleware:
-        """Configuration from `MCP_AUTH_*` variables (see docs/configuration.md)."""
-        return cls(app, AuthConfig.from_env(environ, **overrides))
 
     # -- the request path --------------------------------------------------------------
 
@@ -310,7 +302,11 @@ class MCPAuthMiddleware(AroundRequests):
 
     async def _challenge(self, scope: Scope, send: Send) -> None:
         """No credentials (or another scheme): the plain challenge without `error` (RFC 6750
-        §3.1), which starts a client's OAuth flow (RFC 9728 §5.1)."""
+        §3.1), which starts a client's OAuth flow (RFC 9728 §5.1); a 404 for an authorization
+        server's metadata, which this resource does not serve."""
+        if asks_for_authorization_server_metadata(scope["path"]):
+            await send_response(send, NOT_AN_AUTHORIZATION_SERVER)
+            return
         self.decisions.challenged(scope)
         await send_response(send, self.challenger.unauthorized)
 

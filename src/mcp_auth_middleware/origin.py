@@ -8,13 +8,16 @@ loopback origin; requests without `Origin` (non-browser clients) are not affecte
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
-from .config import Resource
+from .config import BrowserAccess, Resource
 from .urls import origin_of
 from .values import LOOPBACK_HOSTS
 
 __all__ = ["OriginCheck"]
+
+logger = logging.getLogger("mcp_auth_middleware")
 
 
 class OriginCheck:
@@ -26,6 +29,18 @@ class OriginCheck:
         self.origins = allowed | ({own} if own is not None else set())
         self._known = {origin.encode() for origin in self.origins}
         self.loopback_allowed = resource.loopback
+
+    @classmethod
+    def for_config(cls, resource: Resource, browsers: BrowserAccess) -> OriginCheck | None:
+        """The check `browsers` asks for; None (and a WARNING) when `allowed_origins` has "*"."""
+        if browsers.validation_off:
+            logger.warning(
+                "Origin validation is off (allowed_origins contains '*'): any web page a user opens can "
+                "call %s through their browser (DNS rebinding)",
+                resource.url,
+            )
+            return None
+        return cls(resource, browsers.origins)
 
     def allows(self, origin: bytes) -> bool:
         if origin in self._known:

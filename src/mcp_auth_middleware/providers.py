@@ -90,8 +90,10 @@ def _graph_token(header: Mapping[str, Any], claims: Mapping[str, Any]) -> bool:
     """Microsoft Graph's tokens: for Graph (aud), or with the `nonce` in the header that Graph
     alone knows how to undo before the signature verifies."""
     audiences = _audiences(claims)
-    return _GRAPH in audiences or "https://graph.microsoft.com" in audiences or (
-        "nonce" in header and provider_of(claims.get("iss")) is ENTRA
+    return (
+        _GRAPH in audiences
+        or "https://graph.microsoft.com" in audiences
+        or ("nonce" in header and provider_of(claims.get("iss")) is ENTRA)
     )
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Self
 
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Send
 
+from .config import AuthConfig
 from .cors import with_cors
 from .decisions import Decisions
 from .errors import AuthError, AuthorizationServerUnavailableError, ConfigurationError
@@ -123,6 +124,11 @@ class AroundRequests:
     `well_known_routes`), each its `Startup`'s."""
 
     startup: Startup
+
+    @classmethod
+    def from_env(cls, app: ASGIApp, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Configuration from `MCP_AUTH_*` variables (see docs/configuration.md)."""
+        return cls(app, AuthConfig.from_env(environ, **overrides))  # type: ignore[call-arg]
 
     async def check(self) -> AuthError | None:
         """Check the configuration against the authorization server now (discovery, keys,
