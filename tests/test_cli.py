@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -67,6 +68,8 @@ def test_discover(capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["discover", server.issuer]) == 0
         captured = capsys.readouterr()
         assert f'"issuer": "{server.issuer}"' in captured.out and "missing:" not in captured.err
+        verdict = captured.err.strip().splitlines()[-1]
+        assert verdict.startswith(f"OK  {server.issuer}: MCP clients can register (registration (RFC 7591))")
     assert main(["discover", f"http://127.0.0.1:{free_port()}"]) == 1
 
 
@@ -85,6 +88,7 @@ def test_discover_lists_what_mcp_clients_miss(capsys: pytest.CaptureFixture[str]
     assert "missing: code_challenge_methods_supported lacks S256" in err
     assert "missing: neither registration_endpoint (RFC 7591) nor client_id_metadata_document_supported" in err
     assert "missing: neither jwks_uri nor introspection_endpoint" in err
+    assert err.strip().splitlines()[-1] == f"NOT READY  {issuer}: 3 thing(s) missing above"
 
 
 def test_demo_on_a_busy_port_is_one_clear_line() -> None:
@@ -532,3 +536,64 @@ def test_check_runs_the_cognito_recipe_and_names_an_id_token(capsys: pytest.Capt
     assert by_default == 1 and "Cognito access tokens carry no aud" in default_out
     assert id_denied == 1 and "an ID token, not an access token" in id_out
     assert bad == 2 and "--required-claim 'oops': write NAME=VALUE" in bad_err
+
+
+def test_token_signs_in_to_a_local_authorization_server_for_any_resource(capsys: pytest.CaptureFixture[str]) -> None:
+    """The OAuth flow an MCP client runs (registration, PKCE, resource, iss), headless: the
+    token is for the resource and scopes asked, verifiable with the server's keys."""
+    from mcp_auth_middleware import JWTValidator
+    from mcp_auth_middleware.testing import running_authorization_server
+
+    downstream = "http://127.0.0.1:8001/api"
+    with running_authorization_server(scopes_supported=["mcp", "tickets:read"]) as server:
+        code = main(["token", "--issuer", server.issuer, "--resource", downstream, "--scope", "tickets:read"])
+        out, err = capsys.readouterr()
+        refused = main(["token", "--issuer", server.issuer, "--resource", downstream, "--scope", "tickets:write"])
+        refused_err = capsys.readouterr().err
+        validator = JWTValidator(issuer=server.issuer, audience=downstream, keys=server.key.as_dict(private=False))
+        info = asyncio.run(validator.validate(out.strip()))
+    assert code == 0 and out.count("\n") == 1  # the token alone on stdout
+    assert f"a token for {downstream}, scope 'tickets:read'" in err
+    assert info.scopes == {"tickets:read"} and info.audience == (downstream,)
+    assert refused == 1 and "invalid_scope" in refused_err
+    remote = main(["token", "--issuer", "https://auth.example.com", "--resource", downstream])
+    assert remote == 2 and "is not on loopback" in capsys.readouterr().err
+
+
+def test_every_command_and_option_says_what_it_is_for() -> None:
+    """`--help` of each command: a description, and help for every option; the top-level help
+    lists every command."""
+    import argparse
+
+    from mcp_auth_middleware.cli import COMMANDS, _Parser
+
+    parser = _Parser(prog="mcp-oauth-middleware")
+    commands = parser.add_subparsers(dest="command")
+    for command in COMMANDS:
+        command.add_parser(commands)
+    top = run_cli("--help").stdout
+    for name, sub in commands.choices.items():
+        assert sub.description, f"{name} has no description"
+        assert f"    {name}" in top, f"{name} is not in the top-level help"
+        for action in sub._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+    gateway = run_cli("gateway", "--help").stdout
+    for words in ("pip install 'mcp-oauth-middleware[gateway]'", "MCP_AUTH_ALLOW_HTTP", "--log-level"):
+        assert words in gateway
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (
+            ["check", "--resouce", "https://mcp.example.com/mcp", "--issuer", "https://a.example"],
+            "--resouce (did you mean --resource?)",
+        ),
+        (["gateway", "--gatway", "nginx"], "--gatway (did you mean --gateway?)"),
+        (["token", "--resource", "x", "--scopes", "mcp"], "--scopes (did you mean --scope?)"),
+    ],
+)
+def test_a_misspelled_option_names_the_one_meant(args: list[str], hint: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2 and hint in result.stderr

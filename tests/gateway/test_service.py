@@ -155,8 +155,10 @@ async def test_a_subrequest_without_the_gateways_headers_is_a_misconfiguration(
     with caplog.at_level(logging.ERROR, "mcp_auth_middleware"):
         async with client(service(issuer)) as http:
             response = await http.get("/check", headers={"Authorization": f"Bearer {token}"})
+            half = await http.get("/check", headers={"X-Original-Method": "POST", "Authorization": f"Bearer {token}"})
     assert response.status_code == 503 and response.json()["error"] == "server_misconfigured"
-    assert "no X-Original-Method or no X-Original-URI header" in caplog.text
+    assert half.status_code == 503 and "carries no X-Original-URI header, which nginx" in caplog.text
+    assert "no X-Original-Method and no X-Original-URI header" in caplog.text
     assert "is the gateway in front nginx (--gateway, MCP_AUTH_GATEWAY)" in caplog.text
 
 

@@ -22,11 +22,12 @@ from ._common import rules as parse_rules
 def add_parser(commands: Any) -> None:
     check = commands.add_parser(
         "check",
+        description=__doc__,
         help="check the configuration against the authorization server; with TOKEN, what the middleware decides",
     )
     check.add_argument("token", nargs="?", help="an access token (omit to check the configuration only)")
     check.add_argument("--resource", required=True, help="the protected resource URI (the audience)")
-    check.add_argument("--issuer", required=True)
+    check.add_argument("--issuer", required=True, help="the authorization server's issuer, exactly as in its tokens")
     check.add_argument("--jwks-uri", help="skip discovery of the key set")
     check.add_argument("--audience", help="the audience tokens carry, when it is not the resource (Entra's client ID)")
     check.add_argument(
@@ -49,7 +50,13 @@ def add_parser(commands: Any) -> None:
         help="the URL clients use (behind a proxy: the public one), compared with --resource part by part",
     )
     check.add_argument("--scope", action="append", default=[], help="a required scope (repeatable)")
-    check.add_argument("--token-validation", choices=["jwt", "introspection", "both"], default="jwt")
+    check.add_argument(
+        "--token-validation",
+        choices=["jwt", "introspection", "both"],
+        default="jwt",
+        help="jwt: against the issuer's keys (default); introspection: RFC 7662, with --client-id and "
+        "--client-secret; both: JWTs locally, anything else by introspection",
+    )
     check.add_argument("--client-id", help="introspection: this resource server's client id")
     check.add_argument(
         "--client-secret", help="introspection: its secret (default: the MCP_AUTH_CLIENT_SECRET variable)"

@@ -19,6 +19,7 @@ __all__ = ["readiness_problems"]
 def add_parser(commands: Any) -> None:
     discover = commands.add_parser(
         "discover",
+        description=__doc__,
         help="fetch an authorization server's metadata (given its issuer, or an MCP server URL whose "
         "protected-resource metadata names it) and check that MCP clients can use it",
     )
@@ -97,4 +98,15 @@ async def discover(url: str, *, allow_http: bool = False) -> int:
         "`check` with a real token shows whether tokens carry the resource as audience",
         file=sys.stderr,
     )
-    return 1 if problems else 0
+    issuer = document.get("issuer")
+    if problems:
+        print(f"NOT READY  {issuer}: {len(problems)} thing(s) missing above", file=sys.stderr)
+        return 1
+    registration = "registration (RFC 7591)" if document.get("registration_endpoint") else "client metadata documents"
+    validation = " and ".join(m for m in ("jwks_uri", "introspection_endpoint") if document.get(m))
+    print(
+        f"OK  {issuer}: MCP clients can register ({registration}) and sign in with PKCE S256; resource servers "
+        f"validate its tokens through its {validation}",
+        file=sys.stderr,
+    )
+    return 0

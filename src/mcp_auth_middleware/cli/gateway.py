@@ -1,5 +1,12 @@
 """`mcp-oauth-middleware gateway`: the authorization service a gateway asks about every
-request (nginx auth_request, Caddy forward_auth, Traefik ForwardAuth, Envoy ext_authz)."""
+request (nginx auth_request, Caddy forward_auth, Traefik ForwardAuth, Envoy ext_authz).
+
+Needs the gateway extra: pip install 'mcp-oauth-middleware[gateway]'. Every option of the
+middleware is read from its MCP_AUTH_* variable (MCP_AUTH_REQUIRED_SCOPES, MCP_AUTH_TOOL_SCOPES,
+MCP_AUTH_RATE_LIMIT_STORAGE, ...; a misspelled one stops it at startup); the flags below set the
+usual ones. An issuer on plain http beyond loopback needs MCP_AUTH_ALLOW_HTTP=1. Denials are
+logged at INFO, the default level (--log-level, MCP_AUTH_LOG_LEVEL). docs/gateways.md has the
+gateways' configurations."""
 
 from __future__ import annotations
 
@@ -14,6 +21,8 @@ from ._common import LOG_LEVELS, fail, port_free, rules
 def add_parser(commands: Any) -> None:
     gateway = commands.add_parser(
         "gateway",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="serve the authorization service for a gateway (nginx auth_request, Caddy forward_auth, Traefik "
         "ForwardAuth, Envoy ext_authz); every option of the middleware from its MCP_AUTH_* variable",
     )

@@ -125,10 +125,13 @@ class OriginalRequest:
             assert self.method_header is not None
             method_value, uri = found.get(self.method_header), found.get(self.uri_header)
             if method_value is None or uri is None:
+                missing = " and no ".join(
+                    f"{name}" for name, value in zip(self.names[:2], (method_value, uri), strict=True) if value is None
+                )
                 raise GatewayProblem(
-                    f"the subrequest carries no {self.names[0]} or no {self.names[1]} header, which {self.kind} "
-                    f"is configured to send (docs/gateways.md): is the gateway in front {self.kind} (--gateway, "
-                    "MCP_AUTH_GATEWAY), and its configuration the one shown there?"
+                    f"the subrequest carries no {missing} header, which {self.kind} is configured to send "
+                    f"(docs/gateways.md): is the gateway in front {self.kind} (--gateway, MCP_AUTH_GATEWAY), and "
+                    "its configuration the one shown there?"
                 )
             method = method_value.decode("latin-1")
             raw, _, query = uri.partition(b"?")
