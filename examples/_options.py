@@ -1,4 +1,4 @@
-"""What every example reads from its command line, with MCP_AUTH_* variables as defaults.
+"""What every example reads from its command line; MCP_AUTH_* variables set the rest.
 
 By default an example runs against the authorization server of `mcp-oauth-middleware demo`
 (http://127.0.0.1:9000) on port 8001, next to the demo's own MCP server on 8000.

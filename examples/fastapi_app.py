@@ -1,11 +1,13 @@
 """A FastAPI app behind the middleware, with a per-route scope through a dependency.
 
+Needs: pip install 'mcp-oauth-middleware[fastapi,server]'
+
 With `mcp-oauth-middleware demo` running in another terminal (its authorization server is
 the default issuer):
 
     python examples/fastapi_app.py               # http://127.0.0.1:8001/api
 
-Flags (or MCP_AUTH_* variables): --host, --port, --resource, --issuer. /health and FastAPI's
+Flags: --host, --port, --resource and --issuer (or MCP_AUTH_RESOURCE, MCP_AUTH_ISSUER). /health and FastAPI's
 interactive docs (/docs, /openapi.json) are public: every other path needs a token;
 DELETE /api/repos/NAME needs the scope `repo:delete` (403 with a step-up challenge otherwise).
 """

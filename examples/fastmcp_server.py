@@ -1,11 +1,13 @@
 """A FastMCP server protected by mcp-oauth-middleware in one line.
 
+Needs: pip install 'mcp-oauth-middleware[demo]'
+
 With `mcp-oauth-middleware demo` running in another terminal (its authorization server is
 the default issuer):
 
     python examples/fastmcp_server.py            # http://127.0.0.1:8001/mcp
 
-Flags (or MCP_AUTH_* variables): --host, --port, --resource, --issuer. /health is public.
+Flags: --host, --port, --resource and --issuer (or MCP_AUTH_RESOURCE, MCP_AUTH_ISSUER). /health is public.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """A plain Starlette app behind the middleware; `/health` stays public.
 
+Needs: pip install 'mcp-oauth-middleware[server]'
+
 With `mcp-oauth-middleware demo` running in another terminal (its authorization server is
 the default issuer):
 
     python examples/starlette_app.py             # http://127.0.0.1:8001/api
 
-Flags (or MCP_AUTH_* variables): --host, --port, --resource, --issuer.
+Flags: --host, --port, --resource and --issuer (or MCP_AUTH_RESOURCE, MCP_AUTH_ISSUER).
 """
 
 from __future__ import annotations

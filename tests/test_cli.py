@@ -231,6 +231,26 @@ def test_demo_without_its_extra_names_the_extra() -> None:
     assert result.stderr.strip() == (
         "mcp-oauth-middleware demo: needs fastmcp: pip install 'mcp-oauth-middleware[demo]'"
     )
+    with socket.socket() as busy:  # the extra is named first: a free port is no use without it
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = run_cli("demo", "--port", port, prelude="import sys; sys.modules['fastmcp'] = None")
+    assert result.returncode == 2 and "pip install 'mcp-oauth-middleware[demo]'" in result.stderr
+
+
+def test_a_redis_storage_without_its_client_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['redis'] = None; sys.modules['coredis'] = None\n"
+        "from mcp_auth_middleware import MCPAuthMiddleware\n"
+        "MCPAuthMiddleware(object(), resource='https://mcp.example.com/mcp', issuer='https://a.example', "
+        "rate_limit_storage='redis://127.0.0.1:6379')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ValueError: storage 'redis://127.0.0.1:6379' needs the redis client: pip install 'mcp-oauth-middleware[redis]'"
+    )
 
 
 def test_serve_without_uvicorn_names_the_extra() -> None:
@@ -356,6 +376,9 @@ def test_examples_says_where_they_are_and_how_to_run_them(capsys: pytest.Capture
     for name in ("fastmcp_server", "mcp_sdk_server", "starlette_app", "fastapi_app"):
         assert f"examples/{name}.py" in out
     assert "_options.py" not in out and "A FastMCP server protected by mcp-oauth-middleware in one line." in out
+    # Which extra each needs: the FastAPI one fails under [demo] alone.
+    assert "fastapi_app.py\n      A FastAPI app behind the middleware, with a per-route scope through a dependency.\n" \
+        "      Needs: pip install 'mcp-oauth-middleware[fastapi,server]'" in out  # fmt: skip
 
 
 def test_check_lists_names_a_rule_that_protects_nothing(capsys: pytest.CaptureFixture[str]) -> None:

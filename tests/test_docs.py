@@ -15,6 +15,7 @@ the flags shown. Blocks in `text` (or without a language) are sample output, not
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import re
 import shlex
@@ -111,7 +112,11 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 MAKE_TARGETS = set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(), re.M))
 
 
-def check_command(words: list[str], where: str) -> None:
+def check_command(words: list[str], where: str, files: frozenset[str] = frozenset()) -> None:
+    if words and "=$(" in words[0]:  # VAR=$(command ...): the command
+        words = [words[0].split("=$(", 1)[1], *words[1:]]
+        words[-1] = words[-1].removesuffix(")")
+    words = [w for w in words if w != "&"]
     program, args = words[0], words[1:]
     if program == "pip":
         assert args[0] == "install", where
@@ -128,6 +133,8 @@ def check_command(words: list[str], where: str) -> None:
             assert result.returncode == 0, where
             return
         parser_check(args, where)
+    elif program == "python" and args[0] in files:
+        pass  # a file the page shows: run by test_documented_systems_run_with_their_client
     elif program == "python" and args[0].startswith("bench/"):
         script = ROOT / args[0]
         assert script.exists(), where
@@ -161,6 +168,7 @@ def parser_check(args: list[str], where: str) -> None:
     "document", [d for d in DOCUMENTS if any(b.language == "sh" for b in blocks(d))], ids=lambda d: d.name
 )
 def test_shell_blocks_name_real_commands(document: Path) -> None:
+    files = frozenset(files_of(document))
     for block in blocks(document):
         if block.language != "sh":
             continue
@@ -168,4 +176,83 @@ def test_shell_blocks_name_real_commands(document: Path) -> None:
             command = line.split("#", 1)[0].strip()
             if command:
                 words = [w.replace("$TOKEN", "token-value") for w in shlex.split(command)]
-                check_command(words, f"{block.document.name}:{block.line + offset}")
+                check_command(words, f"{block.document.name}:{block.line + offset}", files)
+
+
+# -- pages that show a system of files: run as the page says ----------------------------------
+
+
+def files_of(document: Path) -> dict[str, Block]:
+    """The Python blocks that are files: their first line is `# name.py`."""
+    found = {}
+    for block in blocks(document):
+        first = block.code.split("\n", 1)[0]
+        if block.language == "python" and re.fullmatch(r"# [\w-]+\.py", first):
+            found[first[2:]] = block
+    return found
+
+
+SYSTEMS = [d for d in DOCUMENTS if files_of(d)]
+
+
+@pytest.mark.end_to_end
+@pytest.mark.parametrize("document", SYSTEMS, ids=lambda d: d.name)
+async def test_documented_systems_run_with_their_client(
+    document: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The page's files and its shell recipe, as a reader runs them: servers (on free ports in
+    place of the page's), `TOKEN=$(mcp-oauth-middleware token ...)`, the client, whose output
+    is the page's `text` block after the recipe."""
+    from contextlib import ExitStack
+
+    from mcp_auth_middleware.testing import free_port, serve
+
+    monkeypatch.chdir(tmp_path)
+    files = files_of(document)
+    ports = {
+        port: str(free_port()) for block in files.values() for port in re.findall(r"127\.0\.0\.1:(\d+)", block.code)
+    }
+
+    def moved(text: str) -> str:
+        return re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{ports.get(m.group(1), m.group(1))}", text)
+
+    all_blocks = blocks(document)
+    recipe_at = next(
+        i for i, b in enumerate(all_blocks) if b.language == "sh" and any(f"python {n}" in b.code for n in files)
+    )
+    recipe, expected = all_blocks[recipe_at], all_blocks[recipe_at + 1]
+    assert expected.language == "text", f"{recipe}: the output the reader sees follows the recipe"
+    variables: dict[str, str] = {}
+    with ExitStack() as running:
+        for line in recipe.code.splitlines():
+            words = shlex.split(moved(line.split("#", 1)[0]))
+            if not words:
+                continue
+            if words[0] == "python" and words[-1] == "&":  # a server: served on its (moved) port
+                namespace = run_file(files[words[1]], moved)
+                port = re.findall(r"port=(\d+)", files[words[1]].code)[-1]
+                running.enter_context(serve(namespace["app"], port=int(ports[port])))
+            elif "=$(" in words[0]:  # VAR=$(mcp-oauth-middleware ...)
+                name, first = words[0].split("=$(", 1)
+                args = [first, *words[1:]]
+                args[-1] = args[-1].removesuffix(")")
+                assert args[0] == "mcp-oauth-middleware", recipe
+                capsys.readouterr()
+                # The token command's default issuer is the page's 9000, moved as the servers were.
+                issuer = ["--issuer", moved("http://127.0.0.1:9000")] if args[1] == "token" else []
+                assert await asyncio.to_thread(main, args[1:] + issuer) == 0
+                variables[name] = capsys.readouterr().out.strip()
+            elif words[0] == "python":  # the client, with its arguments
+                namespace = run_file(files[words[1]], moved)
+                argv = [variables.get(w.removeprefix("$"), w) for w in words[2:]]
+                capsys.readouterr()
+                await namespace["main"](*argv)
+                assert capsys.readouterr().out.strip() == expected.code.strip(), recipe
+            else:
+                raise AssertionError(f"{recipe}: no way to run {line!r}")
+
+
+def run_file(block: Block, moved: Any) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": block.code.split("\n", 1)[0][2:-3]}
+    exec(compile(moved(block.code), str(block), "exec", dont_inherit=True), namespace)
+    return namespace

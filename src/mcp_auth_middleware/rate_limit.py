@@ -22,6 +22,7 @@ from typing import Any, cast
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
+from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
@@ -71,7 +72,16 @@ def storage_for(uri: str) -> Storage:
     if uri.startswith(("async+redis://", "async+rediss://", "async+redis+")):
         # The `redis` extra installs redis-py (limits' default async client is coredis).
         options["implementation"] = "redispy"
-    return cast(Storage, storage_from_string(uri, **options))
+    try:
+        return cast(Storage, storage_from_string(uri, **options))
+    except LimitsConfigurationError as exc:
+        if "prerequisite not available" not in str(exc) and "could not be found" not in str(exc):
+            raise ValueError(f"storage {uri.removeprefix('async+')!r}: {exc}") from None
+        extra = "valkey" if "valkey" in uri else "redis"
+        shown = uri.removeprefix("async+")
+        raise ValueError(
+            f"storage {shown!r} needs the {extra} client: pip install 'mcp-oauth-middleware[{extra}]'"
+        ) from None
 
 
 class FailureLimiter:

@@ -31,7 +31,6 @@ def add_parser(commands: Any) -> None:
         help="jwt: RFC 9068 access tokens checked against the JWKS (default); "
         "opaque: random tokens checked by RFC 7662 introspection",
     )
-
     demo.set_defaults(run=run)
 
 
@@ -42,13 +41,13 @@ def run(args: argparse.Namespace) -> int:
             f"--host {args.host} is not a loopback address: the demo serves plain http and signs everyone in "
             "without asking, so it binds only 127.0.0.1, ::1 or localhost",
         )
-    busy = [port for port in (args.port, args.as_port) if not port_free(args.host, port)]
-    if busy:
-        return fail("demo", f"port {busy[0]} on {args.host} is in use; choose others with --port and --as-port", 1)
-    try:
+    try:  # what to install first: a free port is no use without it
         from ..demo import run_demo
     except ImportError as exc:
         return fail("demo", f"needs {exc.name or 'FastMCP'}: pip install 'mcp-oauth-middleware[demo]'")
+    busy = [port for port in (args.port, args.as_port) if not port_free(args.host, port)]
+    if busy:
+        return fail("demo", f"port {busy[0]} on {args.host} is in use; choose others with --port and --as-port", 1)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the demo ends
         run_demo(args.host.strip("[]"), args.port, args.as_port, args.token_format)
     return 0

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("examples", "the examples are not installed with this copy of the package", 1)
     print(f"The examples are in {folder}. With `mcp-oauth-middleware demo` running in another terminal:\n")
     for script in sorted(folder.glob("[!_]*.py")):
-        summary = (ast.get_docstring(ast.parse(script.read_text())) or "").splitlines()[0]
-        print(f"  {sys.executable} {script}\n      {summary}")
+        lines = (ast.get_docstring(ast.parse(script.read_text())) or "").splitlines()
+        needs = next((line for line in lines if line.startswith("Needs: ")), "")
+        print(f"  {sys.executable} {script}\n      {lines[0]}" + (f"\n      {needs}" if needs else ""))
     return 0
