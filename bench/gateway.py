@@ -88,7 +88,7 @@ def nginx_config(port: int, auth_port: int, upstream_port: int, authorized: bool
         if not keepalive:  # a connection per subrequest, as nginx does by default
             config = "".join(line for line in config.splitlines(True) if not any(k in line for k in KEEPALIVE_LINES))
         config = config.replace("127.0.0.1:9100", f"127.0.0.1:{auth_port}")
-        config = config.replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
+        config = config.replace("127.0.0.1:8100", f"127.0.0.1:{upstream_port}")
         return str(config.replace("listen 8080;", f"listen 127.0.0.1:{port};"))
     return f"""events {{}}
 http {{

@@ -133,6 +133,12 @@ def check_command(words: list[str], where: str, files: frozenset[str] = frozense
             assert result.returncode == 0, where
             return
         parser_check(args, where)
+    elif program == "nginx":
+        assert "-c" in args, where
+    elif program == "caddy":
+        assert args[:1] == ["run"] and "--config" in args, where
+    elif program == "uvicorn":
+        assert args and ":" in args[0], where  # module:app
     elif program == "curl":
         assert all(u.startswith("http://127.0.0.1:") for u in args if u.startswith("http")), where  # loopback only
     elif program == "python" and args[0] in files:

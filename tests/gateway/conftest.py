@@ -168,7 +168,7 @@ def nginx(
     config = _without(documented_config("nginx"), drop)
     servers = "\n".join(f"        server 127.0.0.1:{p};" for p in auth_ports)
     config = config.replace("        server 127.0.0.1:9100;", servers)
-    config = config.replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
+    config = config.replace("127.0.0.1:8100", f"127.0.0.1:{upstream_port}")
     config = config.replace("listen 8080;", f"listen 127.0.0.1:{port};")
     config = config.replace("            auth_request /_mcp_auth;\n", f"            auth_request /_mcp_auth;\n{extra}")
     config = config.replace("http {\n", f"http {{\n{http_level}")
@@ -186,7 +186,7 @@ def nginx(
 def caddy(directory: Path, port: int, auth_port: int, upstream_port: int, drop: tuple[str, ...] = ()) -> Iterator[None]:
     config = _without(documented_config("caddyfile"), drop)
     config = config.replace("127.0.0.1:9100", f"127.0.0.1:{auth_port}")
-    config = config.replace("127.0.0.1:8000", f"127.0.0.1:{upstream_port}")
+    config = config.replace("127.0.0.1:8100", f"127.0.0.1:{upstream_port}")
     config = config.replace(":8080 {", f":{port} {{\n\tbind 127.0.0.1")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "Caddyfile").write_text(config)
