@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-services debian-packages lint bench clean
+.PHONY: demo test test-services debian-packages lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,12 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# The guide as a site, built strictly (a broken link or anchor fails); `make test` builds it too.
+docs: $(VENV)/.dev-installed
+	$(BIN)/sphinx-build -W --keep-going -n -b html docs build/docs
+
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
