@@ -270,3 +270,11 @@ def run_file(block: Block, moved: Any) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__name__": block.code.split("\n", 1)[0][2:-3]}
     exec(compile(moved(block.code), str(block), "exec", dont_inherit=True), namespace)
     return namespace
+
+
+def test_the_readme_starts_where_a_pypi_reader_is() -> None:
+    """Someone who installed from PyPI has no clone and no Makefile: the first command shown is
+    theirs; the clone's two commands come next."""
+    shell = [block.code.split("\n") for block in blocks(ROOT / "README.md") if block.language == "sh"]
+    assert shell[0][:2] == ["pip install 'mcp-oauth-middleware[demo]'", "mcp-oauth-middleware demo"]
+    assert [line.split()[:2] for line in shell[1] if line.startswith("make")] == [["make", "demo"], ["make", "test"]]
