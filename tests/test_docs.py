@@ -278,3 +278,61 @@ def test_the_readme_starts_where_a_pypi_reader_is() -> None:
     shell = [block.code.split("\n") for block in blocks(ROOT / "README.md") if block.language == "sh"]
     assert shell[0][:2] == ["pip install 'mcp-oauth-middleware[demo]'", "mcp-oauth-middleware demo"]
     assert [line.split()[:2] for line in shell[1] if line.startswith("make")] == [["make", "demo"], ["make", "test"]]
+
+
+# -- every documented MCP server with tools: served, and its tools called by a real client ----
+
+
+def served_blocks() -> list[Block]:
+    """Blocks that make a protected MCP server with tools (and are not files of a system,
+    which test_documented_systems_run_with_their_client runs)."""
+    found = []
+    for document in DOCUMENTS:
+        files = [b.line for b in files_of(document).values()]
+        for block in blocks(document):
+            code = block.code
+            makes_tools = "@mcp.tool" in code or "@server.tool" in code
+            serves = "MCPAuthMiddleware(" in code and re.search(r"^app = ", code, re.M)  # (testing.md's: fixtures)
+            if block.language == "python" and makes_tools and serves and block.line not in files:
+                found.append(block)
+    return found
+
+
+@pytest.mark.end_to_end
+@pytest.mark.parametrize("block", served_blocks(), ids=str)
+async def test_documented_mcp_servers_answer_a_client_calling_their_tools(block: Block) -> None:
+    """The block as written, with its example hosts pointed at a local authorization server and
+    a free port: served on uvicorn, and every tool that takes no argument called by the MCP SDK
+    client with a token holding every scope the block's rules name."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from mcp_auth_middleware.testing import free_port, running_authorization_server, serve
+
+    port = free_port()
+    with running_authorization_server(scopes_supported=SCOPE_WORDS) as server:
+        code = block.code.replace("https://auth.example.com", server.issuer)
+        code = code.replace("https://mcp.example.com", f"http://127.0.0.1:{port}")
+        namespace: dict[str, Any] = {"__name__": "docs.served"}
+        exec(compile(code, str(block), "exec", dont_inherit=True), namespace)
+        app = namespace["app"]
+        rules = app.config.scopes
+        token = server.mint_token(
+            sub="reader", audience=app.config.resource.url, scopes=sorted(rules.required | rules.mentioned())
+        )
+        with serve(app, port=port):
+            async with (
+                httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=20) as http,
+                Client(streamable_http_client(app.config.resource.url, http_client=http)) as client,
+            ):
+                tools = (await client.list_tools()).tools
+                callable_ = [t for t in tools if not t.input_schema.get("required")]
+                assert callable_, f"{block}: no tool a client can call without arguments"
+                for tool in callable_:
+                    result = await client.call_tool(tool.name, {})
+                    assert not result.is_error, f"{block}: {tool.name}: {result.content}"
+
+
+#: The scopes the documented servers' rules use: the local authorization server must know them.
+SCOPE_WORDS = ["mcp", "notes:read", "notes:delete", "repo:delete", "tickets:read", "admin"]
