@@ -3,13 +3,11 @@ each Mermaid diagram parsed by mermaid.js in a real browser, as GitHub and the s
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from .processes import in_chromium
 from .test_docs import DOCUMENTS, blocks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,22 +34,7 @@ def test_the_flows_users_must_understand_are_drawn() -> None:
 
 @pytest.mark.interop
 def test_every_diagram_parses_with_mermaid() -> None:
-    node, chromium = shutil.which("node"), shutil.which("chromium")
-    assert node is not None and chromium is not None, "node and chromium: `make test` installs both"
-    assert (BROWSER / "node_modules" / "mermaid").is_dir(), (
-        "mermaid: `make test` runs npm ci in tests/end_to_end/browser"
-    )
-    run = subprocess.run(
-        [node, "mermaid.mjs"],
-        input=json.dumps([block.code for block in DIAGRAMS]),
-        cwd=BROWSER,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"CHROMIUM": chromium, "PATH": "/usr/bin:/bin", "HOME": str(BROWSER)},
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    errors = json.loads(run.stdout)
+    errors = in_chromium("mermaid.mjs", given=[block.code for block in DIAGRAMS], package="mermaid")
     assert len(errors) == len(DIAGRAMS) >= 4
     for block, error in zip(DIAGRAMS, errors, strict=True):
         assert error is None, f"{block}: {error}"

@@ -5,10 +5,6 @@ does not allow sees its refusal (MCP Streamable HTTP transport, Security Warning
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,32 +14,19 @@ from starlette.staticfiles import StaticFiles
 from mcp_auth_middleware.demo import demo_stack
 from mcp_auth_middleware.testing import free_port, serve
 
-pytestmark = [pytest.mark.end_to_end, pytest.mark.interop]
+from ..processes import BROWSER, in_chromium
 
-BROWSER = Path(__file__).parent / "browser"
+pytestmark = [pytest.mark.end_to_end, pytest.mark.interop]
 
 
 def test_a_browser_page_signs_in_calls_tools_and_reads_every_answer() -> None:
-    node, chromium = shutil.which("node"), shutil.which("chromium")
-    assert node is not None, "node is not installed: `make test` installs it"
-    assert chromium is not None, "chromium is not installed: `make test` installs Debian's chromium"
-    assert (BROWSER / "node_modules" / "playwright-core").is_dir(), (
-        "playwright-core is not installed: `make test` runs npm ci in tests/end_to_end/browser"
-    )
     pages = Starlette(routes=[], debug=False)
     pages.mount("/", StaticFiles(directory=BROWSER / "pages", html=True))
     page_port = free_port()
     with demo_stack(port=free_port(), as_port=free_port()) as stack, serve(pages, port=page_port):
-        run = subprocess.run(
-            [node, "drive.mjs", f"http://localhost:{page_port}", f"http://page.test:{page_port}", stack.resource],
-            cwd=BROWSER,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={"CHROMIUM": chromium, "PATH": "/usr/bin:/bin", "HOME": str(BROWSER)},
+        seen = in_chromium(
+            "drive.mjs", f"http://localhost:{page_port}", f"http://page.test:{page_port}", stack.resource
         )
-    assert run.returncode == 0, run.stderr[-3000:]
-    seen = json.loads(run.stdout)
     flow: dict[str, Any] = {step.pop("step"): step for step in seen["flow"]}
     assert "error" not in flow, flow.get("error")
 
