@@ -824,3 +824,36 @@ async def test_an_authorization_servers_metadata_asked_of_the_resource_is_a_plai
     assert "not an authorization server" in probe.json()["error_description"]
     assert "not an authorization server" not in with_token.text  # authenticated: the app's to answer
     assert mcp.status_code == 401
+
+
+async def test_a_tool_only_people_or_only_machines_may_call(issuer: LocalIssuer) -> None:
+    """`tool_callers`: a client acting for itself (client credentials: `sub` is the client, RFC
+    9068 §2.2) is a machine; `AuthInfo.is_machine` says so, and the rule decides per tool."""
+    app = MCPAuthMiddleware(
+        echo_app(),
+        resource=RESOURCE,
+        authorization_servers=[ISSUER],
+        validator=issuer.validator(),
+        tool_callers={"delete_account": "users", "nightly_sync": "machines"},
+    )
+    person = issuer.mint_token(audience=RESOURCE, sub="alice", client_id="claude", scopes=["mcp"])
+    machine = issuer.mint_token(audience=RESOURCE, sub="batch-job", client_id="batch-job", scopes=["mcp"])
+
+    def call(tool: str) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
+
+    async with asgi_client(app) as client:
+        answers = {
+            (who, tool): await client.post("/mcp", json=call(tool), headers=bearer(token))
+            for who, token in (("person", person), ("machine", machine))
+            for tool in ("delete_account", "nightly_sync", "whoami")
+        }
+    assert answers["person", "delete_account"].status_code == 200
+    assert answers["machine", "nightly_sync"].status_code == 200
+    assert answers["person", "whoami"].status_code == answers["machine", "whoami"].status_code == 200
+    refused = answers["machine", "delete_account"]
+    assert refused.status_code == 403 and 'error="insufficient_scope"' in refused.headers["www-authenticate"]
+    assert "Only a person's client may call this tool" in refused.headers["www-authenticate"]
+    assert answers["person", "nightly_sync"].status_code == 403
+    with pytest.raises(ValueError, match="tool_callers: 'x' must be 'users' or 'machines'"):
+        MCPAuthMiddleware(echo_app(), resource=RESOURCE, issuer=ISSUER, tool_callers={"x": "robots"})

@@ -107,6 +107,13 @@ class AuthInfo:
             act = act.get("act")
         return tuple(chain)
 
+    @property
+    def is_machine(self) -> bool:
+        """Whether the caller is a machine: a client acting for itself, with no person behind it
+        (the client credentials grant, whose access tokens name the client as `sub`, RFC 9068
+        §2.2), rather than a client acting for a signed-in user."""
+        return self.sub is None or self.sub == self.client_id
+
     def has_scopes(self, *scopes: str) -> bool:
         return self.scopes.issuperset(scopes)
 

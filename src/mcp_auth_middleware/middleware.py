@@ -350,6 +350,11 @@ class MCPAuthMiddleware(AroundRequests):
             needed = needed | self.policy.required_for(messages)
         if needed and not needed <= info.scopes:
             self._check_scopes(info, needed, messages)
+        if messages and self.policy.callers and (tool := self.policy.refused_caller(messages, info.is_machine)):
+            who = "a person's client" if info.is_machine else "a machine client"
+            raise InsufficientScopeError(
+                needed, f"Only {who} may call this tool", detail=f"tool {tool} is for {self.policy.callers[tool]}"
+            )
         return messages, receive
 
     @staticmethod

@@ -50,6 +50,7 @@ class ScopePolicy:
         self.tool_scopes = rules.tools
         self.resource_scopes = list(rules.resources.items())
         self.prompt_scopes = rules.prompts
+        self.callers = rules.callers
         self.rule = rules.rule
         self.implied = rules.implied
         self.prefix_implies = rules.prefix_implies
@@ -80,6 +81,18 @@ class ScopePolicy:
             if self.rule is not None:
                 needed |= _scopes(self.rule(method, params) or ())
         return frozenset(needed)
+
+    def refused_caller(self, messages: Iterable[Any], is_machine: bool) -> str | None:
+        """The tool of `messages` that this kind of caller may not call (`tool_callers`), if any."""
+        wrong = "users" if is_machine else "machines"
+        for message in messages:
+            if not isinstance(message, Mapping) or message.get("method") != "tools/call":
+                continue
+            params = message.get("params")
+            name = params.get("name") if isinstance(params, Mapping) else None
+            if isinstance(name, str) and self.callers.get(name) == wrong:
+                return name
+        return None
 
     def missing(self, granted: frozenset[str], needed: frozenset[str]) -> frozenset[str]:
         if needed <= granted:

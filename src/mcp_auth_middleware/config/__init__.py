@@ -32,6 +32,7 @@ from .groups import (
     DEFAULT_DPOP_ALGORITHMS,
     FORWARDED_HEADERS,
     BrowserAccess,
+    Callers,
     DPoP,
     ForwardedHeader,
     Guard,
@@ -51,6 +52,7 @@ __all__ = [
     "KNOWN_VARIABLES",
     "AuthConfig",
     "BrowserAccess",
+    "Callers",
     "DPoP",
     "ForwardedHeader",
     "Guard",
@@ -85,6 +87,7 @@ _GROUPED: dict[str, tuple[str, str]] = {
     "challenge_granted_scopes": ("scopes", "challenge_granted"),
     "list_filter": ("scopes", "lists"),
     "strict_rules": ("scopes", "strict"),
+    "tool_callers": ("scopes", "callers"),
     "allowed_origins": ("browsers", "allowed_origins"),
     "cors_origins": ("browsers", "cors_origins"),
     "max_token_length": ("limits", "max_token_length"),
@@ -143,6 +146,12 @@ def _rules(variable: str) -> Callable[[str], dict[str, list[str]]]:
     return read
 
 
+def _callers(value: str) -> dict[str, str]:
+    """`delete_notes=users; nightly_sync=machines`: who may call each tool."""
+    rules = _rules("MCP_AUTH_TOOL_CALLERS")(value)
+    return {name: " ".join(words) for name, words in rules.items()}
+
+
 def _empty_is_none(value: str) -> list[str] | None:
     return word_list(value) or None  # an empty MCP_AUTH_CORS_ORIGINS turns CORS off
 
@@ -163,6 +172,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MCP_AUTH_METHOD_SCOPES": ("method_scopes", _rules("MCP_AUTH_METHOD_SCOPES")),
     "MCP_AUTH_RESOURCE_SCOPES": ("resource_scopes", _rules("MCP_AUTH_RESOURCE_SCOPES")),
     "MCP_AUTH_PROMPT_SCOPES": ("prompt_scopes", _rules("MCP_AUTH_PROMPT_SCOPES")),
+    "MCP_AUTH_TOOL_CALLERS": ("tool_callers", _callers),
     "MCP_AUTH_LIST_FILTER": ("list_filter", str),
     "MCP_AUTH_STRICT_RULES": ("strict_rules", bool),
     "MCP_AUTH_SCOPES_SUPPORTED": ("scopes_supported", _words),
@@ -333,6 +343,7 @@ class AuthConfig:
         challenge_granted_scopes: bool | None = None,
         list_filter: ListMode | None = None,
         strict_rules: bool | None = None,
+        tool_callers: Mapping[str, Callers] | None = None,
         # Browsers (group: browsers=BrowserAccess(...))
         allowed_origins: Words | None = None,
         cors_origins: Words | Literal[False] | None = False,

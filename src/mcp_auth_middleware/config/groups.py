@@ -36,6 +36,9 @@ TokenValidation = Literal["jwt", "introspection", "both"]
 #: What lists show a caller (listing.py): every entry marked with the scopes its call needs,
 #: only what the caller may call, or every entry as the app lists it.
 ListMode = Literal["annotate", "hide", "all"]
+#: Who may call a tool: people (a client acting for a signed-in user) or machines (a client
+#: acting for itself, client credentials: RFC 9068 §2.2 names the client as `sub`).
+Callers = Literal["users", "machines"]
 ForwardedHeader = Literal["x-forwarded-for", "forwarded"]
 FORWARDED_HEADERS: tuple[ForwardedHeader, ...] = ("x-forwarded-for", "forwarded")
 #: Asymmetric JWS algorithms a DPoP proof may use (RFC 9449 §4.2), as clients use them.
@@ -153,10 +156,15 @@ class ScopeRules:
     lists: ListMode = "annotate"
     #: Warn about every listed tool no rule and no global scope covers.
     strict: bool = False
+    #: Tools only people, or only machines, may call (`AuthInfo.is_machine`).
+    callers: Mapping[str, Callers] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.lists not in ("annotate", "hide", "all"):
             raise ValueError(f"list_filter must be 'annotate', 'hide' or 'all', not {self.lists!r}")
+        for name, who in self.callers.items():
+            if who not in ("users", "machines"):
+                raise ValueError(f"tool_callers: {name!r} must be 'users' or 'machines', not {who!r}")
         _set(
             self,
             required=_scopes(self.required),
@@ -170,7 +178,7 @@ class ScopeRules:
     @property
     def inspects_messages(self) -> bool:
         """Whether any rule looks at the JSON-RPC message (else the body is never read)."""
-        return bool(self.tools or self.methods or self.resources or self.prompts or self.rule)
+        return bool(self.tools or self.methods or self.resources or self.prompts or self.rule or self.callers)
 
     def describe(self) -> str:
         """The rules in force, in one line for a startup message."""
@@ -186,6 +194,8 @@ class ScopeRules:
                 parts.append(f"{label}: {entries}")
         if self.rule is not None:
             parts.append("a scope_rule")
+        if self.callers:
+            parts.append("callers: " + "; ".join(f"{name}={who}" for name, who in sorted(self.callers.items())))
         return ", ".join(parts)
 
     def mentioned(self) -> frozenset[str]:
