@@ -289,7 +289,11 @@ def test_a_misspelled_variable_stops_the_middleware_from_env() -> None:
 
 def test_tool_callers_from_the_environment() -> None:
     config = AuthConfig.from_env(
-        {"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_TOOL_CALLERS": "delete_account=users; nightly_sync=machines"}
+        {
+            "MCP_AUTH_RESOURCE": RESOURCE,
+            "MCP_AUTH_ISSUER": "https://auth.example.com",
+            "MCP_AUTH_TOOL_CALLERS": "delete_account=users; nightly_sync=machines",
+        }
     )
     assert dict(config.scopes.callers) == {"delete_account": "users", "nightly_sync": "machines"}
     assert "callers: delete_account=users; nightly_sync=machines" in config.scopes.describe()
