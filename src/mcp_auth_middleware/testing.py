@@ -27,15 +27,18 @@ from .validators.jwt import JWTValidator
 from .values import word_list
 
 if TYPE_CHECKING:
+    from .server.enterprise import EnterpriseIdentityProvider
     from .server.local import LocalAuthorizationServer
 
 __all__ = [
     "LocalIssuer",
     "free_port",
+    "mcp_auth_enterprise_idp",
     "mcp_auth_issuer",
     "mcp_auth_server",
     "mcp_auth_server_opaque",
     "running_authorization_server",
+    "running_identity_provider",
     "serve",
 ]
 
@@ -154,6 +157,18 @@ def running_authorization_server(**options: Any) -> Iterator[LocalAuthorizationS
         yield server
 
 
+@contextlib.contextmanager
+def running_identity_provider(**options: Any) -> Iterator[EnterpriseIdentityProvider]:
+    """An EnterpriseIdentityProvider (ID tokens, and ID-JAGs by token exchange) on a free
+    loopback port, for the duration of the block."""
+    from .server.enterprise import EnterpriseIdentityProvider
+
+    port = free_port()
+    provider = EnterpriseIdentityProvider(f"http://127.0.0.1:{port}", **options)
+    with serve(provider.app, port=port):
+        yield provider
+
+
 try:
     import pytest
 except ImportError:  # pragma: no cover - only without pytest
@@ -170,6 +185,14 @@ else:
         """A running local authorization server issuing JWT access tokens (one per test session)."""
         with running_authorization_server(user="test-user", scopes_supported=["mcp"]) as server:
             yield server
+
+    @pytest.fixture
+    def mcp_auth_enterprise_idp() -> Iterator[EnterpriseIdentityProvider]:
+        """A running enterprise identity provider issuing ID-JAGs (the enterprise flow, SEP-990):
+        `trust_identity_provider(idp.issuer, idp.jwks, resources=[...])` at the authorization
+        server, `register_client` and `allow` here."""
+        with running_identity_provider() as provider:
+            yield provider
 
     @pytest.fixture(scope="session")
     def mcp_auth_server_opaque() -> Iterator[LocalAuthorizationServer]:

@@ -37,12 +37,15 @@ from ..errors import AuthError, BodyTooLargeError
 from ..values import word_list
 from .bridge import MAX_BODY, OAuthRequest, Server, StaticJson, quiet_authlib_logs, read_oauth_request
 from .browsers import ForBrowsers
+from .client_assertions import PRIVATE_KEY_JWT, PrivateKeyJWT
 from .client_metadata import ClientMetadataDocuments
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256Only
+from .identity_assertion import JWT_BEARER, IdentityAssertionGrant, TrustedIdentityProvider
 from .introspection import IntrospectionClient, IntrospectionEndpoint
 from .jwt_tokens import JWTTokens, issuing, opaque_token, token_lifetime
 from .models import AuthorizationCode, Client, ExchangePolicy, Token, User
 from .registration import Registration
+from .replays import Replays
 from .resource_indicators import select_resources
 from .revocation import Revocation
 from .token_exchange import TOKEN_EXCHANGE, TokenExchangeGrant, bound_key, dpop_refusal
@@ -71,6 +74,7 @@ class LocalAuthorizationServer:
         client_metadata_documents: ClientMetadataDocuments | None = None,
         registrations_file: str | os.PathLike[str] | None = None,
         dpop_nonces: bool = False,
+        replay_storage: str = "memory://",
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.user = User(user)
@@ -113,6 +117,11 @@ class LocalAuthorizationServer:
         self.server.register_grant(RefreshTokenGrant)
         self.server.register_grant(ClientCredentialsGrant)
         self.server.register_grant(TokenExchangeGrant)
+        self.server.register_grant(IdentityAssertionGrant)
+        # Each ID-JAG and client assertion once (in Redis/Valkey when replicas share one).
+        self.replays = Replays(replay_storage)
+        self.identity_providers: dict[str, TrustedIdentityProvider] = {}
+        self.server.register_client_auth_method(PRIVATE_KEY_JWT, PrivateKeyJWT(self, self.replays))
         self.server.register_endpoint(Revocation)
         self.server.register_endpoint(Registration)
         self.introspection = IntrospectionEndpoint(self._lookup, self.resource_servers)
@@ -144,8 +153,12 @@ class LocalAuthorizationServer:
         scope: str | None = None,
         token_endpoint_auth_method: str | None = None,
         client_name: str | None = None,
+        jwks: dict[str, Any] | None = None,
     ) -> Client:
-        method = token_endpoint_auth_method or ("client_secret_basic" if client_secret else "none")
+        """A client; with `jwks` (its public keys), one that authenticates with `private_key_jwt`
+        (RFC 7523 §2.2)."""
+        default = PRIVATE_KEY_JWT if jwks else "client_secret_basic" if client_secret else "none"
+        method = token_endpoint_auth_method or default
         client = Client(
             client_id=client_id or secrets.token_urlsafe(16),
             client_secret=client_secret,
@@ -154,6 +167,7 @@ class LocalAuthorizationServer:
             scope=scope if scope is not None else " ".join(self.scopes_supported),
             token_endpoint_auth_method=method,
             client_name=client_name,
+            jwks=jwks,
         )
         self.clients[client.client_id] = client
         return client
@@ -190,6 +204,19 @@ class LocalAuthorizationServer:
             client.grant_types.append(TOKEN_EXCHANGE)
         self.exchange_policies[client_id] = ExchangePolicy.of(from_resources, to_resources, scopes)
 
+    def trust_identity_provider(self, issuer: str, keys: Any, *, resources: Iterable[str]) -> None:
+        """Accept ID-JAGs (the jwt-bearer grant; MCP Enterprise-Managed Authorization) signed by
+        `issuer` with `keys` (its JWKS, a JWK or a PEM public key), for `resources` only."""
+        self.identity_providers[issuer] = TrustedIdentityProvider.of(issuer, keys, resources)
+
+    def allow_identity_assertions(self, client_id: str) -> None:
+        """Let a registered confidential client present ID-JAGs (the jwt-bearer grant)."""
+        client = self.clients.get(client_id)
+        if client is None or not (client.client_secret or client.jwks):
+            raise ValueError(f"register {client_id!r} first, with a client_secret or jwks (a confidential client)")
+        if JWT_BEARER not in client.grant_types:
+            client.grant_types.append(JWT_BEARER)
+
     def revoke_tokens(self, access_tokens: Iterable[str]) -> None:
         for value in access_tokens:
             token = self.by_access.get(value)
@@ -217,10 +244,22 @@ class LocalAuthorizationServer:
             "jwks_uri": f"{self.issuer}/jwks",
             "scopes_supported": self.scopes_supported,
             "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE],
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                TOKEN_EXCHANGE,
+                JWT_BEARER,
+            ],
             "dpop_signing_alg_values_supported": list(DEFAULT_DPOP_ALGORITHMS),
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                PRIVATE_KEY_JWT,
+                "none",
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "authorization_response_iss_parameter_supported": True,

@@ -9,12 +9,16 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from joserfc.jwk import RSAKey
 
 from ..values import word_list
+
+if TYPE_CHECKING:
+    from .identity_assertion import TrustedIdentityProvider
+    from .replays import Replays
 
 __all__ = ["AuthorizationCode", "AuthorizationStore", "Client", "ExchangePolicy", "Token", "User"]
 
@@ -28,6 +32,8 @@ class Client(ClientMixin):  # type: ignore[misc]
     scope: str
     token_endpoint_auth_method: str
     client_name: str | None = None
+    #: The public keys of a `private_key_jwt` client (RFC 7591 `jwks`).
+    jwks: dict[str, Any] | None = None
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -181,6 +187,8 @@ class AuthorizationStore(Protocol):
     last_code: AuthorizationCode | None
     by_access: dict[str, Token]
     by_refresh: dict[str, Token]
+    identity_providers: dict[str, TrustedIdentityProvider]
+    replays: Replays
 
     def register_client(
         self,
@@ -192,6 +200,7 @@ class AuthorizationStore(Protocol):
         scope: str | None = None,
         token_endpoint_auth_method: str | None = None,
         client_name: str | None = None,
+        jwks: dict[str, Any] | None = None,
     ) -> Client: ...
 
     def keep_registration(self, client: Client) -> None: ...
