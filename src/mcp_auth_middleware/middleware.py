@@ -73,6 +73,7 @@ from .policy import (
     parse_messages,
     route_checks,
 )
+from .policy_engine import EngineStep
 from .rate_limit import ClientAddresses, FailureLimiter
 from .resource_metadata import WELL_KNOWN, ResourceMetadata
 from .startup import AroundRequests, Startup
@@ -115,7 +116,7 @@ class MCPAuthMiddleware(AroundRequests):
         self.required_scopes = config.scopes.required
         # Scope rules beyond the global ones (per method, tool, resource, prompt; hierarchy).
         self.policy = ScopePolicy(config.scopes)
-        self._inspects_messages = self.policy.inspects_messages
+        self._inspects_messages = self.policy.inspects_messages or config.decision_engine is not None
         self.challenge_granted_scopes = config.scopes.challenge_granted
         # Lists follow the rules (listing.py): only when there are rules to follow, or when
         # strict_rules asks to hear of tools that nothing covers.
@@ -129,6 +130,7 @@ class MCPAuthMiddleware(AroundRequests):
         guard = config.guard
         self.guard = FailureLimiter(guard.failure_limit, storage_uri=guard.storage) if guard.failure_limit else None
         self._client_address = ClientAddresses(guard.trusted_proxies, guard.forwarded_header)
+        self._engine = EngineStep.for_config(config, self._client_address)  # a policy engine, after the scopes
         # The audience belongs to this resource: a validator shared with another middleware
         # is bound per resource, never changed (MCP authorization, Token Audience Binding).
         validator = as_validator(config.validator) if config.validator is not None else validator_for(config.validation)
@@ -350,11 +352,10 @@ class MCPAuthMiddleware(AroundRequests):
             needed = needed | self.policy.required_for(messages)
         if needed and not needed <= info.scopes:
             self._check_scopes(info, needed, messages)
-        if messages and self.policy.callers and (tool := self.policy.refused_caller(messages, info.is_machine)):
-            who = "a person's client" if info.is_machine else "a machine client"
-            raise InsufficientScopeError(
-                needed, f"Only {who} may call this tool", detail=f"tool {tool} is for {self.policy.callers[tool]}"
-            )
+        if messages and self._engine is not None:
+            await self._engine(messages, info, scope)
+        if messages and self.policy.callers:
+            self.policy.check_caller(messages, info.is_machine)
         return messages, receive
 
     @staticmethod

@@ -82,6 +82,16 @@ class ScopePolicy:
                 needed |= _scopes(self.rule(method, params) or ())
         return frozenset(needed)
 
+    def check_caller(self, messages: Iterable[Any], is_machine: bool) -> None:
+        """`tool_callers`: a 403 naming who may call a tool of `messages` this kind of caller may
+        not (no scope would change that, so the challenge names none)."""
+        tool = self.refused_caller(messages, is_machine)
+        if tool is not None:
+            who = "a person's client" if is_machine else "a machine client"
+            raise InsufficientScopeError(
+                frozenset(), f"Only {who} may call this tool", detail=f"tool {tool} is for {self.callers[tool]}"
+            )
+
     def refused_caller(self, messages: Iterable[Any], is_machine: bool) -> str | None:
         """The tool of `messages` that this kind of caller may not call (`tool_callers`), if any."""
         wrong = "users" if is_machine else "machines"

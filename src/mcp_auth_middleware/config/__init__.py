@@ -47,6 +47,7 @@ from .groups import (
 )
 
 __all__ = [
+    "DEFAULT_DECIDED_METHODS",
     "DEFAULT_DPOP_ALGORITHMS",
     "FORWARDED_HEADERS",
     "KNOWN_VARIABLES",
@@ -213,6 +214,26 @@ _READ_ELSEWHERE = frozenset(
 KNOWN_VARIABLES = frozenset(_VARIABLES) | _READ_ELSEWHERE
 
 
+#: The methods a decision engine decides by default: those that name a tool, prompt or resource
+#: (mcp_headers.NAME_BEARING_METHODS, which imports this package: tested equal).
+DEFAULT_DECIDED_METHODS = ("tools/call", "prompts/get", "resources/read")
+
+
+def _engine(engine: Any) -> Any:
+    """A policy engine (`decide`, `decide_all`: engines.DecisionEngine), or None."""
+    if engine is not None and not (
+        callable(getattr(engine, "decide", None)) and callable(getattr(engine, "decide_all", None))
+    ):
+        raise ValueError("decision_engine must have decide() and decide_all() (engines.AuthZEN, engines.Cedar)")
+    return engine
+
+
+def _seconds(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 60:
+        raise ValueError(f"{name} is in seconds, more than 0 and at most 60")
+    return float(value)
+
+
 def check_option_names(options: Mapping[str, Any]) -> None:
     """A ValueError naming an option that does not exist (a typo, most likely), with the
     closest one."""
@@ -277,6 +298,9 @@ class AuthConfig:
         "allow_http",
         "authorization_servers",
         "browsers",
+        "decided_methods",
+        "decision_engine",
+        "decision_timeout",
         "dpop",
         "expose_token",
         "guard",
@@ -316,6 +340,10 @@ class AuthConfig:
     allow_http: bool
     strict_startup: bool
     meter_provider: Any
+    #: A policy engine (engines/) deciding each call of `decided_methods` after the scopes.
+    decision_engine: Any
+    decided_methods: frozenset[str]
+    decision_timeout: float
 
     def __init__(
         self,
@@ -380,6 +408,9 @@ class AuthConfig:
         allow_http: bool = False,
         strict_startup: bool = False,
         meter_provider: Any = None,
+        decision_engine: Any = None,
+        decided_methods: Words | None = None,
+        decision_timeout: float = 2.0,
     ) -> None:
         # The flat options given (locals(): the parameters, read before any other name is bound),
         # by group. None means "not given", except where None is a value (False is then unset).
@@ -408,6 +439,11 @@ class AuthConfig:
             "allow_http": allow_http,
             "strict_startup": strict_startup,
             "meter_provider": meter_provider,
+            "decision_engine": _engine(decision_engine),
+            "decided_methods": frozenset(
+                word_list(decided_methods) if decided_methods is not None else DEFAULT_DECIDED_METHODS
+            ),
+            "decision_timeout": _seconds("decision_timeout", decision_timeout),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)

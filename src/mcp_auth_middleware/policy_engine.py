@@ -1,0 +1,152 @@
+"""The contract of the policy engines (engines/) that decide per call, after the token and the
+scopes, and the request path's use of one: given who calls (`AuthInfo`), what (the JSON-RPC
+method, the tool, prompt or resource, its arguments) and from where (the client's address, its
+`Origin`, the time), allow or deny with a reason for the log. An engine that cannot answer in
+time, or answers garbage, is a 503: never an allow (fail closed).
+
+| engine | how it decides | module |
+|---|---|---|
+| `AuthZEN` | asks a decision point over OpenID AuthZEN Authorization API 1.0 (Cerbos, ...) | engines/authzen.py |
+| `Cedar` | evaluates Cedar policies in process (cedarpy) | engines/cedar.py |
+| your own | any object with `decide` and `decide_all` (`DecisionEngine`) | |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from .auth_info import AuthInfo
+from .config import DEFAULT_DECIDED_METHODS, AuthConfig
+from .errors import AuthorizationServerUnavailableError, InsufficientScopeError
+from .mcp_headers import NAME_BEARING_METHODS
+
+if TYPE_CHECKING:
+    from starlette.types import Scope
+
+__all__ = [
+    "DECIDED_METHODS",
+    "Decision",
+    "DecisionEngine",
+    "DecisionRequest",
+    "EngineError",
+    "EngineStep",
+    "decide_messages",
+]
+
+#: The methods an engine decides by default: the ones that name a tool, prompt or resource.
+DECIDED_METHODS = DEFAULT_DECIDED_METHODS
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """One call to decide. `arguments` is None when they are not known (a gateway, which sees
+    no body; an entry of a list): a policy that needs them must say what it decides then."""
+
+    caller: AuthInfo
+    method: str
+    name: str | None
+    arguments: Mapping[str, Any] | None = None
+    client_address: str | None = None
+    origin: str | None = None
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    #: Why (the engine's words): for the log line, never for the client.
+    reason: str = ""
+
+
+@runtime_checkable
+class DecisionEngine(Protocol):
+    async def decide(self, request: DecisionRequest) -> Decision: ...
+
+    async def decide_all(self, requests: Sequence[DecisionRequest]) -> list[Decision]: ...
+
+
+class EngineError(Exception):
+    """The engine could not decide (down, slow, an answer it cannot read): a 503, never an allow."""
+
+
+async def decide_messages(
+    engine: DecisionEngine,
+    messages: Sequence[Any],
+    caller: AuthInfo,
+    *,
+    methods: frozenset[str],
+    within: float,
+    client_address: str | None,
+    origin: str | None,
+) -> None:
+    """Every message of `methods` decided (a batch in one `decide_all`): InsufficientScopeError
+    (403) for a denial, AuthorizationServerUnavailableError (503) when the engine cannot say."""
+    requests = [
+        DecisionRequest(caller, method, _name(message), _arguments(message), client_address, origin)
+        for message in messages
+        if isinstance(message, Mapping) and (method := message.get("method")) in methods
+    ]
+    if not requests:
+        return
+    try:
+        async with asyncio.timeout(within):
+            decisions = [await engine.decide(requests[0])] if len(requests) == 1 else await engine.decide_all(requests)
+    except TimeoutError:
+        raise AuthorizationServerUnavailableError(
+            "The policy engine did not answer in time", detail=f"no decision within {within}s"
+        ) from None
+    except EngineError as exc:
+        raise AuthorizationServerUnavailableError("The policy engine could not decide", detail=str(exc)) from None
+    if len(decisions) != len(requests):
+        raise AuthorizationServerUnavailableError(
+            "The policy engine could not decide", detail="it answered a different number of decisions"
+        )
+    for request, decision in zip(requests, decisions, strict=True):
+        if not decision.allowed:
+            raise InsufficientScopeError(
+                frozenset(),
+                "The policy does not allow this call",
+                detail=f"policy engine denied {request.method} {request.name}: {decision.reason or 'no reason given'}",
+            )
+
+
+class EngineStep:
+    """The request path's step: the messages of a request decided by the configured engine."""
+
+    def __init__(self, engine: DecisionEngine, config: AuthConfig, client_address: Callable[[Scope], str]) -> None:
+        self.engine, self.client_address = engine, client_address
+        self.methods, self.within = config.decided_methods, config.decision_timeout
+
+    @classmethod
+    def for_config(cls, config: AuthConfig, client_address: Callable[[Scope], str]) -> EngineStep | None:
+        engine = config.decision_engine
+        return None if engine is None else cls(engine, config, client_address)
+
+    async def __call__(self, messages: Sequence[Any], caller: AuthInfo, scope: Scope) -> None:
+        origin = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"origin"), None)
+        await decide_messages(
+            self.engine,
+            messages,
+            caller,
+            methods=self.methods,
+            within=self.within,
+            client_address=self.client_address(scope),
+            origin=origin,
+        )
+
+
+def _name(message: Mapping[str, Any]) -> str | None:
+    params = message.get("params")
+    key = NAME_BEARING_METHODS.get(str(message.get("method")))
+    value = params.get(key) if key and isinstance(params, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def _arguments(message: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    params = message.get("params")
+    arguments = params.get("arguments") if isinstance(params, Mapping) else None
+    return arguments if isinstance(arguments, Mapping) else None
