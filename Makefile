@@ -22,11 +22,13 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/mcp-oauth-middleware demo
 
 # What the tests start (the tests start and stop them; this only installs them): oidc-provider,
-# the MCP TypeScript SDK client and playwright-core (a driver, no browser) from npm; Redis, nginx, Caddy, Glewlwyd and
+# the MCP TypeScript SDK client, playwright-core (a driver, no browser) and mermaid, and Cerbos's
+# decision point (its binary, as npm ships it) from npm; Redis, nginx, Caddy, Glewlwyd and
 # Chromium from Debian (one `apt-get update`, then only what is missing).
 OIDC_DIR := tests/interop/oidc_provider
 TS_CLIENT_DIR := tests/end_to_end/ts_client
 BROWSER_DIR := tests/end_to_end/browser
+CERBOS_DIR := tests/engines/cerbos
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_COMMANDS := redis-server:redis-server chromium:chromium npm:npm nginx:nginx caddy:caddy glewlwyd:glewlwyd
 
@@ -38,7 +40,7 @@ debian-packages:
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
 test-services: debian-packages $(OIDC_DIR)/node_modules/.package-lock.json $(TS_CLIENT_DIR)/node_modules/.package-lock.json \
-	$(BROWSER_DIR)/node_modules/.package-lock.json
+	$(BROWSER_DIR)/node_modules/.package-lock.json $(CERBOS_DIR)/node_modules/.package-lock.json
 
 test: $(VENV)/.dev-installed test-services
 	$(BIN)/python -m pytest

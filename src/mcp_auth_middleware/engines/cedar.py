@@ -5,8 +5,9 @@ Each call is the Cedar request `principal` `Mcp::User::"<sub>"` (`Mcp::Machine::
 a client acting for itself), `action` `Mcp::Action::"<method>"` (`"tools/call"`), `resource`
 `Mcp::Tool::"<name>"` (`Mcp::Prompt`, `Mcp::Resource`), and `context`: `arguments` (absent when
 unknown: at a gateway), `client_id`, `scopes`, `time` (epoch seconds), and `client_address` and
-`origin` when known. The principal entity carries `client_id`, `scopes`, `issuer` and the
-token's `roles`/`groups`. A policy file that does not parse is refused when the engine is built
+`origin` when known. The principal entity carries `sub` (a policy cannot read an entity's id),
+`client_id`, `scopes`, `issuer` and the token's `roles`/`groups`. A policy file that does not
+parse is refused when the engine is built
 (and when a changed file is read), naming the line of the statement that fails.
 """
 
@@ -59,6 +60,7 @@ class Cedar:
         kind = "Machine" if caller.is_machine else "User"
         principal_id = (caller.client_id if caller.is_machine else caller.sub) or ""
         attributes: dict[str, Any] = {
+            "sub": caller.sub or "",
             "client_id": caller.client_id or "",
             "scopes": sorted(caller.scopes),
             "issuer": caller.issuer or "",
