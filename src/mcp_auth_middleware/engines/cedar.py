@@ -137,10 +137,19 @@ def _parsed(cedarpy: Any, text: str, path: Path) -> Any:
                 try:
                     cedarpy.PolicySet.from_str(statement)
                 except ValueError as exc:
-                    line = text.count("\n", 0, start + len(statement) - len(statement.lstrip())) + 1
-                    raise ValueError(f"{path}:{line}: the policy does not parse: {exc}") from None
+                    raise ValueError(f"{path}:{_first_line(text, start)}: the policy does not parse: {exc}") from None
             start = end
         raise ValueError(f"{path}: the policies do not parse: {whole}") from None
+
+
+def _first_line(text: str, start: int) -> int:
+    """The line number of the first line at or after `start` that is neither blank nor a comment."""
+    line = text.count("\n", 0, start) + 1
+    for content in text[start:].splitlines():
+        if content.strip() and not content.strip().startswith("//"):
+            return line
+        line += 1
+    return line
 
 
 def _escaped(value: str) -> str:

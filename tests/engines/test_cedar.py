@@ -1,0 +1,76 @@
+"""Cedar embedded: requests as the module says, policies reloaded when the file changes, a file
+that does not parse refused with its line, a request Cedar cannot evaluate never an allow."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from mcp_auth_middleware import AuthInfo
+from mcp_auth_middleware.engines import Cedar, DecisionRequest, EngineError
+
+from .conftest import POLICIES
+
+ALICE = AuthInfo(
+    "alice", "claude", frozenset({"mcp"}), issuer="https://auth.example.com", claims={"roles": ["auditor"]}
+)
+BATCH = AuthInfo("batch-job", "batch-job", frozenset({"mcp"}))
+
+
+def request(name: str, caller: AuthInfo = ALICE, **arguments: str) -> DecisionRequest:
+    return DecisionRequest(caller, "tools/call", name, arguments)
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    path = tmp_path / "mcp.cedar"
+    path.write_text((POLICIES / "mcp.cedar").read_text())
+    return path
+
+
+async def test_the_request_cedar_sees(policies: Path) -> None:
+    engine = Cedar(policies)
+    decisions = await engine.decide_all(
+        [
+            request("delete_notes", project="alice"),
+            request("delete_notes", project="bob"),
+            request("audit"),
+            request("audit", BATCH),
+            request("delete_notes", BATCH, project="batch-job"),  # a machine is no Mcp::User
+            DecisionRequest(ALICE, "tools/call", "delete_notes", None),  # arguments unknown
+        ]
+    )
+    assert [d.allowed for d in decisions] == [True, False, True, False, False, False]
+    assert "policy" in decisions[0].reason
+
+
+def rewrite(path: Path, text: str, ahead: float) -> None:
+    """A new policy file, as an editor saves it (its time moved on, whatever the clock's grain)."""
+    path.write_text(text)
+    os.utime(path, (time.time() + ahead, time.time() + ahead))
+
+
+async def test_a_changed_file_is_read_again_and_a_broken_one_is_no_allow(policies: Path) -> None:
+    engine = Cedar(policies, reload_every=0)
+    original = (POLICIES / "mcp.cedar").read_text()
+    assert not (await engine.decide(request("new_tool"))).allowed
+    rewrite(policies, original + '\npermit(principal, action, resource == Mcp::Tool::"new_tool");\n', 5)
+    assert (await engine.decide(request("new_tool"))).allowed
+    rewrite(policies, "permit(principal, action, resource) when { oops ;", 10)
+    with pytest.raises(EngineError, match=r"mcp.cedar:1: the policy does not parse"):
+        await engine.decide(request("whoami"))
+
+
+def test_a_bad_policy_file_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.cedar"
+    path.write_text(
+        'permit(principal, action, resource == Mcp::Tool::"a");\n\n// a comment\n'
+        "permit(principal, action,\n  resource) when { context.x == };\n"
+    )
+    with pytest.raises(ValueError, match=r"bad.cedar:4: the policy does not parse"):
+        Cedar(path)
+    with pytest.raises(FileNotFoundError):
+        Cedar(tmp_path / "missing.cedar")
