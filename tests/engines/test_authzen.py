@@ -70,7 +70,7 @@ def call(name: str, **arguments: Any) -> DecisionRequest:
 
 async def test_the_request_as_the_mcp_profile_maps_a_call() -> None:
     point = DecisionPoint()
-    engine = point.engine(token="pdp-token")
+    engine = point.engine(auth="pdp-token")
     allowed = await engine.decide(call("read_notes", project="x"))
     denied = await engine.decide(call("delete_notes"))
     path, body, authorization = point.seen[0]
@@ -141,3 +141,21 @@ def test_options_that_cannot_work() -> None:
         AuthZEN()
     with pytest.raises(ValueError, match="plain http"):
         AuthZEN("http://pdp.internal:3592")
+
+
+async def test_client_credentials_to_the_decision_point() -> None:
+    """`auth=ClientCredentialsBearer(...)`: a token of the decision point's authorization server."""
+    from mcp_auth_middleware.client_auth import ClientCredentialsBearer, client_authentication
+    from mcp_auth_middleware.testing import running_authorization_server, serve
+
+    point = DecisionPoint()
+    with running_authorization_server(scopes_supported=["pdp"]) as server, serve(point.app()) as url:
+        server.register_client(client_id="pep", client_secret="pep-secret", grant_types=["client_credentials"])
+        pep = client_authentication("pep", "pep-secret", "client_secret_basic", None)
+        bearer = ClientCredentialsBearer(server.metadata["token_endpoint"], pep, "pdp")
+        engine = AuthZEN(evaluation_endpoint=f"{url}/access/v1/evaluation", auth=bearer, allow_http=True)
+        assert (await engine.decide(call("read_notes"))).allowed
+        await engine.aclose()
+    authorization = point.seen[0][2]
+    assert authorization is not None and authorization.startswith("Bearer ")
+    assert server.by_access[authorization[7:]].client_id == "pep"

@@ -14,7 +14,7 @@ decision is an `EngineError` (503), never an allow.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx2
@@ -58,9 +58,9 @@ def coaz_mcp(request: DecisionRequest) -> dict[str, Any]:
 
 class AuthZEN:
     """`AuthZEN("http://127.0.0.1:3592")`: the decision point's base URL (its discovery document
-    names the endpoints), or the endpoints themselves. `token=` (a bearer token, or an async
-    function returning one: `client_auth.ClientCredentialsBearer` for client credentials)
-    authenticates to it."""
+    names the endpoints), or the endpoints themselves. `auth=` authenticates to it: a bearer
+    token, or any `httpx2.Auth` (client credentials: `client_auth.ClientCredentialsBearer`, which
+    gets a token, keeps it and gets another after a 401)."""
 
     def __init__(
         self,
@@ -68,7 +68,7 @@ class AuthZEN:
         *,
         evaluation_endpoint: str | None = None,
         evaluations_endpoint: str | None = None,
-        token: str | Callable[[], Awaitable[str]] | None = None,
+        auth: str | httpx2.Auth | None = None,
         shape: Callable[[DecisionRequest], dict[str, Any]] = coaz_mcp,
         cache_ttl: float = 5.0,
         cache_size: int = 10_000,
@@ -83,7 +83,8 @@ class AuthZEN:
                 check_fetch_url(url, allow_http=allow_http)
         self.pdp = pdp.rstrip("/") if pdp else None
         self.evaluation_endpoint, self.evaluations_endpoint = evaluation_endpoint, evaluations_endpoint
-        self.shape, self.timeout, self._token = shape, timeout, token
+        self.shape, self.timeout = shape, timeout
+        self._auth: httpx2.Auth | None = _Bearer(auth) if isinstance(auth, str) else auth
         self._client = http_client or httpx2.AsyncClient(timeout=timeout, follow_redirects=False)
         #: Decisions per request body, for `cache_ttl`; concurrent misses share one call.
         self._evaluate = alru_cache(maxsize=cache_size, ttl=cache_ttl)(self._evaluate_uncached)
@@ -137,11 +138,10 @@ class AuthZEN:
     async def _post(self, endpoint: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         self.calls += 1
         headers = {"content-type": "application/json"}
-        if self._token is not None:
-            token = self._token if isinstance(self._token, str) else await self._token()
-            headers["authorization"] = f"Bearer {token}"
         try:
-            answer = await self._client.post(endpoint, content=json.dumps(body), headers=headers)
+            answer = await self._client.post(
+                endpoint, content=json.dumps(body), headers=headers, auth=self._auth or httpx2.USE_CLIENT_DEFAULT
+            )
             document = answer.json()
         except httpx2.HTTPError as exc:
             raise EngineError(f"{endpoint}: {describe_failure(exc, endpoint)}") from None
@@ -150,6 +150,15 @@ class AuthZEN:
         if answer.status_code != 200 or not isinstance(document, dict):
             raise EngineError(f"{endpoint} answered HTTP {answer.status_code}")
         return document
+
+
+class _Bearer(httpx2.Auth):
+    def __init__(self, token: str) -> None:
+        self.header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx2.Request) -> Any:
+        request.headers["authorization"] = self.header
+        yield request
 
 
 def _decision(answer: Any, endpoint: str) -> Decision:
