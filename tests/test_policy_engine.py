@@ -5,6 +5,7 @@ slow or says something else than a decision is a 503, never an allow."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -113,9 +114,7 @@ async def test_a_batch_is_one_decision_of_all_its_calls(issuer: LocalIssuer) -> 
     batch = [call("read_notes"), {**call("delete_notes"), "id": 2}]
     async with asgi_client(app(issuer, engine)) as client:
         answer = await client.post("/mcp", json=batch, headers=bearer(token))
-        only_reads = await client.post(
-            "/mcp", json=[*batch[:1], {**call("whoami"), "id": 3}], headers=bearer(token)
-        )
+        only_reads = await client.post("/mcp", json=[*batch[:1], {**call("whoami"), "id": 3}], headers=bearer(token))
     assert engine.batches == 2
     assert answer.status_code == 403 and only_reads.status_code == 200
 
@@ -142,3 +141,59 @@ def test_the_default_decided_methods_are_those_that_name_something() -> None:
     from mcp_auth_middleware.mcp_headers import NAME_BEARING_METHODS
 
     assert set(DEFAULT_DECIDED_METHODS) == set(NAME_BEARING_METHODS)
+
+
+def lister(tools: list[str]) -> Any:
+    """An app answering every request with a tools/list result of `tools`."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": n} for n in tools]}}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@pytest.mark.parametrize("mode", ["hide", "annotate"])
+async def test_lists_follow_the_engine_in_one_batch(issuer: LocalIssuer, mode: str) -> None:
+    """Each entry is decided as a call without arguments (they are unknown), all in one batch."""
+    from mcp_auth_middleware.listing import POLICY_META_KEY
+
+    engine = Recording(allow=lambda r: r.name != "delete_notes")
+    middleware = MCPAuthMiddleware(
+        lister(["whoami", "delete_notes", "read_notes"]),
+        resource=RESOURCE,
+        authorization_servers=[ISSUER],
+        validator=issuer.validator(),
+        decision_engine=engine,
+        list_filter=mode,
+    )
+    token = issuer.mint_token(audience=RESOURCE, sub="alice", scopes=["mcp"])
+    async with asgi_client(middleware) as client:
+        answer = await client.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=bearer(token)
+        )
+    tools = answer.json()["result"]["tools"]
+    assert engine.batches == 1 and all(r.arguments is None and r.method == "tools/call" for r in engine.asked)
+    if mode == "hide":
+        assert [t["name"] for t in tools] == ["whoami", "read_notes"]
+    else:
+        assert [t.get("_meta", {}).get(POLICY_META_KEY) for t in tools] == [None, "refused", None]
+
+
+async def test_an_engine_that_cannot_say_hides_every_entry(issuer: LocalIssuer) -> None:
+    engine = Recording(fail=EngineError("down"))
+    middleware = MCPAuthMiddleware(
+        lister(["whoami", "read_notes"]),
+        resource=RESOURCE,
+        authorization_servers=[ISSUER],
+        validator=issuer.validator(),
+        decision_engine=engine,
+        list_filter="hide",
+    )
+    token = issuer.mint_token(audience=RESOURCE, sub="alice", scopes=["mcp"])
+    async with asgi_client(middleware) as client:
+        answer = await client.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=bearer(token)
+        )
+    assert answer.status_code == 200 and answer.json()["result"]["tools"] == []

@@ -33,24 +33,28 @@ import difflib
 import fnmatch
 import json
 import logging
-import math
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from starlette.types import Message, Send
 
-from .config import ListMode
+from .config import AuthConfig, ListMode
 from .errors import InvalidRequestError
+from .json_text import dump_json, load_json
 from .policy import ScopePolicy
+from .policy_engine import ListJudge
 
-__all__ = ["LIST_METHODS", "SCOPES_META_KEY", "Listings"]
+__all__ = ["LIST_METHODS", "POLICY_META_KEY", "SCOPES_META_KEY", "Listings"]
 
 logger = logging.getLogger("mcp_auth_middleware")
 
 #: The `_meta` key that names the scopes an entry's call needs (reverse-DNS, as MCP asks of
 #: `_meta` prefixes: the project's package index name).
 SCOPES_META_KEY = "org.pypi.mcp-oauth-middleware/requiredScopes"
+#: The `_meta` key that marks an entry a policy engine refuses (asked without arguments).
+POLICY_META_KEY = "org.pypi.mcp-oauth-middleware/policy"
+_NONE: frozenset[tuple[str, str]] = frozenset()
 #: list method -> (result member, the method that calls an entry, the entry's name member)
 LIST_METHODS: Mapping[str, tuple[str, str, str]] = {
     "tools/list": ("tools", "tools/call", "name"),
@@ -69,8 +73,12 @@ _EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 class Listings:
     """The list rewriting of one middleware (see the module docstring)."""
 
-    def __init__(self, policy: ScopePolicy, required: frozenset[str], mode: ListMode, *, strict: bool) -> None:
+    def __init__(
+        self, policy: ScopePolicy, required: frozenset[str], mode: ListMode, *, strict: bool, judge: Any = None
+    ) -> None:
         self.policy, self.required, self.mode, self.strict = policy, required, mode, strict
+        #: A policy engine's verdict on entries (policy_engine.ListJudge), when there is one.
+        self.judge = judge
         self._warned: set[str] = set()
         self._needed: dict[tuple[str, str], frozenset[str]] = {}
         self._seen: dict[str, set[str]] = {}  # names listed so far, per list method (pages)
@@ -100,11 +108,16 @@ class Listings:
             raise InvalidRequestError("Two requests in the batch share an id: their answers cannot be told apart")
         return found
 
-    def wrap(self, send: Send, requests: dict[Any, str] | None, granted: frozenset[str]) -> Send:
+    @classmethod
+    def for_config(cls, config: AuthConfig, policy: ScopePolicy) -> Listings:
+        rules = config.scopes
+        return cls(policy, rules.required, rules.lists, strict=rules.strict, judge=ListJudge.for_config(config))
+
+    def wrap(self, send: Send, requests: dict[Any, str] | None, granted: frozenset[str], caller: Any = None) -> Send:
         """The `send` that rewrites the responses to `requests` for a caller with `granted`;
         with None, every list result in the answer, known by its shape: a `GET` stream, which
         may replay the answers of earlier requests (resumed with `Last-Event-ID`)."""
-        return _Rewriting(send, self, requests, granted)
+        return _Rewriting(send, self, requests, granted, caller)
 
     # -- one result --------------------------------------------------------------------------
 
@@ -133,7 +146,9 @@ class Listings:
         params = {"uri": name} if call == "resources/read" else {"name": name, "arguments": {}}
         return self.required | self.policy.required_for([{"method": call, "params": params}])
 
-    def rewrite(self, method: str, result: dict[str, Any], granted: frozenset[str]) -> bool:
+    def rewrite(
+        self, method: str, result: dict[str, Any], granted: frozenset[str], denied: frozenset[tuple[str, str]] = _NONE
+    ) -> bool:
         """Rewrite one list result in place for a caller; whether anything changed."""
         member = LIST_METHODS[method][0]
         entries = result.get(member)
@@ -150,12 +165,17 @@ class Listings:
                 continue
             needed = self.needed(method, entry)
             extra = needed - self.required
+            refused = (LIST_METHODS[method][1], entry.get(LIST_METHODS[method][2])) in denied
             if self.mode == "hide":
-                varies = varies or bool(extra)
-                if self.policy.missing(granted, needed):
+                varies = varies or bool(extra) or self.judge is not None
+                if refused or self.policy.missing(granted, needed):
                     changed = True
                     continue
-            elif extra:
+            if refused:  # annotate: the policy would refuse this entry, called without arguments
+                meta = entry.get("_meta")
+                entry["_meta"] = {**(meta if isinstance(meta, dict) else {}), POLICY_META_KEY: "refused"}
+                changed = True
+            elif extra and self.mode == "annotate":
                 meta = entry.get("_meta")
                 entry["_meta"] = {**(meta if isinstance(meta, dict) else {}), SCOPES_META_KEY: sorted(needed)}
                 changed = True
@@ -167,24 +187,45 @@ class Listings:
             changed = True
         return changed
 
-    def rewrite_message(self, message: Any, requests: dict[Any, str] | None, granted: frozenset[str]) -> bool:
+    def rewrite_message(
+        self,
+        message: Any,
+        requests: dict[Any, str] | None,
+        granted: frozenset[str],
+        denied: frozenset[tuple[str, str]] = _NONE,
+    ) -> bool:
         """A JSON-RPC response (or a batch of them): rewrite the results of `requests` (with
         None: every result shaped as a list result)."""
-        if isinstance(message, list):  # a batch: one level, as JSON-RPC has it
-            changed = False
-            for item in message:
-                changed = self._rewrite_response(item, requests, granted) or changed
-            return changed
-        return self._rewrite_response(message, requests, granted)
+        changed = False
+        for result, method in self.list_results(message, requests):
+            changed = self.rewrite(method, result, granted, denied) or changed
+        return changed
 
-    def _rewrite_response(self, message: Any, requests: dict[Any, str] | None, granted: frozenset[str]) -> bool:
-        if not isinstance(message, dict) or "result" not in message or not isinstance(message["result"], dict):
-            return False
-        request_id = message.get("id")
-        if not isinstance(request_id, str | int) or isinstance(request_id, bool):
-            return False
-        method = _list_method_of(message["result"]) if requests is None else requests.get(request_id)
-        return method is not None and self.rewrite(method, message["result"], granted)
+    def list_results(self, message: Any, requests: dict[Any, str] | None) -> list[tuple[dict[str, Any], str]]:
+        """The list results of a response (or a batch: one level, as JSON-RPC has it), each with
+        its list method: the request's (by id), or with None, known by its shape."""
+        found = []
+        for item in message if isinstance(message, list) else [message]:
+            if not isinstance(item, dict) or not isinstance(result := item.get("result"), dict):
+                continue
+            request_id = item.get("id")
+            if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+                continue
+            method = _list_method_of(result) if requests is None else requests.get(request_id)
+            if method is not None:
+                found.append((result, method))
+        return found
+
+    def entries(self, message: Any, requests: dict[Any, str] | None) -> list[tuple[str, str]]:
+        """(the method that calls it, its name) of every entry listed: what a judge decides."""
+        found = []
+        for result, method in self.list_results(message, requests):
+            _, call, member = LIST_METHODS[method]
+            items = result.get(LIST_METHODS[method][0])
+            for entry in items if isinstance(items, list) else []:
+                if isinstance(entry, dict) and isinstance(name := entry.get(member), str):
+                    found.append((call, name))
+        return found
 
     # -- rules that name nothing -------------------------------------------------------------
 
@@ -205,7 +246,7 @@ class Listings:
             self._unlisted("tool_scopes", rules.tools, names, "tool")
             if self.strict and not self.required and "tools/call" not in rules.methods and rules.rule is None:
                 for name in sorted(names - set(rules.tools)):
-                    self._warn(
+                    self.warn_once(
                         f"tool {name!r} is listed but no rule covers it (no tool_scopes entry, no required_scopes): "
                         "any valid token may call it (strict_rules)"
                     )
@@ -218,7 +259,7 @@ class Listings:
             }
             for pattern in rules.resources:
                 if not any(fnmatch.fnmatchcase(uri, pattern) for uri in listed):
-                    self._warn(
+                    self.warn_once(
                         f"resource_scopes names {pattern!r}, which matches no resource or template the server "
                         "lists: it protects nothing"
                     )
@@ -227,24 +268,22 @@ class Listings:
         for name in sorted(set(rules) - names):
             close = difflib.get_close_matches(name, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            self._warn(f"{option} names {kind} {name!r}, which the server does not list: it protects nothing{hint}")
+            self.warn_once(f"{option} names {kind} {name!r}, which the server does not list: it protects nothing{hint}")
 
-    def _warn(self, line: str) -> None:
+    def warn_once(self, line: str) -> None:
         if line not in self._warned and len(self._warned) < 256:
             self._warned.add(line)
             logger.warning("%s", line)
-
-    def warn_once(self, line: str) -> None:
-        self._warn(line)
 
 
 class _Rewriting:
     """The `send` of one request whose response holds list results (see `Listings.wrap`)."""
 
     def __init__(
-        self, send: Send, listings: Listings, requests: dict[Any, str] | None, granted: frozenset[str]
+        self, send: Send, listings: Listings, requests: dict[Any, str] | None, granted: frozenset[str], caller: Any
     ) -> None:
         self.send, self.listings, self.requests, self.granted = send, listings, requests, granted
+        self.caller = caller
         self.mode: Literal["json", "events", "whole-events", "through"] = "through"
         self.start: Message | None = None
         self.chunks: list[bytes] = []
@@ -301,16 +340,16 @@ class _Rewriting:
             return
         body = b"".join(self.chunks)
         if self.mode == "whole-events":
-            body = b"".join(self._rewrite_events(body, final=True))
+            body = await self._rewritten(self._complete_events(body, final=True))
         else:
-            document = _load(body)
+            document = load_json(body)
             if document is None:
                 self.listings.warn_once(
                     "a list response is not valid JSON: it passes unfiltered (or it is, but holds a number out "
                     "of range or is nested too deep to be written back as it was)"
                 )
-            elif self.listings.rewrite_message(document, self.requests, self.granted):
-                body = _dump(document)
+            elif await self._rewrite(document):
+                body = dump_json(document)
         await self._release(body, more=False)
 
     async def _release(self, body: bytes, *, more: bool) -> None:
@@ -324,41 +363,52 @@ class _Rewriting:
 
     async def _events(self, message: Message) -> None:
         more = message.get("more_body", False)
-        body = b"".join(self._rewrite_events(message.get("body", b""), final=not more))
+        body = await self._rewritten(self._complete_events(message.get("body", b""), final=not more))
         if body or not more:  # nothing yet (an event still held): nothing to send
             await self.send({"type": "http.response.body", "body": body, "more_body": more})
 
-    def _rewrite_events(self, data: bytes, *, final: bool) -> list[bytes]:
-        """The events that `data` completes, each rewritten or not; an incomplete last one waits
-        in `pending` for the rest, unless the stream ends here. Only the new bytes (and the three
-        before them, where an event's end may have begun) are searched: linear in the stream."""
+    def _complete_events(self, data: bytes, *, final: bool) -> list[tuple[bytes, bytes]]:
+        """The events that `data` completes, each with the line ends after it; an incomplete last
+        one waits in `pending` for the rest, unless the stream ends here. Only the new bytes (and
+        the three before them, where an event's end may have begun) are searched: linear."""
         pending = self.pending
         start = max(0, len(pending) - 3)
         pending += data
-        out: list[bytes] = []
+        out: list[tuple[bytes, bytes]] = []
         position = 0
         for end in _EVENT_END.finditer(pending, start):
             if not final and end.end() == len(pending) and pending.endswith(b"\r"):
                 break  # a CR last: the LF of a CRLF may be in the next chunk
-            out.append(self._event(bytes(pending[position : end.start()])) + end.group())
+            out.append((bytes(pending[position : end.start()]), end.group()))
             position = end.end()
         del pending[:position]
         if final and pending:
-            out.append(self._event(bytes(pending)))
+            out.append((bytes(pending), b""))
             pending.clear()
         return out
 
-    def _event(self, event: bytes) -> bytes:
+    async def _rewritten(self, events: list[tuple[bytes, bytes]]) -> bytes:
+        return b"".join([await self._event(event) + ending for event, ending in events])
+
+    async def _event(self, event: bytes) -> bytes:
         """One event, rewritten if its data is a list result for this request; else as it was."""
         lines = event.splitlines()
         data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
         if not data:
             return event
-        document = _load(b"\n".join(data))
-        if document is None or not self.listings.rewrite_message(document, self.requests, self.granted):
+        document = load_json(b"\n".join(data))
+        if document is None or not await self._rewrite(document):
             return event
         kept = [line for line in lines if not line.startswith(b"data:")]
-        return b"\n".join([*kept, b"data: " + _dump(document)])
+        return b"\n".join([*kept, b"data: " + dump_json(document)])
+
+    async def _rewrite(self, document: Any) -> bool:
+        """Rewrite `document`'s list results, with the judge's verdict on their entries if any."""
+        judge, denied = self.listings.judge, _NONE
+        if judge is not None and self.caller is not None:
+            entries = self.listings.entries(document, self.requests)
+            denied = await judge(entries, self.caller) if entries else _NONE
+        return self.listings.rewrite_message(document, self.requests, self.granted, denied)
 
 
 def _id_key(request_id: Any) -> tuple[str, Any]:
@@ -368,38 +418,6 @@ def _id_key(request_id: Any) -> tuple[str, Any]:
     if isinstance(request_id, str):
         return "string", request_id
     return "other", json.dumps(request_id, sort_keys=True)
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e400: Python reads it as inf, which JSON cannot write back
-        raise ValueError(f"{text} is out of range")
-    return value
-
-
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _load(body: bytes) -> Any:
-    """A JSON document, or None when it is not one that can be written back as it was read:
-    invalid, NaN or Infinity (Python reads them, JSON has none), a number out of range, or
-    nested deeper than the interpreter's recursion allows."""
-    try:
-        return json.loads(body, parse_float=_finite, parse_constant=_not_json)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _dump(document: Any) -> bytes:
-    """The rewritten document: UTF-8 as it came, or `\\u` escapes where a string holds a lone
-    surrogate (valid JSON, which a JavaScript server emits when it cuts a string inside an
-    emoji; UTF-8 cannot encode it)."""
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _list_method_of(result: Mapping[str, Any]) -> str | None:

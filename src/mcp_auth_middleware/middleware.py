@@ -122,9 +122,7 @@ class MCPAuthMiddleware(AroundRequests):
         # strict_rules asks to hear of tools that nothing covers.
         rules = config.scopes
         shapes_lists = self._inspects_messages or (rules.strict and not self.required_scopes)
-        self._listings = (
-            Listings(self.policy, self.required_scopes, rules.lists, strict=rules.strict) if shapes_lists else None
-        )
+        self._listings = Listings.for_config(config, self.policy) if shapes_lists else None
         self._reads_messages = shapes_lists
         # Guard against token guessing: failed validations per address (see rate_limit.py).
         guard = config.guard
@@ -240,7 +238,7 @@ class MCPAuthMiddleware(AroundRequests):
             if self._reads_messages or mcp_method is not None or mcp_name is not None:
                 messages, receive = await self._authorize_messages(info, body, receive, scope, mcp_method, mcp_name)
                 if self._listings is not None:
-                    send = self._shape_lists(self._listings, messages, scope, send, info.scopes)
+                    send = self._shape_lists(self._listings, messages, scope, send, info)
             elif self.required_scopes and not self.required_scopes <= info.scopes:
                 self._check_scopes(info, self.required_scopes, None)
         except AuthError as error:
@@ -360,7 +358,7 @@ class MCPAuthMiddleware(AroundRequests):
 
     @staticmethod
     def _shape_lists(
-        listings: Listings, messages: list[Any] | None, scope: Scope, send: Send, granted: frozenset[str]
+        listings: Listings, messages: list[Any] | None, scope: Scope, send: Send, caller: AuthInfo
     ) -> Send:
         """The lists in the answer keep (or mark) what the rules let this caller call; a GET
         stream may replay the answers of earlier requests: lists in it are known by shape."""
@@ -372,7 +370,7 @@ class MCPAuthMiddleware(AroundRequests):
             return send
         # The app answers uncompressed: a compressed list could not be read, nor shaped.
         scope["headers"] = [header for header in scope["headers"] if header[0] != b"accept-encoding"]
-        return listings.wrap(send, requests, granted)
+        return listings.wrap(send, requests, caller.scopes, caller)
 
     def _check_scopes(self, info: AuthInfo, needed: frozenset[str], messages: list[Any] | None) -> None:
         """MCP authorization, Scope Challenge Handling: 403 naming every scope the operation

@@ -34,6 +34,7 @@ __all__ = [
     "DecisionRequest",
     "EngineError",
     "EngineStep",
+    "ListJudge",
     "decide_messages",
 ]
 
@@ -112,6 +113,31 @@ async def decide_messages(
                 "The policy does not allow this call",
                 detail=f"policy engine denied {request.method} {request.name}: {decision.reason or 'no reason given'}",
             )
+
+
+class ListJudge:
+    """The engine's verdict on listed entries (`list_filter`), all in one `decide_all`: each
+    entry is decided as a call without arguments (they are unknown), so a policy on arguments
+    refuses it there; an engine that cannot say refuses them all (fail closed)."""
+
+    def __init__(self, engine: DecisionEngine, within: float) -> None:
+        self.engine, self.within = engine, within
+
+    @classmethod
+    def for_config(cls, config: AuthConfig) -> ListJudge | None:
+        engine = config.decision_engine
+        return None if engine is None else cls(engine, config.decision_timeout)
+
+    async def __call__(self, entries: Sequence[tuple[str, str]], caller: AuthInfo) -> frozenset[tuple[str, str]]:
+        requests = [DecisionRequest(caller, method, name, None) for method, name in entries]
+        try:
+            async with asyncio.timeout(self.within):
+                decisions = await self.engine.decide_all(requests)
+        except (TimeoutError, EngineError):
+            return frozenset(entries)
+        if len(decisions) != len(requests):
+            return frozenset(entries)
+        return frozenset(entry for entry, decision in zip(entries, decisions, strict=True) if not decision.allowed)
 
 
 class EngineStep:
