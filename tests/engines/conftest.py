@@ -45,7 +45,9 @@ def start_cerbos(directory: Path) -> Cerbos:
         f"--set=server.grpcListenAddr=127.0.0.1:{grpc_port}",
         "--set=audit.enabled=false",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Its log goes to a file: a pipe nobody reads fills up and stops the server (it logs each request).
+    with (directory / "cerbos.log").open("wb") as log:
+        process = subprocess.Popen([*command, "--log-level=warn"], stdout=log, stderr=subprocess.STDOUT)
     wait_for_port(port, process, "cerbos")
     return Cerbos(f"http://127.0.0.1:{port}", process)
 
