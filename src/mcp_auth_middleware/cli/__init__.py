@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .. import __version__
-from . import check, demo, discover, examples, gateway, gateway_test, token
+from . import cedar_init, check, demo, discover, examples, gateway, gateway_test, token
 from .discover import readiness_problems
 
 __all__ = ["main", "readiness_problems"]
 
 #: In the order `--help` lists them.
-COMMANDS = (demo, token, discover, check, gateway, gateway_test, examples)
+COMMANDS = (demo, token, discover, check, gateway, gateway_test, cedar_init, examples)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -73,8 +73,8 @@ class Cedar:
             "scopes": sorted(caller.scopes),
             "time": int(request.time),
         }
-        if request.arguments is not None:
-            context["arguments"] = dict(request.arguments)
+        if request.arguments is not None:  # the values Cedar compares: strings, integers, booleans
+            context["arguments"] = {k: v for k, v in request.arguments.items() if isinstance(v, str | int | bool)}
         context |= {k: v for k, v in (("client_address", request.client_address), ("origin", request.origin)) if v}
         cedar_request = {
             "principal": f'{ns}::{kind}::"{_escaped(principal_id)}"',
