@@ -350,10 +350,10 @@ class MCPAuthMiddleware(AroundRequests):
             needed = needed | self.policy.required_for(messages)
         if needed and not needed <= info.scopes:
             self._check_scopes(info, needed, messages)
-        if messages and self._engine is not None:
-            await self._engine(messages, info, scope)
         if messages and self.policy.callers:
             self.policy.check_caller(messages, info.is_machine)
+        if messages and self._engine is not None:  # last: it may cost a round trip
+            await self._engine(messages, info, scope)
         return messages, receive
 
     @staticmethod
