@@ -404,8 +404,10 @@ def test_check_lists_of_nothing_listening_is_one_line(capsys: pytest.CaptureFixt
         resource = f"http://127.0.0.1:{free_port()}/mcp"
         token = server.mint_token(audience=resource)
         code = main(["check", token, "--resource", resource, "--issuer", server.issuer, "--lists"])
+    err = capsys.readouterr().err
     assert code == 3
-    assert capsys.readouterr().err.startswith(f"mcp-oauth-middleware check: could not list {resource}: ")
+    assert err.startswith(f"mcp-oauth-middleware check: could not list {resource}: ConnectError")
+    assert "TaskGroup" not in err  # the cause, not the MCP SDK's wrapper
 
 
 @pytest.mark.parametrize(

@@ -46,13 +46,19 @@ async def test_cedar_init_writes_a_schema_and_policies_that_run(
 
             code = await asyncio.to_thread(main, ["cedar-init", resource, "--token", token, "--out", str(tmp_path)])
             again = await asyncio.to_thread(main, ["cedar-init", resource, "--token", token, "--out", str(tmp_path)])
+            out, err = capsys.readouterr()
             refused = await asyncio.to_thread(
                 main, ["cedar-init", resource, "--token", "nope", "--out", str(tmp_path / "x")]
             )
-    out, err = capsys.readouterr()
+            _, refusal = capsys.readouterr()
+        closed = await asyncio.to_thread(main, ["cedar-init", resource, "--token", token, "--out", str(tmp_path / "y")])
+        _, unreachable = capsys.readouterr()
     assert code == 0 and "(2 tools)" in out
     assert again == 2 and "already there" in err
-    assert refused == 3 and "could not list the tools" in err
+    # Why, in one line: the server's status and challenge, not the SDK's "TaskGroup" wrapper.
+    assert refused == 3 and "could not list the tools" in refusal and "answered 401" in refusal
+    assert 'error="invalid_token"' in refusal and "TaskGroup" not in refusal and "nope" not in refusal
+    assert closed == 3 and "ConnectError" in unreachable and "TaskGroup" not in unreachable
     policies, schema = (tmp_path / "mcp.cedar").read_text(), (tmp_path / "mcp.cedarschema.json").read_text()
     assert "// delete_notes(project: String, force: Boolean, limit: Long)" in policies
     arguments = json.loads(schema)["Mcp"]["actions"]["tools/call"]["appliesTo"]["context"]["attributes"]["arguments"]

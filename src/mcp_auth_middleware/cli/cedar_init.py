@@ -35,12 +35,14 @@ def run(args: argparse.Namespace) -> int:
     there = [str(f) for f in (policy_file, schema_file) if f.exists()]
     if there:
         return fail("cedar-init", f"{' and '.join(there)} already there: move them, or choose another --out")
+    from ..inventory import ListingFailedError
+
     try:
         tools = asyncio.run(_tools(args.url, args.token))
     except ImportError as exc:
         return fail("cedar-init", f"needs {exc.name or 'the MCP SDK'}: pip install 'mcp-oauth-middleware[mcp]'")
-    except Exception as exc:  # the server's refusal, a connection error: one line, not a traceback
-        return fail("cedar-init", f"could not list the tools of {args.url}: {type(exc).__name__}: {exc}"[:300], 3)
+    except ListingFailedError as exc:  # the server's refusal, a connection error: one line, not a traceback
+        return fail("cedar-init", f"could not list the tools of {args.url}: {exc}", 3)
     schema, policies = starting_files(tools, args.namespace, args.url)
     out.mkdir(parents=True, exist_ok=True)
     policy_file.write_text(policies)
@@ -51,15 +53,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _tools(url: str, token: str) -> list[dict[str, Any]]:
-    import httpx2
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
+    from ..inventory import listing_client
 
     found: list[dict[str, Any]] = []
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
-    ):
+    async with listing_client(url, token) as client:
         cursor = None
         for _ in range(100):  # pages
             page = (await client.list_tools(cursor=cursor)).model_dump(by_alias=True, mode="json")
