@@ -29,11 +29,12 @@ class DecisionPoint:
 
     def app(self) -> Starlette:
         async def discovery(request: Request) -> Response:
+            here = str(request.base_url).rstrip("/")  # PDP, or the address it is served at
             return JSONResponse(
                 {
-                    "policy_decision_point": PDP,
-                    "access_evaluation_endpoint": f"{PDP}/access/v1/evaluation",
-                    "access_evaluations_endpoint": f"{PDP}/access/v1/evaluations",
+                    "policy_decision_point": here,
+                    "access_evaluation_endpoint": f"{here}/access/v1/evaluation",
+                    "access_evaluations_endpoint": f"{here}/access/v1/evaluations",
                 }
             )
 
@@ -141,6 +142,29 @@ def test_options_that_cannot_work() -> None:
         AuthZEN()
     with pytest.raises(ValueError, match="plain http"):
         AuthZEN("http://pdp.internal:3592")
+
+
+async def test_the_engine_and_its_token_from_the_variables() -> None:
+    """MCP_AUTH_DECISION_ENGINE=authzen:URL and MCP_AUTH_DECISION_ENGINE_TOKEN (the gateway command's
+    only way to name one): the decision point is asked, with the token."""
+    from mcp_auth_middleware import AuthConfig
+    from mcp_auth_middleware.testing import serve
+
+    point = DecisionPoint()
+    with serve(point.app()) as url:
+        config = AuthConfig.from_env(
+            {
+                "MCP_AUTH_RESOURCE": "https://mcp.example.com/mcp",
+                "MCP_AUTH_ISSUER": "https://auth.example.com",
+                "MCP_AUTH_DECISION_ENGINE": f"authzen:{url}",
+                "MCP_AUTH_DECISION_ENGINE_TOKEN": "pdp-token",
+            }
+        )
+        assert (await config.decision_engine.decide(call("read_notes"))).allowed
+        await config.decision_engine.aclose()
+    assert [(path, authorization) for path, _, authorization in point.seen] == [
+        ("/access/v1/evaluation", "Bearer pdp-token")
+    ]
 
 
 async def test_client_credentials_to_the_decision_point() -> None:

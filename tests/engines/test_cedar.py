@@ -72,5 +72,10 @@ def test_a_bad_policy_file_is_refused_with_its_line(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match=r"bad.cedar:4: the policy does not parse"):
         Cedar(path)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match=r"the Cedar policy file .*missing.cedar cannot be read: No such file"):
         Cedar(tmp_path / "missing.cedar")
+    with pytest.raises(ValueError, match=r"the Cedar schema .*missing.json cannot be read: No such file"):
+        Cedar(path, schema=tmp_path / "missing.json")
+    good = tmp_path / "good.cedar"
+    good.write_text((POLICIES / "mcp.cedar").read_text())
+    assert repr(Cedar(good)) == f"Cedar({str(good)!r})"  # as the gateway command's startup line names it

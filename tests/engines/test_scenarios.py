@@ -1,10 +1,13 @@
 """The same scenarios decided by a real AuthZEN decision point (Cerbos, over HTTP) and by Cedar
 embedded: the MCP SDK client calling tools through the middleware on uvicorn, and through real
-nginx with the gateway service, against policies on the tool's name, an argument (a project the
-caller owns), a claim (a role) and the time; and the decision point stopped mid-run (503)."""
+nginx with the gateway service (configured by its variables: MCP_AUTH_DECISION_ENGINE), against
+policies on the tool's name, an argument (a project the caller owns), a claim (a role) and the
+time; and the decision point stopped mid-run (503)."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -20,15 +23,15 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_auth_middleware import MCPAuthMiddleware
 from mcp_auth_middleware.engines import AuthZEN, Cedar
-from mcp_auth_middleware.gateway import GatewayService
 from mcp_auth_middleware.server import LocalAuthorizationServer
 from mcp_auth_middleware.testing import LocalIssuer, free_port, running_authorization_server, serve
 
-from ..gateway.conftest import nginx
+from ..gateway.conftest import _process, nginx
 from .conftest import POLICIES, Cerbos, start_cerbos
 
 pytestmark = [pytest.mark.end_to_end, pytest.mark.interop]
 
+CLI = str(Path(sys.executable).with_name("mcp-oauth-middleware"))
 TOOLS = ("whoami", "delete_notes", "audit", "until_2100", "until_2001")
 
 
@@ -48,6 +51,7 @@ class Stack:
     resource: str
     gateway_resource: str
     authorization_server: LocalAuthorizationServer
+    gateway_output: Path
 
 
 @pytest.fixture(scope="module", params=["authzen", "cedar"])
@@ -60,12 +64,16 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
             def engine() -> Any:  # one per server: each runs its own event loop
                 return AuthZEN(cerbos.url, allow_http=True, cache_ttl=0.5)
+
+            named = f"authzen:{cerbos.url}"
         else:
             policies = directory / "mcp.cedar"
             policies.write_text((POLICIES / "mcp.cedar").read_text())
 
             def engine() -> Any:
                 return Cedar(policies)
+
+            named = f"cedar:{policies}"
 
         port, gateway_port = free_port(), free_port()
         resource, gateway_resource = f"http://127.0.0.1:{port}/mcp", f"http://127.0.0.1:{gateway_port}/mcp"
@@ -75,12 +83,19 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         running.enter_context(serve(middleware, port=port))
         # The same policies behind nginx: the service decides from Mcp-Method and Mcp-Name alone.
         upstream = running.enter_context(serve(mcp_server().http_app(stateless_http=True)))
-        service = GatewayService(gateway="nginx", resource=gateway_resource, decision_engine=engine(), **options)
-        auth = running.enter_context(serve(service, proxy_headers=False))
-        running.enter_context(
-            nginx(directory / "nginx", gateway_port, [int(auth.rsplit(":", 1)[1])], int(upstream.rsplit(":", 1)[1]))
-        )
-        yield Stack(resource, gateway_resource, server)
+        # The service as users run it: the command, every option from its variable.
+        variables = {
+            "MCP_AUTH_GATEWAY": "nginx",
+            "MCP_AUTH_RESOURCE": gateway_resource,
+            "MCP_AUTH_ISSUER": server.issuer,
+            "MCP_AUTH_REQUIRED_SCOPES": "mcp",
+            "MCP_AUTH_DECISION_ENGINE": named,
+        }
+        auth_port, output = free_port(), directory / "gateway.log"
+        command = [CLI, "gateway", "--port", str(auth_port)]
+        running.enter_context(_process(command, auth_port, "the service", output, env={**os.environ, **variables}))
+        running.enter_context(nginx(directory / "nginx", gateway_port, [auth_port], int(upstream.rsplit(":", 1)[1])))
+        yield Stack(resource, gateway_resource, server, output)
 
 
 async def outcome(stack: Stack, token: str, tool: str, *, url: str | None = None, **arguments: str) -> str:
@@ -134,6 +149,8 @@ async def test_behind_nginx_the_service_decides_from_the_headers(stack: Stack) -
     }
     # At the gateway the arguments are unknown: a rule on an argument cannot allow.
     assert decided == {"whoami": "allowed", "until_2001": "refused", "delete_notes": "refused"}
+    engine = "AuthZEN('http://127.0.0.1" if "authzen" in stack.gateway_output.parent.name else "Cedar('/"
+    assert f"decided by {engine}" in stack.gateway_output.read_text()  # the startup line names it
 
 
 async def test_a_decision_point_that_stops_is_a_503_never_an_allow(tmp_path: Path) -> None:

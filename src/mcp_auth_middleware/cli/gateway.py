@@ -93,10 +93,16 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("mcp_auth_middleware").setLevel(LOG_LEVELS[level])  # not the libraries' INFO lines
     options = service.options
+    config = service.config
+    decided = (
+        f"; decided by {config.decision_engine!r} for {' '.join(sorted(config.decided_methods))}"
+        if config.decision_engine is not None
+        else ""
+    )
     print(
-        f"authorization service for {service.config.resource.url} ({options.gateway}) on "
+        f"authorization service for {config.resource.url} ({options.gateway}) on "
         f"http://{args.host}:{args.port}{options.check_path}; subrequests only from "
-        f"{' '.join(options.trusted_gateways)}; {service.config.scopes.describe()}; without MCP headers: "
+        f"{' '.join(options.trusted_gateways)}; {config.scopes.describe()}{decided}; without MCP headers: "
         f"{options.without_mcp_headers}; log level {level}",
         flush=True,
     )

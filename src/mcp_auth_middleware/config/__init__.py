@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -44,7 +45,7 @@ from .groups import (
     Validation,
     Words,
 )
-from .variables import KNOWN_VARIABLES, VARIABLES
+from .variables import KNOWN_VARIABLES, VARIABLES, decision_engine
 
 __all__ = [
     "DEFAULT_DECIDED_METHODS",
@@ -357,7 +358,11 @@ class AuthConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AuthConfig:
         """The configuration the `MCP_AUTH_*` variables describe; keywords override them."""
-        options = read_variables(VARIABLES, environ, KNOWN_VARIABLES) | overrides
+        env = os.environ if environ is None else environ
+        options = read_variables(VARIABLES, env, KNOWN_VARIABLES) | overrides
+        if isinstance(options.get("decision_engine"), str):
+            allow_http = bool(options.get("allow_http", False))
+            options["decision_engine"] = decision_engine(options["decision_engine"], env, allow_http=allow_http)
         if "resource" not in options:
             raise ValueError("MCP_AUTH_RESOURCE is required")
         return cls(**options)

@@ -5,12 +5,12 @@ an unknown one is a misspelling, values.check_variable_names)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..values import word_list
 
-__all__ = ["KNOWN_VARIABLES", "VARIABLES"]
+__all__ = ["KNOWN_VARIABLES", "VARIABLES", "decision_engine"]
 
 
 def _words(value: str) -> list[str]:
@@ -52,6 +52,16 @@ def _callers(value: str) -> dict[str, str]:
     return {name: " ".join(words) for name, words in rules.items()}
 
 
+def _seconds(variable: str) -> Callable[[str], float]:
+    def read(value: str) -> float:
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{variable} is {value!r}: a number of seconds") from None
+
+    return read
+
+
 def _empty_is_none(value: str) -> list[str] | None:
     return word_list(value) or None  # an empty MCP_AUTH_CORS_ORIGINS turns CORS off
 
@@ -73,6 +83,9 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MCP_AUTH_RESOURCE_SCOPES": ("resource_scopes", _rules("MCP_AUTH_RESOURCE_SCOPES")),
     "MCP_AUTH_PROMPT_SCOPES": ("prompt_scopes", _rules("MCP_AUTH_PROMPT_SCOPES")),
     "MCP_AUTH_TOOL_CALLERS": ("tool_callers", _callers),
+    "MCP_AUTH_DECISION_ENGINE": ("decision_engine", str),  # decision_engine() below makes it an engine
+    "MCP_AUTH_DECIDED_METHODS": ("decided_methods", _words),
+    "MCP_AUTH_DECISION_TIMEOUT": ("decision_timeout", _seconds("MCP_AUTH_DECISION_TIMEOUT")),
     "MCP_AUTH_LIST_FILTER": ("list_filter", str),
     "MCP_AUTH_STRICT_RULES": ("strict_rules", bool),
     "MCP_AUTH_SCOPES_SUPPORTED": ("scopes_supported", _words),
@@ -107,7 +120,26 @@ _READ_ELSEWHERE = frozenset(
         "MCP_AUTH_ASSERTION_ISSUER",
         "MCP_AUTH_CHECK_PATH",
         "MCP_AUTH_LOG_LEVEL",
+        "MCP_AUTH_DECISION_ENGINE_TOKEN",
+        "MCP_AUTH_CEDAR_SCHEMA",
     }
 )
 #: Every `MCP_AUTH_*` variable something in the package reads.
 KNOWN_VARIABLES = frozenset(VARIABLES) | _READ_ELSEWHERE
+
+
+def decision_engine(spec: str, environ: Mapping[str, str], *, allow_http: bool = False) -> Any:
+    """The engine `MCP_AUTH_DECISION_ENGINE` names (docs/policy.md): `authzen:URL` (a decision
+    point; `MCP_AUTH_DECISION_ENGINE_TOKEN`, a bearer token it requires) or `cedar:FILE` (a
+    policy file; `MCP_AUTH_CEDAR_SCHEMA`, the schema that validates it)."""
+    kind, colon, where = spec.strip().partition(":")
+    kind = kind.strip().lower()
+    if not colon or not where.strip() or kind not in ("authzen", "cedar"):
+        raise ValueError(
+            f"MCP_AUTH_DECISION_ENGINE is {spec!r}: write authzen:URL (a decision point) or cedar:FILE (policies)"
+        )
+    from ..engines import AuthZEN, Cedar
+
+    if kind == "cedar":
+        return Cedar(where.strip(), schema=environ.get("MCP_AUTH_CEDAR_SCHEMA") or None)
+    return AuthZEN(where.strip(), auth=environ.get("MCP_AUTH_DECISION_ENGINE_TOKEN") or None, allow_http=allow_http)

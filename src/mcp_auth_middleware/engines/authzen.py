@@ -90,6 +90,9 @@ class AuthZEN:
         self._evaluate = alru_cache(maxsize=cache_size, ttl=cache_ttl)(self._evaluate_uncached)
         self.calls = 0  # requests sent to the decision point (observable in tests and benchmarks)
 
+    def __repr__(self) -> str:
+        return f"AuthZEN({self.pdp or self.evaluation_endpoint!r})"
+
     async def decide(self, request: DecisionRequest) -> Decision:
         body = json.dumps(self.shape(request), sort_keys=True, separators=(",", ":"), default=str)
         return await self._evaluate(body)

@@ -41,12 +41,16 @@ class Cedar:
             ) from None
         self._cedarpy = cedarpy
         self.path = Path(policies)
-        self.schema = Path(schema).read_text() if schema is not None else None
+        self.schema = _read(Path(schema), "schema") if schema is not None else None
         self.namespace = namespace
         self.reload_every = reload_every
         self._checked_at = 0.0
         self._mtime = -1.0
+        _read(self.path, "policy file")  # missing at startup: say so, not a traceback
         self._load()
+
+    def __repr__(self) -> str:
+        return f"Cedar({str(self.path)!r}{', with its schema' if self.schema is not None else ''})"
 
     async def decide(self, request: DecisionRequest) -> Decision:
         return self._decide(request)
@@ -122,6 +126,13 @@ class Cedar:
                 problems = "; ".join(str(e) for e in validation.errors)[:300]
                 raise ValueError(f"{self.path}: the policies do not match the schema: {problems}")
         self._mtime = mtime
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ValueError(f"the Cedar {what} {path} cannot be read: {exc.strerror or exc}") from None
 
 
 def _parsed(cedarpy: Any, text: str, path: Path) -> Any:
