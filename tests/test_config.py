@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from mcp_auth_middleware import AuthConfig, JWTValidator, MCPAuthMiddleware
@@ -116,35 +113,27 @@ def test_per_tool_rules_from_the_environment() -> None:
             AuthConfig.from_env({"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_TOOL_SCOPES": value})
 
 
-def test_a_decision_engine_from_the_environment(tmp_path: Path) -> None:
-    """MCP_AUTH_DECISION_ENGINE: `cedar:FILE` (with MCP_AUTH_CEDAR_SCHEMA) or `authzen:URL` (with
-    MCP_AUTH_DECISION_ENGINE_TOKEN); the gateway command has no other way to name one."""
-    from mcp_auth_middleware.engines import AuthZEN, Cedar
-    from mcp_auth_middleware.engines.cedar_schema import starting_files
+def test_a_decision_engine_from_the_environment() -> None:
+    """MCP_AUTH_DECISION_ENGINE (`authzen:URL`; `cedar:FILE`, tests/engines/test_cedar.py), the
+    gateway command's only way to name one; refused when it cannot work."""
+    from mcp_auth_middleware.engines import AuthZEN
 
-    policies, schema = tmp_path / "mcp.cedar", tmp_path / "mcp.cedarschema.json"
-    types, permits = starting_files([{"name": "whoami", "inputSchema": {"type": "object"}}], "Mcp", RESOURCE)
-    policies.write_text(permits)
-    schema.write_text(json.dumps(types))
     base = {"MCP_AUTH_RESOURCE": RESOURCE, "MCP_AUTH_ISSUER": ISSUER}
-    cedar = AuthConfig.from_env(
+    config = AuthConfig.from_env(
         base
         | {
-            "MCP_AUTH_DECISION_ENGINE": f"cedar:{policies}",
-            "MCP_AUTH_CEDAR_SCHEMA": str(schema),
+            "MCP_AUTH_DECISION_ENGINE": "authzen:https://pdp.example.com/",
             "MCP_AUTH_DECIDED_METHODS": "tools/call",
             "MCP_AUTH_DECISION_TIMEOUT": "0.5",
         }
     )
-    assert isinstance(cedar.decision_engine, Cedar) and cedar.decision_engine.path == policies
-    assert cedar.decision_engine.schema == schema.read_text()
-    assert cedar.decided_methods == {"tools/call"} and cedar.decision_timeout == 0.5
-    point = AuthConfig.from_env(base | {"MCP_AUTH_DECISION_ENGINE": "authzen:https://pdp.example.com/"}).decision_engine
-    assert isinstance(point, AuthZEN) and point.pdp == "https://pdp.example.com"  # its token: tests/engines
+    assert isinstance(config.decision_engine, AuthZEN) and config.decision_engine.pdp == "https://pdp.example.com"
+    assert config.decided_methods == {"tools/call"} and config.decision_timeout == 0.5
     for value, problem in (
         ("https://pdp.example.com", "write authzen:URL"),
         ("opa:https://pdp.example.com", "write authzen:URL"),
         ("cedar:", "write authzen:URL"),
+        ("", "write authzen:URL"),
         ("authzen:http://pdp.internal:3592", "plain http"),
     ):
         with pytest.raises(ValueError, match=problem):
@@ -152,7 +141,7 @@ def test_a_decision_engine_from_the_environment(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="MCP_AUTH_DECISION_TIMEOUT is 'soon'"):
         AuthConfig.from_env(base | {"MCP_AUTH_DECISION_TIMEOUT": "soon"})
     with pytest.raises(ValueError, match="did you mean MCP_AUTH_DECISION_ENGINE"):
-        AuthConfig.from_env(base | {"MCP_AUTH_DECISION_ENGIN": f"cedar:{policies}"})
+        AuthConfig.from_env(base | {"MCP_AUTH_DECISION_ENGIN": "authzen:https://pdp.example.com"})
     widened = AuthConfig.from_env(
         base | {"MCP_AUTH_DECISION_ENGINE": "authzen:http://pdp.internal:3592", "MCP_AUTH_ALLOW_HTTP": "1"}
     )

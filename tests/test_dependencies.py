@@ -36,6 +36,7 @@ CORE = [
     "tests/test_auth_info.py",
     "tests/validators",
     "tests/server/test_introspection.py",
+    "tests/broker/test_sealing.py",
 ]
 TEST_TOOLS = ["pytest", "pytest-asyncio", "hypothesis", "trustme", "pyjwt[crypto]", "python-multipart"]
 

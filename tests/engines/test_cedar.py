@@ -3,6 +3,7 @@ that does not parse refused with its line, a request Cedar cannot evaluate never
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -79,3 +80,21 @@ def test_a_bad_policy_file_is_refused_with_its_line(tmp_path: Path) -> None:
     good = tmp_path / "good.cedar"
     good.write_text((POLICIES / "mcp.cedar").read_text())
     assert repr(Cedar(good)) == f"Cedar({str(good)!r})"  # as the gateway command's startup line names it
+
+
+def test_cedar_from_the_variables(tmp_path: Path) -> None:
+    """MCP_AUTH_DECISION_ENGINE=cedar:FILE with MCP_AUTH_CEDAR_SCHEMA (the schema is enforced)."""
+    from mcp_auth_middleware import AuthConfig
+    from mcp_auth_middleware.engines.cedar_schema import starting_files
+
+    policies, schema = tmp_path / "mcp.cedar", tmp_path / "mcp.cedarschema.json"
+    types, permits = starting_files([{"name": "whoami", "inputSchema": {"type": "object"}}], "Mcp", "")
+    policies.write_text(permits)
+    schema.write_text(json.dumps(types))
+    base = {"MCP_AUTH_RESOURCE": "https://mcp.example.com/mcp", "MCP_AUTH_ISSUER": "https://auth.example.com"}
+    named = base | {"MCP_AUTH_DECISION_ENGINE": f"cedar:{policies}", "MCP_AUTH_CEDAR_SCHEMA": str(schema)}
+    engine = AuthConfig.from_env(named).decision_engine
+    assert isinstance(engine, Cedar) and engine.path == policies and engine.schema == schema.read_text()
+    policies.write_text('permit(principal, action == Mcp::Action::"tools/call", resource == Mcp::Nope::"x");\n')
+    with pytest.raises(ValueError, match="do not match the schema"):
+        AuthConfig.from_env(named)

@@ -33,6 +33,7 @@ class Cedar:
 
     def __init__(self, policies: str | os.PathLike[str], *, schema: str | os.PathLike[str] | None = None,
                  namespace: str = "Mcp", reload_every: float = 1.0) -> None:  # fmt: skip
+        self.path, self.schema = Path(policies), None
         try:
             import cedarpy
         except ImportError:
@@ -40,7 +41,6 @@ class Cedar:
                 "Cedar needs cedarpy: pip install 'mcp-oauth-middleware[cedar]'", name="cedarpy"
             ) from None
         self._cedarpy = cedarpy
-        self.path = Path(policies)
         self.schema = _read(Path(schema), "schema") if schema is not None else None
         self.namespace = namespace
         self.reload_every = reload_every

@@ -15,13 +15,13 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..shared_storage import connect
 from ..validators.cache import TokenCache
 from .grants import ExchangedToken
 
@@ -74,29 +74,7 @@ class _SharedStore:
     """Redis or Valkey, through their own asyncio clients (the `redis` or `valkey` extra)."""
 
     def __init__(self, uri: str) -> None:
-        uri = uri.removeprefix("async+")
-        scheme = uri.partition("://")[0].lower()
-        try:
-            if scheme.startswith("valkey"):
-                from valkey.asyncio import Valkey
-                from valkey.exceptions import ValkeyError
-
-                self._client: Any = Valkey.from_url(uri)
-                failures: type[Exception] = ValkeyError
-            elif scheme in ("redis", "rediss", "unix"):
-                from redis.asyncio import Redis
-                from redis.exceptions import RedisError
-
-                self._client = Redis.from_url(uri)
-                failures = RedisError
-            else:
-                raise ValueError(
-                    f"the exchange cache storage must be redis://, rediss:// or valkey://, not {scheme}://"
-                )
-        except ImportError as exc:
-            extra = "valkey" if scheme.startswith("valkey") else "redis"
-            raise ValueError(f"a shared exchange cache needs pip install 'mcp-oauth-middleware[{extra}]'") from exc
-        self._errors: tuple[type[BaseException], ...] = (OSError, TimeoutError, failures)
+        self._client, self._errors = connect(uri, "a shared exchange cache")
         self._warned_at = 0.0
 
     async def get(self, key: bytes, subject_token: str) -> Entry | None:
