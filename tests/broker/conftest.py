@@ -3,14 +3,22 @@ what a second process on the machine would have) and real Redis (two clients: tw
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from joserfc.jwk import RSAKey
 
 from mcp_auth_middleware.broker.storage import Records, SharedRecords, SQLiteRecords
+from mcp_auth_middleware.testing import free_port
 
-from ..interop.conftest import Redis, redis_server  # noqa: F401 (a fixture)
+from ..interop.conftest import OIDC_DIR, Redis, redis_server  # noqa: F401 (a fixture)
+from ..processes import stop_process, wait_for_port
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -26,3 +34,41 @@ async def two_replicas(
     yield pair
     for records in pair:
         await records.aclose()
+
+
+@dataclass
+class EntraLike:
+    """node oidc-provider as an Entra-like provider (tests/interop/oidc_provider/entra_like.mjs)."""
+
+    port: int
+    redirect_uri: str
+    client_id: str = "broker"
+    client_secret: str = "broker-secret"
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def entra_like() -> Iterator[EntraLike]:
+    node = shutil.which("node")
+    if node is None or not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
+        pytest.fail("node and oidc-provider are needed: `make test` installs them (tests/interop/oidc_provider)")
+    provider = EntraLike(free_port(), f"http://127.0.0.1:{free_port()}/oauth/callback")
+    key = RSAKey.generate_key(2048, parameters={"kid": "entra-1", "use": "sig", "alg": "RS256"})
+    env = {
+        **os.environ,
+        "PORT": str(provider.port),
+        "REDIRECT_URI": provider.redirect_uri,
+        "JWKS": json.dumps({"keys": [key.as_dict(private=True)]}),
+        "NODE_ENV": "test",
+    }
+    process = subprocess.Popen(
+        [node, "entra_like.mjs"], cwd=OIDC_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    wait_for_port(provider.port, process, "oidc-provider (Entra-like)")
+    try:
+        yield provider
+    finally:
+        stop_process(process)
