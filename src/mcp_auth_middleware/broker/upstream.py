@@ -22,6 +22,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from ..discovery import discover_authorization_server
+from ..errors import AuthError
 from ..fetch import describe_failure, json_body, request_limited
 from ..jose import MalformedJOSE, compact_parts, json_object
 from ..validators.jwks import JWKSKeys
@@ -189,8 +190,9 @@ class Upstream:
                     continue
         except (MalformedJOSE, ValueError) as exc:
             raise ProviderError("The provider's answer is not usable", f"ID token: {exc}") from None
-        except Exception as exc:  # the key set could not be fetched (AuthError)
-            raise ProviderError("The provider cannot be reached; try again later", str(exc), unavailable=True) from None
+        except AuthError as exc:  # the key set could not be fetched, or has no usable key
+            detail = exc.detail or str(exc)
+            raise ProviderError("The provider cannot be reached; try again later", detail, unavailable=True) from None
         if token is None:
             raise ProviderError("The provider's answer is not usable", "ID token signature not verified by its JWKS")
         claims = dict(token.claims)
