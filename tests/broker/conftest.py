@@ -10,7 +10,9 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
+import httpx2
 import pytest
 from joserfc.jwk import RSAKey
 
@@ -72,3 +74,27 @@ def entra_like() -> Iterator[EntraLike]:
         yield provider
     finally:
         stop_process(process)
+
+
+async def through_the_provider(url: str, redirect_uri: str, *, deny: bool = False) -> dict[str, str]:
+    """A browser at the provider: its login page (any login), its consent page (Continue, or the
+    cancel link), until it sends the browser back to `redirect_uri`; the callback's parameters."""
+    async with httpx2.AsyncClient(timeout=10, follow_redirects=False) as browser:
+        response = await browser.get(url)
+        for _ in range(10):
+            location = response.headers.get("location")
+            if location:
+                target = urljoin(str(response.url), location)
+                if target.startswith(redirect_uri):
+                    return dict(parse_qsl(urlsplit(target).query))
+                response = await browser.get(target)
+                continue
+            assert response.status_code == 200, response.text[:500]
+            page = str(response.url)
+            if deny:
+                response = await browser.get(f"{page}/abort")
+            elif 'name="login"' in response.text:
+                response = await browser.post(page, data={"prompt": "login", "login": "alice", "password": "any"})
+            else:
+                response = await browser.post(page, data={"prompt": "consent"})
+    raise AssertionError("the provider never sent the browser back")

@@ -5,15 +5,14 @@ another provider, the user's `access_denied`, a code used twice, the provider do
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-import httpx2
 import pytest
 
 from mcp_auth_middleware.broker.upstream import Pending, ProviderError, Upstream
 from mcp_auth_middleware.testing import free_port
 
-from .conftest import EntraLike
+from .conftest import EntraLike, through_the_provider
 
 pytestmark = pytest.mark.interop
 
@@ -22,30 +21,6 @@ async def upstream(provider: EntraLike) -> Upstream:
     return await Upstream.discover(
         provider.issuer, provider.client_id, provider.client_secret, scopes=("openid", "email", "offline_access")
     )
-
-
-async def through_the_provider(url: str, redirect_uri: str, *, deny: bool = False) -> dict[str, str]:
-    """A browser at the provider: its login page (any login), its consent page (Continue, or the
-    cancel link), until it sends the browser back to `redirect_uri`; the callback's parameters."""
-    async with httpx2.AsyncClient(timeout=10, follow_redirects=False) as browser:
-        response = await browser.get(url)
-        for _ in range(10):
-            location = response.headers.get("location")
-            if location:
-                target = urljoin(str(response.url), location)
-                if target.startswith(redirect_uri):
-                    return dict(parse_qsl(urlsplit(target).query))
-                response = await browser.get(target)
-                continue
-            assert response.status_code == 200, response.text[:500]
-            page = str(response.url)
-            if deny:
-                response = await browser.get(f"{page}/abort")
-            elif 'name="login"' in response.text:
-                response = await browser.post(page, data={"prompt": "login", "login": "alice", "password": "any"})
-            else:
-                response = await browser.post(page, data={"prompt": "consent"})
-    raise AssertionError("the provider never sent the browser back")
 
 
 async def test_a_sign_in_at_the_provider(entra_like: EntraLike) -> None:

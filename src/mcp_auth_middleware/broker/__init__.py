@@ -1,5 +1,6 @@
 """The broker (issue #33, under way): an authorization server of the MCP server's own, in front of
 a provider MCP clients cannot use directly. Here so far, the pieces its state rests on: values
 sealed with rotating secrets (`sealing`), records updated atomically in SQLite or Redis/Valkey
-(`storage`), and refresh tokens rotated with reuse detection (`refresh_tokens`). Not yet a public
-API: the endpoints, consent and the upstream leg are still to come."""
+(`storage`), refresh tokens rotated with reuse detection (`refresh_tokens`), the leg to the
+provider (`upstream`) and its tokens kept for tools (`provider_tokens`). Not yet a public API:
+the endpoints MCP clients use, consent, and the presets are still to come."""

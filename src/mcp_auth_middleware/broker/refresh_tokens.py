@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .sealing import Sealer
-from .storage import Record, Records
+from .storage import Record, Records, until
 
 __all__ = ["RefreshTokens", "Rotation"]
 
@@ -49,7 +49,7 @@ class RefreshTokens:
             record = {"grant": grant, "current": _hash(secret), "retired": [], "revoked": False}
             return record | {"until": time.time() + self.lifetime}, None
 
-        await self.records.update(_key(family), create, _until)
+        await self.records.update(_key(family), create, until)
         return f"{family}.{secret}"
 
     async def rotate(self, token: str, client_id: str) -> Rotation:
@@ -83,7 +83,7 @@ class RefreshTokens:
                 return old | {"revoked": True}, Rotation(problem="reused after rotation: the family is revoked")
             return old, Rotation(problem="unknown")
 
-        rotation: Rotation = await self.records.update(_key(family), use, _until)
+        rotation: Rotation = await self.records.update(_key(family), use, until)
         return rotation
 
     async def revoke(self, token: str) -> None:
@@ -96,12 +96,7 @@ class RefreshTokens:
             return old | {"revoked": True}, None
 
         if family and secret:
-            await self.records.update(_key(family), revoke, _until)
-
-
-def _until(record: Record) -> float:
-    """A family lives until its `until`: a failed use does not extend it."""
-    return float(record["until"]) - time.time()
+            await self.records.update(_key(family), revoke, until)
 
 
 def _key(family: str) -> str:

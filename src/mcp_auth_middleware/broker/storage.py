@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..shared_storage import connect
 
-__all__ = ["Change", "Records", "SQLiteRecords", "SharedRecords", "StorageUnavailableError", "open_records"]
+__all__ = ["Change", "Records", "SQLiteRecords", "SharedRecords", "StorageUnavailableError", "open_records", "until"]
 
 T = TypeVar("T")
 Record = dict[str, Any]
@@ -147,6 +147,12 @@ class SharedRecords:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def until(record: Record) -> float:
+    """The TTL of a record that holds its own expiry, `until` (epoch seconds): a change that
+    keeps the record unchanged does not extend it."""
+    return float(record["until"]) - time.time()
 
 
 def _seconds(ttl: TTL, record: Record) -> float:
