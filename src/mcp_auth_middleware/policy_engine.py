@@ -1,8 +1,8 @@
-"""The contract of the policy engines (engines/) that decide per call, after the token and the
-scopes, and the request path's use of one: given who calls (`AuthInfo`), what (the JSON-RPC
-method, the tool, prompt or resource, its arguments) and from where (the client's address, its
-`Origin`, the time), allow or deny with a reason for the log. An engine that cannot answer in
-time, or answers garbage, is a 503: never an allow (fail closed).
+"""The request path's use of a policy engine (engines/; its contract in engines/contract.py,
+re-exported here) that decides per call, after the token and the scopes: given who calls
+(`AuthInfo`), what (the JSON-RPC method, the tool, prompt or resource, its arguments) and from
+where (the client's address, its `Origin`, the time), allow or deny with a reason for the log.
+An engine that cannot answer in time, or answers garbage, is a 503: never an allow (fail closed).
 
 | engine | how it decides | module |
 |---|---|---|
@@ -14,13 +14,12 @@ time, or answers garbage, is a 503: never an allow (fail closed).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from .auth_info import AuthInfo
-from .config import DEFAULT_DECIDED_METHODS, AuthConfig
+from .config import AuthConfig
+from .engines.contract import DECIDED_METHODS, Decision, DecisionEngine, DecisionRequest, EngineError
 from .errors import AuthorizationServerUnavailableError, InsufficientScopeError
 from .mcp_headers import NAME_BEARING_METHODS
 
@@ -37,41 +36,6 @@ __all__ = [
     "ListJudge",
     "decide_messages",
 ]
-
-#: The methods an engine decides by default: the ones that name a tool, prompt or resource.
-DECIDED_METHODS = DEFAULT_DECIDED_METHODS
-
-
-@dataclass(frozen=True)
-class DecisionRequest:
-    """One call to decide. `arguments` is None when they are not known (a gateway, which sees
-    no body; an entry of a list): a policy that needs them must say what it decides then."""
-
-    caller: AuthInfo
-    method: str
-    name: str | None
-    arguments: Mapping[str, Any] | None = None
-    client_address: str | None = None
-    origin: str | None = None
-    time: float = field(default_factory=time.time)
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    #: Why (the engine's words): for the log line, never for the client.
-    reason: str = ""
-
-
-@runtime_checkable
-class DecisionEngine(Protocol):
-    async def decide(self, request: DecisionRequest) -> Decision: ...
-
-    async def decide_all(self, requests: Sequence[DecisionRequest]) -> list[Decision]: ...
-
-
-class EngineError(Exception):
-    """The engine could not decide (down, slow, an answer it cannot read): a 503, never an allow."""
 
 
 async def decide_messages(

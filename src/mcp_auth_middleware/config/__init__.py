@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from ..auth_info import TokenValidator
+from ..engines.contract import DECIDED_METHODS
 from ..values import check_server_url, read_variables, word_list
 from .groups import (
     DEFAULT_DPOP_ALGORITHMS,
@@ -115,9 +116,8 @@ _GROUPS: dict[str, type[Any]] = {
 }
 
 
-#: The methods a decision engine decides by default: those that name a tool, prompt or resource
-#: (mcp_headers.NAME_BEARING_METHODS, which imports this package: tested equal).
-DEFAULT_DECIDED_METHODS = ("tools/call", "prompts/get", "resources/read")
+#: The methods a decision engine decides by default (engines/contract.py).
+DEFAULT_DECIDED_METHODS = DECIDED_METHODS
 
 
 def _engine(engine: Any) -> Any:

@@ -21,7 +21,7 @@ import httpx2
 from async_lru import alru_cache
 
 from ..fetch import check_fetch_url, describe_failure
-from ..policy_engine import Decision, DecisionRequest, EngineError
+from .contract import Decision, DecisionRequest, EngineError
 
 __all__ = ["AuthZEN", "coaz_mcp"]
 

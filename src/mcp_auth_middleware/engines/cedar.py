@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..policy_engine import Decision, DecisionRequest, EngineError
+from .contract import Decision, DecisionRequest, EngineError
 
 __all__ = ["Cedar"]
 
