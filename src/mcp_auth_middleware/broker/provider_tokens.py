@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,8 @@ class ProviderTokens:
         self.records, self.sealer, self.upstream = records, sealer, upstream
         self.lifetime, self.margin, self.lease = lifetime, margin, lease
         self.refreshes = 0  # provider refreshes this instance made (observable in tests)
-        self._local: dict[str, asyncio.Lock] = {}
+        #: One lock per grant being asked for, gone when no call holds it.
+        self._local: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def keep(self, grant_id: str, grant: UpstreamGrant) -> None:
         sealed = self._sealed(grant_id, grant.access_token, grant.refresh_token, grant.expires_at)

@@ -98,6 +98,9 @@ class Upstream:
         metadata = await discover_authorization_server(issuer, allow_http=options.get("allow_http", False))
         return cls(metadata, client_id, client_secret, **options)
 
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
     def start(self, redirect_uri: str) -> tuple[str, Pending]:
         """The provider's authorization URL to send the browser to, and what to keep for `finish`."""
         pending = Pending(secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48), redirect_uri)
