@@ -18,6 +18,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 from joserfc.registry import HeaderParameter
 
+from ..jose import json_object
+
 __all__ = ["MIN_SECRET_LENGTH", "SealError", "Sealer"]
 
 #: A secret shorter than this is refused: `python -c 'import secrets; print(secrets.token_urlsafe(32))'`.
@@ -60,9 +62,9 @@ class Sealer:
     def open(self, sealed: str, context: str) -> Any:
         """The value `seal(value, context)` sealed, or SealError."""
         try:
-            header = json.loads(_b64decode(sealed.split(".", 1)[0]))
+            header = _header(sealed)
             key = self._keys[header["kid"]]
-        except (ValueError, KeyError, TypeError, IndexError):
+        except (ValueError, KeyError, TypeError):
             raise SealError("sealed with a secret that is not configured (or not a sealed value)") from None
         if header.get(_HEADER_CONTEXT) != _hash(context):
             raise SealError("sealed for another place")
@@ -74,7 +76,7 @@ class Sealer:
     def needs_resealing(self, sealed: str) -> bool:
         """Whether `sealed` was sealed by an older secret (reseal it while the old one is listed)."""
         try:
-            return bool(json.loads(_b64decode(sealed.split(".", 1)[0])).get("kid") != self._sealing_kid)
+            return bool(_header(sealed).get("kid") != self._sealing_kid)
         except ValueError:
             return True
 
@@ -83,7 +85,6 @@ def _hash(context: str) -> str:
     return hashlib.sha256(context.encode()).hexdigest()[:32]
 
 
-def _b64decode(text: str) -> bytes:
-    import base64
-
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _header(sealed: str) -> dict[str, Any]:
+    """The JWE's protected header (read strictly; MalformedJOSE is a ValueError)."""
+    return json_object(sealed.split(".", 1)[0].encode("ascii", "replace"))

@@ -13,7 +13,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -153,7 +153,7 @@ class Upstream:
         answer = await self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
         claims = await self._id_token_claims(answer["id_token"], None) if answer.get("id_token") else {}
         grant = _grant(answer, claims)
-        return grant if grant.refresh_token else _replace_refresh(grant, refresh_token)  # not rotated: keep it
+        return grant if grant.refresh_token else replace(grant, refresh_token=refresh_token)  # not rotated: kept
 
     async def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
         endpoint = self.metadata["token_endpoint"]
@@ -225,9 +225,3 @@ def _grant(answer: dict[str, Any], claims: dict[str, Any]) -> UpstreamGrant:
         scope=answer.get("scope") if isinstance(answer.get("scope"), str) else None,
         raw=answer,
     )
-
-
-def _replace_refresh(grant: UpstreamGrant, refresh_token: str) -> UpstreamGrant:
-    from dataclasses import replace
-
-    return replace(grant, refresh_token=refresh_token)
