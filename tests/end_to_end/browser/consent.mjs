@@ -2,21 +2,10 @@
 // what a user sees of a client that wrote markup in its name, whether a script ran, the answer
 // to clicking Approve (no JavaScript on our page), then a page of another origin that posts the
 // form itself, and one that frames the consent page. Prints one JSON object.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./launch.mjs";
 
 const [base, attacker] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP attacker.test 127.0.0.1",
-  ],
-});
+const browser = await launchChromium(["attacker.test"]);
 const dialogs = [];
 try {
   const context = await browser.newContext({ javaScriptEnabled: true });

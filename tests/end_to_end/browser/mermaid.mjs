@@ -2,13 +2,10 @@
 // (never a downloaded browser): what GitHub and the docs site render, checked as they would.
 // Reads a JSON list of diagram texts on stdin; prints a JSON list: null, or the parse error.
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./launch.mjs";
 
 const diagrams = JSON.parse(readFileSync(0, "utf8"));
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   await page.setContent("<!doctype html><html><body></body></html>");
