@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from common import Call, compare, http_scope, ratio_summary, table
+from common import Call, compare, http_scope, median, ratio_summary, table
 from throughput import cpu_seconds
 
 from mcp_auth_middleware import MCPAuthMiddleware
@@ -279,7 +279,7 @@ async def per_decision(args: argparse.Namespace, issuer: LocalIssuer) -> list[st
     added_middleware = [m - b for m, b in zip(samples["middleware"], samples["bare"], strict=True)]
     whole = ratio_summary(samples["service"], samples["middleware"])
     added = ratio_summary(added_service, added_middleware)
-    rows = [(name, f"{sorted(values)[len(values) // 2]:.1f}") for name, values in samples.items()]
+    rows = [(name, f"{median(values):.1f}") for name, values in samples.items()]
     return [
         table(rows, ("in process, warm token, tools/call with per-tool rules", "CPU µs per call (median)")),
         "",

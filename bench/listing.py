@@ -28,7 +28,7 @@ import json
 import logging
 from typing import Any
 
-from common import CLIENT_HEADERS, Call, added, compare, http_scope, ratio_summary, table
+from common import CLIENT_HEADERS, Call, added, compare, http_scope, median, ratio_summary, table
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -217,7 +217,7 @@ async def streams(rounds: int) -> str:
         app, whole = chunked_stream(encoded, size), chunked_stream(encoded, len(encoded) + 64)
         variants = {"bare": variant(app), "hide": variant(ours(app)), "one chunk": variant(ours(whole))}
         samples = await compare(variants, n, rounds)
-        per_ms = sorted(samples["hide"])[len(samples["hide"]) // 2] / 1000
+        per_ms = median(samples["hide"]) / 1000
         lines.append(
             f"a {len(encoded) // 1024} KB list event {label}, {per_ms:.1f} ms a stream: hide / the same in one "
             f"chunk: {ratio_summary(samples['hide'], samples['one chunk'])[1]}; hide / the app alone: "

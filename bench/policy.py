@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from common import Call, client_headers, compare, http_scope, ratio_summary, table
+from common import Call, client_headers, compare, http_scope, median, ratio_summary, table
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -97,7 +97,7 @@ async def in_process(n: int, rounds: int) -> list[str]:
     samples = await compare(variants, n, rounds)
     assert cached.calls == 1  # every other decision came from the cache
     added = {name: [a - b for a, b in zip(samples[name], samples["bare"], strict=True)] for name in apps}
-    rows = [(name, f"{sorted(values)[len(values) // 2]:.1f}") for name, values in added.items() if name != "bare"]
+    rows = [(name, f"{median(values):.1f}") for name, values in added.items() if name != "bare"]
     cedar, hit = (
         ratio_summary(added["cedar"], added["scopes"])[1],
         ratio_summary(added["authzen-hit"], added["scopes"])[1],
@@ -154,7 +154,7 @@ async def over_loopback(rounds: int) -> list[str]:
             await engine.aclose()
     finally:
         cerbos.stop()
-    rows = [(name, f"{sorted(v)[len(v) // 2] * 1000:.2f}") for name, v in samples.items()]
+    rows = [(name, f"{median(v) * 1000:.2f}") for name, v in samples.items()]
     miss = ratio_summary(samples["authzen-miss"], samples["introspection"])[1]
     batch = ratio_summary(samples["batch-50"], samples["single-50"])[1]
     return [
