@@ -143,6 +143,10 @@ class MCPAuthMiddleware(AroundRequests):
         self.metadata = ResourceMetadata.for_config(config, validator.issuers)
         # RFC 9728 §3.1, §5.1: the path-inserted URI and the root one both serve the document.
         self._metadata_paths = {self.metadata.path, WELL_KNOWN}
+        # With `broker=`, the broker answers its endpoints here when it shares this origin.
+        broker = config.broker
+        beside = broker is not None and broker.settings.origin == config.resource.origin
+        self._broker_paths = broker.paths if beside else ()
         self._public_exact = {p for p in config.public_paths if not p.endswith("*")}
         self._public_prefixes = tuple(p[:-1] for p in config.public_paths if p.endswith("*"))
         self.challenger = Challenger.for_config(config, self.metadata.url)
@@ -189,6 +193,9 @@ class MCPAuthMiddleware(AroundRequests):
             path, is_metadata = self._inner_path(path, root_path, scope)
         else:
             is_metadata = path in self._metadata_paths
+        if path in self._broker_paths:  # the broker's own endpoints (its own CORS and checks)
+            await self.config.broker(scope, receive, send)
+            return
         # One pass over the headers finds everything the request path reads from them (a
         # request back from CORS, see _from_a_browser, was scanned on its way in).
         back_from_cors = _SCANNED_KEY in scope

@@ -86,17 +86,40 @@ class RefreshTokens:
         rotation: Rotation = await self.records.update(_key(family), use, until)
         return rotation
 
-    async def revoke(self, token: str) -> None:
-        """RFC 7009 §2.1: revoking a refresh token revokes its family (every token of the grant)."""
+    async def revoke(self, token: str, client_id: str | None = None) -> dict[str, Any] | None:
+        """RFC 7009 §2.1: revoking a refresh token revokes its family (every token of the grant),
+        when it was issued to `client_id` (if given). The grant it carried, or None."""
         family, _, secret = token.partition(".")
 
-        def revoke(old: Record | None) -> tuple[Record | None, None]:
+        def revoke(old: Record | None) -> tuple[Record | None, dict[str, Any] | None]:
             if old is None or not any(hmac.compare_digest(h, _hash(secret)) for h in [old["current"], *old["retired"]]):
                 return old, None  # not a token of this family: nothing (RFC 7009 §2.2: still 200)
-            return old | {"revoked": True}, None
+            if client_id is not None and not hmac.compare_digest(str(old["grant"].get("client_id")), client_id):
+                return old, None  # another client's token: not revoked by this one
+            return old | {"revoked": True}, old["grant"]
 
-        if family and secret:
-            await self.records.update(_key(family), revoke, until)
+        if not family or not secret:
+            return None
+        grant: dict[str, Any] | None = await self.records.update(_key(family), revoke, until)
+        return grant
+
+    async def revoke_family(self, family: str) -> dict[str, Any] | None:
+        """Every token of one family (its access tokens name it as `sid`); the grant, or None."""
+
+        def revoke(old: Record | None) -> tuple[Record | None, dict[str, Any] | None]:
+            return (None, None) if old is None else (old | {"revoked": True}, old["grant"])
+
+        grant: dict[str, Any] | None = await self.records.update(_key(family), revoke, until)
+        return grant
+
+    async def grant_of(self, family: str) -> dict[str, Any] | None:
+        """The grant of a family still in force (not revoked, not expired), or None."""
+        record = await self.records.get(_key(family)) if family else None
+        return None if record is None or record["revoked"] else dict(record["grant"])
+
+    @staticmethod
+    def family_of(token: str) -> str:
+        return token.partition(".")[0]
 
 
 def _key(family: str) -> str:

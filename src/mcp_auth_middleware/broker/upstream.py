@@ -12,9 +12,9 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx2
@@ -27,7 +27,11 @@ from ..fetch import describe_failure, json_body, request_limited
 from ..jose import MalformedJOSE, compact_parts, json_object
 from ..validators.jwks import JWKSKeys
 
-__all__ = ["Pending", "ProviderError", "Upstream", "UpstreamGrant"]
+__all__ = ["IssuerCheck", "Pending", "ProviderError", "Upstream", "UpstreamGrant"]
+
+#: Whether an ID token's claims name an issuer this client accepts (a multi-tenant provider, such
+#: as Entra's `organizations` endpoint, signs each tenant's tokens with that tenant's issuer).
+IssuerCheck = Callable[[Mapping[str, Any]], bool]
 
 _ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
@@ -80,8 +84,14 @@ class Upstream:
         http_client: httpx2.AsyncClient | None = None,
         allow_http: bool = False,
         timeout: float = 10.0,
+        identity: Literal["id_token", "userinfo"] = "id_token",
+        subject_claim: str = "sub",
+        issuer_check: IssuerCheck | None = None,
     ) -> None:
-        for name in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
+        # Who signed in: from the verified ID token (OpenID Connect), or, for a provider without
+        # OpenID Connect (GitHub), from its user endpoint called with the fresh access token.
+        needed = ("jwks_uri",) if identity == "id_token" else ("userinfo_endpoint",)
+        for name in ("issuer", "authorization_endpoint", "token_endpoint", *needed):
             if not isinstance(metadata.get(name), str):
                 raise ValueError(f"the provider's metadata has no {name}")
         self.metadata = dict(metadata)
@@ -89,8 +99,14 @@ class Upstream:
         self.client_id, self._client_secret = client_id, client_secret
         self.scopes, self.parameters = scopes, dict(parameters or {})
         self._http = http_client or httpx2.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._keys = JWKSKeys(metadata["jwks_uri"], http_client=self._http, allow_http=allow_http)
+        self._keys = (
+            JWKSKeys(metadata["jwks_uri"], http_client=self._http, allow_http=allow_http)
+            if identity == "id_token"
+            else None
+        )
         self._timeout = timeout
+        self.identity, self.subject_claim = identity, subject_claim
+        self._issuer_check = issuer_check
 
     @classmethod
     async def discover(cls, issuer: str, client_id: str, client_secret: str, **options: Any) -> Upstream:
@@ -101,16 +117,21 @@ class Upstream:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def start(self, redirect_uri: str) -> tuple[str, Pending]:
-        """The provider's authorization URL to send the browser to, and what to keep for `finish`."""
-        pending = Pending(secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48), redirect_uri)
+    def start(
+        self, redirect_uri: str, *, state: str | None = None, scopes: tuple[str, ...] | None = None
+    ) -> tuple[str, Pending]:
+        """The provider's authorization URL to send the browser to, and what to keep for `finish`
+        (`state`: the caller's own unguessable one, if it keys its records by it)."""
+        pending = Pending(
+            state or secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48), redirect_uri
+        )
         challenge = base64.urlsafe_b64encode(hashlib.sha256(pending.verifier.encode()).digest()).rstrip(b"=")
         query = {
             **self.parameters,
             "response_type": "code",
             "client_id": self.client_id,
             "redirect_uri": redirect_uri,
-            "scope": " ".join(self.scopes),
+            "scope": " ".join(scopes if scopes is not None else self.scopes),
             "state": pending.state,
             "nonce": pending.nonce,
             "code_challenge": challenge.decode(),
@@ -145,14 +166,18 @@ class Upstream:
                 "code_verifier": pending.verifier,
             }
         )
-        claims = await self._id_token_claims(answer.get("id_token"), pending.nonce)
-        return _grant(answer, claims)
+        if self.identity == "userinfo":
+            claims = await self._userinfo(answer["access_token"])
+        else:
+            claims = await self._id_token_claims(answer.get("id_token"), pending.nonce)
+        return _grant(answer, claims, self.subject_claim)
 
     async def refresh(self, refresh_token: str) -> UpstreamGrant:
         """A new provider access token (a tool calling the provider's own APIs)."""
         answer = await self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
-        claims = await self._id_token_claims(answer["id_token"], None) if answer.get("id_token") else {}
-        grant = _grant(answer, claims)
+        usable = self.identity == "id_token" and answer.get("id_token")
+        claims = await self._id_token_claims(answer["id_token"], None) if usable else {}
+        grant = _grant(answer, claims, self.subject_claim)
         return grant if grant.refresh_token else replace(grant, refresh_token=refresh_token)  # not rotated: kept
 
     async def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
@@ -175,6 +200,26 @@ class Upstream:
             raise ProviderError("The provider refused the sign-in", detail, unavailable=status >= 500)
         return answer
 
+    async def _userinfo(self, access_token: str) -> dict[str, Any]:
+        """The user, from the provider's user endpoint (GitHub's `/user`: its `id` is the subject)."""
+        endpoint = self.metadata["userinfo_endpoint"]
+        headers = {"authorization": f"Bearer {access_token}", "accept": "application/json"}
+        try:
+            status, body, answer_headers = await request_limited(
+                self._http, "GET", endpoint, 256 * 1024, headers=headers
+            )
+            answer = json_body(body, answer_headers, endpoint)
+        except (httpx2.HTTPError, OSError, ValueError) as exc:
+            raise ProviderError(
+                "The provider cannot be reached; try again later", describe_failure(exc, endpoint), unavailable=True
+            ) from None
+        subject = answer.get(self.subject_claim) if isinstance(answer, dict) else None
+        if status != 200 or not isinstance(answer, dict) or subject in (None, ""):
+            raise ProviderError(
+                "The provider's answer is not usable", f"user endpoint {status}: no {self.subject_claim}"
+            )
+        return dict(answer) | {self.subject_claim: str(subject)}
+
     async def _id_token_claims(self, id_token: Any, nonce: str | None) -> dict[str, Any]:
         if not isinstance(id_token, str):
             raise ProviderError("The provider's answer is incomplete", "no id_token (is openid among the scopes?)")
@@ -183,6 +228,7 @@ class Upstream:
             algorithm = header.get("alg")
             if algorithm not in _ID_TOKEN_ALGORITHMS:
                 raise ProviderError("The provider's answer is not usable", f"ID token alg {algorithm!r} refused")
+            assert self._keys is not None  # identity == "id_token"
             keys = await self._keys.keys_for(header.get("kid"), _KEY_TYPES[str(algorithm)[:2]])
             token = None
             for key in keys:
@@ -201,12 +247,14 @@ class Upstream:
         claims = dict(token.claims)
         now = time.time()
         audience = claims.get("aud")
+        issuer_ok = self._issuer_check(claims) if self._issuer_check else claims.get("iss") == self.issuer
         problems = [
-            (claims.get("iss") != self.issuer, f"iss {claims.get('iss')!r}"),
+            (not issuer_ok, f"iss {claims.get('iss')!r}"),
             (self.client_id not in (audience if isinstance(audience, list) else [audience]), f"aud {audience!r}"),
             (not isinstance(claims.get("exp"), int | float) or claims["exp"] + _LEEWAY < now, "expired"),
             (nonce is not None and not hmac.compare_digest(str(claims.get("nonce", "")), nonce), "nonce differs"),
             (not isinstance(claims.get("sub"), str) or not claims["sub"], "no sub"),
+            (not claims.get(self.subject_claim), f"no {self.subject_claim}"),
         ]
         for failed, what in problems:
             if failed:
@@ -214,10 +262,10 @@ class Upstream:
         return claims
 
 
-def _grant(answer: dict[str, Any], claims: dict[str, Any]) -> UpstreamGrant:
+def _grant(answer: dict[str, Any], claims: dict[str, Any], subject_claim: str) -> UpstreamGrant:
     expires_in = answer.get("expires_in")
     return UpstreamGrant(
-        subject=str(claims.get("sub", "")),
+        subject=str(claims.get(subject_claim, "")),
         claims=claims,
         access_token=answer["access_token"],
         refresh_token=answer.get("refresh_token") if isinstance(answer.get("refresh_token"), str) else None,

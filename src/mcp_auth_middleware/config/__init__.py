@@ -198,6 +198,7 @@ class AuthConfig:
     __slots__ = (
         "allow_http",
         "authorization_servers",
+        "broker",
         "browsers",
         "decided_methods",
         "decision_engine",
@@ -225,6 +226,9 @@ class AuthConfig:
     authorization_servers: tuple[str, ...]
     #: The validator given, or None: then the middleware builds one from `validation`.
     validator: TokenValidator | None
+    #: The broker (`broker.Broker`) this resource's tokens come from: advertised, its tokens
+    #: validated with its keys in process, its endpoints served beside the app.
+    broker: Any
     validation: Validation
     scopes: ScopeRules
     browsers: BrowserAccess
@@ -252,6 +256,7 @@ class AuthConfig:
         resource: str | Resource | None = None,
         authorization_servers: Words | None = None,
         validator: TokenValidator | None = None,
+        broker: Any = None,
         # How tokens are validated (group: validation=Validation(...))
         issuer: str | None = None,
         issuers: Words | None = None,
@@ -323,6 +328,10 @@ class AuthConfig:
         given = {"scopes": scopes, "browsers": browsers, "limits": limits, "guard": guard, "validation": validation}
         groups = _groups(flat, {**given, "dpop": dpop}, allow_http=allow_http)
         parsed = Resource.of(resource, allow_http=allow_http)
+        if broker is not None:
+            if validator is not None or groups["validation"].issuer or groups["validation"].issuers:
+                raise ValueError("pass `broker=` alone: its tokens are validated with its own keys")
+            validator = broker.validator()
         servers = _authorization_servers(authorization_servers, groups["validation"], validator, allow_http=allow_http)
         paths = _paths(public_paths)
         values = {
@@ -330,6 +339,7 @@ class AuthConfig:
             "resource": parsed,
             "authorization_servers": servers,
             "validator": validator,
+            "broker": broker,
             "scopes_supported": None if scopes_supported is None else tuple(word_list(scopes_supported)),
             "public_paths": paths,
             "resource_name": resource_name,

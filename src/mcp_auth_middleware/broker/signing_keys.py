@@ -1,0 +1,111 @@
+"""The broker's signing keys: shared by every replica through the records (the private halves
+sealed), rotated on a schedule, published in the JWKS before they sign and after they stop.
+
+A new key is published `ahead` before it signs (validators that cached the key set meet its
+`kid` already listed) and stays published `behind` after it stopped signing (tokens it signed
+stay valid until they expire). The middleware reads these keys in process (`keys_for`), with no
+HTTP call; other resource servers read the JWKS (RFC 7517 §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from typing import Any
+
+from joserfc.jwk import ECKey, Key
+
+from .sealing import Sealer
+from .storage import Record, Records
+
+__all__ = ["SigningKeys"]
+
+_KEY = "broker:signing-keys"
+_CONTEXT = "broker signing key"
+ALGORITHM = "ES256"
+
+
+class SigningKeys:
+    """`await keys.signing_key()` to sign; `await keys.jwks()` to publish; a `KeySource` for the
+    middleware's JWT validator (`keys_for`, `refetch`)."""
+
+    def __init__(
+        self,
+        records: Records,
+        sealer: Sealer,
+        *,
+        rotate_every: float = 7 * 86400,
+        ahead: float = 3600,
+        behind: float = 86400,
+        reload_every: float = 300,
+    ) -> None:
+        if behind < 3600 or ahead < 0 or rotate_every <= ahead:
+            raise ValueError("keys rotate less often than they are published ahead; retired keys stay an hour at least")
+        self.records, self.sealer = records, sealer
+        self.rotate_every, self.ahead, self.behind, self.reload_every = rotate_every, ahead, behind, reload_every
+        self._entries: list[dict[str, Any]] = []  # newest first: {"kid", "created", "sealed"}
+        self._private: dict[str, ECKey] = {}
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def signing_key(self) -> ECKey:
+        """The newest key published at least `ahead` ago (the first one at once: nobody cached a set)."""
+        entries = await self._current()
+        now = time.time()
+        ready = [e for e in entries if e["created"] + self.ahead <= now] or entries[-1:]
+        return self._private_key(ready[0])
+
+    async def jwks(self) -> dict[str, Any]:
+        return {"keys": [self._public(e) for e in await self._current()]}
+
+    async def keys_for(self, kid: str | None, key_type: str) -> list[Key]:
+        if key_type != "EC":
+            return []
+        entries = await self._current()
+        return [ECKey.import_key(self._public(e)) for e in entries if kid is None or e["kid"] == kid]
+
+    async def refetch(self, since: float) -> None:
+        """An unknown `kid`: another replica may have rotated; read the records again."""
+        if self._loaded_at < since:
+            self._loaded_at = float("-inf")
+
+    async def _current(self) -> list[dict[str, Any]]:
+        now = time.time()
+        if self._entries and now - self._loaded_at < self.reload_every and not self._rotation_due(now):
+            return self._entries
+        async with self._lock:
+            if not self._entries or now - self._loaded_at >= self.reload_every or self._rotation_due(now):
+                self._entries = await self.records.update(_KEY, self._rotated, 10 * 365 * 86400)
+                self._loaded_at = time.time()
+        return self._entries
+
+    def _rotation_due(self, now: float) -> bool:
+        return not self._entries or self._entries[0]["created"] + self.rotate_every <= now
+
+    def _rotated(self, old: Record | None) -> tuple[Record | None, list[dict[str, Any]]]:
+        """The key set with a new key when the newest is due (atomic: one replica adds it),
+        without keys retired longer than `behind`."""
+        now = time.time()
+        entries: list[dict[str, Any]] = list(old["keys"]) if old else []
+        if not entries or entries[0]["created"] + self.rotate_every <= now:
+            kid = secrets.token_urlsafe(8)
+            key = ECKey.generate_key("P-256", parameters={"kid": kid}, private=True)
+            sealed = self.sealer.seal(key.as_dict(private=True), f"{_CONTEXT} {kid}")
+            entries.insert(0, {"kid": kid, "created": now, "sealed": sealed})
+        # A key stops signing when its successor starts (created + ahead); kept `behind` longer.
+        kept = [entries[0]] + [
+            older for newer, older in itertools.pairwise(entries) if newer["created"] + self.ahead + self.behind > now
+        ]
+        return {"keys": kept}, kept
+
+    def _private_key(self, entry: dict[str, Any]) -> ECKey:
+        key = self._private.get(entry["kid"])
+        if key is None:
+            key = ECKey.import_key(self.sealer.open(entry["sealed"], f"{_CONTEXT} {entry['kid']}"))
+            self._private[entry["kid"]] = key
+        return key
+
+    def _public(self, entry: dict[str, Any]) -> dict[str, Any]:
+        public = self._private_key(entry).as_dict(private=False)
+        return {**public, "kid": entry["kid"], "use": "sig", "alg": ALGORITHM}
