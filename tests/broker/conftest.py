@@ -3,14 +3,19 @@ what a second process on the machine would have) and real Redis (two clients: tw
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
 import json
 import os
+import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import httpx2
 import pytest
@@ -98,3 +103,85 @@ async def through_the_provider(url: str, redirect_uri: str, *, deny: bool = Fals
             else:
                 response = await browser.post(page, data={"prompt": "consent"})
     raise AssertionError("the provider never sent the browser back")
+
+
+# -- the broker, with the Entra-like provider behind it -----------------------------------------
+
+SECRET = "s" * 43
+CLIENT_REDIRECT = "http://127.0.0.1/callback"  # loopback: any port (RFC 8252 §7.3)
+
+
+def broker_issuer(provider: EntraLike) -> str:
+    """The broker lives where the provider sends its callback: `<origin>/oauth/callback`."""
+    return provider.redirect_uri.removesuffix("/callback")
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+class BrokerBrowser:
+    """A user's browser at the broker: its own cookie (`__Host-`: sent over loopback http as
+    Chromium does; httpx's jar would not), the consent page read and posted as a browser would,
+    the provider's login through `through_the_provider`."""
+
+    def __init__(self, http: httpx2.AsyncClient, issuer: str, provider: str) -> None:
+        self.http, self.issuer, self.provider = http, issuer, provider
+        self.origin = f"{urlsplit(issuer).scheme}://{urlsplit(issuer).netloc}"
+        self.cookie: str | None = None
+        self.pages: list[str] = []  # every consent page shown
+
+    def headers(self, **more: str) -> dict[str, str]:
+        return ({"cookie": self.cookie} if self.cookie else {}) | more
+
+    async def get(self, url: str) -> httpx2.Response:
+        response = await self.http.get(url, headers=self.headers())
+        for value in response.headers.get_list("set-cookie"):
+            self.cookie = value.split(";")[0]
+        return response
+
+    async def consent(self, page: httpx2.Response, decision: str = "approve", **changes: str) -> httpx2.Response:
+        """Post the consent form the page holds (`changes`: what a forger would alter)."""
+        self.pages.append(page.text)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        action = re.search(r'action="([^"]+)"', page.text)
+        assert csrf and action, page.text[:500]
+        form = {"csrf": html.unescape(csrf.group(1)), "decision": decision}
+        headers = self.headers(origin=self.origin)
+        for name, value in changes.items():
+            if name in ("csrf", "decision"):
+                form[name] = value
+            else:
+                headers[name.replace("_", "-")] = value
+        url = urljoin(self.issuer + "/", html.unescape(action.group(1)))
+        return await self.http.post(url, data=form, headers={k: v for k, v in headers.items() if v})
+
+    async def sign_in(self, authorize_url: str, *, deny_at_provider: bool = False) -> dict[str, str]:
+        """The whole way through: consent if asked, the provider, its callback; the parameters
+        the broker sends the client's redirect URI."""
+        response = await self.get(authorize_url)
+        if response.status_code == 200:
+            response = await self.consent(response)
+        assert response.status_code == 303, response.text[:500]
+        location = response.headers["location"]
+        if location.startswith(self.provider + "/"):
+            callback = await through_the_provider(location, f"{self.issuer}/callback", deny=deny_at_provider)
+            response = await self.get(f"{self.issuer}/callback?{urlencode(callback)}")
+            assert response.status_code == 303, response.text[:500]
+            location = response.headers["location"]
+        return dict(parse_qsl(urlsplit(location).query))
+
+
+def authorize_url(issuer: str, client_id: str, challenge: str, **params: str) -> str:
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": "http://127.0.0.1:5555/callback",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "state": "client-state",
+        "scope": "mcp",
+    } | params
+    return f"{issuer}/authorize?{urlencode({k: v for k, v in query.items() if v is not None})}"
