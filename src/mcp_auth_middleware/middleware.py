@@ -172,6 +172,7 @@ class MCPAuthMiddleware(AroundRequests):
             self.decisions,
             strict=config.strict_startup,
             cors_origins=config.browsers.cors_origins,
+            on_shutdown=config.broker.aclose if config.broker is not None else None,
         )
         # MCP Streamable HTTP transport, Security Warning: the Origin of every request is
         # validated (DNS rebinding); "*" turns that off, loudly. CORS for browser clients.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Self
 
@@ -40,8 +40,11 @@ class Startup:
         *,
         strict: bool,
         cors_origins: tuple[str, ...] | None,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.app, self.validator, self.metadata, self.decisions = app, validator, metadata, decisions
+        # What closes with the app (the broker's connections, opened on the server's loop).
+        self.on_shutdown = on_shutdown
         self.strict, self.cors_origins = strict, cors_origins
         self.resource = metadata.resource
         self.well_known_routed = False
@@ -78,6 +81,8 @@ class Startup:
             if self.strict and isinstance(problem, ConfigurationError):
                 # strict_startup: refuse to start rather than answer every request with 503.
                 message = {"type": "lifespan.startup.failed", "message": f"misconfigured: {problem.detail}"}
+        elif message["type"] == "lifespan.shutdown.complete" and self.on_shutdown is not None:
+            await self.on_shutdown()
         await send(message)
 
     @asynccontextmanager
@@ -95,6 +100,8 @@ class Startup:
             if not self.well_known_routed:
                 # An outer app runs our lifespan, so we are mounted: say it at startup already.
                 self.warn_mounted("a prefix")
+            if self.on_shutdown is not None:
+                stack.push_async_callback(self.on_shutdown)
             yield
 
     def well_known_routes(self, *, include_root: bool = True) -> list[Route]:

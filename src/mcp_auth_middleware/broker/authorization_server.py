@@ -87,7 +87,13 @@ class Broker:
     """`Broker(BrokerSettings(...))` or `Broker.of(issuer, provider, resources, secrets, ...)`;
     `.app` is its ASGI app (or pass it as `MCPAuthMiddleware(..., broker=broker)`)."""
 
-    def __init__(self, settings: BrokerSettings, *, records: Records | None = None) -> None:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        *,
+        records: Records | None = None,
+        client_metadata_documents: ClientMetadataDocuments | None = None,
+    ) -> None:
         self.settings = s = settings
         self.issuer = s.issuer
         self.records = records or open_records(s.storage)
@@ -97,7 +103,7 @@ class Broker:
         self.refresh_tokens = RefreshTokens(
             self.records, self.sealer, lifetime=s.refresh_token_lifetime, grace=s.refresh_grace
         )
-        documents = ClientMetadataDocuments(development=s.development)
+        documents = client_metadata_documents or ClientMetadataDocuments(development=s.development)
         self.clients = Clients(self.records, documents, s.clients, s.registration)
         self._upstream: Upstream | None = None
         self._provider_tokens: ProviderTokens | None = None
@@ -128,8 +134,11 @@ class Broker:
 
     @classmethod
     def of(cls, issuer: str, provider: Any, resources: str | Iterable[str], secrets: str | Iterable[str],
+           *, records: Records | None = None, client_metadata_documents: ClientMetadataDocuments | None = None,
            **options: Any) -> Broker:  # fmt: skip
-        return cls(BrokerSettings.of(issuer, provider, resources, secrets, **options))
+        """The settings as keywords (`BrokerSettings`'s), and the two things settings do not hold."""
+        settings = BrokerSettings.of(issuer, provider, resources, secrets, **options)
+        return cls(settings, records=records, client_metadata_documents=client_metadata_documents)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)

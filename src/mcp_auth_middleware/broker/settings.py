@@ -58,8 +58,8 @@ class BrokerSettings:
                 raise ValueError(f"resource {resource!r}: an absolute URL without fragment (RFC 8707 §2)")
         defaults = self.scopes_supported[:1] if self.default_scopes is None else tuple(word_list(self.default_scopes))
         object.__setattr__(self, "default_scopes", defaults)
-        if not 30 <= self.access_token_lifetime <= 3600:
-            raise ValueError("access_token_lifetime: between 30 and 3600 seconds (short-lived, RFC 9700 §2.2.2)")
+        if not 1 <= self.access_token_lifetime <= 3600:
+            raise ValueError("access_token_lifetime: between 1 and 3600 seconds (short-lived, RFC 9700 §2.2.2)")
         if not 0 <= self.refresh_grace <= 60:
             raise ValueError("refresh_grace: between 0 and 60 seconds")
 

@@ -2,12 +2,16 @@
 // OAuth flow against a protected MCP server: discovery, dynamic registration, PKCE
 // authorization, token, a tool call, refresh, and a step-up to a larger scope.
 // Usage: node flow.mjs MCP_URL; prints one JSON object per step for the Python test to check.
+// BROWSER=url: the authorization URL goes to that helper, which plays the user's browser (a
+// consent page, a provider's login) and answers with the redirect's parameters as JSON.
+// CLIENT_METADATA_URL=url: the client is its metadata document (no registration).
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { auth, UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 
 const url = new URL(process.argv[2]);
 const REDIRECT = "http://127.0.0.1:5999/callback";
+const { BROWSER, CLIENT_METADATA_URL } = process.env;
 const report = (step, data) => console.log(JSON.stringify({ step, ...data }));
 
 // An in-memory OAuthClientProvider. Instead of a browser, `redirectToAuthorization` follows
@@ -28,6 +32,7 @@ class Provider {
       token_endpoint_auth_method: "none",
     };
   }
+  get clientMetadataUrl() { return CLIENT_METADATA_URL || undefined; }
   state() { return "st-" + Math.random().toString(36).slice(2); }
   clientInformation() { return this.info; }
   saveClientInformation(info) { this.info = info; this.registrations.push(info); }
@@ -35,6 +40,11 @@ class Provider {
   saveTokens(tokens) { this.saved = tokens; }
   async redirectToAuthorization(authorizationUrl) {
     this.authorizations.push(Object.fromEntries(authorizationUrl.searchParams));
+    if (BROWSER) {
+      const answer = await (await fetch(`${BROWSER}?${new URLSearchParams({ url: authorizationUrl.href })}`)).json();
+      this.code = answer.code;
+      return;
+    }
     const response = await fetch(authorizationUrl, { redirect: "manual" });
     const location = new URL(response.headers.get("location"));
     this.code = location.searchParams.get("code");

@@ -1,0 +1,325 @@
+"""End to end through the broker on real uvicorn, the Entra-like provider (node oidc-provider)
+behind it: the MCP SDK's Python client and the TypeScript SDK's client sign in (registering, and
+as a Client ID Metadata Document), call a tool, are stepped up for a second scope, refresh; a
+tool calls the provider's own API with the user's provider token; two broker replicas on one
+real Redis share every record across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+from fastmcp import Context, FastMCP
+from mcp import Client
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from mcp_auth_middleware import MCPAuthMiddleware
+from mcp_auth_middleware.broker.authorization_server import Broker
+from mcp_auth_middleware.broker.providers import oidc
+from mcp_auth_middleware.broker.storage import SharedRecords
+from mcp_auth_middleware.caller import get_auth
+from mcp_auth_middleware.server.client_metadata import ClientMetadataDocuments
+from mcp_auth_middleware.testing import free_port, serve
+
+from ..broker.conftest import SECRET, BrokerBrowser, EntraLike, authorize_url, broker_issuer, entra_like, pkce  # noqa: F401
+from ..interop.conftest import Redis, redis_server  # noqa: F401
+from .test_oauth_flow import MemoryStorage
+
+pytestmark = [pytest.mark.end_to_end, pytest.mark.interop]
+
+TS_CLIENT = Path(__file__).parent / "ts_client"
+
+
+def protected_server(broker: Broker, resource: str) -> Any:
+    """A FastMCP server behind the middleware, which names the broker and serves its endpoints."""
+    mcp = FastMCP("broker e2e")
+
+    @mcp.tool
+    async def whoami(ctx: Context) -> dict[str, Any]:
+        auth = get_auth(ctx)
+        assert auth is not None
+        return {"sub": auth.sub, "client_id": auth.client_id, "scopes": sorted(auth.scopes)}
+
+    @mcp.tool
+    def delete_notes() -> dict[str, str]:
+        return {"result": "deleted"}
+
+    @mcp.tool
+    async def provider_profile(ctx: Context) -> dict[str, Any]:
+        """Calls the provider's own API (its userinfo) as the signed-in user."""
+        token = await broker.provider_token(get_auth(ctx))
+        upstream = await broker._provider()
+        async with httpx2.AsyncClient() as http:
+            answer = await http.get(
+                upstream.metadata["userinfo_endpoint"], headers={"authorization": f"Bearer {token}"}
+            )
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    return MCPAuthMiddleware(
+        mcp.http_app(stateless_http=True),
+        resource=resource,
+        broker=broker,
+        required_scopes=["mcp"],
+        tool_scopes={"delete_notes": ["notes:delete"]},
+    )
+
+
+def new_broker(provider: EntraLike, storage: str, **options: Any) -> Broker:
+    issuer = broker_issuer(provider)
+    upstream = oidc(provider.issuer, provider.client_id, provider.client_secret, allow_http=True)
+    return Broker.of(
+        issuer,
+        upstream,
+        [f"{issuer.removesuffix('/oauth')}/mcp"],
+        [SECRET],
+        storage=storage,
+        scopes_supported=["mcp", "notes:delete"],
+        **options,
+    )
+
+
+@dataclass
+class Served:
+    broker: Broker
+    resource: str
+    issuer: str
+    provider: EntraLike
+
+
+@asynccontextmanager
+async def served(provider: EntraLike, storage: str, port: int | None = None, **options: Any) -> AsyncIterator[Served]:
+    broker = new_broker(provider, storage, **options)
+    origin = broker.issuer.removesuffix("/oauth")
+    resource = f"{origin}/mcp"
+    listen = port or urlsplit(origin).port
+    with serve(protected_server(broker, resource), port=listen):  # its shutdown closes the broker
+        yield Served(broker, resource, broker.issuer, provider)
+
+
+class SDKBrowser:
+    """The user's browser for the SDK client: consent and the provider's login, then the code."""
+
+    def __init__(self, served: Served) -> None:
+        self.served = served
+        self.authorize_urls: list[str] = []
+        self.callback: dict[str, str] = {}
+        self.http = httpx2.AsyncClient(timeout=20)
+        self.browser = BrokerBrowser(self.http, served.issuer, served.provider.issuer)
+
+    async def redirect_handler(self, url: str) -> None:
+        self.authorize_urls.append(url)
+        self.callback = await self.browser.sign_in(url)
+
+    async def callback_handler(self) -> AuthorizationCodeResult:
+        return AuthorizationCodeResult(code=self.callback["code"], state=self.callback.get("state"),
+                                       iss=self.callback.get("iss"))  # fmt: skip
+
+
+async def call(served: Served, auth: Any, *tools: str) -> list[Any]:
+    async with (
+        httpx2.AsyncClient(auth=auth, timeout=30) as http,
+        Client(streamable_http_client(served.resource, http_client=http)) as client,
+    ):
+        results = [await client.call_tool(tool, {}) for tool in tools]
+    for result in results:
+        assert not result.is_error, result.content
+    return [result.structured_content for result in results]
+
+
+@pytest.fixture
+def metadata_documents(client_metadata_host: tuple[str, Any]) -> ClientMetadataDocuments:
+    _, trust = client_metadata_host
+    # development: the document is on loopback, which is refused otherwise (SSRF)
+    return ClientMetadataDocuments(http_client=httpx2.AsyncClient(verify=trust), development=True)
+
+
+@pytest.mark.parametrize("client_kind", ["registration", "metadata document"])
+async def test_the_python_sdk_client_signs_in_steps_up_refreshes_and_a_tool_reaches_the_provider(
+    entra_like: EntraLike,  # noqa: F811
+    tmp_path: Path,
+    client_kind: str,
+    client_metadata_host: tuple[str, Any],
+    metadata_documents: ClientMetadataDocuments,
+) -> None:
+    document_url = client_metadata_host[0] if client_kind == "metadata document" else None
+    async with served(entra_like, str(tmp_path / "broker.db"), access_token_lifetime=2,
+                      client_metadata_documents=metadata_documents) as stack:  # fmt: skip
+        browser, storage = SDKBrowser(stack), MemoryStorage()
+        metadata = OAuthClientMetadata(
+            redirect_uris=["http://127.0.0.1:33418/callback"], client_name="e2e", scope="mcp"
+        )
+        handlers = browser.redirect_handler, browser.callback_handler
+        auth = OAuthClientProvider(stack.resource, metadata, storage, *handlers, client_metadata_url=document_url)
+        (me,) = await call(stack, auth, "whoami")
+        assert me["sub"] == "alice" and me["scopes"] == ["mcp"]
+        client_id = me["client_id"]
+        assert client_id == (document_url or (storage.client and storage.client.client_id))
+        first = parse_qs(urlsplit(browser.authorize_urls[0]).query)
+        assert first["resource"] == [stack.resource] and first["code_challenge_method"] == ["S256"]
+        # Step-up: delete_notes needs notes:delete; the SDK client authorizes again by itself.
+        deleted, after = await call(stack, auth, "delete_notes", "whoami")
+        assert deleted == {"result": "deleted"} and "notes:delete" in after["scopes"]
+        assert len(browser.authorize_urls) == 2 and len(browser.browser.pages) == 2  # consent for the new scope
+        # Refresh: the access token lives 2 s; the next call refreshes, no new sign-in.
+        assert storage.tokens is not None
+        old_refresh = storage.tokens.refresh_token
+        await asyncio.sleep(2.5)
+        (again,) = await call(stack, auth, "whoami")
+        assert again["sub"] == "alice" and storage.tokens.refresh_token != old_refresh
+        assert len(browser.authorize_urls) == 2
+        # A tool calls the provider's own API as the user, with the provider's token.
+        (profile,) = await call(stack, auth, "provider_profile")
+        assert profile["sub"] == "alice"
+        await browser.http.aclose()
+
+
+@pytest.mark.parametrize("client_kind", ["registration", "metadata document"])
+def test_the_typescript_sdk_client_signs_in_refreshes_and_steps_up(
+    entra_like: EntraLike,  # noqa: F811
+    tmp_path: Path,
+    client_kind: str,
+    client_metadata_host: tuple[str, Any],
+    metadata_documents: ClientMetadataDocuments,
+) -> None:
+    node = shutil.which("node")
+    assert node is not None and (TS_CLIENT / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir(), (
+        "node and the TypeScript SDK are needed: `make test` runs npm ci in tests/end_to_end/ts_client"
+    )
+    document_url = client_metadata_host[0] if client_kind == "metadata document" else ""
+    pages: list[str] = []
+
+    async def run() -> subprocess.CompletedProcess[str]:
+        async with served(
+            entra_like, str(tmp_path / "broker.db"), client_metadata_documents=metadata_documents
+        ) as stack:
+            browser = BrokerBrowser(None, stack.issuer, entra_like.issuer)  # type: ignore[arg-type]
+
+            async def play(request: Request) -> JSONResponse:  # on the helper's loop: its own connections
+                async with httpx2.AsyncClient(timeout=20) as browser.http:
+                    return JSONResponse(await browser.sign_in(request.query_params["url"]))
+
+            helper = free_port()
+            with serve(Starlette(routes=[Route("/", play)]), port=helper):
+                env = {
+                    "BROWSER": f"http://127.0.0.1:{helper}/",
+                    "CLIENT_METADATA_URL": document_url,
+                    "PATH": "/usr/bin:/bin",
+                }
+                process = await asyncio.create_subprocess_exec(
+                    node, "flow.mjs", stack.resource, cwd=TS_CLIENT, env=env,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                out, err = await asyncio.wait_for(process.communicate(), 120)
+            pages.extend(browser.pages)
+        return subprocess.CompletedProcess([], process.returncode or 0, out.decode(), err.decode())
+
+    completed = asyncio.run(run())
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    steps: dict[str, list[dict[str, Any]]] = {}
+    for line in completed.stdout.splitlines():
+        record = json.loads(line)
+        steps.setdefault(record.pop("step"), []).append(record)
+    authorized = steps["authorized"][0]
+    assert authorized["authorization"]["resource"].endswith("/mcp")
+    assert authorized["authorization"]["code_challenge_method"] == "S256"
+    with sqlite3.connect(tmp_path / "broker.db") as db:
+        (registered,) = db.execute("SELECT count(*) FROM records WHERE key LIKE 'broker:client:%'").fetchone()
+    if document_url:  # the document's URL is the client id: nothing registered
+        assert authorized["authorization"]["client_id"] == document_url and registered == 0
+    else:
+        assert "client_secret" not in authorized["registration"] and registered == 1
+    assert [step["result"]["sub"] for step in steps["whoami"]] == ["alice", "alice"]
+    assert steps["refresh"] == [{"result": "AUTHORIZED", "new_token": True}]
+    assert steps["step-up"][0]["scope"] == "mcp notes:delete"
+    assert steps["delete_notes"][0]["result"] == {"result": "deleted"}
+    assert len(pages) == 2 and "notes:delete" in pages[1]
+
+
+# -- two replicas on one Redis ---------------------------------------------------------------------
+
+
+async def test_two_replicas_on_redis_share_sign_ins_across_refreshes_and_a_restart(
+    entra_like: EntraLike,  # noqa: F811
+    redis_server: Redis,  # noqa: F811
+) -> None:
+    """Replica one signs the user in; a client registered at replica two is known to one; the
+    code is exchanged at two; refreshes alternate, two at once (one at each) get the same
+    successor (the grace window); replica two restarts; nothing is lost: tokens validate at both,
+    the family goes on, and the provider's token reaches a tool on the restarted replica."""
+    port_two = free_port()
+    async with AsyncExitStack() as stack:
+        one, port_one = await stack.enter_async_context(_replica(entra_like, redis_server.url, None))
+        two = await stack.enter_async_context(AsyncExitStack())
+        await two.enter_async_context(_replica(entra_like, redis_server.url, port_two))
+        async with httpx2.AsyncClient(timeout=20) as http:
+            at = {1: f"http://127.0.0.1:{port_one}", 2: f"http://127.0.0.1:{port_two}"}
+            path = urlsplit(one.issuer).path
+            registered = await http.post(f"{at[2]}{path}/register", json={
+                "redirect_uris": ["http://127.0.0.1/callback"], "token_endpoint_auth_method": "none"})  # fmt: skip
+            client_id = registered.json()["client_id"]
+            verifier, challenge = pkce()
+            browser = BrokerBrowser(http, one.issuer, entra_like.issuer)
+            code = (await browser.sign_in(authorize_url(one.issuer, client_id, challenge)))["code"]
+            tokens = (await http.post(f"{at[2]}{path}/token", data={
+                "grant_type": "authorization_code", "code": code, "code_verifier": verifier, "client_id": client_id,
+                "redirect_uri": "http://127.0.0.1:5555/callback"})).json()  # fmt: skip
+
+            async def call_at(replica: int, access_token: str, tool: str) -> str:
+                body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
+                headers = {"authorization": f"Bearer {access_token}", "accept": "application/json, text/event-stream",
+                           "mcp-protocol-version": "2025-11-25"}  # fmt: skip
+                response = await http.post(f"{at[replica]}/mcp", json=body, headers=headers)
+                assert response.status_code == 200, response.text
+                return response.text.replace(" ", "").replace("\\", "")
+
+            async def whoami_at(replica: int, access_token: str) -> int:
+                answer = await call_at(replica, access_token, "whoami")
+                assert '"sub":"alice"' in answer, answer
+                return 200
+
+            async def refresh_at(replica: int, token: str) -> dict[str, Any]:
+                response = await http.post(f"{at[replica]}{path}/token", data={
+                    "grant_type": "refresh_token", "refresh_token": token, "client_id": client_id})  # fmt: skip
+                assert response.status_code == 200, response.text
+                return dict(response.json())
+
+            assert await whoami_at(1, tokens["access_token"]) == await whoami_at(2, tokens["access_token"]) == 200
+            for replica in (1, 2, 1, 2):
+                tokens = await refresh_at(replica, tokens["refresh_token"])
+                assert await whoami_at(3 - replica, tokens["access_token"]) == 200
+            both = await asyncio.gather(refresh_at(1, tokens["refresh_token"]), refresh_at(2, tokens["refresh_token"]))
+            assert both[0]["refresh_token"] == both[1]["refresh_token"]  # one successor, nobody logged out
+            tokens = both[0]
+            await two.aclose()  # replica two stops ...
+            async with _replica(entra_like, redis_server.url, port_two):  # ... and starts again
+                assert await whoami_at(2, tokens["access_token"]) == 200  # the keys are shared
+                tokens = await refresh_at(2, tokens["refresh_token"])
+                profile = await call_at(2, tokens["access_token"], "provider_profile")  # the provider's token
+                assert '"isError":false' in profile and "alice@example.com" in profile, profile
+            tokens = await refresh_at(1, tokens["refresh_token"])
+            assert await whoami_at(1, tokens["access_token"]) == 200
+
+
+@asynccontextmanager
+async def _replica(provider: EntraLike, url: str, port: int | None) -> AsyncIterator[tuple[Served, int]]:
+    records = SharedRecords(url)
+    async with served(provider, url, port, records=records) as stack:
+        yield stack, port or int(urlsplit(stack.issuer).port or 0)
