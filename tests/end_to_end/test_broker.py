@@ -40,6 +40,7 @@ from mcp_auth_middleware.testing import free_port, serve
 
 from ..broker.conftest import SECRET, BrokerBrowser, EntraLike, authorize_url, broker_issuer, entra_like, pkce  # noqa: F401
 from ..interop.conftest import Redis, redis_server  # noqa: F401
+from ..processes import in_chromium
 from .test_oauth_flow import MemoryStorage
 
 pytestmark = [pytest.mark.end_to_end, pytest.mark.interop]
@@ -323,3 +324,46 @@ async def _replica(provider: EntraLike, url: str, port: int | None) -> AsyncIter
     records = SharedRecords(url)
     async with served(provider, url, port, records=records) as stack:
         yield stack, port or int(urlsplit(stack.issuer).port or 0)
+
+
+# -- a real browser ----------------------------------------------------------------------------------
+
+
+async def test_chromium_through_the_consent_page_and_the_providers_login(
+    entra_like: EntraLike,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Debian's Chromium clicks Approve on the broker's page, logs in at the provider, lands at the
+    client with a code; a second client in the same browser (the provider would sign the user in
+    silently) meets the broker's consent page, naming it, and is denied."""
+    client_port = free_port()
+    redirect = f"http://127.0.0.1:{client_port}/callback"
+
+    async def callback(request: Request) -> JSONResponse:  # the MCP client's loopback redirect URI
+        return JSONResponse(dict(request.query_params))
+
+    async with served(entra_like, str(tmp_path / "broker.db")) as stack:
+        async with httpx2.AsyncClient() as http:
+            ids = []
+            for name in ("Notes CLI", '<img src=x onerror="alert(1)">Evil'):
+                metadata = {"redirect_uris": [redirect], "token_endpoint_auth_method": "none", "client_name": name}
+                answer = await http.post(f"{stack.issuer}/register", json=metadata)
+                ids.append(answer.json()["client_id"])
+        (verifier, challenge), (_, other) = pkce(), pkce()
+        urls = [
+            authorize_url(stack.issuer, ids[0], challenge, redirect_uri=redirect),
+            authorize_url(stack.issuer, ids[1], other, redirect_uri=redirect, state="evil-state"),
+        ]
+        with serve(Starlette(routes=[Route("/callback", callback)]), port=client_port):
+            seen = await asyncio.to_thread(in_chromium, "broker_sign_in.mjs", *urls, redirect)
+        assert seen["consent"] == {"name": "Notes CLI", "scopes": ["mcp"]}
+        assert seen["signedIn"]["state"] == "client-state" and seen["signedIn"]["iss"] == stack.issuer
+        async with httpx2.AsyncClient() as http:
+            tokens = await http.post(f"{stack.issuer}/token", data={
+                "grant_type": "authorization_code", "code": seen["signedIn"]["code"], "code_verifier": verifier,
+                "client_id": ids[0], "redirect_uri": redirect})  # fmt: skip
+        assert tokens.status_code == 200, tokens.text
+        assert seen["secondConsent"] == '<img src=x onerror="alert(1)">Evil'  # shown as text, not run
+        assert seen["denied"] == {"error": "access_denied", "error_description": "The user denied the request",
+                                  "state": "evil-state", "iss": stack.issuer}  # fmt: skip
+        assert seen["dialogs"] == []
