@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx2
 import pytest
@@ -122,6 +123,9 @@ class Glewlwyd:
             # RFC 9449.
             "oauth-dpop-allowed": True,
             "oauth-dpop-iat-duration": 60,
+            # RFC 7636, for the broker's sign-ins (tests/broker/test_glewlwyd_upstream.py).
+            "pkce-allowed": True,
+            "pkce-method-plain-allowed": False,
         }
         with httpx2.Client(base_url=self.api, timeout=10) as admin:
             steps = [
@@ -168,6 +172,48 @@ class Glewlwyd:
             for method, path, body in steps:
                 response = admin.request(method, path, json=body)
                 assert response.status_code == 200, f"glewlwyd {method} {path}: {response.status_code} {response.text}"
+
+    def admin(self, *steps: tuple[str, str, object]) -> None:
+        """Admin API calls, as the administrator (each must answer 200)."""
+        with httpx2.Client(base_url=self.api, timeout=10) as admin:
+            for method, path, body in [("POST", "/auth/", ADMIN), *steps]:
+                response = admin.request(method, path, json=body)
+                assert response.status_code == 200, f"glewlwyd {method} {path}: {response.status_code} {response.text}"
+
+    def add_user(self, username: str, password: str) -> None:
+        """A user of the database backend who may sign in with OpenID Connect (with a password:
+        the schema's `openid` scope asks for none, and glewlwyd then counts no login as enough)."""
+        openid = {"name": "openid", "display_name": "Open ID", "description": "OpenID Connect",
+                  "password_required": True, "password_max_age": 3600, "scheme": {}}  # fmt: skip
+        self.admin(("PUT", "/scope/openid", openid), ("POST", "/user/", {
+            "username": username, "password": password, "name": username, "email": f"{username}@example.com",
+            "enabled": True, "scope": ["openid"]}))  # fmt: skip
+
+    def add_sign_in_client(self, client_id: str, secret: str, redirect_uri: str) -> None:
+        """A confidential client with the authorization code and refresh grants (a broker)."""
+        self.admin(("POST", "/client/", {
+            "client_id": client_id, "name": client_id, "confidential": True, "enabled": True,
+            "client_secret": secret, "scope": ["openid"], "redirect_uri": [redirect_uri],
+            "authorization_type": ["code", "refresh_token"],
+            "token_endpoint_auth_method": ["client_secret_basic"]}))  # fmt: skip
+
+    async def sign_in(self, authorization_url: str, username: str, password: str, client_id: str) -> dict[str, str]:
+        """A user's browser at glewlwyd, through its login API (what its login page calls): the
+        password, the scopes granted to the client, then the authorization URL; the parameters
+        of the redirect back."""
+        async with httpx2.AsyncClient(timeout=10) as browser:
+            login = await browser.post(f"{self.api}/auth/", json={"username": username, "password": password})
+            assert login.status_code == 200, login.text
+            grant = await browser.put(f"{self.api}/auth/grant/{client_id}", json={"scope": "openid"})
+            assert grant.status_code == 200, grant.text
+            response = await browser.get(authorization_url)
+            assert response.status_code == 302, response.text[:300]
+            location = dict(parse_qsl(urlsplit(response.headers["location"]).query))
+            if "callback_url" in location:  # its login page, where the user clicks Continue:
+                response = await browser.get(location["callback_url"] + "&g_continue")
+                assert response.status_code == 302, response.text[:300]
+                location = dict(parse_qsl(urlsplit(response.headers["location"]).query))
+        return location
 
     def stop(self) -> None:
         stop_process(self.process)
