@@ -51,10 +51,16 @@ class EntraLike:
     redirect_uri: str
     client_id: str = "broker"
     client_secret: str = "broker-secret"
+    tenant: str = "5b4f6e2a-0c1d-4e8f-9a7b-3c2d1e0f9a8b"
+
+    @property
+    def origin(self) -> str:
+        """Where Entra's `https://login.microsoftonline.com` would be."""
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.origin}/{self.tenant}/v2.0"
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +76,7 @@ def entra_like() -> Iterator[EntraLike]:
         "REDIRECT_URI": provider.redirect_uri,
         "JWKS": json.dumps({"keys": [key.as_dict(private=True)]}),
         "NODE_ENV": "test",
+        "TENANT": provider.tenant,
     }
     process = subprocess.Popen(
         [node, "entra_like.mjs"], cwd=OIDC_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -166,7 +173,7 @@ class BrokerBrowser:
             response = await self.consent(response)
         assert response.status_code == 303, response.text[:500]
         location = response.headers["location"]
-        if location.startswith(self.provider + "/"):
+        if urlsplit(location).netloc == urlsplit(self.provider).netloc:  # to the provider
             callback = await through_the_provider(location, f"{self.issuer}/callback", deny=deny_at_provider)
             response = await self.get(f"{self.issuer}/callback?{urlencode(callback)}")
             assert response.status_code == 303, response.text[:500]

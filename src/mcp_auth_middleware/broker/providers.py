@@ -105,8 +105,11 @@ def entra(
         raise ValueError("a multi-tenant Entra app needs allowed_tenants: the tenant ids whose users may sign in")
 
     def issuer_check(claims: Mapping[str, Any]) -> bool:
-        tid = claims.get("tid")
-        return tid in allowed and claims.get("iss") == f"{base}/{tid}/v2.0"
+        """`iss` names an allowed tenant (the callback's RFC 9207 `iss`, or an ID token's), and
+        an ID token's `tid` is that tenant."""
+        iss = claims.get("iss")
+        tenant = iss.removeprefix(f"{base}/").removesuffix("/v2.0") if isinstance(iss, str) else None
+        return tenant in allowed and iss == f"{base}/{tenant}/v2.0" and claims.get("tid", tenant) == tenant
 
     metadata = {
         "issuer": f"{base}/{{tenantid}}/v2.0",

@@ -148,7 +148,9 @@ class Upstream:
         issuer = callback.get("iss")
         if issuer is None and self.metadata.get("authorization_response_iss_parameter_supported"):
             raise ProviderError("The provider's answer is incomplete", "RFC 9207 §2.4: iss missing from the callback")
-        if issuer is not None and issuer != self.issuer:
+        if issuer is not None and not (
+            self._issuer_check({"iss": issuer}) if self._issuer_check else issuer == self.issuer
+        ):
             raise ProviderError("The answer came from another provider", f"RFC 9207 §2.4: iss {issuer!r}")
         if "error" in callback:
             error = callback["error"]

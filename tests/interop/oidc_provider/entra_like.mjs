@@ -3,11 +3,15 @@
 // code with PKCE S256 and refresh tokens, RFC 9207 `iss` in the authorization response, and no
 // RFC 8707 `resource` (refused, as Entra v2 does, AADSTS9010010). The login and consent pages
 // are oidc-provider's development interactions (any login; a Continue button).
-// Started by tests/broker/conftest.py.
+// Its URLs are shaped as Entra's: the issuer `<origin>/<tenant>/v2.0`, its discovery document
+// under it, `/<tenant>/oauth2/v2.0/authorize` and `/token`, `/<tenant>/discovery/v2.0/keys`; the
+// same endpoints under `/organizations` (a multi-tenant app's), and ID tokens carrying `tid` and
+// `oid`. Started by tests/broker/conftest.py.
+import http from 'node:http';
 import Provider from 'oidc-provider';
 
-const { PORT, REDIRECT_URI, JWKS } = process.env;
-const issuer = `http://127.0.0.1:${PORT}`;
+const { PORT, REDIRECT_URI, JWKS, TENANT } = process.env;
+const issuer = `http://127.0.0.1:${PORT}/${TENANT}/v2.0`;
 
 const provider = new Provider(issuer, {
   clients: [
@@ -22,11 +26,17 @@ const provider = new Provider(issuer, {
   ],
   jwks: JSON.parse(JWKS),
   scopes: ['openid', 'profile', 'email', 'offline_access'],
-  claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
+  claims: { openid: ['sub', 'tid', 'oid'], email: ['email'], profile: ['name'] },
   findAccount: async (ctx, id) => ({
     accountId: id,
-    claims: async () => ({ sub: id, email: `${id}@example.com`, name: id }),
+    claims: async () => ({ sub: id, tid: TENANT, oid: `oid-${id}`, email: `${id}@example.com`, name: id }),
   }),
+  routes: {
+    authorization: `/${TENANT}/oauth2/v2.0/authorize`,
+    token: `/${TENANT}/oauth2/v2.0/token`,
+    jwks: `/${TENANT}/discovery/v2.0/keys`,
+    userinfo: '/oidc/userinfo',
+  },
   conformIdTokenClaims: false, // the scopes' claims in the ID token, as Entra's
   pkce: { required: () => true },
   issueRefreshToken: async () => true,
@@ -38,6 +48,20 @@ const provider = new Provider(issuer, {
 });
 provider.proxy = false;
 
-provider.listen(Number(PORT), '127.0.0.1', () => {
+const handle = provider.callback();
+http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://127.0.0.1');
+  if (url.pathname.endsWith('/oauth2/v2.0/authorize') && url.searchParams.has('resource')) {
+    // Entra v2 refuses RFC 8707 `resource`.
+    res.writeHead(400, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'invalid_request', error_description: 'AADSTS9010010: resource is not supported' }));
+    return;
+  }
+  url.pathname = url.pathname
+    .replace(`/${TENANT}/v2.0/.well-known/`, '/.well-known/')
+    .replace(/^\/organizations\//, `/${TENANT}/`);
+  req.url = url.pathname + url.search;
+  handle(req, res);
+}).listen(Number(PORT), '127.0.0.1', () => {
   console.log(`ready ${issuer}`);
 });
