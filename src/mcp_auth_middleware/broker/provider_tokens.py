@@ -13,7 +13,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from .sealing import Sealer
+from .sealing import Sealer, SealError
 from .storage import Record, Records, until
 from .upstream import ProviderError, Upstream, UpstreamGrant
 
@@ -76,7 +76,12 @@ class ProviderTokens:
         def claim(old: Record | None) -> tuple[Record | None, _Claim]:
             if old is None:
                 raise ProviderError("Sign in again", f"no provider grant {grant_id!r} (expired or signed out)")
-            opened = self.sealer.open(old["tokens"], grant_id)
+            try:
+                opened = self.sealer.open(old["tokens"], grant_id)
+            except SealError:  # sealed with a secret no longer configured: as if signed out
+                raise ProviderError(
+                    "Sign in again", "the provider's tokens were sealed with a retired secret"
+                ) from None
             expires_at = opened.get("expires_at")
             if expires_at is None or expires_at - self.margin > now:
                 return old, _Claim(opened["access_token"], None)

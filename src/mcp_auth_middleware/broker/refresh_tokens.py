@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .sealing import Sealer
+from .sealing import Sealer, SealError
 from .storage import Record, Records, until
 
 __all__ = ["RefreshTokens", "Rotation"]
@@ -78,7 +78,10 @@ class RefreshTokens:
                 return new, Rotation(token, old["grant"])
             retired = old["retired"]
             if retired and hmac.compare_digest(retired[0], presented) and now - old["rotated_at"] <= self.grace:
-                return old, Rotation(self.sealer.open(old["successor"], family), old["grant"])  # the same one
+                try:
+                    return old, Rotation(self.sealer.open(old["successor"], family), old["grant"])  # the same one
+                except SealError:  # the secrets were rotated in between: the client signs in again
+                    return old, Rotation(problem="its successor was sealed with a retired secret")
             if any(hmac.compare_digest(h, presented) for h in retired):
                 return old | {"revoked": True}, Rotation(problem="reused after rotation: the family is revoked")
             return old, Rotation(problem="unknown")

@@ -16,7 +16,7 @@ from typing import Any
 
 from joserfc.jwk import ECKey, Key
 
-from .sealing import Sealer
+from .sealing import Sealer, SealError
 from .storage import Record, Records
 
 __all__ = ["SigningKeys"]
@@ -24,6 +24,7 @@ __all__ = ["SigningKeys"]
 _KEY = "broker:signing-keys"
 _CONTEXT = "broker signing key"
 ALGORITHM = "ES256"
+_RELOAD_COOLDOWN = 5.0
 
 
 class SigningKeys:
@@ -47,6 +48,7 @@ class SigningKeys:
         self._entries: list[dict[str, Any]] = []  # newest first: {"kid", "created", "sealed"}
         self._private: dict[str, ECKey] = {}
         self._loaded_at = float("-inf")
+        self._reloaded_for_unknown = float("-inf")
         self._lock = asyncio.Lock()
 
     async def signing_key(self) -> ECKey:
@@ -60,22 +62,32 @@ class SigningKeys:
         return {"keys": [self._public(e) for e in await self._current()]}
 
     async def keys_for(self, kid: str | None, key_type: str) -> list[Key]:
+        """The public keys (with `kid`, if given). An unknown `kid` may be another replica's new
+        key: the records are read again, at most once per `_RELOAD_COOLDOWN` (a flood of made-up
+        kids costs one read)."""
         if key_type != "EC":
             return []
         entries = await self._current()
+        if kid is not None and all(e["kid"] != kid for e in entries):
+            entries = await self._current(unknown_kid=True)
         return [ECKey.import_key(self._public(e)) for e in entries if kid is None or e["kid"] == kid]
 
     async def refetch(self, since: float) -> None:
-        """An unknown `kid`: another replica may have rotated; read the records again."""
-        if self._loaded_at < since:
-            self._loaded_at = float("-inf")
+        """A known `kid` whose signature failed: read the records again (rate-limited too)."""
+        await self._current(unknown_kid=True)
 
-    async def _current(self) -> list[dict[str, Any]]:
+    async def _current(self, *, unknown_kid: bool = False) -> list[dict[str, Any]]:
         now = time.time()
-        if self._entries and now - self._loaded_at < self.reload_every and not self._rotation_due(now):
+        if unknown_kid and time.monotonic() - self._reloaded_for_unknown < _RELOAD_COOLDOWN:
+            unknown_kid = False
+        if unknown_kid:
+            self._reloaded_for_unknown = time.monotonic()
+        fresh = now - self._loaded_at < self.reload_every
+        if self._entries and fresh and not self._rotation_due(now) and not unknown_kid:
             return self._entries
         async with self._lock:
-            if not self._entries or now - self._loaded_at >= self.reload_every or self._rotation_due(now):
+            stale = not self._entries or now - self._loaded_at >= self.reload_every
+            if stale or unknown_kid or self._rotation_due(now):
                 self._entries = await self.records.update(_KEY, self._rotated, 10 * 365 * 86400)
                 self._loaded_at = time.time()
         return self._entries
@@ -87,7 +99,8 @@ class SigningKeys:
         """The key set with a new key when the newest is due (atomic: one replica adds it),
         without keys retired longer than `behind`."""
         now = time.time()
-        entries: list[dict[str, Any]] = list(old["keys"]) if old else []
+        # A key sealed with a secret no longer configured cannot sign or be published: dropped.
+        entries: list[dict[str, Any]] = [e for e in (old["keys"] if old else []) if self._opens(e)]
         if not entries or entries[0]["created"] + self.rotate_every <= now:
             kid = secrets.token_urlsafe(8)
             key = ECKey.generate_key("P-256", parameters={"kid": kid}, private=True)
@@ -98,6 +111,13 @@ class SigningKeys:
             older for newer, older in itertools.pairwise(entries) if newer["created"] + self.ahead + self.behind > now
         ]
         return {"keys": kept}, kept
+
+    def _opens(self, entry: dict[str, Any]) -> bool:
+        try:
+            self._private_key(entry)
+        except SealError:
+            return False
+        return True
 
     def _private_key(self, entry: dict[str, Any]) -> ECKey:
         key = self._private.get(entry["kid"])
