@@ -47,6 +47,7 @@ class SigningKeys:
         self.rotate_every, self.ahead, self.behind, self.reload_every = rotate_every, ahead, behind, reload_every
         self._entries: list[dict[str, Any]] = []  # newest first: {"kid", "created", "sealed"}
         self._private: dict[str, ECKey] = {}
+        self._verifying: dict[str, Key] = {}
         self._loaded_at = float("-inf")
         self._reloaded_for_unknown = float("-inf")
         self._lock = asyncio.Lock()
@@ -70,7 +71,7 @@ class SigningKeys:
         entries = await self._current()
         if kid is not None and all(e["kid"] != kid for e in entries):
             entries = await self._current(unknown_kid=True)
-        return [ECKey.import_key(self._public(e)) for e in entries if kid is None or e["kid"] == kid]
+        return [self._verifying_key(e) for e in entries if kid is None or e["kid"] == kid]
 
     async def refetch(self, since: float) -> None:
         """A known `kid` whose signature failed: read the records again (rate-limited too)."""
@@ -124,6 +125,13 @@ class SigningKeys:
         if key is None:
             key = ECKey.import_key(self.sealer.open(entry["sealed"], f"{_CONTEXT} {entry['kid']}"))
             self._private[entry["kid"]] = key
+        return key
+
+    def _verifying_key(self, entry: dict[str, Any]) -> Key:
+        """The public key, one object per kid: the validator keeps its prepared verifier per key."""
+        key = self._verifying.get(entry["kid"])
+        if key is None:
+            key = self._verifying[entry["kid"]] = ECKey.import_key(self._public(entry))
         return key
 
     def _public(self, entry: dict[str, Any]) -> dict[str, Any]:
