@@ -367,3 +367,48 @@ async def test_chromium_through_the_consent_page_and_the_providers_login(
         assert seen["denied"] == {"error": "access_denied", "error_description": "The user denied the request",
                                   "state": "evil-state", "iss": stack.issuer}  # fmt: skip
         assert seen["dialogs"] == []
+
+
+# -- docs/broker.md, as written ---------------------------------------------------------------------
+
+
+async def test_the_documented_broker_signs_the_sdk_client_in_and_its_tools_work(
+    entra_like: EntraLike,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/broker.md's server, its hosts pointed at loopback and Microsoft's login and Graph at
+    the Entra-shaped provider: the MCP SDK client signs in (registration), calls whoami, reaches
+    "Graph" with the provider's token, and is stepped up for delete_notes."""
+    from ..test_docs import BROKER_ENVIRONMENT, ROOT, blocks
+
+    (block,) = [b for b in blocks(ROOT / "docs" / "broker.md") if b.language == "python" and "Broker.of(" in b.code]
+    for name, value in BROKER_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ENTRA_TENANT_ID", entra_like.tenant)
+    monkeypatch.chdir(tmp_path)  # the broker's SQLite file, where the reader runs it
+    origin = broker_issuer(entra_like).removesuffix("/oauth")
+    tenant = 'tenant=os.environ["ENTRA_TENANT_ID"],'
+    assert tenant in block.code and "https://graph.microsoft.com/v1.0/me" in block.code
+    code = (
+        block.code.replace("https://mcp.example.com", origin)
+        .replace(tenant, f'{tenant} authority="{entra_like.origin}", allow_http=True,')
+        .replace("https://graph.microsoft.com/v1.0/me", f"{entra_like.origin}/oidc/userinfo")
+    )
+    namespace: dict[str, Any] = {"__name__": "docs.broker"}
+    exec(compile(code, str(block), "exec", dont_inherit=True), namespace)
+    stack = Served(namespace["broker"], f"{origin}/mcp", namespace["broker"].issuer, entra_like)
+    with serve(namespace["app"], port=int(urlsplit(origin).port or 0)):
+        browser, storage = SDKBrowser(stack), MemoryStorage()
+        metadata = OAuthClientMetadata(
+            redirect_uris=["http://127.0.0.1:33418/callback"], client_name="docs", scope="mcp"
+        )
+        auth = OAuthClientProvider(
+            stack.resource, metadata, storage, browser.redirect_handler, browser.callback_handler
+        )
+        me, profile = await call(stack, auth, "whoami", "my_profile")
+        (deleted,) = await call(stack, auth, "delete_notes")
+        await browser.http.aclose()
+    assert me["sub"] == "oid-alice" and me["scopes"] == ["mcp"]  # Entra's preset: the user is oid
+    assert profile["sub"] == "alice" and profile["email"] == "alice@example.com"
+    assert deleted == {"result": "deleted"} and len(browser.authorize_urls) == 2
