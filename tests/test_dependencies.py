@@ -37,6 +37,8 @@ CORE = [
     "tests/validators",
     "tests/server/test_introspection.py",
     "tests/broker/test_sealing.py",
+    "tests/broker/test_signing_keys.py",
+    "tests/broker/test_authorization_server.py",
 ]
 TEST_TOOLS = ["pytest", "pytest-asyncio", "hypothesis", "trustme", "pyjwt[crypto]", "python-multipart"]
 

@@ -12,7 +12,7 @@ import re
 import secrets
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
@@ -134,8 +134,17 @@ class BrokerBrowser:
     Chromium does; httpx's jar would not), the consent page read and posted as a browser would,
     the provider's login through `through_the_provider`."""
 
-    def __init__(self, http: httpx2.AsyncClient, issuer: str, provider: str) -> None:
+    def __init__(
+        self,
+        http: httpx2.AsyncClient,
+        issuer: str,
+        provider: str,
+        at_provider: Callable[[str], Awaitable[dict[str, str]]] | None = None,
+    ) -> None:
         self.http, self.issuer, self.provider = http, issuer, provider
+        #: The user at the provider (the URL the broker sent them to -> its callback's parameters):
+        #: oidc-provider's login and consent pages unless given (Glewlwyd's login API).
+        self.at_provider = at_provider
         self.origin = f"{urlsplit(issuer).scheme}://{urlsplit(issuer).netloc}"
         self.cookie: str | None = None
         self.pages: list[str] = []  # every consent page shown
@@ -174,7 +183,10 @@ class BrokerBrowser:
         assert response.status_code == 303, response.text[:500]
         location = response.headers["location"]
         if urlsplit(location).netloc == urlsplit(self.provider).netloc:  # to the provider
-            callback = await through_the_provider(location, f"{self.issuer}/callback", deny=deny_at_provider)
+            if self.at_provider is not None:
+                callback = await self.at_provider(location)
+            else:
+                callback = await through_the_provider(location, f"{self.issuer}/callback", deny=deny_at_provider)
             response = await self.get(f"{self.issuer}/callback?{urlencode(callback)}")
             assert response.status_code == 303, response.text[:500]
             location = response.headers["location"]

@@ -11,7 +11,7 @@ import json
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +32,15 @@ from starlette.routing import Route
 
 from mcp_auth_middleware import MCPAuthMiddleware
 from mcp_auth_middleware.broker.authorization_server import Broker
-from mcp_auth_middleware.broker.providers import oidc
+from mcp_auth_middleware.broker.providers import Provider, oidc
 from mcp_auth_middleware.broker.storage import SharedRecords
 from mcp_auth_middleware.caller import get_auth
 from mcp_auth_middleware.server.client_metadata import ClientMetadataDocuments
 from mcp_auth_middleware.testing import free_port, serve
 
 from ..broker.conftest import SECRET, BrokerBrowser, EntraLike, authorize_url, broker_issuer, entra_like, pkce  # noqa: F401
-from ..interop.conftest import Redis, redis_server  # noqa: F401
+from ..interop.conftest import Redis, glewlwyd, redis_server  # noqa: F401
+from ..interop.glewlwyd import Glewlwyd
 from ..processes import in_chromium
 from .test_oauth_flow import MemoryStorage
 
@@ -83,9 +84,12 @@ def protected_server(broker: Broker, resource: str) -> Any:
     )
 
 
-def new_broker(provider: EntraLike, storage: str, **options: Any) -> Broker:
-    issuer = broker_issuer(provider)
-    upstream = oidc(provider.issuer, provider.client_id, provider.client_secret, allow_http=True)
+def new_broker(
+    provider: EntraLike, storage: str, *, issuer: str | None = None, upstream: Provider | None = None, **options: Any
+) -> Broker:
+    """A broker in front of the Entra-like provider (at the URL its callback names), or `upstream`."""
+    issuer = issuer or broker_issuer(provider)
+    upstream = upstream or oidc(provider.issuer, provider.client_id, provider.client_secret, allow_http=True)
     return Broker.of(
         issuer,
         upstream,
@@ -103,16 +107,23 @@ class Served:
     resource: str
     issuer: str
     provider: EntraLike
+    at_provider: Callable[[str], Awaitable[dict[str, str]]] | None = None  # see BrokerBrowser
 
 
 @asynccontextmanager
-async def served(provider: EntraLike, storage: str, port: int | None = None, **options: Any) -> AsyncIterator[Served]:
+async def served(
+    provider: EntraLike,
+    storage: str,
+    port: int | None = None,
+    at_provider: Callable[[str], Awaitable[dict[str, str]]] | None = None,
+    **options: Any,
+) -> AsyncIterator[Served]:
     broker = new_broker(provider, storage, **options)
     origin = broker.issuer.removesuffix("/oauth")
     resource = f"{origin}/mcp"
     listen = port or urlsplit(origin).port
     with serve(protected_server(broker, resource), port=listen):  # its shutdown closes the broker
-        yield Served(broker, resource, broker.issuer, provider)
+        yield Served(broker, resource, broker.issuer, provider, at_provider)
 
 
 class SDKBrowser:
@@ -123,7 +134,8 @@ class SDKBrowser:
         self.authorize_urls: list[str] = []
         self.callback: dict[str, str] = {}
         self.http = httpx2.AsyncClient(timeout=20)
-        self.browser = BrokerBrowser(self.http, served.issuer, served.provider.issuer)
+        provider = str(served.broker.settings.provider.issuer)
+        self.browser = BrokerBrowser(self.http, served.issuer, provider, served.at_provider)
 
     async def redirect_handler(self, url: str) -> None:
         self.authorize_urls.append(url)
@@ -152,17 +164,34 @@ def metadata_documents(client_metadata_host: tuple[str, Any]) -> ClientMetadataD
     return ClientMetadataDocuments(http_client=httpx2.AsyncClient(verify=trust), development=True)
 
 
+@pytest.mark.parametrize("provider", ["entra-like", "glewlwyd"])
 @pytest.mark.parametrize("client_kind", ["registration", "metadata document"])
 async def test_the_python_sdk_client_signs_in_steps_up_refreshes_and_a_tool_reaches_the_provider(
     entra_like: EntraLike,  # noqa: F811
+    glewlwyd: Glewlwyd,  # noqa: F811
     tmp_path: Path,
     client_kind: str,
+    provider: str,
     client_metadata_host: tuple[str, Any],
     metadata_documents: ClientMetadataDocuments,
 ) -> None:
+    """Through the broker in front of each real provider: node oidc-provider (Entra-shaped) and
+    Glewlwyd (its login API standing in for its login page)."""
     document_url = client_metadata_host[0] if client_kind == "metadata document" else None
+    options: dict[str, Any] = {}
+    if provider == "glewlwyd":
+        port = free_port()
+        issuer, user, broker_id = f"http://127.0.0.1:{port}/oauth", f"carol-{port}", f"mcp-broker-{port}"
+        glewlwyd.add_user(user, "carol-password-1")
+        glewlwyd.add_sign_in_client(broker_id, "mcp-broker-secret", f"{issuer}/callback")
+        upstream = oidc(glewlwyd.issuer, broker_id, "mcp-broker-secret", scopes=("openid",), allow_http=True)
+
+        async def at_glewlwyd(url: str) -> dict[str, str]:
+            return await glewlwyd.sign_in(url, user, "carol-password-1", broker_id)
+
+        options = {"issuer": issuer, "upstream": upstream, "port": port, "at_provider": at_glewlwyd}
     async with served(entra_like, str(tmp_path / "broker.db"), access_token_lifetime=2,
-                      client_metadata_documents=metadata_documents) as stack:  # fmt: skip
+                      client_metadata_documents=metadata_documents, **options) as stack:  # fmt: skip
         browser, storage = SDKBrowser(stack), MemoryStorage()
         metadata = OAuthClientMetadata(
             redirect_uris=["http://127.0.0.1:33418/callback"], client_name="e2e", scope="mcp"
@@ -170,9 +199,9 @@ async def test_the_python_sdk_client_signs_in_steps_up_refreshes_and_a_tool_reac
         handlers = browser.redirect_handler, browser.callback_handler
         auth = OAuthClientProvider(stack.resource, metadata, storage, *handlers, client_metadata_url=document_url)
         (me,) = await call(stack, auth, "whoami")
-        assert me["sub"] == "alice" and me["scopes"] == ["mcp"]
-        client_id = me["client_id"]
-        assert client_id == (document_url or (storage.client and storage.client.client_id))
+        assert me["sub"] and me["scopes"] == ["mcp"]
+        assert me["sub"] == "alice" or provider == "glewlwyd"
+        assert me["client_id"] == (document_url or (storage.client and storage.client.client_id))
         first = parse_qs(urlsplit(browser.authorize_urls[0]).query)
         assert first["resource"] == [stack.resource] and first["code_challenge_method"] == ["S256"]
         # Step-up: delete_notes needs notes:delete; the SDK client authorizes again by itself.
@@ -184,11 +213,11 @@ async def test_the_python_sdk_client_signs_in_steps_up_refreshes_and_a_tool_reac
         old_refresh = storage.tokens.refresh_token
         await asyncio.sleep(2.5)
         (again,) = await call(stack, auth, "whoami")
-        assert again["sub"] == "alice" and storage.tokens.refresh_token != old_refresh
+        assert again["sub"] == me["sub"] and storage.tokens.refresh_token != old_refresh
         assert len(browser.authorize_urls) == 2
         # A tool calls the provider's own API as the user, with the provider's token.
         (profile,) = await call(stack, auth, "provider_profile")
-        assert profile["sub"] == "alice"
+        assert profile["sub"] == me["sub"]
         await browser.http.aclose()
 
 

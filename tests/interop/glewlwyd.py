@@ -205,7 +205,7 @@ class Glewlwyd:
             login = await browser.post(f"{self.api}/auth/", json={"username": username, "password": password})
             assert login.status_code == 200, login.text
             grant = await browser.put(f"{self.api}/auth/grant/{client_id}", json={"scope": "openid"})
-            assert grant.status_code == 200, grant.text
+            assert grant.status_code == 200, (grant.status_code, grant.text)
             response = await browser.get(authorization_url)
             assert response.status_code == 302, response.text[:300]
             location = dict(parse_qsl(urlsplit(response.headers["location"]).query))
