@@ -594,3 +594,56 @@ async def test_the_provider_down_is_a_503_page(setup: Setup) -> None:
     response = await browser.consent(page)
     assert response.status_code == 503 and response.headers["retry-after"]
     assert "Sign-in is unavailable" in response.text and setup.stored("provider:") == 0
+
+
+async def test_the_provider_unreachable_at_the_callback_is_a_503_page(entra_like: EntraLike, tmp_path: Path) -> None:
+    """The provider's token endpoint down when its code comes back: a page saying to try again,
+    no code for the client, nothing kept."""
+    closed = f"http://127.0.0.1:{free_port()}/token"
+    upstream = oidc(entra_like.issuer, entra_like.client_id, entra_like.client_secret, allow_http=True,
+                    metadata={"token_endpoint": closed})  # fmt: skip
+    broker, app, _, _ = build(entra_like, tmp_path / "broker.db", upstream=upstream)
+    origin = broker.issuer.removesuffix("/oauth")
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=origin, timeout=20) as http:
+        setup = Setup(
+            broker, http, broker.issuer, f"{origin}/mcp", f"{origin}/other", tmp_path / "broker.db", entra_like
+        )
+        browser = setup.browser()
+        location = await _at_the_provider(setup, browser)
+        from .conftest import through_the_provider
+
+        callback = await through_the_provider(location, f"{setup.issuer}/callback")
+        response = await browser.get(f"{setup.issuer}/callback?{urlencode(callback)}")
+        assert response.status_code == 503 and response.headers["retry-after"]
+        assert "try again" in response.text.lower() and "location" not in response.headers
+        assert setup.stored("provider:") == 0 and setup.stored("broker:code:") == 0
+    await broker.aclose()
+
+
+async def test_a_restart_loses_nothing(entra_like: EntraLike, tmp_path: Path) -> None:
+    """One machine, the default storage (SQLite): the broker stops and starts again; its access
+    tokens still validate (the keys were kept), the refresh token works, the provider's token
+    is still there, the consent is remembered."""
+    database = tmp_path / "broker.db"
+    broker, app, resource, other = build(entra_like, database)
+    origin = resource.removesuffix("/mcp")
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=origin, timeout=20) as http:
+        before = Setup(broker, http, broker.issuer, resource, other, database, entra_like)
+        browser = before.browser()
+        code, verifier = await before.code(browser)
+        tokens = (await before.token(grant_type="authorization_code", code=code, code_verifier=verifier,
+                                     client_id=CLIENT, redirect_uri=REDIRECT)).json()  # fmt: skip
+    await broker.aclose()
+
+    broker, app, resource, other = build(entra_like, database)  # the restart
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=origin, timeout=20) as http:
+        after = Setup(broker, http, broker.issuer, resource, other, database, entra_like)
+        me = await http.get("/mcp", headers={"authorization": f"Bearer {tokens['access_token']}"})
+        assert me.status_code == 200 and me.json()["sub"] == "alice"
+        fresh = await after.token(grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=CLIENT)
+        assert fresh.status_code == 200
+        assert await broker.provider_token(await _auth(after, fresh.json()["access_token"]))
+        browser.http = http  # the same browser, its cookie kept: not asked again
+        await after.code(browser)
+        assert len(browser.pages) == 1
+    await broker.aclose()

@@ -331,6 +331,12 @@ class AuthConfig:
         if broker is not None:
             if validator is not None or groups["validation"].issuer or groups["validation"].issuers:
                 raise ValueError("pass `broker=` alone: its tokens are validated with its own keys")
+            if parsed.url not in broker.settings.resources:
+                # Clients ask for this resource (RFC 9728 metadata): the broker would refuse it.
+                raise ValueError(
+                    f"the broker's resources {list(broker.settings.resources)} do not include this resource "
+                    f"{parsed.url!r} (RFC 8707: its tokens are for those only)"
+                )
             validator = broker.validator()
         servers = _authorization_servers(authorization_servers, groups["validation"], validator, allow_http=allow_http)
         paths = _paths(public_paths)

@@ -1,0 +1,57 @@
+"""`MCPAuthMiddleware(..., broker=broker)`: the one option, and the mistakes made with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx2
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from mcp_auth_middleware import AuthConfig, JWTValidator, MCPAuthMiddleware
+from mcp_auth_middleware.broker import Broker
+from mcp_auth_middleware.broker.providers import oidc
+
+from .conftest import SECRET
+
+
+def broker(tmp_path: Path, issuer: str = "https://mcp.example.com/oauth") -> Broker:
+    upstream = oidc("https://idp.example.com", "id", "secret")
+    return Broker.of(issuer, upstream, "https://mcp.example.com/mcp", [SECRET], storage=str(tmp_path / "b.db"))
+
+
+def app() -> Starlette:
+    return Starlette(routes=[Route("/{path:path}", lambda request: PlainTextResponse("the app"))])
+
+
+@pytest.mark.parametrize(
+    "resource", ["https://mcp.example.com/mcp/", "https://mcp.example.com/other", "https://mcp.example.com:8443/mcp"]
+)
+def test_a_resource_the_broker_does_not_serve_is_a_startup_error(tmp_path: Path, resource: str) -> None:
+    with pytest.raises(ValueError, match="do not include this resource"):
+        AuthConfig(resource=resource, broker=broker(tmp_path))
+
+
+def test_the_broker_comes_alone(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="`broker=` alone"):
+        AuthConfig(resource="https://mcp.example.com/mcp", broker=broker(tmp_path), issuer="https://idp.example.com")
+    validator = JWTValidator(issuer="https://x", keys={"keys": []})
+    with pytest.raises(ValueError, match="`broker=` alone"):
+        AuthConfig(resource="https://mcp.example.com/mcp", broker=broker(tmp_path), validator=validator)
+
+
+async def test_the_broker_on_the_resources_origin_is_served_on_another_it_is_not(tmp_path: Path) -> None:
+    same = MCPAuthMiddleware(app(), resource="https://mcp.example.com/mcp", broker=broker(tmp_path))
+    elsewhere = MCPAuthMiddleware(
+        app(), resource="https://mcp.example.com/mcp", broker=broker(tmp_path, "https://login.example.com/oauth")
+    )
+    for middleware, served in ((same, True), (elsewhere, False)):
+        transport = httpx2.ASGITransport(app=middleware)
+        async with httpx2.AsyncClient(transport=transport, base_url="https://mcp.example.com") as http:
+            metadata = await http.get("/.well-known/oauth-authorization-server/oauth")
+            named = (await http.get("/.well-known/oauth-protected-resource/mcp")).json()["authorization_servers"]
+        assert (metadata.status_code == 200) is served
+        assert named == [middleware.config.broker.issuer]
+        await middleware.config.broker.aclose()
