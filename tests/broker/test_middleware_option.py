@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from joserfc.jwk import ECKey
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -37,7 +38,7 @@ def test_a_resource_the_broker_does_not_serve_is_a_startup_error(tmp_path: Path,
 def test_the_broker_comes_alone(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="`broker=` alone"):
         AuthConfig(resource="https://mcp.example.com/mcp", broker=broker(tmp_path), issuer="https://idp.example.com")
-    validator = JWTValidator(issuer="https://x", keys={"keys": []})
+    validator = JWTValidator(issuer="https://x", keys=ECKey.generate_key("P-256").as_dict(private=False))
     with pytest.raises(ValueError, match="`broker=` alone"):
         AuthConfig(resource="https://mcp.example.com/mcp", broker=broker(tmp_path), validator=validator)
 
