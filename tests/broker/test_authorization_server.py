@@ -386,7 +386,7 @@ async def test_a_second_client_does_not_ride_the_first_ones_consent_or_the_provi
     page = await browser.get(authorize_url(setup.issuer, evil, challenge))
     assert page.status_code == 200 and "location" not in page.headers
     assert "&lt;img src=x onerror=alert(1)&gt;Evil" in page.text and "<img" not in page.text
-    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-frame-options"] == "DENY" and page.headers.get_list("x-content-type-options") == ["nosniff"]
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     denied = client_answer(await browser.consent(page, decision="deny"))
     assert denied["error"] == "access_denied"

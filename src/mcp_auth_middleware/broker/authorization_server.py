@@ -131,6 +131,10 @@ class Broker:
         ]
         #: The ASGI app (CORS on what browser-based clients call, as `server.browsers` says).
         self.app: ASGIApp = ForBrowsers(Starlette(routes=routes))
+        logger.info(
+            "broker %s in front of %s: register %s%s as the redirect URI there; records in %s",
+            self.issuer, s.provider.issuer or s.provider.name, s.origin, self.callback_path, s.storage,
+        )  # fmt: skip
 
     @classmethod
     def of(cls, issuer: str, provider: Any, resources: str | Iterable[str], secrets: str | Iterable[str],

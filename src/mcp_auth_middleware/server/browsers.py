@@ -39,7 +39,9 @@ class ForBrowsers:
 
         async def send_nosniff(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]}
+                headers = message.get("headers", [])
+                if all(name.lower() != b"x-content-type-options" for name, _ in headers):  # once, not twice
+                    message = {**message, "headers": [*headers, (b"x-content-type-options", b"nosniff")]}
             await send(message)
 
         await (self.cors if scope["path"] in CORS_PATHS else self.app)(scope, receive, send_nosniff)
