@@ -56,3 +56,16 @@ async def test_the_broker_on_the_resources_origin_is_served_on_another_it_is_not
         assert (metadata.status_code == 200) is served
         assert named == [middleware.config.broker.issuer]
         await middleware.config.broker.aclose()
+
+
+def test_the_startup_line_names_the_redirect_uri_and_never_a_storage_password(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mcp_auth_middleware.broker.storage import SQLiteRecords
+
+    upstream = oidc("https://idp.example.com", "id", "secret")
+    with caplog.at_level("INFO", logger="mcp_auth_middleware.broker"):
+        Broker.of("https://mcp.example.com/oauth", upstream, "https://mcp.example.com/mcp", [SECRET],
+                  storage="redis://:hunter2-password@redis.internal:6380/0", records=SQLiteRecords(":memory:"))  # fmt: skip
+    assert "register https://mcp.example.com/oauth/callback" in caplog.text
+    assert "redis://redis.internal:6380/0" in caplog.text and "hunter2" not in caplog.text

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlencode
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
 from joserfc import jwt
@@ -133,7 +133,7 @@ class Broker:
         self.app: ASGIApp = ForBrowsers(Starlette(routes=routes))
         logger.info(
             "broker %s in front of %s: register %s%s as the redirect URI there; records in %s",
-            self.issuer, s.provider.issuer or s.provider.name, s.origin, self.callback_path, s.storage,
+            self.issuer, s.provider.issuer or s.provider.name, s.origin, self.callback_path, _where(s.storage),
         )  # fmt: skip
 
     @classmethod
@@ -656,6 +656,14 @@ def _page(status: int, title: str, message: str, *, retry: bool = False) -> Resp
     )
     headers = dict(PAGE_HEADERS) | ({"retry-after": "5"} if retry else {})
     return HTMLResponse(body, status_code=status, headers=headers)
+
+
+def _where(storage: str) -> str:
+    """The storage, for a log line: a URL without its credentials."""
+    if "://" not in storage or storage.startswith("sqlite"):
+        return storage
+    parts = urlsplit(storage)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def _sign_in_key(sign_in: str) -> str:
