@@ -65,7 +65,9 @@ def test_the_startup_line_names_the_redirect_uri_and_never_a_storage_password(
 
     upstream = oidc("https://idp.example.com", "id", "secret")
     with caplog.at_level("INFO", logger="mcp_auth_middleware.broker"):
+        storage = "redis://:hunter2-password@redis.internal:6380/0"
+        records = SQLiteRecords(":memory:")
         Broker.of("https://mcp.example.com/oauth", upstream, "https://mcp.example.com/mcp", [SECRET],
-                  storage="redis://:hunter2-password@redis.internal:6380/0", records=SQLiteRecords(":memory:"))  # fmt: skip
+                  storage=storage, records=records)  # fmt: skip
     assert "register https://mcp.example.com/oauth/callback" in caplog.text
     assert "redis://redis.internal:6380/0" in caplog.text and "hunter2" not in caplog.text
