@@ -88,7 +88,10 @@ def build(provider: EntraLike, database: Path, **options: Any) -> tuple[Broker, 
         [SECRET],
         storage=str(database),
         scopes_supported=["mcp", "notes:delete"],
-        clients=(BrokerClient.preregistered(CLIENT, ["http://127.0.0.1/callback"], client_name="Notes CLI"),),
+        clients=(
+            BrokerClient.preregistered(CLIENT, ["http://127.0.0.1/callback"], client_name="Notes CLI"),
+            *options.pop("clients", ()),
+        ),
         **options,
     )
     inner = Starlette(routes=[Route("/mcp", whoami, methods=["GET", "POST"]), Route("/other", whoami)])
@@ -647,3 +650,40 @@ async def test_a_restart_loses_nothing(entra_like: EntraLike, tmp_path: Path) ->
         await after.code(browser)
         assert len(browser.pages) == 1
     await broker.aclose()
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [{"clients": (BrokerClient.preregistered("web", ["https://app.example/cb"], client_secret="web-secret-1"),)}],
+    indirect=True,
+)
+async def test_a_confidential_client_proves_its_secret(setup: Setup) -> None:
+    """RFC 6749 §2.3.1: Basic (form-urlencoded id and secret) or in the form; never without."""
+    import base64
+
+    browser = setup.browser()
+    verifier, challenge = pkce()
+    url = authorize_url(setup.issuer, "web", challenge, redirect_uri="https://app.example/cb")
+    answer = await browser.sign_in(url)
+    form = {"grant_type": "authorization_code", "code": answer["code"], "code_verifier": verifier,
+            "redirect_uri": "https://app.example/cb"}  # fmt: skip
+    for attempt in ({"client_id": "web"}, {"client_id": "web", "client_secret": "wrong"}):
+        refused = await setup.token(**form, **attempt)
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+        assert refused.headers["www-authenticate"].startswith("Basic")
+    basic = base64.b64encode(b"web:web-secret-1").decode()
+    issued = await setup.http.post(f"{setup.issuer}/token", data=form, headers={"authorization": f"Basic {basic}"})
+    assert issued.status_code == 200, issued.text
+    refresh = {"grant_type": "refresh_token", "refresh_token": issued.json()["refresh_token"]}
+    by_form = await setup.token(**refresh, client_id="web", client_secret="web-secret-1")
+    assert by_form.status_code == 200
+
+
+async def test_a_registered_confidential_client_gets_a_secret_that_works(setup: Setup) -> None:
+    info = (await setup.http.post(f"{setup.issuer}/register", json={"redirect_uris": [REDIRECT]})).json()
+    verifier, challenge = pkce()
+    answer = await setup.browser().sign_in(authorize_url(setup.issuer, info["client_id"], challenge))
+    credentials = {"client_id": info["client_id"], "client_secret": info["client_secret"]}
+    response = await setup.token(grant_type="authorization_code", code=answer["code"], code_verifier=verifier,
+                                 redirect_uri=REDIRECT, **credentials)  # fmt: skip
+    assert response.status_code == 200, response.text
