@@ -25,7 +25,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -36,7 +35,18 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import httpx2
-from common import Call, added, client_headers, compare, differences, http_scope, median, ratio_summary, table
+from common import (
+    Call,
+    added,
+    client_headers,
+    compare,
+    differences,
+    http_scope,
+    median,
+    ratio_summary,
+    started,
+    table,
+)
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -49,17 +59,12 @@ from starlette.routing import Route
 from mcp_auth_middleware import JWTValidator, MCPAuthMiddleware
 from mcp_auth_middleware.broker import Broker, BrokerClient
 from mcp_auth_middleware.broker.providers import oidc
+from mcp_auth_middleware.testing import free_port
 
 OIDC_DIR = Path(__file__).resolve().parents[1] / "tests" / "interop" / "oidc_provider"
 SECRET = "bench-" + "s" * 40
 TENANT = "bench-tenant"
 REDIRECT = "http://127.0.0.1:5555/callback"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_provider(port: int, callback: str) -> subprocess.Popen[bytes]:
@@ -70,13 +75,7 @@ def start_provider(port: int, callback: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PORT": str(port), "REDIRECT_URI": callback, "TENANT": TENANT, "NODE_ENV": "test",
            "JWKS": json.dumps({"keys": [key.as_dict(private=True)]})}  # fmt: skip
     process = subprocess.Popen([node, "entra_like.mjs"], cwd=OIDC_DIR, env=env, stdout=subprocess.DEVNULL)
-    for _ in range(300):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return process
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit("oidc-provider did not start")
+    return started(process, port, "oidc-provider")
 
 
 class Browser:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -156,3 +158,18 @@ def hash_lookup_floor(
             user_context_var.reset(reset)
 
     return middleware
+
+
+def started(process: subprocess.Popen[bytes], port: int, what: str, timeout: float = 30.0) -> subprocess.Popen[bytes]:
+    """`process`, once it listens on 127.0.0.1:`port`; RuntimeError (with its stderr) if it exits
+    or never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(process.stderr.read().decode() if process.stderr else f"{what} exited")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{what} did not start")
