@@ -87,7 +87,7 @@ def build(provider: EntraLike, database: Path, **options: Any) -> tuple[Broker, 
         [resource, other],
         [SECRET],
         storage=str(database),
-        scopes_supported=["mcp", "notes:delete"],
+        scopes_supported=options.pop("scopes_supported", ["mcp", "notes:delete"]),
         clients=(
             BrokerClient.preregistered(CLIENT, ["http://127.0.0.1/callback"], client_name="Notes CLI"),
             *options.pop("clients", ()),
@@ -687,3 +687,12 @@ async def test_a_registered_confidential_client_gets_a_secret_that_works(setup: 
     response = await setup.token(grant_type="authorization_code", code=answer["code"], code_verifier=verifier,
                                  redirect_uri=REDIRECT, **credentials)  # fmt: skip
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("setup", [{"scopes_supported": ["mcp"], "default_scopes": ()}], indirect=True)
+async def test_a_request_for_no_scope_is_still_asked_consent(setup: Setup) -> None:
+    """With no default scope, a client asking for none asks for nothing the user approved
+    before: the consent page all the same (an empty set is within any set)."""
+    _, challenge = pkce()
+    page = await setup.browser().get(authorize_url(setup.issuer, CLIENT, challenge, scope=None))  # type: ignore[arg-type]
+    assert page.status_code == 200 and 'name="csrf"' in page.text and "no scope" in page.text

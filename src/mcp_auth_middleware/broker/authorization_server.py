@@ -257,7 +257,7 @@ class Broker:
             "until": time.time() + self.settings.sign_in_lifetime,
         }
         consented = await self._consented(browser, client.client_id)
-        if set(scopes) <= consented:
+        if consented is not None and set(scopes) <= consented:  # approved before, these scopes included
             response = await self._to_provider(sign_in, record)
         else:
             await self.records.update(_sign_in_key(sign_in), lambda old: (record, None), until)
@@ -309,9 +309,10 @@ class Broker:
 
     # -- 2. consent -------------------------------------------------------------------------------
 
-    async def _consented(self, browser: str, client_id: str) -> set[str]:
+    async def _consented(self, browser: str, client_id: str) -> set[str] | None:
+        """The scopes this browser approved for this client; None if it never approved it."""
         record = await self.records.get(_consent_key(browser, client_id))
-        return set(record["scopes"]) if record else set()
+        return set(record["scopes"]) if record else None
 
     async def _consent(self, request: Request) -> Response:
         return await self._answering(self._consent_answer, request, page=True)

@@ -64,6 +64,8 @@ class SQLiteRecords:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL)"
             )
+            # Each update deletes what expired: by this index, not by reading the whole table.
+            self._db.execute("CREATE INDEX IF NOT EXISTS records_expires ON records (expires)")
 
     async def get(self, key: str) -> Record | None:
         return await asyncio.to_thread(self._get, key)
