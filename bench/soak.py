@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2
-from common import started
 
 from mcp_auth_middleware.testing import LocalIssuer, free_port
 
@@ -83,7 +83,16 @@ def start_server(mode: str, issuer: LocalIssuer, port: int) -> subprocess.Popen[
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    return started(process, port, "the server")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(process.stderr.read().decode() if process.stderr else "server exited")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("server did not start")
 
 
 async def load(url: str, issuer: LocalIssuer, seconds: float, clients: int, pid: int, middleware: bool) -> Report:
