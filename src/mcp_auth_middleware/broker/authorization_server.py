@@ -18,7 +18,6 @@ lives in `Records` (SQLite or Redis/Valkey), so replicas and restarts lose nothi
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import html
@@ -30,9 +29,11 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import JoseError
 from starlette.applications import Starlette
@@ -441,9 +442,10 @@ class Broker:
 
     async def _authenticated_client(self, request: Request, form: Mapping[str, str]) -> BrokerClient:
         """RFC 6749 §2.3: a confidential client proves its secret; a public one names itself."""
-        basic = _basic_credentials(request.headers.get("authorization"))
-        client_id, secret = basic if basic is not None else (form.get("client_id", ""), form.get("client_secret"))
-        if basic and form.get("client_id") not in (None, client_id):
+        client_id, secret = extract_basic_authorization(request.headers)  # RFC 6749 §2.3.1
+        if client_id is None:
+            client_id, secret = form.get("client_id", ""), form.get("client_secret")
+        elif form.get("client_id") not in (None, client_id):
             raise _Refusal("invalid_request", "client_id differs from the Basic credentials")
         try:
             client = await self.clients.find(client_id)
@@ -478,7 +480,9 @@ class Broker:
             raise _Refusal("invalid_grant", "the code was issued to another client")
         if form.get("redirect_uri") != record["redirect_uri"]:
             raise _Refusal("invalid_grant", "redirect_uri differs from the authorization request's")
-        if not _VERIFIER.fullmatch(verifier) or not hmac.compare_digest(_s256(verifier), record["challenge"]):
+        if not _VERIFIER.fullmatch(verifier) or not hmac.compare_digest(
+            create_s256_code_challenge(verifier), record["challenge"]
+        ):
             raise _Refusal("invalid_grant", "code_verifier does not match the code_challenge (PKCE)")
         resources = self._token_resources(form, record["resources"])
         grant = {k: record[k] for k in ("client_id", "sub", "scopes", "resources", "grant_id")}
@@ -628,25 +632,6 @@ async def _form(request: Request) -> dict[str, str] | None:
     except (BodyTooLargeError, UnicodeDecodeError, ValueError):
         return None
     return _single(items)
-
-
-def _basic_credentials(header: str | None) -> tuple[str, str] | None:
-    """RFC 6749 §2.3.1 Basic credentials (form-urlencoded, then base64); None if absent."""
-    if header is None:
-        return None
-    scheme, _, value = header.partition(" ")
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        decoded = ""
-    client_id, colon, secret = decoded.partition(":")
-    if scheme.lower() != "basic" or not colon:
-        raise _Refusal("invalid_client", "malformed Basic credentials", 401)
-    return unquote_plus(client_id), unquote_plus(secret)
-
-
-def _s256(verifier: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
 def _page(status: int, title: str, message: str, *, retry: bool = False) -> Response:

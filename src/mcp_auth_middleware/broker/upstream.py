@@ -7,8 +7,6 @@ browser, is the caller's part."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
 import time
@@ -18,6 +16,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx2
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import JoseError
 
@@ -125,7 +124,7 @@ class Upstream:
         pending = Pending(
             state or secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48), redirect_uri
         )
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(pending.verifier.encode()).digest()).rstrip(b"=")
+
         query = {
             **self.parameters,
             "response_type": "code",
@@ -134,7 +133,7 @@ class Upstream:
             "scope": " ".join(scopes if scopes is not None else self.scopes),
             "state": pending.state,
             "nonce": pending.nonce,
-            "code_challenge": challenge.decode(),
+            "code_challenge": create_s256_code_challenge(pending.verifier),
             "code_challenge_method": "S256",
         }
         endpoint = self.metadata["authorization_endpoint"]
