@@ -27,7 +27,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -122,13 +122,14 @@ class Broker:
         self.paths = frozenset([*self.endpoints.values(), self.callback_path, self.consent_path, *metadata_paths])
         routes = [
             *(Route(path, self._metadata) for path in metadata_paths),
-            Route(self.endpoints["jwks_uri"], self._jwks),
-            Route(self.endpoints["authorization_endpoint"], self._authorize, methods=["GET"]),
-            Route(self.consent_path, self._consent, methods=["POST"]),
-            Route(self.callback_path, self._callback, methods=["GET"]),
-            Route(self.endpoints["token_endpoint"], self._token, methods=["POST"]),
-            Route(self.endpoints["registration_endpoint"], self._register, methods=["POST"]),
-            Route(self.endpoints["revocation_endpoint"], self._revoke, methods=["POST"]),
+            Route(self.endpoints["jwks_uri"], self._answering(self._jwks_answer)),
+            # What a browser is sent to answers with pages; what clients call, with JSON.
+            Route(self.endpoints["authorization_endpoint"], self._answering(self._authorize_answer, page=True)),
+            Route(self.consent_path, self._answering(self._consent_answer, page=True), methods=["POST"]),
+            Route(self.callback_path, self._answering(self._callback_answer, page=True)),
+            Route(self.endpoints["token_endpoint"], self._answering(self._token_answer), methods=["POST"]),
+            Route(self.endpoints["registration_endpoint"], self._answering(self._register_answer), methods=["POST"]),
+            Route(self.endpoints["revocation_endpoint"], self._answering(self._revoke_answer), methods=["POST"]),
         ]
         #: The ASGI app (CORS on what browser-based clients call, as `server.browsers` says).
         self.app: ASGIApp = ForBrowsers(Starlette(routes=routes))
@@ -212,16 +213,10 @@ class Broker:
             headers={"cache-control": "max-age=300"},
         )
 
-    async def _jwks(self, request: Request) -> Response:
-        return await self._answering(self._jwks_answer)
-
-    async def _jwks_answer(self) -> Response:
+    async def _jwks_answer(self, request: Request) -> Response:
         return JSONResponse(await self.keys.jwks(), headers={"cache-control": "max-age=300"})
 
     # -- 1. the authorization request ----------------------------------------------------------
-
-    async def _authorize(self, request: Request) -> Response:
-        return await self._answering(self._authorize_answer, request, page=True)
 
     async def _authorize_answer(self, request: Request) -> Response:
         query = _single(request.query_params.multi_items(), except_=("resource",))
@@ -315,9 +310,6 @@ class Broker:
         record = await self.records.get(_consent_key(browser, client_id))
         return set(record["scopes"]) if record else None
 
-    async def _consent(self, request: Request) -> Response:
-        return await self._answering(self._consent_answer, request, page=True)
-
     async def _consent_answer(self, request: Request) -> Response:
         sign_in = request.query_params.get("sign_in", "")
         form = await _form(request)
@@ -355,9 +347,6 @@ class Broker:
         return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
 
     # -- 4. the provider's callback ----------------------------------------------------------------
-
-    async def _callback(self, request: Request) -> Response:
-        return await self._answering(self._callback_answer, request, page=True)
 
     async def _callback_answer(self, request: Request) -> Response:
         params = _single(request.query_params.multi_items())
@@ -414,9 +403,6 @@ class Broker:
                                 headers={"cache-control": "no-store", "referrer-policy": "no-referrer"})  # fmt: skip
 
     # -- 5. the token endpoint ----------------------------------------------------------------------
-
-    async def _token(self, request: Request) -> Response:
-        return await self._answering(self._token_answer, request)
 
     async def _token_answer(self, request: Request) -> Response:
         form = await _form(request)
@@ -537,9 +523,6 @@ class Broker:
 
     # -- RFC 7591 registration, RFC 7009 revocation ---------------------------------------------
 
-    async def _register(self, request: Request) -> Response:
-        return await self._answering(self._register_answer, request)
-
     async def _register_answer(self, request: Request) -> Response:
         try:
             body, _ = await read_body(request.receive, _MAX_FORM)
@@ -553,9 +536,6 @@ class Broker:
         except OAuth2Error as exc:
             raise _Refusal(exc.error, str(exc.description or "")) from None
         return JSONResponse(info, status_code=201, headers={"cache-control": "no-store"})
-
-    async def _revoke(self, request: Request) -> Response:
-        return await self._answering(self._revoke_answer, request)
 
     async def _revoke_answer(self, request: Request) -> Response:
         form = await _form(request)
@@ -591,24 +571,29 @@ class Broker:
 
     # -- every answer ---------------------------------------------------------------------------
 
-    async def _answering(self, answer: Any, *args: Any, page: bool = False) -> Response:
-        """Refusals as RFC 6749 §5.2 JSON (or a page, for a browser); storage or provider down:
-        503 with `Retry-After`; never a 500 with a trace."""
-        try:
-            response: Response = await answer(*args)
-            return response
-        except _Refusal as refusal:
-            headers = {"cache-control": "no-store"}
-            if refusal.status == 401:
-                headers["www-authenticate"] = 'Basic realm="token"'
-            body = {"error": refusal.error, "error_description": refusal.description}
-            return JSONResponse(body, status_code=refusal.status, headers=headers)
-        except (StorageUnavailableError, ProviderError) as exc:
-            logger.warning("broker unavailable: %s", getattr(exc, "detail", exc))
-            if page:
-                return _page(503, "Sign-in is unavailable", "Try again in a moment.", retry=True)
-            body = {"error": "temporarily_unavailable", "error_description": "try again later"}
-            return JSONResponse(body, status_code=503, headers={"retry-after": "5", "cache-control": "no-store"})
+    def _answering(
+        self, answer: Callable[[Request], Awaitable[Response]], *, page: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """The endpoint around `answer`: refusals as RFC 6749 §5.2 JSON (or a page, for a browser);
+        storage or provider down: 503 with `Retry-After`; never a 500 with a trace."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await answer(request)
+            except _Refusal as refusal:
+                headers = {"cache-control": "no-store"}
+                if refusal.status == 401:
+                    headers["www-authenticate"] = 'Basic realm="token"'
+                body = {"error": refusal.error, "error_description": refusal.description}
+                return JSONResponse(body, status_code=refusal.status, headers=headers)
+            except (StorageUnavailableError, ProviderError) as exc:
+                logger.warning("broker unavailable: %s", getattr(exc, "detail", exc))
+                if page:
+                    return _page(503, "Sign-in is unavailable", "Try again in a moment.", retry=True)
+                body = {"error": "temporarily_unavailable", "error_description": "try again later"}
+                return JSONResponse(body, status_code=503, headers={"retry-after": "5", "cache-control": "no-store"})
+
+        return endpoint
 
 
 def _single(items: Iterable[tuple[str, str]], except_: tuple[str, ...] = ()) -> dict[str, str] | None:
