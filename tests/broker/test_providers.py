@@ -146,3 +146,32 @@ def test_our_scopes_map_to_the_providers() -> None:
 def test_a_provider_without_what_it_needs_is_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"client_id|issuer"):
         Provider(**options)
+
+
+async def test_a_provider_without_openid_connect_is_read_from_its_user_endpoint(
+    entra_like: EntraLike, tmp_path: Path
+) -> None:
+    """GitHub's way (no ID token to verify): the user from the user endpoint, called with the fresh
+    access token; here oidc-provider's userinfo stands in for `GET /user`."""
+    upstream = Provider(entra_like.client_id, entra_like.client_secret, issuer=entra_like.issuer,
+                        identity="userinfo", subject_claim="email", allow_http=True)  # fmt: skip
+    answer, broker, _ = await sign_in(entra_like, upstream, tmp_path / "b.db")
+    code = dict(parse_qsl(urlsplit(answer.headers["location"]).query))["code"]
+    record = await broker.records.get(f"broker:code:{hashlib.sha256(code.encode()).hexdigest()}")
+    await broker.aclose()
+    assert record is not None and record["sub"] == "alice@example.com"
+
+
+async def test_a_user_endpoint_that_names_nobody_is_a_clear_page(entra_like: EntraLike, tmp_path: Path) -> None:
+    upstream = Provider(entra_like.client_id, entra_like.client_secret, issuer=entra_like.issuer,
+                        identity="userinfo", subject_claim="login", allow_http=True)  # fmt: skip
+    answer, broker, _ = await sign_in(entra_like, upstream, tmp_path / "b.db")
+    await broker.aclose()
+    assert answer.status_code == 400 and "The sign-in did not complete" in answer.text
+
+
+def test_one_string_is_one_resource_or_secret() -> None:
+    from mcp_auth_middleware.broker import BrokerSettings
+
+    settings = BrokerSettings("https://b.example/oauth", providers.google("i", "s"), "https://b.example/mcp", "x" * 40)  # type: ignore[arg-type]
+    assert settings.resources == ("https://b.example/mcp",) and settings.secrets == ("x" * 40,)

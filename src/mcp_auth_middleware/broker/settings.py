@@ -49,7 +49,8 @@ class BrokerSettings:
         object.__setattr__(self, "issuer", issuer)
         for name in ("resources", "secrets", "scopes_supported"):
             value = getattr(self, name)
-            object.__setattr__(self, name, tuple(word_list(value) if name == "scopes_supported" else value))
+            listed = word_list(value) if name == "scopes_supported" else [value] if isinstance(value, str) else value
+            object.__setattr__(self, name, tuple(listed))  # one string is one value, not its characters
         if not self.resources:
             raise ValueError("resources: the MCP server URLs the broker's tokens may be for (RFC 8707)")
         for resource in self.resources:
