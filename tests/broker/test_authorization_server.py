@@ -696,3 +696,21 @@ async def test_a_request_for_no_scope_is_still_asked_consent(setup: Setup) -> No
     _, challenge = pkce()
     page = await setup.browser().get(authorize_url(setup.issuer, CLIENT, challenge, scope=None))  # type: ignore[arg-type]
     assert page.status_code == 200 and 'name="csrf"' in page.text and "no scope" in page.text
+
+
+async def test_browser_based_clients_may_call_what_they_call_and_nothing_else(setup: Setup) -> None:
+    """MCP Inspector calls the metadata, registration and token endpoints from its own origin:
+    CORS there (preflights included); none on the pages a browser is sent to."""
+    inspector = {"origin": "http://localhost:6274"}
+    preflight = {**inspector, "access-control-request-method": "POST", "access-control-request-headers": "content-type"}
+    for path in ("/.well-known/oauth-authorization-server/oauth", "/oauth/token", "/oauth/register", "/oauth/revoke"):
+        answer = await setup.http.options(path, headers=preflight)
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] in ("*", inspector["origin"])
+    metadata = await setup.http.get("/.well-known/oauth-authorization-server/oauth", headers=inspector)
+    assert metadata.headers["access-control-allow-origin"] in ("*", inspector["origin"])
+    _, challenge = pkce()
+    page = await setup.http.get(
+        authorize_url(setup.issuer, CLIENT, challenge).removeprefix(setup.issuer.removesuffix("/oauth")),
+        headers=inspector,
+    )
+    assert "access-control-allow-origin" not in page.headers

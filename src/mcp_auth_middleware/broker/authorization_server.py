@@ -132,7 +132,9 @@ class Broker:
             Route(self.endpoints["revocation_endpoint"], self._answering(self._revoke_answer), methods=["POST"]),
         ]
         #: The ASGI app (CORS on what browser-based clients call, as `server.browsers` says).
-        self.app: ASGIApp = ForBrowsers(Starlette(routes=routes))
+        called = ("jwks_uri", "token_endpoint", "registration_endpoint", "revocation_endpoint")
+        cors = frozenset([*metadata_paths, *(self.endpoints[name] for name in called)])
+        self.app: ASGIApp = ForBrowsers(Starlette(routes=routes), cors)
         logger.info(
             "broker %s in front of %s: register %s%s as the redirect URI there; records in %s",
             self.issuer, s.provider.issuer or s.provider.name, s.origin, self.callback_path, _where(s.storage),

@@ -26,8 +26,8 @@ class ForBrowsers:
     """CORS on the endpoints browser clients call (preflights included), and
     `X-Content-Type-Options: nosniff` on every answer."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, paths: frozenset[str] = CORS_PATHS) -> None:
+        self.app, self.paths = app, paths
         self.cors = CORSMiddleware(
             app, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"]
         )
@@ -44,4 +44,4 @@ class ForBrowsers:
                     message = {**message, "headers": [*headers, (b"x-content-type-options", b"nosniff")]}
             await send(message)
 
-        await (self.cors if scope["path"] in CORS_PATHS else self.app)(scope, receive, send_nosniff)
+        await (self.cors if scope["path"] in self.paths else self.app)(scope, receive, send_nosniff)
