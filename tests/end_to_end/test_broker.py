@@ -441,3 +441,33 @@ async def test_the_documented_broker_signs_the_sdk_client_in_and_its_tools_work(
     assert me["sub"] == "oid-alice" and me["scopes"] == ["mcp"]  # Entra's preset: the user is oid
     assert profile["sub"] == "alice" and profile["email"] == "alice@example.com"
     assert deleted == {"result": "deleted"} and len(browser.authorize_urls) == 2
+
+
+async def test_a_browser_based_client_signs_in_through_the_broker_in_chromium(
+    entra_like: EntraLike,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The browser MCP client page of test_browser.py, from its own origin, through the broker:
+    CORS on discovery, registration and the token endpoint; the consent page and the provider's
+    login clicked in Chromium; a tool called with the broker's token; the step-up challenge read."""
+    from starlette.staticfiles import StaticFiles
+
+    from ..processes import BROWSER
+
+    pages = Starlette(routes=[])
+    pages.mount("/", StaticFiles(directory=BROWSER / "pages", html=True))
+    page_port = free_port()
+    async with served(entra_like, str(tmp_path / "broker.db")) as stack:
+        with serve(pages, port=page_port):
+            seen = await asyncio.to_thread(
+                in_chromium, "broker_client.mjs", f"http://localhost:{page_port}", stack.resource
+            )
+    flow: dict[str, Any] = {step.pop("step"): step for step in seen["flow"]}
+    assert "error" not in flow, flow.get("error")
+    assert seen["consent"] == "browser test"
+    assert flow["metadata"] == {"resource": stack.resource, "issuer": stack.issuer}
+    assert flow["registered"] == {"status": 201, "has_secret": False}
+    assert flow["redirected"] == {"state_ok": True, "iss": stack.issuer}
+    assert flow["token"] == {"status": 200, "token_type": "Bearer", "scope": "mcp"}
+    assert flow["whoami"]["status"] == 200 and '\\"sub\\":\\"alice\\"' in flow["whoami"]["body"].replace(" ", "")
+    assert flow["step-up"]["status"] == 403 and 'scope="mcp notes:delete"' in flow["step-up"]["challenge"]

@@ -40,7 +40,9 @@ export async function start() {
   // 2. The protected resource metadata (RFC 9728), then the authorization server's (RFC 8414).
   const resourceMetadata = await (await fetch(metadataUrl)).json();
   const issuer = resourceMetadata.authorization_servers[0];
-  const server = await (await fetch(`${issuer}/.well-known/oauth-authorization-server`)).json();
+  const issuerUrl = new URL(issuer); // RFC 8414 §3: the well-known path inserted before the issuer's
+  const path = issuerUrl.pathname === "/" ? "" : issuerUrl.pathname;
+  const server = await (await fetch(`${issuerUrl.origin}/.well-known/oauth-authorization-server${path}`)).json();
   record("metadata", { resource: resourceMetadata.resource, issuer: server.issuer });
   // 3. Dynamic client registration (RFC 7591), a public client.
   const redirect = `${location.origin}/callback.html`;
@@ -74,7 +76,7 @@ export async function start() {
     resource,
   };
   for (const [name, value] of Object.entries(query)) authorize.searchParams.set(name, value);
-  location.href = authorize.toString(); // approved at once, redirected back to callback.html
+  location.href = authorize.toString(); // back at callback.html once the server has a code for us
 }
 
 export async function callback() {
