@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from fastmcp import Context, FastMCP
 from mcp import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
@@ -30,58 +31,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from mcp_auth_middleware import MCPAuthMiddleware
 from mcp_auth_middleware.broker.authorization_server import Broker
 from mcp_auth_middleware.broker.providers import Provider, oidc
-from mcp_auth_middleware.broker.storage import SharedRecords
-from mcp_auth_middleware.caller import get_auth
 from mcp_auth_middleware.server.client_metadata import ClientMetadataDocuments
 from mcp_auth_middleware.testing import free_port, serve
 
 from ..broker.conftest import SECRET, BrokerBrowser, EntraLike, authorize_url, broker_issuer, entra_like, pkce  # noqa: F401
+from ..broker.mcp_server import protected_server
 from ..interop.conftest import Redis, glewlwyd, redis_server  # noqa: F401
 from ..interop.glewlwyd import Glewlwyd
-from ..processes import in_chromium
+from ..processes import in_chromium, stop_process, wait_for_port
 from .test_oauth_flow import MemoryStorage
 
 pytestmark = [pytest.mark.end_to_end, pytest.mark.interop]
 
 TS_CLIENT = Path(__file__).parent / "ts_client"
-
-
-def protected_server(broker: Broker, resource: str) -> Any:
-    """A FastMCP server behind the middleware, which names the broker and serves its endpoints."""
-    mcp = FastMCP("broker e2e")
-
-    @mcp.tool
-    async def whoami(ctx: Context) -> dict[str, Any]:
-        auth = get_auth(ctx)
-        assert auth is not None
-        return {"sub": auth.sub, "client_id": auth.client_id, "scopes": sorted(auth.scopes)}
-
-    @mcp.tool
-    def delete_notes() -> dict[str, str]:
-        return {"result": "deleted"}
-
-    @mcp.tool
-    async def provider_profile(ctx: Context) -> dict[str, Any]:
-        """Calls the provider's own API (its userinfo) as the signed-in user."""
-        token = await broker.provider_token(get_auth(ctx))
-        upstream = await broker._provider()
-        async with httpx2.AsyncClient() as http:
-            answer = await http.get(
-                upstream.metadata["userinfo_endpoint"], headers={"authorization": f"Bearer {token}"}
-            )
-        answer.raise_for_status()
-        return dict(answer.json())
-
-    return MCPAuthMiddleware(
-        mcp.http_app(stateless_http=True),
-        resource=resource,
-        broker=broker,
-        required_scopes=["mcp"],
-        tool_scopes={"delete_notes": ["notes:delete"]},
-    )
 
 
 def new_broker(
@@ -290,24 +254,26 @@ async def test_two_replicas_on_redis_share_sign_ins_across_refreshes_and_a_resta
     entra_like: EntraLike,  # noqa: F811
     redis_server: Redis,  # noqa: F811
 ) -> None:
-    """Replica one signs the user in; a client registered at replica two is known to one; the
-    code is exchanged at two; refreshes alternate, two at once (one at each) get the same
-    successor (the grace window); replica two restarts; nothing is lost: tokens validate at both,
-    the family goes on, and the provider's token reaches a tool on the restarted replica."""
-    port_two = free_port()
-    async with AsyncExitStack() as stack:
-        one, port_one = await stack.enter_async_context(_replica(entra_like, redis_server.url, None))
-        two = await stack.enter_async_context(AsyncExitStack())
-        await two.enter_async_context(_replica(entra_like, redis_server.url, port_two))
+    """Two uvicorn processes, one Redis. A client registered at replica two is known to one; the
+    user signs in through one; the code is exchanged at two; refreshes alternate, two at once
+    (one at each) get one successor (the grace window); replica two's process is stopped and
+    started again; nothing is lost: tokens validate at both, the family goes on, and the
+    provider's token reaches a tool on the restarted replica."""
+    issuer = broker_issuer(entra_like)
+    port_one, port_two = int(urlsplit(issuer).port or 0), free_port()
+    at = {1: f"http://127.0.0.1:{port_one}", 2: f"http://127.0.0.1:{port_two}"}
+    path = urlsplit(issuer).path
+    environment = {"BROKER_ISSUER": issuer, "BROKER_STORAGE": redis_server.url, "BROKER_SECRET": SECRET,
+                   "PROVIDER_ISSUER": entra_like.issuer}  # fmt: skip
+    with replica(port_one, environment), ExitStack() as two:
+        two.enter_context(replica(port_two, environment))
         async with httpx2.AsyncClient(timeout=20) as http:
-            at = {1: f"http://127.0.0.1:{port_one}", 2: f"http://127.0.0.1:{port_two}"}
-            path = urlsplit(one.issuer).path
             registered = await http.post(f"{at[2]}{path}/register", json={
                 "redirect_uris": ["http://127.0.0.1/callback"], "token_endpoint_auth_method": "none"})  # fmt: skip
             client_id = registered.json()["client_id"]
             verifier, challenge = pkce()
-            browser = BrokerBrowser(http, one.issuer, entra_like.issuer)
-            code = (await browser.sign_in(authorize_url(one.issuer, client_id, challenge)))["code"]
+            browser = BrokerBrowser(http, issuer, entra_like.issuer)
+            code = (await browser.sign_in(authorize_url(issuer, client_id, challenge)))["code"]
             tokens = (await http.post(f"{at[2]}{path}/token", data={
                 "grant_type": "authorization_code", "code": code, "code_verifier": verifier, "client_id": client_id,
                 "redirect_uri": "http://127.0.0.1:5555/callback"})).json()  # fmt: skip
@@ -320,10 +286,9 @@ async def test_two_replicas_on_redis_share_sign_ins_across_refreshes_and_a_resta
                 assert response.status_code == 200, response.text
                 return response.text.replace(" ", "").replace("\\", "")
 
-            async def whoami_at(replica: int, access_token: str) -> int:
+            async def whoami_at(replica: int, access_token: str) -> None:
                 answer = await call_at(replica, access_token, "whoami")
                 assert '"sub":"alice"' in answer, answer
-                return 200
 
             async def refresh_at(replica: int, token: str) -> dict[str, Any]:
                 response = await http.post(f"{at[replica]}{path}/token", data={
@@ -331,28 +296,39 @@ async def test_two_replicas_on_redis_share_sign_ins_across_refreshes_and_a_resta
                 assert response.status_code == 200, response.text
                 return dict(response.json())
 
-            assert await whoami_at(1, tokens["access_token"]) == await whoami_at(2, tokens["access_token"]) == 200
-            for replica in (1, 2, 1, 2):
-                tokens = await refresh_at(replica, tokens["refresh_token"])
-                assert await whoami_at(3 - replica, tokens["access_token"]) == 200
+            await whoami_at(1, tokens["access_token"])
+            await whoami_at(2, tokens["access_token"])
+            for one_or_two in (1, 2, 1, 2):
+                tokens = await refresh_at(one_or_two, tokens["refresh_token"])
+                await whoami_at(3 - one_or_two, tokens["access_token"])
             both = await asyncio.gather(refresh_at(1, tokens["refresh_token"]), refresh_at(2, tokens["refresh_token"]))
             assert both[0]["refresh_token"] == both[1]["refresh_token"]  # one successor, nobody logged out
             tokens = both[0]
-            await two.aclose()  # replica two stops ...
-            async with _replica(entra_like, redis_server.url, port_two):  # ... and starts again
-                assert await whoami_at(2, tokens["access_token"]) == 200  # the keys are shared
+            two.close()  # replica two's process stops ...
+            with replica(port_two, environment):  # ... and a new one starts
+                await whoami_at(2, tokens["access_token"])  # the signing keys are shared
                 tokens = await refresh_at(2, tokens["refresh_token"])
                 profile = await call_at(2, tokens["access_token"], "provider_profile")  # the provider's token
                 assert '"isError":false' in profile and "alice@example.com" in profile, profile
             tokens = await refresh_at(1, tokens["refresh_token"])
-            assert await whoami_at(1, tokens["access_token"]) == 200
+            await whoami_at(1, tokens["access_token"])
 
 
-@asynccontextmanager
-async def _replica(provider: EntraLike, url: str, port: int | None) -> AsyncIterator[tuple[Served, int]]:
-    records = SharedRecords(url)
-    async with served(provider, url, port, records=records) as stack:
-        yield stack, port or int(urlsplit(stack.issuer).port or 0)
+@contextmanager
+def replica(port: int, environment: dict[str, str]) -> Iterator[None]:
+    """One broker replica (tests/broker/mcp_server.py) in a uvicorn process of its own."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, **environment, "PYTHONPATH": str(root)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "tests.broker.mcp_server:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, process, "a broker replica")
+        yield
+    finally:
+        stop_process(process)
 
 
 # -- a real browser ----------------------------------------------------------------------------------
