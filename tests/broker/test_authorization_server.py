@@ -714,3 +714,14 @@ async def test_browser_based_clients_may_call_what_they_call_and_nothing_else(se
         headers=inspector,
     )
     assert "access-control-allow-origin" not in page.headers
+
+
+async def test_the_operator_reads_why_a_page_refused(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    """The user sees a short page; the log says which client, which redirect URI, what is registered."""
+    _, challenge = pkce()
+    with caplog.at_level("INFO", logger="mcp_auth_middleware.broker"):
+        await setup.browser().get(
+            authorize_url(setup.issuer, CLIENT, challenge, redirect_uri="https://evil.example/cb")
+        )
+    assert "'https://evil.example/cb' is not one of ['http://127.0.0.1/callback']" in caplog.text
+    assert f"client '{CLIENT}'" in caplog.text

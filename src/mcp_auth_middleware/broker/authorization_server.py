@@ -223,17 +223,22 @@ class Broker:
     async def _authorize_answer(self, request: Request) -> Response:
         query = _single(request.query_params.multi_items(), except_=("resource",))
         if query is None:
-            return _page(400, "This sign-in link is not valid", "A parameter appears more than once in it.")
+            return _page(400, "This sign-in link is not valid", "A parameter appears more than once in it.",
+                         because="authorize: a parameter repeated (RFC 6749 §3.1)")  # fmt: skip
         client_id, redirect_uri = query.get("client_id", ""), query.get("redirect_uri")
         try:
             client = await self.clients.find(client_id)
         except InvalidClientError as exc:
-            return _page(400, "This application cannot sign in here", str(exc.description or ""))
+            reason = str(exc.description or "")
+            return _page(400, "This application cannot sign in here", reason,
+                         because=f"authorize: client {client_id[:100]!r}: {reason}")  # fmt: skip
         if redirect_uri is None and len(client.redirect_uris) == 1:
             redirect_uri = client.redirect_uris[0]
         if redirect_uri is None or not client.allows_redirect(redirect_uri):
             # RFC 6749 §4.1.2.1: never redirect to a URI not registered for the client.
-            return _page(400, "This application cannot sign in here", "Its redirect URI is not registered for it.")
+            return _page(400, "This application cannot sign in here", "Its redirect URI is not registered for it.",
+                         because=f"authorize: client {client.client_id!r}: redirect_uri {str(redirect_uri)[:200]!r} "
+                         f"is not one of {list(client.redirect_uris)} (loopback: any port)")  # fmt: skip
         state = query.get("state")
         try:
             scopes, resources, challenge = self._checked_request(query, request.query_params.getlist("resource"))
@@ -321,7 +326,8 @@ class Broker:
         browser = self.binding.browser_of(request.headers.get("cookie"))
         genuine = self.binding.form_is_genuine(request.headers, form, browser, sign_in, self.settings.origin)
         if not genuine or not hmac.compare_digest(str(browser), record["browser"]):
-            return _page(403, "This form was not sent from this server's page", "Nothing was approved.")
+            return _page(403, "This form was not sent from this server's page", "Nothing was approved.",
+                         because="consent: CSRF token, Origin or browser cookie not this sign-in's")  # fmt: skip
         if form.get("decision") != "approve":
             await self.records.update(_sign_in_key(sign_in), lambda old: (None, None), 0)
             return self._to_client(record["redirect_uri"], record["state"], error="access_denied",
@@ -368,7 +374,8 @@ class Broker:
         if taken is None:
             return _page(400, "This sign-in has expired", "It was used already, or took too long. Start again.")
         if not isinstance(taken, dict):
-            return _page(403, "This sign-in was started in another browser", "Nothing was signed in.")
+            return _page(403, "This sign-in was started in another browser", "Nothing was signed in.",
+                         because="callback: the browser cookie is not the one the sign-in began with")  # fmt: skip
         pending = Pending(sign_in, taken["pending"]["nonce"], taken["pending"]["verifier"],
                           f"{self.settings.origin}{self.callback_path}")  # fmt: skip
         try:
@@ -621,8 +628,11 @@ async def _form(request: Request) -> dict[str, str] | None:
     return _single(items)
 
 
-def _page(status: int, title: str, message: str, *, retry: bool = False) -> Response:
-    """An error page a person reads: escaped, no script, not framable."""
+def _page(status: int, title: str, message: str, *, retry: bool = False, because: str | None = None) -> Response:
+    """An error page a person reads: escaped, no script, not framable; `because`, for the
+    operator's log (what was refused and why, never a token)."""
+    if because is not None:
+        logger.info("broker %d: %s", status, because)
     body = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
         f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>\n"
