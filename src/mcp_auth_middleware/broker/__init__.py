@@ -7,7 +7,8 @@ and issues its own short-lived, audience-bound tokens (docs/broker.md).
     broker = Broker.of("https://mcp.example.com/oauth", providers.entra(...), resources=..., secrets=...)
     app = MCPAuthMiddleware(mcp.http_app(), resource="https://mcp.example.com/mcp", broker=broker)
 
-Modules, one role each: `authorization_server` (the endpoints, top to bottom), `settings` (its
+Modules, one role each: `authorization_server` (a sign-in, top to bottom), `client_endpoints`
+(token, registration, revocation), `answers` (what every endpoint answers with), `settings` (its
 options), `clients` (pre-registered, RFC 7591, Client ID Metadata Documents; redirect URIs),
 `consent` (the page and the browser binding), `upstream` (the leg to the provider) and
 `providers` (the presets), `signing_keys` (rotating, shared), `refresh_tokens` (rotation with

@@ -13,75 +13,52 @@ cannot use directly. Read top to bottom, a sign-in is:
    (rotated, reuse revokes the family) for a short-lived JWT access token signed by our
    rotating keys (RFC 9068), its `aud` the resource, its `sid` the grant.
 
-Also RFC 8414 metadata, the JWKS, RFC 7591 registration and RFC 7009 revocation. Every record
-lives in `Records` (SQLite or Redis/Valkey), so replicas and restarts lose nothing."""
+Steps 1 to 4 are here, with RFC 8414 metadata and the JWKS; step 5, RFC 7591 registration and
+RFC 7009 revocation, what clients call without a browser, are in `client_endpoints`; what every
+answer shares (refusals, pages, parameters read strictly) in `answers`. Every record lives in
+`Records` (SQLite or Redis/Valkey), so replicas and restarts lose nothing."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import html
-import json
 import logging
 import re
 import secrets
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from joserfc import jwt
-from joserfc.errors import JoseError
+from authlib.oauth2.rfc6749.errors import InvalidClientError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..body import read_body
-from ..challenge import safe_description
-from ..errors import AuthError, BodyTooLargeError
+from ..errors import AuthError
 from ..server.browsers import ForBrowsers
 from ..server.client_metadata import ClientMetadataDocuments
 from ..validators.jwt import JWTValidator
-from .clients import BrokerClient, Clients
+from .answers import ToClient, answering, page, read_form, resources_for, scopes_for, single
+from .client_endpoints import ClientEndpoints, code_key
+from .clients import Clients
 from .consent import PAGE_HEADERS, BrowserBinding, consent_page
 from .provider_tokens import ProviderTokens
 from .refresh_tokens import RefreshTokens
 from .sealing import Sealer
 from .settings import BrokerSettings
 from .signing_keys import ALGORITHM, SigningKeys
-from .storage import Record, Records, StorageUnavailableError, open_records, until
+from .storage import Record, Records, open_records, until
 from .upstream import Pending, ProviderError, Upstream
 
 __all__ = ["Broker"]
 
 logger = logging.getLogger("mcp_auth_middleware.broker")
 
-_MAX_FORM = 16 * 1024
-_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")  # RFC 7636 §4.1
 _CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")  # base64url of a SHA-256, unpadded
 _CODE_LIFETIME = 60
-
-
-class _Refusal(Exception):
-    """A token, registration or revocation request refused (RFC 6749 §5.2)."""
-
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error, self.description, self.status = error, description, status
-
-
-class _ToClient(Exception):
-    """An authorization request refused once its redirect URI is known good: told to the client."""
-
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(description)
-        self.error, self.description = error, description
 
 
 class Broker:
@@ -108,6 +85,9 @@ class Broker:
         self.clients = Clients(self.records, documents, s.clients, s.registration)
         self._upstream: Upstream | None = None
         self._provider_tokens: ProviderTokens | None = None
+        self.client_endpoints = ClientEndpoints(
+            s, self.records, self.clients, self.keys, self.refresh_tokens, self._forget
+        )
         p = s.path
         self.endpoints = {
             "authorization_endpoint": f"{p}/authorize",
@@ -122,14 +102,14 @@ class Broker:
         self.paths = frozenset([*self.endpoints.values(), self.callback_path, self.consent_path, *metadata_paths])
         routes = [
             *(Route(path, self._metadata) for path in metadata_paths),
-            Route(self.endpoints["jwks_uri"], self._answering(self._jwks_answer)),
+            Route(self.endpoints["jwks_uri"], answering(self._jwks_answer)),
             # What a browser is sent to answers with pages; what clients call, with JSON.
-            Route(self.endpoints["authorization_endpoint"], self._answering(self._authorize_answer, page=True)),
-            Route(self.consent_path, self._answering(self._consent_answer, page=True), methods=["POST"]),
-            Route(self.callback_path, self._answering(self._callback_answer, page=True)),
-            Route(self.endpoints["token_endpoint"], self._answering(self._token_answer), methods=["POST"]),
-            Route(self.endpoints["registration_endpoint"], self._answering(self._register_answer), methods=["POST"]),
-            Route(self.endpoints["revocation_endpoint"], self._answering(self._revoke_answer), methods=["POST"]),
+            Route(self.endpoints["authorization_endpoint"], answering(self._authorize_answer, for_browser=True)),
+            Route(self.consent_path, answering(self._consent_answer, for_browser=True), methods=["POST"]),
+            Route(self.callback_path, answering(self._callback_answer, for_browser=True)),
+            Route(self.endpoints["token_endpoint"], answering(self.client_endpoints.token), methods=["POST"]),
+            Route(self.endpoints["registration_endpoint"], answering(self.client_endpoints.register), methods=["POST"]),
+            Route(self.endpoints["revocation_endpoint"], answering(self.client_endpoints.revoke), methods=["POST"]),
         ]
         #: The ASGI app (CORS on what browser-based clients call, as `server.browsers` says).
         called = ("jwks_uri", "token_endpoint", "registration_endpoint", "revocation_endpoint")
@@ -186,6 +166,9 @@ class Broker:
                 ) from None
         return self._upstream
 
+    async def _forget(self, grant_id: str) -> None:
+        await (await self._tokens()).forget(grant_id)
+
     async def _tokens(self) -> ProviderTokens:
         if self._provider_tokens is None:
             upstream = await self._provider()
@@ -221,28 +204,28 @@ class Broker:
     # -- 1. the authorization request ----------------------------------------------------------
 
     async def _authorize_answer(self, request: Request) -> Response:
-        query = _single(request.query_params.multi_items(), except_=("resource",))
+        query = single(request.query_params.multi_items(), except_=("resource",))
         if query is None:
-            return _page(400, "This sign-in link is not valid", "A parameter appears more than once in it.",
+            return page(400, "This sign-in link is not valid", "A parameter appears more than once in it.",
                          because="authorize: a parameter repeated (RFC 6749 §3.1)")  # fmt: skip
         client_id, redirect_uri = query.get("client_id", ""), query.get("redirect_uri")
         try:
             client = await self.clients.find(client_id)
         except InvalidClientError as exc:
             reason = str(exc.description or "")
-            return _page(400, "This application cannot sign in here", reason,
+            return page(400, "This application cannot sign in here", reason,
                          because=f"authorize: client {client_id[:100]!r}: {reason}")  # fmt: skip
         if redirect_uri is None and len(client.redirect_uris) == 1:
             redirect_uri = client.redirect_uris[0]
         if redirect_uri is None or not client.allows_redirect(redirect_uri):
             # RFC 6749 §4.1.2.1: never redirect to a URI not registered for the client.
-            return _page(400, "This application cannot sign in here", "Its redirect URI is not registered for it.",
+            return page(400, "This application cannot sign in here", "Its redirect URI is not registered for it.",
                          because=f"authorize: client {client.client_id!r}: redirect_uri {str(redirect_uri)[:200]!r} "
                          f"is not one of {list(client.redirect_uris)} (loopback: any port)")  # fmt: skip
         state = query.get("state")
         try:
             scopes, resources, challenge = self._checked_request(query, request.query_params.getlist("resource"))
-        except _ToClient as refusal:
+        except ToClient as refusal:
             return self._to_client(redirect_uri, state, error=refusal.error, error_description=refusal.description)
         browser = self.binding.browser_of(request.headers.get("cookie"))
         new_cookie = None
@@ -281,34 +264,15 @@ class Broker:
 
     def _checked_request(self, query: Mapping[str, str], requested: list[str]) -> tuple[list[str], list[str], str]:
         if query.get("response_type") != "code":
-            raise _ToClient("unsupported_response_type", "response_type must be code")
+            raise ToClient("unsupported_response_type", "response_type must be code")
         challenge = query.get("code_challenge")
         if not challenge:
-            raise _ToClient("invalid_request", "code_challenge is required (PKCE S256, OAuth 2.1 section 4.1.1)")
+            raise ToClient("invalid_request", "code_challenge is required (PKCE S256, OAuth 2.1 section 4.1.1)")
         if query.get("code_challenge_method") != "S256":
-            raise _ToClient("invalid_request", "code_challenge_method must be S256")
+            raise ToClient("invalid_request", "code_challenge_method must be S256")
         if not _CHALLENGE.fullmatch(challenge):
-            raise _ToClient("invalid_request", "code_challenge is not an S256 challenge")
-        return self._scopes(query.get("scope")), self._resources(requested, None), challenge
-
-    def _scopes(self, asked: str | None, allowed: Iterable[str] | None = None) -> list[str]:
-        scopes = list(dict.fromkeys((asked or "").split())) or list(self.settings.default_scopes or ())
-        limit = set(self.settings.scopes_supported if allowed is None else allowed)
-        unknown = [s for s in scopes if s not in limit]
-        if unknown:
-            raise _ToClient("invalid_scope", f"not available: {safe_description(' '.join(unknown))}")
-        return scopes
-
-    def _resources(self, requested: list[str], granted: list[str] | None) -> list[str]:
-        """RFC 8707 §2: only our configured resources, and at the token endpoint only what the
-        grant covers; none asked: the grant's, or our default."""
-        allowed = granted if granted is not None else list(self.settings.resources)
-        for resource in requested:
-            if resource not in allowed:
-                raise _ToClient("invalid_target", f"resource {safe_description(resource[:100])} is not served here")
-        if requested:
-            return list(dict.fromkeys(requested))
-        return list(granted) if granted is not None else [self.settings.resources[0]]
+            raise ToClient("invalid_request", "code_challenge is not an S256 challenge")
+        return scopes_for(self.settings, query.get("scope")), resources_for(self.settings, requested, None), challenge
 
     # -- 2. consent -------------------------------------------------------------------------------
 
@@ -319,14 +283,14 @@ class Broker:
 
     async def _consent_answer(self, request: Request) -> Response:
         sign_in = request.query_params.get("sign_in", "")
-        form = await _form(request)
+        form = await read_form(request)
         record = await self.records.get(_sign_in_key(sign_in)) if sign_in else None
         if form is None or record is None or record.get("pending"):
-            return _page(400, "This sign-in has expired", "Start again from your application.")
+            return page(400, "This sign-in has expired", "Start again from your application.")
         browser = self.binding.browser_of(request.headers.get("cookie"))
         genuine = self.binding.form_is_genuine(request.headers, form, browser, sign_in, self.settings.origin)
         if not genuine or not hmac.compare_digest(str(browser), record["browser"]):
-            return _page(403, "This form was not sent from this server's page", "Nothing was approved.",
+            return page(403, "This form was not sent from this server's page", "Nothing was approved.",
                          because="consent: CSRF token, Origin or browser cookie not this sign-in's")  # fmt: skip
         if form.get("decision") != "approve":
             await self.records.update(_sign_in_key(sign_in), lambda old: (None, None), 0)
@@ -357,10 +321,10 @@ class Broker:
     # -- 4. the provider's callback ----------------------------------------------------------------
 
     async def _callback_answer(self, request: Request) -> Response:
-        params = _single(request.query_params.multi_items())
+        params = single(request.query_params.multi_items())
         sign_in = (params or {}).get("state", "")
         if params is None or not sign_in:
-            return _page(400, "This sign-in link is not valid", "It names no sign-in this server started.")
+            return page(400, "This sign-in link is not valid", "It names no sign-in this server started.")
         browser = self.binding.browser_of(request.headers.get("cookie")) or ""
 
         def take(old: Record | None) -> tuple[Record | None, Record | str | None]:
@@ -372,9 +336,9 @@ class Broker:
 
         taken = await self.records.update(_sign_in_key(sign_in), take, until)
         if taken is None:
-            return _page(400, "This sign-in has expired", "It was used already, or took too long. Start again.")
+            return page(400, "This sign-in has expired", "It was used already, or took too long. Start again.")
         if not isinstance(taken, dict):
-            return _page(403, "This sign-in was started in another browser", "Nothing was signed in.",
+            return page(403, "This sign-in was started in another browser", "Nothing was signed in.",
                          because="callback: the browser cookie is not the one the sign-in began with")  # fmt: skip
         pending = Pending(sign_in, taken["pending"]["nonce"], taken["pending"]["verifier"],
                           f"{self.settings.origin}{self.callback_path}")  # fmt: skip
@@ -386,7 +350,7 @@ class Broker:
                 return self._to_client(taken["redirect_uri"], taken["state"], error="access_denied",
                                        error_description="The sign-in was refused at the provider")  # fmt: skip
             status = 503 if exc.unavailable else 400
-            return _page(status, "The sign-in did not complete", exc.reason, retry=exc.unavailable)
+            return page(status, "The sign-in did not complete", exc.reason, retry=exc.unavailable)
         grant_id = secrets.token_urlsafe(24)
         await (await self._tokens()).keep(grant_id, grant)
         code = secrets.token_urlsafe(32)
@@ -401,7 +365,7 @@ class Broker:
             "used": False,
             "until": time.time() + _CODE_LIFETIME,
         }
-        await self.records.update(_code_key(code), lambda old: (record, None), until)
+        await self.records.update(code_key(code), lambda old: (record, None), until)
         return self._to_client(taken["redirect_uri"], taken["state"], code=code)
 
     def _to_client(self, redirect_uri: str, state: str | None, **params: str) -> Response:
@@ -410,235 +374,6 @@ class Broker:
         separator = "&" if "?" in redirect_uri else "?"
         return RedirectResponse(f"{redirect_uri}{separator}{urlencode(answer)}", status_code=303,
                                 headers={"cache-control": "no-store", "referrer-policy": "no-referrer"})  # fmt: skip
-
-    # -- 5. the token endpoint ----------------------------------------------------------------------
-
-    async def _token_answer(self, request: Request) -> Response:
-        form = await _form(request)
-        if form is None:
-            raise _Refusal("invalid_request", "a form body (application/x-www-form-urlencoded), each parameter once")
-        client = await self._authenticated_client(request, form)
-        grant_type = form.get("grant_type")
-        if grant_type == "authorization_code":
-            claims, refresh_token = await self._from_code(client, form)
-        elif grant_type == "refresh_token":
-            claims, refresh_token = await self._from_refresh_token(client, form)
-        else:
-            raise _Refusal("unsupported_grant_type", "authorization_code or refresh_token")
-        access_token = await self._access_token(claims)
-        answer = {
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": self.settings.access_token_lifetime,
-            "refresh_token": refresh_token,
-            "scope": claims["scope"],
-        }
-        return JSONResponse(answer, headers={"cache-control": "no-store", "pragma": "no-cache"})
-
-    async def _authenticated_client(self, request: Request, form: Mapping[str, str]) -> BrokerClient:
-        """RFC 6749 §2.3: a confidential client proves its secret; a public one names itself."""
-        client_id, secret = extract_basic_authorization(request.headers)  # RFC 6749 §2.3.1
-        if client_id is None:
-            client_id, secret = form.get("client_id", ""), form.get("client_secret")
-        elif form.get("client_id") not in (None, client_id):
-            raise _Refusal("invalid_request", "client_id differs from the Basic credentials")
-        try:
-            client = await self.clients.find(client_id)
-        except OAuth2Error as exc:  # unknown, or its metadata document refused
-            raise _Refusal("invalid_client", str(exc.description or "unknown client"), 401) from None
-        if client.secret_hash is None:
-            if secret is not None:
-                raise _Refusal("invalid_client", "a public client has no secret", 401)
-        elif not client.secret_matches(secret):
-            raise _Refusal("invalid_client", "client authentication failed", 401)
-        return client
-
-    async def _from_code(self, client: BrokerClient, form: Mapping[str, str]) -> tuple[dict[str, Any], str]:
-        code, verifier = form.get("code", ""), form.get("code_verifier", "")
-
-        def use(old: Record | None) -> tuple[Record | None, tuple[str, Record | None]]:
-            if old is None:
-                return None, ("unknown", None)
-            if old["used"]:
-                return old, ("used", old)
-            return old | {"used": True}, ("fresh", old)  # spent whoever presents it
-
-        outcome, record = await self.records.update(_code_key(code), use, until) if code else ("unknown", None)
-        if outcome == "used" and record is not None:
-            # RFC 6749 §4.1.2: a code used twice revokes what it was exchanged for.
-            if record.get("family"):
-                await self._revoke_family(record["family"])
-            raise _Refusal("invalid_grant", "the code was already used")
-        if record is None:
-            raise _Refusal("invalid_grant", "unknown or expired code")
-        if not hmac.compare_digest(record["client_id"], client.client_id):
-            raise _Refusal("invalid_grant", "the code was issued to another client")
-        if form.get("redirect_uri") != record["redirect_uri"]:
-            raise _Refusal("invalid_grant", "redirect_uri differs from the authorization request's")
-        if not _VERIFIER.fullmatch(verifier) or not hmac.compare_digest(
-            create_s256_code_challenge(verifier), record["challenge"]
-        ):
-            raise _Refusal("invalid_grant", "code_verifier does not match the code_challenge (PKCE)")
-        resources = self._token_resources(form, record["resources"])
-        grant = {k: record[k] for k in ("client_id", "sub", "scopes", "resources", "grant_id")}
-        refresh_token = await self.refresh_tokens.issue(grant)
-        family = RefreshTokens.family_of(refresh_token)
-
-        def note_family(old: Record | None) -> tuple[Record | None, None]:
-            return (None if old is None else old | {"family": family}), None
-
-        await self.records.update(_code_key(code), note_family, until)
-        return self._claims(grant, record["scopes"], resources, family), refresh_token
-
-    async def _from_refresh_token(self, client: BrokerClient, form: Mapping[str, str]) -> tuple[dict[str, Any], str]:
-        rotation = await self.refresh_tokens.rotate(form.get("refresh_token", ""), client.client_id)
-        if rotation.token is None or rotation.grant is None:
-            logger.info("refresh refused for client %s: %s", client.client_id, rotation.problem)
-            raise _Refusal("invalid_grant", "the refresh token is not valid")
-        grant = rotation.grant
-        try:
-            scopes = self._scopes(form.get("scope"), grant["scopes"]) if form.get("scope") else grant["scopes"]
-        except _ToClient as exc:
-            raise _Refusal(exc.error, exc.description) from None
-        resources = self._token_resources(form, grant["resources"])
-        return self._claims(grant, scopes, resources, RefreshTokens.family_of(rotation.token)), rotation.token
-
-    def _token_resources(self, form: Mapping[str, str], granted: list[str]) -> list[str]:
-        requested = [form["resource"]] if form.get("resource") else []
-        try:
-            return self._resources(requested, granted)
-        except _ToClient as exc:
-            raise _Refusal(exc.error, exc.description) from None
-
-    def _claims(self, grant: Mapping[str, Any], scopes: list[str], resources: list[str], family: str) -> dict[str, Any]:
-        now = int(time.time())
-        return {
-            "iss": self.issuer,
-            "sub": grant["sub"],
-            "aud": resources[0] if len(resources) == 1 else resources,
-            "client_id": grant["client_id"],
-            "scope": " ".join(scopes),
-            "iat": now,
-            "exp": now + self.settings.access_token_lifetime,
-            "jti": str(uuid.uuid4()),
-            "sid": family,
-        }
-
-    async def _access_token(self, claims: dict[str, Any]) -> str:
-        """RFC 9068: `typ: at+jwt`, signed by the current key."""
-        key = await self.keys.signing_key()
-        header = {"alg": ALGORITHM, "typ": "at+jwt", "kid": key.kid}
-        return jwt.encode(header, claims, key, algorithms=[ALGORITHM])
-
-    # -- RFC 7591 registration, RFC 7009 revocation ---------------------------------------------
-
-    async def _register_answer(self, request: Request) -> Response:
-        try:
-            body, _ = await read_body(request.receive, _MAX_FORM)
-            metadata = json.loads(body or b"null")
-        except (BodyTooLargeError, ValueError):
-            metadata = None
-        if not isinstance(metadata, dict):
-            raise _Refusal("invalid_client_metadata", "the body must be a JSON object")
-        try:
-            info = await self.clients.register(metadata)
-        except OAuth2Error as exc:
-            raise _Refusal(exc.error, str(exc.description or "")) from None
-        return JSONResponse(info, status_code=201, headers={"cache-control": "no-store"})
-
-    async def _revoke_answer(self, request: Request) -> Response:
-        form = await _form(request)
-        if form is None or not form.get("token"):
-            raise _Refusal("invalid_request", "token is required")
-        client = await self._authenticated_client(request, form)
-        token = form["token"]
-        if token.count(".") == 2:  # an access token: its family (sid) goes, if it is ours and its client's
-            family = await self._family_of_access_token(token, client.client_id)
-            if family:
-                await self._revoke_family(family)
-        else:
-            grant = await self.refresh_tokens.revoke(token, client.client_id)
-            if grant is not None:
-                await (await self._tokens()).forget(grant["grant_id"])
-        return Response(status_code=200, headers={"cache-control": "no-store"})  # RFC 7009 §2.2
-
-    async def _family_of_access_token(self, token: str, client_id: str) -> str | None:
-        keys = await self.keys.keys_for(None, "EC")
-        for key in keys:
-            try:
-                claims = jwt.decode(token, key, algorithms=[ALGORITHM]).claims
-            except (JoseError, ValueError):  # not ours, or not with this key: nothing to revoke
-                continue
-            if claims.get("iss") == self.issuer and claims.get("client_id") == client_id:
-                return str(claims.get("sid") or "") or None
-        return None
-
-    async def _revoke_family(self, family: str) -> None:
-        grant = await self.refresh_tokens.revoke_family(family)
-        if grant is not None:
-            await (await self._tokens()).forget(grant["grant_id"])
-
-    # -- every answer ---------------------------------------------------------------------------
-
-    def _answering(
-        self, answer: Callable[[Request], Awaitable[Response]], *, page: bool = False
-    ) -> Callable[[Request], Awaitable[Response]]:
-        """The endpoint around `answer`: refusals as RFC 6749 §5.2 JSON (or a page, for a browser);
-        storage or provider down: 503 with `Retry-After`; never a 500 with a trace."""
-
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await answer(request)
-            except _Refusal as refusal:
-                headers = {"cache-control": "no-store"}
-                if refusal.status == 401:
-                    headers["www-authenticate"] = 'Basic realm="token"'
-                body = {"error": refusal.error, "error_description": refusal.description}
-                return JSONResponse(body, status_code=refusal.status, headers=headers)
-            except (StorageUnavailableError, ProviderError) as exc:
-                logger.warning("broker unavailable: %s", getattr(exc, "detail", exc))
-                if page:
-                    return _page(503, "Sign-in is unavailable", "Try again in a moment.", retry=True)
-                body = {"error": "temporarily_unavailable", "error_description": "try again later"}
-                return JSONResponse(body, status_code=503, headers={"retry-after": "5", "cache-control": "no-store"})
-
-        return endpoint
-
-
-def _single(items: Iterable[tuple[str, str]], except_: tuple[str, ...] = ()) -> dict[str, str] | None:
-    """Parameters, each once (RFC 6749 §3.1); None if one is repeated (`except_` may repeat)."""
-    seen: dict[str, str] = {}
-    for name, value in items:
-        if name in seen and name not in except_:
-            return None
-        seen[name] = value
-    return seen
-
-
-async def _form(request: Request) -> dict[str, str] | None:
-    """An urlencoded form body, bounded, each parameter once; None otherwise."""
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
-        return None
-    try:
-        body, _ = await read_body(request.receive, _MAX_FORM)
-        items = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False)
-    except (BodyTooLargeError, UnicodeDecodeError, ValueError):
-        return None
-    return _single(items)
-
-
-def _page(status: int, title: str, message: str, *, retry: bool = False, because: str | None = None) -> Response:
-    """An error page a person reads: escaped, no script, not framable; `because`, for the
-    operator's log (what was refused and why, never a token)."""
-    if because is not None:
-        logger.info("broker %d: %s", status, because)
-    body = (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
-        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>\n"
-    )
-    headers = dict(PAGE_HEADERS) | ({"retry-after": "5"} if retry else {})
-    return HTMLResponse(body, status_code=status, headers=headers)
 
 
 def _where(storage: str) -> str:
@@ -656,7 +391,3 @@ def _sign_in_key(sign_in: str) -> str:
 def _consent_key(browser: str, client_id: str) -> str:
     digest = hashlib.sha256(f"{browser}\x00{client_id}".encode()).hexdigest()
     return f"broker:consent:{digest}"
-
-
-def _code_key(code: str) -> str:
-    return f"broker:code:{hashlib.sha256(code.encode()).hexdigest()}"
