@@ -1,5 +1,7 @@
-"""The broker's records on each storage it offers: SQLite (a file; a second connection to it is
-what a second process on the machine would have) and real Redis (two clients: two replicas)."""
+"""What the broker's tests share: its records on each storage it offers (SQLite: a file, a second
+connection to it what a second process on the machine would have; real Redis: two clients, two
+replicas), the Entra-like provider (node oidc-provider), a user's browser at the broker
+(`BrokerBrowser`), and the broker behind the middleware in process (`setup`, `build`)."""
 
 from __future__ import annotations
 
@@ -11,16 +13,26 @@ import os
 import re
 import secrets
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import httpx2
 import pytest
 from joserfc.jwk import RSAKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
+from mcp_auth_middleware import MCPAuthMiddleware
+from mcp_auth_middleware.broker.authorization_server import Broker
+from mcp_auth_middleware.broker.clients import BrokerClient
+from mcp_auth_middleware.broker.providers import oidc
 from mcp_auth_middleware.broker.storage import Records, SharedRecords, SQLiteRecords
 from mcp_auth_middleware.testing import free_port
 
@@ -204,3 +216,115 @@ def authorize_url(issuer: str, client_id: str, challenge: str, **params: str) ->
         "scope": "mcp",
     } | params
     return f"{issuer}/authorize?{urlencode({k: v for k, v in query.items() if v is not None})}"
+
+
+# -- the broker behind the middleware, in process, the Entra-like provider behind it ------------------
+
+CLIENT = "notes-cli"
+
+
+REDIRECT = "http://127.0.0.1:5555/callback"
+
+
+@dataclass
+class Setup:
+    broker: Broker
+    http: httpx2.AsyncClient  # the broker and the MCP servers it serves, in process
+    issuer: str
+    resource: str  # resource A
+    other: str  # resource B
+    database: Path
+    provider: EntraLike
+
+    def browser(self) -> BrokerBrowser:
+        return BrokerBrowser(self.http, self.issuer, self.provider.issuer)
+
+    async def token(self, **form: str) -> httpx2.Response:
+        return await self.http.post(f"{self.issuer}/token", data=form)
+
+    async def code(self, browser: BrokerBrowser | None = None, **params: str) -> tuple[str, str]:
+        verifier, challenge = pkce()
+        answer = await (browser or self.browser()).sign_in(authorize_url(self.issuer, CLIENT, challenge, **params))
+        assert "code" in answer, answer
+        return answer["code"], verifier
+
+    async def tokens(self, **params: str) -> dict[str, Any]:
+        code, verifier = await self.code(**params)
+        response = await self.token(
+            grant_type="authorization_code", code=code, code_verifier=verifier, client_id=CLIENT, redirect_uri=REDIRECT
+        )
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def stored(self, prefix: str) -> int:
+        with sqlite3.connect(self.database) as db:
+            (count,) = db.execute("SELECT count(*) FROM records WHERE key LIKE ?", (f"{prefix}%",)).fetchone()
+        return int(count)
+
+
+def whoami(request: Request) -> JSONResponse:
+    auth = request.state.auth
+    return JSONResponse({"sub": auth.sub, "client_id": auth.client_id, "scopes": sorted(auth.scopes)})
+
+
+def build(provider: EntraLike, database: Path, **options: Any) -> tuple[Broker, Any, str, str]:
+    issuer = broker_issuer(provider)
+    origin = issuer.removesuffix("/oauth")
+    resource, other = f"{origin}/mcp", f"{origin}/other"
+    upstream = options.pop("upstream", None) or oidc(
+        provider.issuer, provider.client_id, provider.client_secret, allow_http=True
+    )
+    broker = Broker.of(
+        issuer,
+        upstream,
+        [resource, other],
+        [SECRET],
+        storage=str(database),
+        scopes_supported=options.pop("scopes_supported", ["mcp", "notes:delete"]),
+        clients=(
+            BrokerClient.preregistered(CLIENT, ["http://127.0.0.1/callback"], client_name="Notes CLI"),
+            *options.pop("clients", ()),
+        ),
+        **options,
+    )
+    inner = Starlette(routes=[Route("/mcp", whoami, methods=["GET", "POST"]), Route("/other", whoami)])
+    a = MCPAuthMiddleware(inner, resource=resource, broker=broker, required_scopes=["mcp"])
+    b = MCPAuthMiddleware(inner, resource=other, broker=broker, required_scopes=["mcp"])
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # A at /mcp (and the broker), B at /other
+        await (b if scope.get("path") == "/other" else a)(scope, receive, send)
+
+    return broker, app, resource, other
+
+
+@pytest.fixture
+async def setup(entra_like: EntraLike, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
+    options = getattr(request, "param", {})
+    database = tmp_path / "broker.db"
+    broker, app, resource, other = build(entra_like, database, **options)
+    origin = resource.removesuffix("/mcp")
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=origin, timeout=20) as http:
+        yield Setup(broker, http, broker.issuer, resource, other, database, entra_like)
+    await broker.aclose()
+
+
+def client_answer(response: httpx2.Response) -> dict[str, str]:
+    assert response.status_code == 303, response.text[:300]
+    location = response.headers["location"]
+    assert location.startswith(REDIRECT), location
+    return dict(parse_qsl(urlsplit(location).query))
+
+
+async def auth_of(setup: Setup, token: str) -> Any:
+    """What the middleware of resource A makes of `token` (its AuthInfo)."""
+    return await setup.broker.validator().for_resource(setup.resource).validate(token)
+
+
+async def at_the_provider(setup: Setup, browser: BrokerBrowser, **params: str) -> str:
+    """A sign-in begun and approved in `browser`: where the broker sends it at the provider."""
+    _, challenge = pkce()
+    page = await browser.get(authorize_url(setup.issuer, CLIENT, challenge, **params))
+    response = await browser.consent(page)
+    assert response.status_code == 303
+    return str(response.headers["location"])
