@@ -222,6 +222,7 @@ class Broker:
             return page(400, "This application cannot sign in here", "Its redirect URI is not registered for it.",
                          because=f"authorize: client {client.client_id!r}: redirect_uri {str(redirect_uri)[:200]!r} "
                          f"is not one of {list(client.redirect_uris)} (loopback: any port)")  # fmt: skip
+        await self.clients.keep(client)
         state = query.get("state")
         try:
             scopes, resources, challenge = self._checked_request(query, request.query_params.getlist("resource"))

@@ -93,6 +93,7 @@ class ClientEndpoints:
                 raise Refusal("invalid_client", "a public client has no secret", 401)
         elif not client.secret_matches(secret):
             raise Refusal("invalid_client", "client authentication failed", 401)
+        await self.clients.keep(client)
         return client
 
     async def _from_code(self, client: BrokerClient, form: Mapping[str, str]) -> tuple[dict[str, Any], str]:

@@ -147,6 +147,17 @@ class Clients:
             record["token_endpoint_auth_method"],
         )
 
+    async def keep(self, client: BrokerClient) -> None:
+        """A registered client in use stays registered (`lifetime` from its last sign-in or token)."""
+        if client.kind != "registered":
+            return
+        lifetime = self.policy.lifetime
+
+        def extend(old: Record | None) -> tuple[Record | None, None]:
+            return (None if old is None else old | {"until": time.time() + lifetime}), None
+
+        await self.records.update(_key(client.client_id), extend, lifetime)
+
     async def register(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """RFC 7591 §3.2.1: the client information for valid metadata, or an error naming the member."""
         redirect_uris = check_redirect_uris(metadata.get("redirect_uris"))
