@@ -172,7 +172,7 @@ class MCPAuthMiddleware(AroundRequests):
             self.decisions,
             strict=config.strict_startup,
             cors_origins=config.browsers.cors_origins,
-            on_shutdown=config.broker.aclose if config.broker is not None else None,
+            broker=config.broker,
         )
         # MCP Streamable HTTP transport, Security Warning: the Origin of every request is
         # validated (DNS rebinding); "*" turns that off, loudly. CORS for browser clients.
@@ -190,13 +190,16 @@ class MCPAuthMiddleware(AroundRequests):
             return
         path: str = scope["path"]
         root_path = scope.get("root_path")
+        if (
+            self._broker_paths
+            and (root_path or path in self._broker_paths)
+            and await self._to_broker(path, root_path, scope, receive, send)
+        ):
+            return
         if root_path:
             path, is_metadata = self._inner_path(path, root_path, scope)
         else:
             is_metadata = path in self._metadata_paths
-        if path in self._broker_paths:  # the broker's own endpoints (its own CORS and checks)
-            await self.config.broker(scope, receive, send)
-            return
         # One pass over the headers finds everything the request path reads from them (a
         # request back from CORS, see _from_a_browser, was scanned on its way in).
         back_from_cors = _SCANNED_KEY in scope
@@ -287,6 +290,18 @@ class MCPAuthMiddleware(AroundRequests):
         if scope["type"] == "lifespan":
             send = partial(self.startup.lifespan_send, send=send)
         await self.app(scope, receive, send)
+
+    async def _to_broker(self, path: str, root_path: str | None, scope: Scope, receive: Receive, send: Send) -> bool:
+        """The broker's own endpoints (its own CORS and checks), by their public path: the issuer's
+        path holds any prefix a Mount or a proxy's root_path adds."""
+        # A path may come with the prefix (a Mount; uvicorn --root-path adds it) or without it (a
+        # proxy's root_path alone), and a host-root metadata request comes with one it lacks.
+        candidates = (path, root_path + path, path.removeprefix(root_path)) if root_path else (path,)
+        public = next((p for p in candidates if p in self._broker_paths), None)
+        if public is None:
+            return False
+        await self.config.broker(dict(scope, path=public, root_path=""), receive, send)
+        return True
 
     def _inner_path(self, path: str, root_path: str, scope: Scope) -> tuple[str, bool]:
         """The path inside the app we wrap, without the prefix of a Mount or of a proxy's

@@ -40,11 +40,13 @@ class Startup:
         *,
         strict: bool,
         cors_origins: tuple[str, ...] | None,
-        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        broker: Any = None,
     ) -> None:
         self.app, self.validator, self.metadata, self.decisions = app, validator, metadata, decisions
-        # What closes with the app (the broker's connections, opened on the server's loop).
-        self.on_shutdown = on_shutdown
+        #: The broker (`broker=`): its metadata routed here too, and closed with the app (its
+        #: connections are opened on the server's loop).
+        self.broker = broker
+        self.on_shutdown: Callable[[], Awaitable[None]] | None = broker.aclose if broker is not None else None
         self.strict, self.cors_origins = strict, cors_origins
         self.resource = metadata.resource
         self.well_known_routed = False
@@ -111,7 +113,11 @@ class Startup:
         path = self.metadata.path
         paths = [path] + ([WELL_KNOWN] if include_root and path != WELL_KNOWN else [])
         endpoint: ASGIApp = self.metadata if self.cors_origins is None else with_cors(self.metadata, self.cors_origins)
-        return [Route(p, endpoint) for p in paths]
+        # The broker's metadata is at the host's root too (RFC 8414 §3): its own CORS.
+        broker = (
+            [Route(p, self.broker) for p in self.broker.paths if p.startswith("/.well-known/")] if self.broker else []
+        )
+        return [Route(p, endpoint) for p in paths] + broker
 
     def warn_mounted(self, prefix: str) -> None:
         self.well_known_routed = True  # say it once

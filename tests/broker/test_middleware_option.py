@@ -71,3 +71,32 @@ def test_the_startup_line_names_the_redirect_uri_and_never_a_storage_password(
                   storage=storage, records=records)  # fmt: skip
     assert "register https://mcp.example.com/oauth/callback" in caplog.text
     assert "redis://redis.internal:6380/0" in caplog.text and "hunter2" not in caplog.text
+
+
+@pytest.mark.parametrize("shape", ["mounted under /api", "behind a proxy with root_path /api"])
+async def test_the_broker_is_served_under_a_prefix_as_the_resource_is(tmp_path: Path, shape: str) -> None:
+    """docs/deployment.md's two shapes with a prefix: the broker's issuer holds the prefix; its
+    endpoints answer at their public paths, its metadata at the host's root as RFC 8414 §3 puts
+    it (by `well_known_routes()` when mounted), and the MCP endpoint stays protected."""
+    from starlette.routing import Mount
+
+    upstream = oidc("https://idp.example.com", "id", "secret")
+    the_broker = Broker.of("https://mcp.example.com/api/oauth", upstream, "https://mcp.example.com/api/mcp",
+                           [SECRET], storage=str(tmp_path / "b.db"))  # fmt: skip
+    middleware = MCPAuthMiddleware(app(), resource="https://mcp.example.com/api/mcp", broker=the_broker)
+    if shape.startswith("mounted"):
+        transport = httpx2.ASGITransport(
+            app=Starlette(routes=[*middleware.well_known_routes(), Mount("/api", middleware)])
+        )
+    else:
+        transport = httpx2.ASGITransport(app=middleware, root_path="/api")
+    async with httpx2.AsyncClient(transport=transport, base_url="https://mcp.example.com") as http:
+        metadata = await http.get("/.well-known/oauth-authorization-server/api/oauth")
+        assert metadata.status_code == 200, metadata.text
+        assert metadata.json()["token_endpoint"] == "https://mcp.example.com/api/oauth/token"
+        assert (await http.get("/api/oauth/jwks")).json()["keys"]
+        refused = await http.post("/api/oauth/token", data={"grant_type": "refresh_token", "client_id": "nobody"})
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"  # the broker answered
+        assert (await http.post("/api/mcp")).status_code == 401  # the app, still protected
+        assert (await http.get("/api/oauth/elsewhere")).status_code == 401  # not the broker's: protected
+    await the_broker.aclose()
