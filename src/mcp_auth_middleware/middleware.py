@@ -145,8 +145,7 @@ class MCPAuthMiddleware(AroundRequests):
         self._metadata_paths = {self.metadata.path, WELL_KNOWN}
         # With `broker=`, the broker answers its endpoints here when it shares this origin.
         broker = config.broker
-        beside = broker is not None and broker.settings.origin == config.resource.origin
-        self._broker_paths = broker.paths if beside else ()
+        self._broker = broker if broker is not None and broker.settings.origin == config.resource.origin else None
         self._public_exact = {p for p in config.public_paths if not p.endswith("*")}
         self._public_prefixes = tuple(p[:-1] for p in config.public_paths if p.endswith("*"))
         self.challenger = Challenger.for_config(config, self.metadata.url)
@@ -190,11 +189,8 @@ class MCPAuthMiddleware(AroundRequests):
             return
         path: str = scope["path"]
         root_path = scope.get("root_path")
-        if (
-            self._broker_paths
-            and (root_path or path in self._broker_paths)
-            and await self._to_broker(path, root_path, scope, receive, send)
-        ):
+        if self._broker is not None and (public := self._broker.public_path(path, root_path)) is not None:
+            await self._broker(dict(scope, path=public, root_path=""), receive, send)  # its own checks
             return
         if root_path:
             path, is_metadata = self._inner_path(path, root_path, scope)
@@ -290,18 +286,6 @@ class MCPAuthMiddleware(AroundRequests):
         if scope["type"] == "lifespan":
             send = partial(self.startup.lifespan_send, send=send)
         await self.app(scope, receive, send)
-
-    async def _to_broker(self, path: str, root_path: str | None, scope: Scope, receive: Receive, send: Send) -> bool:
-        """The broker's own endpoints (its own CORS and checks), by their public path: the issuer's
-        path holds any prefix a Mount or a proxy's root_path adds."""
-        # A path may come with the prefix (a Mount; uvicorn --root-path adds it) or without it (a
-        # proxy's root_path alone), and a host-root metadata request comes with one it lacks.
-        candidates = (path, root_path + path, path.removeprefix(root_path)) if root_path else (path,)
-        public = next((p for p in candidates if p in self._broker_paths), None)
-        if public is None:
-            return False
-        await self.config.broker(dict(scope, path=public, root_path=""), receive, send)
-        return True
 
     def _inner_path(self, path: str, root_path: str, scope: Scope) -> tuple[str, bool]:
         """The path inside the app we wrap, without the prefix of a Mount or of a proxy's

@@ -131,6 +131,14 @@ class Broker:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
 
+    def public_path(self, path: str, root_path: str | None) -> str | None:
+        """The broker's path a request names, or None: for a middleware serving the broker beside
+        its app. A path comes with the prefix (a Mount; uvicorn --root-path adds it) or without it
+        (a proxy's root_path alone), and a host-root metadata request with one it lacks."""
+        if not root_path:
+            return path if path in self.paths else None
+        return next((p for p in (path, root_path + path, path.removeprefix(root_path)) if p in self.paths), None)
+
     async def aclose(self) -> None:
         if self._upstream is not None:
             await self._upstream.aclose()

@@ -181,6 +181,20 @@ def _authorization_servers(
     return servers
 
 
+def _broker_validator(broker: Any, resource: Resource, validation: Validation, validator: Any) -> TokenValidator:
+    """`broker=`: its tokens validated with its keys, for a resource it serves."""
+    if validator is not None or validation.issuer or validation.issuers:
+        raise ValueError("pass `broker=` alone: its tokens are validated with its own keys")
+    if resource.url not in broker.settings.resources:
+        # Clients ask for this resource (RFC 9728 metadata): the broker would refuse it.
+        raise ValueError(
+            f"the broker's resources {list(broker.settings.resources)} do not include this resource "
+            f"{resource.url!r} (RFC 8707: its tokens are for those only)"
+        )
+    built: TokenValidator = broker.validator()
+    return built
+
+
 def _paths(public_paths: Words) -> tuple[str, ...]:
     paths = tuple(word_list(public_paths))
     if bad := [p for p in paths if not p.startswith("/")]:
@@ -329,15 +343,7 @@ class AuthConfig:
         groups = _groups(flat, {**given, "dpop": dpop}, allow_http=allow_http)
         parsed = Resource.of(resource, allow_http=allow_http)
         if broker is not None:
-            if validator is not None or groups["validation"].issuer or groups["validation"].issuers:
-                raise ValueError("pass `broker=` alone: its tokens are validated with its own keys")
-            if parsed.url not in broker.settings.resources:
-                # Clients ask for this resource (RFC 9728 metadata): the broker would refuse it.
-                raise ValueError(
-                    f"the broker's resources {list(broker.settings.resources)} do not include this resource "
-                    f"{parsed.url!r} (RFC 8707: its tokens are for those only)"
-                )
-            validator = broker.validator()
+            validator = _broker_validator(broker, parsed, groups["validation"], validator)
         servers = _authorization_servers(authorization_servers, groups["validation"], validator, allow_http=allow_http)
         paths = _paths(public_paths)
         values = {
