@@ -17,6 +17,7 @@ SCRIPTS = [
     ("DPoP proof checks against a raw ES256 verify", "dpop.py"),
     ("End-to-end throughput: real uvicorn + FastMCP, with and without the middleware", "throughput.py"),
     ("Gateway mode: FastMCP behind nginx with and without auth_request, and per decision", "gateway.py"),
+    ("The broker: sign-in round trips, and its tokens against any JWT issuer's", "broker.py"),
     ("Load and soak: real uvicorn + FastMCP, mixed traffic", "soak.py"),
     ("Instructions per request under callgrind (needs valgrind)", "instructions.py"),
 ]
