@@ -15,6 +15,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Send
 
 from .config import AuthConfig
+from .config.broker import BrokerContract
 from .cors import with_cors
 from .decisions import Decisions
 from .errors import AuthError, AuthorizationServerUnavailableError, ConfigurationError
@@ -40,7 +41,7 @@ class Startup:
         *,
         strict: bool,
         cors_origins: tuple[str, ...] | None,
-        broker: Any = None,
+        broker: BrokerContract | None = None,
     ) -> None:
         self.app, self.validator, self.metadata, self.decisions = app, validator, metadata, decisions
         #: The broker (`broker=`): its metadata routed here too, and closed with the app (its

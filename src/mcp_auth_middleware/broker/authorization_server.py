@@ -27,7 +27,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError
@@ -37,6 +37,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..config.broker import BrokerContract
 from ..errors import AuthError
 from ..server.browsers import ForBrowsers
 from ..server.client_metadata import ClientMetadataDocuments
@@ -400,3 +401,9 @@ def _sign_in_key(sign_in: str) -> str:
 def _consent_key(browser: str, client_id: str) -> str:
     digest = hashlib.sha256(f"{browser}\x00{client_id}".encode()).hexdigest()
     return f"broker:consent:{digest}"
+
+
+if TYPE_CHECKING:  # mypy checks here that the middleware's contract is what a Broker is
+
+    def _is_what_the_middleware_asks(broker: Broker) -> BrokerContract:
+        return broker

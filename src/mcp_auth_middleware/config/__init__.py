@@ -29,6 +29,7 @@ from typing import Any, Literal
 from ..auth_info import TokenValidator
 from ..engines.contract import DECIDED_METHODS
 from ..values import check_server_url, read_variables, word_list
+from .broker import BrokerContract
 from .groups import (
     DEFAULT_DPOP_ALGORITHMS,
     FORWARDED_HEADERS,
@@ -181,7 +182,9 @@ def _authorization_servers(
     return servers
 
 
-def _broker_validator(broker: Any, resource: Resource, validation: Validation, validator: Any) -> TokenValidator:
+def _broker_validator(
+    broker: BrokerContract, resource: Resource, validation: Validation, validator: TokenValidator | None
+) -> TokenValidator:
     """`broker=`: its tokens validated with its keys, for a resource it serves."""
     if validator is not None or validation.issuer or validation.issuers:
         raise ValueError("pass `broker=` alone: its tokens are validated with its own keys")
@@ -191,8 +194,7 @@ def _broker_validator(broker: Any, resource: Resource, validation: Validation, v
             f"the broker's resources {list(broker.settings.resources)} do not include this resource "
             f"{resource.url!r} (RFC 8707: its tokens are for those only)"
         )
-    built: TokenValidator = broker.validator()
-    return built
+    return broker.validator()
 
 
 def _paths(public_paths: Words) -> tuple[str, ...]:
@@ -242,7 +244,7 @@ class AuthConfig:
     validator: TokenValidator | None
     #: The broker (`broker.Broker`) this resource's tokens come from: advertised, its tokens
     #: validated with its keys in process, its endpoints served beside the app.
-    broker: Any
+    broker: BrokerContract | None
     validation: Validation
     scopes: ScopeRules
     browsers: BrowserAccess
@@ -270,7 +272,7 @@ class AuthConfig:
         resource: str | Resource | None = None,
         authorization_servers: Words | None = None,
         validator: TokenValidator | None = None,
-        broker: Any = None,
+        broker: BrokerContract | None = None,
         # How tokens are validated (group: validation=Validation(...))
         issuer: str | None = None,
         issuers: Words | None = None,
