@@ -433,4 +433,8 @@ def _invalid_claim(name: str) -> NoReturn:
 
 
 def _when(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    """A date for a log line; an `exp` beyond what the platform's clock holds is shown as it is."""
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch:.0f} (not a date)"
