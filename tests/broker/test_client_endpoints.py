@@ -5,17 +5,21 @@ requests, client authentication and RFC 7591 registration with its policy."""
 
 from __future__ import annotations
 
+import base64
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mcp_auth_middleware.broker.authorization_server import Broker
 from mcp_auth_middleware.broker.clients import BrokerClient, RegistrationPolicy
 from mcp_auth_middleware.broker.upstream import ProviderError
 
 from .conftest import (
     CLIENT,
     REDIRECT,
+    SECRET,
     Setup,
     auth_of,
     authorize_url,
@@ -271,3 +275,25 @@ async def test_a_registered_confidential_client_gets_a_secret_that_works(setup: 
     response = await setup.token(grant_type="authorization_code", code=answer["code"], code_verifier=verifier,
                                  redirect_uri=REDIRECT, **credentials)  # fmt: skip
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [{"clients": (BrokerClient.preregistered("web", ["https://app.example/cb"], client_secret="web-secret-1"),)}],
+    indirect=True,
+)
+async def test_a_repeated_authorization_header_is_refused(setup: Setup) -> None:
+    """Two Basic credentials: which one a proxy in front checked is unknowable; neither is used."""
+    good, bad = base64.b64encode(b"web:web-secret-1").decode(), base64.b64encode(b"web:wrong").decode()
+    headers = [("authorization", f"Basic {bad}"), ("authorization", f"Basic {good}")]
+    form = {"grant_type": "refresh_token", "refresh_token": "x.y"}
+    response = await setup.http.post(f"{setup.issuer}/token", data=form, headers=headers)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+def test_a_misspelled_broker_option_is_named(tmp_path: Path) -> None:
+    from mcp_auth_middleware.broker.providers import oidc
+
+    with pytest.raises(TypeError, match="acess_token_lifetime"):
+        Broker.of("https://mcp.example.com/oauth", oidc("https://idp.example.com", "i", "s"), "https://mcp.example.com/mcp",
+                  [SECRET], storage=str(tmp_path / "b.db"), acess_token_lifetime=60)  # fmt: skip

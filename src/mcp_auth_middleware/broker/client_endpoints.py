@@ -79,6 +79,8 @@ class ClientEndpoints:
 
     async def _authenticated_client(self, request: Request, form: Mapping[str, str]) -> BrokerClient:
         """RFC 6749 §2.3: a confidential client proves its secret; a public one names itself."""
+        if len(request.headers.getlist("authorization")) > 1:  # which one would a proxy have checked?
+            raise Refusal("invalid_request", "the Authorization header is repeated")
         client_id, secret = extract_basic_authorization(request.headers)  # RFC 6749 §2.3.1
         if client_id is None:
             client_id, secret = form.get("client_id", ""), form.get("client_secret")
