@@ -20,7 +20,6 @@ answer shares (refusals, pages, parameters read strictly) in `answers`. Every re
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import re
@@ -51,7 +50,7 @@ from .refresh_tokens import RefreshTokens
 from .sealing import Sealer
 from .settings import BrokerSettings
 from .signing_keys import ALGORITHM, SigningKeys
-from .storage import Record, Records, open_records, until
+from .storage import Record, Records, hashed_key, open_records, until
 from .upstream import Pending, ProviderError, Upstream
 
 __all__ = ["Broker"]
@@ -395,12 +394,11 @@ def _where(storage: str) -> str:
 
 
 def _sign_in_key(sign_in: str) -> str:
-    return f"broker:sign-in:{hashlib.sha256(sign_in.encode()).hexdigest()}"
+    return hashed_key("sign-in", sign_in)
 
 
 def _consent_key(browser: str, client_id: str) -> str:
-    digest = hashlib.sha256(f"{browser}\x00{client_id}".encode()).hexdigest()
-    return f"broker:consent:{digest}"
+    return hashed_key("consent", browser, client_id)
 
 
 if TYPE_CHECKING:  # mypy checks here that the middleware's contract is what a Broker is

@@ -5,7 +5,6 @@ RFC 7009 revocation. Access tokens are RFC 9068 JWTs signed by the broker's curr
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -30,7 +29,7 @@ from .clients import BrokerClient, Clients
 from .refresh_tokens import RefreshTokens
 from .settings import BrokerSettings
 from .signing_keys import ALGORITHM, SigningKeys
-from .storage import Record, Records, until
+from .storage import Record, Records, hashed_key, until
 
 __all__ = ["ClientEndpoints", "code_key"]
 
@@ -225,4 +224,4 @@ class ClientEndpoints:
 
 
 def code_key(code: str) -> str:
-    return f"broker:code:{hashlib.sha256(code.encode()).hexdigest()}"
+    return hashed_key("code", code)

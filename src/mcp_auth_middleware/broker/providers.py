@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..discovery import discover_authorization_server
 from .upstream import IssuerCheck, Upstream
 
 __all__ = ["Provider", "auth0", "cognito", "entra", "github", "google", "keycloak", "oidc", "okta"]
@@ -64,15 +65,10 @@ class Provider:
             "subject_claim": self.subject_claim,
             "issuer_check": self.issuer_check,
         }
-        if self.issuer is None:
-            assert self.metadata is not None
-            return Upstream(self.metadata, self.client_id, self.client_secret, **options)
-        upstream = await Upstream.discover(self.issuer, self.client_id, self.client_secret, **options)
-        if self.metadata:
-            await upstream.aclose()
-            merged = {**upstream.metadata, **self.metadata}
-            return Upstream(merged, self.client_id, self.client_secret, **options)
-        return upstream
+        metadata = dict(self.metadata or {})  # given endpoints over the discovered ones
+        if self.issuer is not None:
+            metadata = await discover_authorization_server(self.issuer, allow_http=self.allow_http) | metadata
+        return Upstream(metadata, self.client_id, self.client_secret, **options)
 
 
 def oidc(issuer: str, client_id: str, client_secret: str, **options: Any) -> Provider:

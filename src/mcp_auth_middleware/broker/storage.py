@@ -6,6 +6,7 @@ it survives a restart); `SharedRecords` is Redis or Valkey, for replicas."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 import threading
@@ -16,7 +17,16 @@ from typing import Any, Protocol, TypeVar
 
 from ..shared_storage import connect
 
-__all__ = ["Change", "Records", "SQLiteRecords", "SharedRecords", "StorageUnavailableError", "open_records", "until"]
+__all__ = [
+    "Change",
+    "Records",
+    "SQLiteRecords",
+    "SharedRecords",
+    "StorageUnavailableError",
+    "hashed_key",
+    "open_records",
+    "until",
+]
 
 T = TypeVar("T")
 Record = dict[str, Any]
@@ -149,6 +159,12 @@ class SharedRecords:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def hashed_key(kind: str, *parts: str) -> str:
+    """The key of a record named by values a client holds (a code, a sign-in, a browser): only
+    their hash is stored, so the records do not hold what would redeem them."""
+    return f"broker:{kind}:{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()}"
 
 
 def until(record: Record) -> float:
