@@ -91,6 +91,9 @@ class SigningKeys:
             if stale or unknown_kid or self._rotation_due(now):
                 self._entries = await self.records.update(_KEY, self._rotated, 10 * 365 * 86400)
                 self._loaded_at = time.time()
+                kids = {e["kid"] for e in self._entries}  # keys retired from the set leave memory too
+                self._private = {k: v for k, v in self._private.items() if k in kids}
+                self._verifying = {k: v for k, v in self._verifying.items() if k in kids}
         return self._entries
 
     def _rotation_due(self, now: float) -> bool:
